@@ -1,0 +1,111 @@
+// The C ABI: argument validation, error reporting and dispatch to the CPU
+// backend or the CUDA launchers.  Every entry point checks all of its
+// arguments before it touches any output, so a failed call writes nothing.
+#include "validate.hpp"
+
+#include <cstdarg>
+#include <cstdio>
+
+namespace fm {
+
+namespace {
+thread_local char g_last_error[512] = "";
+}
+
+fastmix_status fail(fastmix_status status, const char *fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  vsnprintf(g_last_error, sizeof g_last_error, fmt, args);
+  va_end(args);
+  return status;
+}
+
+}  // namespace fm
+
+using namespace fm;
+
+extern "C" {
+
+const char *fastmix_status_string(fastmix_status status) {
+  switch (status) {
+    case FASTMIX_SUCCESS: return "FASTMIX_SUCCESS: no error";
+    case FASTMIX_ERROR_INVALID_VALUE: return "FASTMIX_ERROR_INVALID_VALUE: an argument is invalid";
+    case FASTMIX_ERROR_NOT_SUPPORTED: return "FASTMIX_ERROR_NOT_SUPPORTED: not supported by this backend";
+    case FASTMIX_ERROR_NO_DEVICE: return "FASTMIX_ERROR_NO_DEVICE: no usable CUDA device";
+    case FASTMIX_ERROR_CUDA: return "FASTMIX_ERROR_CUDA: the CUDA runtime reported an error";
+    case FASTMIX_ERROR_LABEL_OUT_OF_RANGE: return "FASTMIX_ERROR_LABEL_OUT_OF_RANGE: a label is outside [0, classes)";
+    case FASTMIX_ERROR_INTERNAL: return "FASTMIX_ERROR_INTERNAL: internal error in fastmix";
+  }
+  return "unknown fastmix_status";
+}
+
+const char *fastmix_last_error(void) { return g_last_error; }
+
+int fastmix_version(void) { return FASTMIX_VERSION; }
+
+int fastmix_cuda_device_count(void) { return cuda_device_count(); }
+
+fastmix_status fastmix_sample(fastmix_device device, float alpha, int fold,
+                              fastmix_pairing pairing, uint64_t seed, uint64_t offset,
+                              int64_t batch, float *lambdas, int64_t *partners, void *stream) {
+  static const char *func = "fastmix_sample";
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_device(func, device));
+    FM_TRY(check_sampler(func, alpha, pairing));
+    FM_TRY(check_batch(func, batch));
+    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
+    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
+    if (device == FASTMIX_DEVICE_CUDA)
+      return cuda_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners, stream);
+    cpu_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners);
+    return FASTMIX_SUCCESS;
+  });
+}
+
+fastmix_status fastmix_blend(fastmix_device device, fastmix_dtype dtype, const void *x, void *out,
+                             int64_t batch, int64_t sample_elems, int64_t sample_stride,
+                             const float *lambdas, const int64_t *partners, void *stream) {
+  static const char *func = "fastmix_blend";
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_device(func, device));
+    FM_TRY(check_dtype(func, dtype));
+    FM_TRY(check_batch(func, batch));
+    FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
+    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
+    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
+    if (device == FASTMIX_DEVICE_CUDA)
+      return cuda_blend(dtype, x, out, batch, sample_elems, sample_stride,
+                        const_cast<float *>(lambdas), const_cast<int64_t *>(partners), nullptr,
+                        stream);
+    FM_TRY(check_partners_host(func, partners, batch));
+    cpu_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners);
+    return FASTMIX_SUCCESS;
+  });
+}
+
+fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float alpha, int fold,
+                             fastmix_pairing pairing, uint64_t seed, uint64_t offset,
+                             const void *x, void *out, int64_t batch, int64_t sample_elems,
+                             int64_t sample_stride, float *lambdas, int64_t *partners,
+                             void *stream) {
+  static const char *func = "fastmix_mixup";
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_device(func, device));
+    FM_TRY(check_dtype(func, dtype));
+    FM_TRY(check_sampler(func, alpha, pairing));
+    FM_TRY(check_batch(func, batch));
+    FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
+    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
+    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
+    if (device == FASTMIX_DEVICE_CUDA) {
+      const MixupDraw draw{alpha, fold, pairing, seed, offset};
+      return cuda_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners,
+                        &draw, stream);
+    }
+    cpu_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners);
+    cpu_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners);
+    return FASTMIX_SUCCESS;
+  });
+}
+
+}  // extern "C"

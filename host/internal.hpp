@@ -1,0 +1,54 @@
+// Internal interfaces between the C ABI (host/api.cpp), the CPU backend
+// (host/cpu_*.cpp) and the CUDA launchers (kernels/*.cu).  Not installed.
+#pragma once
+
+#include <fastmix/fastmix.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FM_TRY(expr)                                      \
+  do {                                                    \
+    const fastmix_status fm_status_ = (expr);             \
+    if (fm_status_ != FASTMIX_SUCCESS) return fm_status_; \
+  } while (0)
+
+namespace fm {
+
+// Records the detail of a failure for fastmix_last_error() and returns `status`.
+fastmix_status fail(fastmix_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+inline size_t dtype_size(fastmix_dtype dtype) { return dtype == FASTMIX_FLOAT32 ? 4 : 2; }
+
+// ---- CPU backend (arguments already validated) ----------------------------
+void cpu_sample(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset,
+                int64_t batch, float *lambdas, int64_t *partners);
+void cpu_blend(fastmix_dtype dtype, const void *x, void *out, int64_t batch, int64_t elems,
+               int64_t stride, const float *lambdas, const int64_t *partners);
+
+// ---- CUDA backend ----------------------------------------------------------
+// Each launcher validates what only the device can tell (device pointers,
+// shared memory), queues its kernel on `stream` and reports launch errors.
+// Without the CUDA backend they return FASTMIX_ERROR_NO_DEVICE.
+struct MixupDraw {  // present when the kernel draws lambdas and partners itself
+  float alpha;
+  int fold;
+  fastmix_pairing pairing;
+  uint64_t seed, offset;
+};
+
+fastmix_status cuda_sample(float alpha, int fold, fastmix_pairing pairing, uint64_t seed,
+                           uint64_t offset, int64_t batch, float *lambdas, int64_t *partners,
+                           void *stream);
+// draw == NULL: blend with the given lambdas and partners; otherwise draw them,
+// write them to lambdas/partners, and blend, in one launch.
+fastmix_status cuda_blend(fastmix_dtype dtype, const void *x, void *out, int64_t batch,
+                          int64_t elems, int64_t stride, float *lambdas, int64_t *partners,
+                          const MixupDraw *draw, void *stream);
+int cuda_device_count();
+
+}  // namespace fm

@@ -1,0 +1,105 @@
+// Argument checks shared by the entry points of the C ABI (host/api*.cpp).
+// Each returns FASTMIX_SUCCESS or records a message naming the parameter and
+// returns the error status.
+#pragma once
+
+#include "internal.hpp"
+
+#include <cmath>
+#include <exception>
+#include <new>
+
+namespace fm {
+// Runs an entry point; an escaping C++ exception becomes a status, never a
+// crash of the caller.
+template <class F>
+fastmix_status guarded(const char *func, F &&body) noexcept {
+  try {
+    return body();
+  } catch (const std::bad_alloc &) {
+    return fail(FASTMIX_ERROR_INTERNAL, "%s: out of host memory", func);
+  } catch (const std::exception &e) {
+    return fail(FASTMIX_ERROR_INTERNAL, "%s: %s", func, e.what());
+  } catch (...) {
+    return fail(FASTMIX_ERROR_INTERNAL, "%s: unknown exception", func);
+  }
+}
+
+#define FM_CHECK(cond, ...)                                         \
+  do {                                                              \
+    if (!(cond)) return fail(FASTMIX_ERROR_INVALID_VALUE, __VA_ARGS__); \
+  } while (0)
+
+inline fastmix_status check_device(const char *func, fastmix_device device) {
+  FM_CHECK(device == FASTMIX_DEVICE_CPU || device == FASTMIX_DEVICE_CUDA,
+           "%s: device must be FASTMIX_DEVICE_CPU (0) or FASTMIX_DEVICE_CUDA (1), got %d", func,
+           (int)device);
+  return FASTMIX_SUCCESS;
+}
+
+inline fastmix_status check_dtype(const char *func, fastmix_dtype dtype) {
+  FM_CHECK(dtype == FASTMIX_FLOAT32 || dtype == FASTMIX_FLOAT16 || dtype == FASTMIX_BFLOAT16,
+           "%s: dtype must be FASTMIX_FLOAT32 (0), FASTMIX_FLOAT16 (1) or FASTMIX_BFLOAT16 (2), "
+           "got %d",
+           func, (int)dtype);
+  return FASTMIX_SUCCESS;
+}
+
+inline fastmix_status check_batch(const char *func, int64_t batch) {
+  FM_CHECK(batch >= 0 && batch <= FASTMIX_MAX_BATCH,
+           "%s: batch must be in [0, %lld], got %lld", func, (long long)FASTMIX_MAX_BATCH,
+           (long long)batch);
+  return FASTMIX_SUCCESS;
+}
+
+inline fastmix_status check_sampler(const char *func, float alpha, fastmix_pairing pairing) {
+  FM_CHECK(std::isfinite(alpha) && alpha > 0.0f, "%s: alpha must be finite and > 0, got %g",
+           func, (double)alpha);
+  FM_CHECK(pairing == FASTMIX_PAIRING_PERMUTATION || pairing == FASTMIX_PAIRING_CYCLE ||
+               pairing == FASTMIX_PAIRING_FLIP,
+           "%s: pairing must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1) or _FLIP (2), got %d",
+           func, (int)pairing);
+  return FASTMIX_SUCCESS;
+}
+
+// The geometry of a batch of samples: sizes, stride, alignment, overflow and
+// the overlap of x and out (only out == x is allowed).
+inline fastmix_status check_images(const char *func, fastmix_dtype dtype, const void *x, const void *out,
+                            int64_t batch, int64_t elems, int64_t stride) {
+  FM_CHECK(x != nullptr, "%s: x must not be NULL", func);
+  FM_CHECK(out != nullptr, "%s: out must not be NULL", func);
+  FM_CHECK(elems >= 0, "%s: sample_elems must be >= 0, got %lld", func, (long long)elems);
+  FM_CHECK(stride >= elems, "%s: sample_stride (%lld) must be >= sample_elems (%lld)", func,
+           (long long)stride, (long long)elems);
+  const uintptr_t size = dtype_size(dtype);
+  FM_CHECK((uintptr_t)x % size == 0, "%s: x must be aligned to its element size (%u bytes)",
+           func, (unsigned)size);
+  FM_CHECK((uintptr_t)out % size == 0, "%s: out must be aligned to its element size (%u bytes)",
+           func, (unsigned)size);
+  if (batch == 0 || elems == 0) return FASTMIX_SUCCESS;
+  // Bytes spanned by the batch: ((batch - 1) * stride + elems) * size.
+  int64_t span = 0;
+  FM_CHECK(!__builtin_mul_overflow(batch - 1, stride, &span) &&
+               !__builtin_add_overflow(span, elems, &span) &&
+               !__builtin_mul_overflow(span, (int64_t)size, &span),
+           "%s: batch * sample_stride overflows the address space (batch %lld, sample_stride %lld)",
+           func, (long long)batch, (long long)stride);
+  const uintptr_t xa = (uintptr_t)x, oa = (uintptr_t)out;
+  FM_CHECK(xa == oa || xa + (uintptr_t)span <= oa || oa + (uintptr_t)span <= xa,
+           "%s: out overlaps x without being equal to it (only out == x, in place, is supported)",
+           func);
+  return FASTMIX_SUCCESS;
+}
+
+// Host-side partners (CPU backend): each in [0, batch), checked before any
+// output is written.
+inline fastmix_status check_partners_host(const char *func, const int64_t *partners,
+                                          int64_t batch) {
+  for (int64_t i = 0; i < batch; ++i)
+    FM_CHECK(partners[i] >= 0 && partners[i] < batch,
+             "%s: partners[%lld] = %lld is outside [0, batch = %lld)", func, (long long)i,
+             (long long)partners[i], (long long)batch);
+  return FASTMIX_SUCCESS;
+}
+
+}  // namespace fm

@@ -1,0 +1,178 @@
+/*
+ * fastmix: fused mixup kernels behind a plain C ABI.
+ *
+ * One C99 header; no CUDA header is needed to use it.  Every function may be
+ * called from any thread.  Calls on FASTMIX_DEVICE_CUDA are asynchronous with
+ * respect to the host: they queue work on `stream` (NULL = the legacy default
+ * stream), never allocate memory and never synchronize, so they may be
+ * captured in a CUDA graph.  Calls on FASTMIX_DEVICE_CPU run on the calling
+ * thread (and an OpenMP team) and ignore `stream`.
+ *
+ * Pointers whose documentation says "on `device`" must be host memory for
+ * FASTMIX_DEVICE_CPU and device-accessible memory (cudaMalloc, managed or
+ * mapped) of the current CUDA device for FASTMIX_DEVICE_CUDA.
+ *
+ * A call that fails writes none of its outputs and returns a status other than
+ * FASTMIX_SUCCESS; fastmix_last_error() then says what was wrong.
+ */
+#ifndef FASTMIX_FASTMIX_H
+#define FASTMIX_FASTMIX_H
+
+#include <stdint.h>
+
+#define FASTMIX_VERSION_MAJOR 0
+#define FASTMIX_VERSION_MINOR 1
+#define FASTMIX_VERSION_PATCH 0
+#define FASTMIX_VERSION \
+  (FASTMIX_VERSION_MAJOR * 10000 + FASTMIX_VERSION_MINOR * 100 + FASTMIX_VERSION_PATCH)
+
+#if defined(_WIN32)
+#  define FASTMIX_API
+#elif defined(FASTMIX_BUILDING_LIBRARY)
+#  define FASTMIX_API __attribute__((visibility("default")))
+#else
+#  define FASTMIX_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes.  The values are part of the ABI and never change. */
+typedef enum fastmix_status {
+  FASTMIX_SUCCESS = 0,
+  FASTMIX_ERROR_INVALID_VALUE = 1,      /* a bad argument; the message names it      */
+  FASTMIX_ERROR_NOT_SUPPORTED = 2,      /* valid, but this backend cannot do it       */
+  FASTMIX_ERROR_NO_DEVICE = 3,          /* FASTMIX_DEVICE_CUDA without a usable GPU   */
+  FASTMIX_ERROR_CUDA = 4,               /* the CUDA runtime reported an error         */
+  FASTMIX_ERROR_LABEL_OUT_OF_RANGE = 5, /* a label outside [0, classes)              */
+  FASTMIX_ERROR_INTERNAL = 6            /* a bug in fastmix                           */
+} fastmix_status;
+
+typedef enum fastmix_device { FASTMIX_DEVICE_CPU = 0, FASTMIX_DEVICE_CUDA = 1 } fastmix_device;
+
+/* Storage type of images, logits and targets; arithmetic is always float32. */
+typedef enum fastmix_dtype {
+  FASTMIX_FLOAT32 = 0,
+  FASTMIX_FLOAT16 = 1, /* IEEE binary16 */
+  FASTMIX_BFLOAT16 = 2
+} fastmix_dtype;
+
+/* How each sample i gets its partner p(i); every pairing is a permutation. */
+typedef enum fastmix_pairing {
+  FASTMIX_PAIRING_PERMUTATION = 0, /* a random permutation of [0, batch)                     */
+  FASTMIX_PAIRING_CYCLE = 1,       /* a random single cycle: p(i) != i, p(p(i)) != i (batch>2) */
+  FASTMIX_PAIRING_FLIP = 2         /* p(i) = batch - 1 - i, as timm pairs; no randomness       */
+} fastmix_pairing;
+
+typedef enum fastmix_reduction {
+  FASTMIX_REDUCTION_NONE = 0,
+  FASTMIX_REDUCTION_MEAN = 1,
+  FASTMIX_REDUCTION_SUM = 2
+} fastmix_reduction;
+
+/* The largest batch (number of samples) any call accepts: 2^32 - 1. */
+#define FASTMIX_MAX_BATCH INT64_C(4294967295)
+
+/* A static, human-readable name for `status`; never NULL, also for unknown codes. */
+FASTMIX_API const char *fastmix_status_string(fastmix_status status);
+
+/* The detail of the calling thread's last failed call (which parameter, which
+ * value, which CUDA error); "" if no call on this thread has failed.  The
+ * pointer stays valid until this thread's next fastmix call.  Never NULL. */
+FASTMIX_API const char *fastmix_last_error(void);
+
+/* FASTMIX_VERSION of the loaded library: MAJOR*10000 + MINOR*100 + PATCH. */
+FASTMIX_API int fastmix_version(void);
+
+/* Number of CUDA devices usable by this library; 0 where there is no driver,
+ * no device, or the library was built without CUDA.  Never fails. */
+FASTMIX_API int fastmix_cuda_device_count(void);
+
+/* Draws the mixing weights and partners of one batch.
+ *   lambdas[i]  ~ Beta(alpha, alpha), folded to max(l, 1 - l) when fold != 0.
+ *   partners[i] = p(i) for the chosen pairing (int64, to index tensors).
+ * The draw is a pure function of (seed, offset, i, alpha, fold, pairing,
+ * batch): the same on every run, every launch geometry and both backends.
+ * Advance `offset` (by one is enough) for a fresh, independent draw.
+ *   alpha     > 0 and finite.
+ *   batch     in [0, FASTMIX_MAX_BATCH]; 0 is a successful no-op.
+ *   lambdas   [batch] float, on `device`, written.
+ *   partners  [batch] int64, on `device`, written.
+ * Errors: FASTMIX_ERROR_INVALID_VALUE, FASTMIX_ERROR_NO_DEVICE, FASTMIX_ERROR_CUDA. */
+FASTMIX_API fastmix_status fastmix_sample(fastmix_device device, float alpha, int fold,
+                                          fastmix_pairing pairing, uint64_t seed,
+                                          uint64_t offset, int64_t batch, float *lambdas,
+                                          int64_t *partners, void *stream);
+
+/* Blends a batch with its partners:
+ *   out[i][j] = lambdas[i] * x[i][j] + (1 - lambdas[i]) * x[partners[i]][j]
+ * in float32, rounded once to `dtype`.
+ *   x, out         batch samples of sample_elems elements of `dtype`, sample i
+ *                  starting at element i * sample_stride; on `device`.  Any
+ *                  alignment.  out == x blends in place (bitwise the same
+ *                  result); any other overlap is an error.  Elements between
+ *                  samples are never written.
+ *   sample_elems   >= 0; sample_stride >= sample_elems.
+ *   lambdas        [batch] float on `device`.
+ *   partners       [batch] int64 on `device`, each in [0, batch).  The CPU
+ *                  backend checks them before writing anything; on CUDA a
+ *                  partner out of range makes that sample's output NaN.
+ * Errors: FASTMIX_ERROR_INVALID_VALUE, FASTMIX_ERROR_NOT_SUPPORTED (CUDA in
+ * place with batch * sizeof(dtype) above the device's shared memory per
+ * block), FASTMIX_ERROR_NO_DEVICE, FASTMIX_ERROR_CUDA. */
+FASTMIX_API fastmix_status fastmix_blend(fastmix_device device, fastmix_dtype dtype,
+                                         const void *x, void *out, int64_t batch,
+                                         int64_t sample_elems, int64_t sample_stride,
+                                         const float *lambdas, const int64_t *partners,
+                                         void *stream);
+
+/* fastmix_sample followed by fastmix_blend, with bitwise the same lambdas,
+ * partners and output; on CUDA one kernel launch draws, pairs and blends.
+ * lambdas and partners are required outputs. */
+FASTMIX_API fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype,
+                                         float alpha, int fold, fastmix_pairing pairing,
+                                         uint64_t seed, uint64_t offset, const void *x,
+                                         void *out, int64_t batch, int64_t sample_elems,
+                                         int64_t sample_stride, float *lambdas,
+                                         int64_t *partners, void *stream);
+
+/* The two-term (mixup) cross-entropy with its gradient, in one pass over the
+ * logits.  For row i: y1 = labels[i], y2 = labels[partners[i]], lam = lambdas[i],
+ *   CE_eps(z, y) = (1 - eps) * (lse(z) - z[y]) + eps * (lse(z) - mean(z))
+ *   w1 = lam (0 if y1 == ignore_index), w2 = 1 - lam (0 if y2 == ignore_index)
+ *   loss_i = w1 * CE_eps(z, y1) + w2 * CE_eps(z, y2)
+ * lambdas and partners both NULL: plain cross-entropy (lam = 1, no 2nd term).
+ *   logits          [batch][logits_stride] of `dtype`, on `device`.
+ *   labels          [batch] int64 on `device`.
+ *   reduction       NONE: loss[batch]; SUM: loss[0] = sum; MEAN: loss[0] =
+ *                   sum / sum(w1 + w2) (NaN when that is 0).
+ *   label_smoothing eps in [0, 1].
+ *   loss            float on `device`, written.
+ *   grad_logits     NULL, or [batch][logits_stride] of `dtype` on `device`
+ *                   (may equal logits): the gradient of grad_scale * L.
+ * Errors: FASTMIX_ERROR_INVALID_VALUE, FASTMIX_ERROR_LABEL_OUT_OF_RANGE (CPU;
+ * on CUDA a bad label or partner makes that row NaN), FASTMIX_ERROR_NO_DEVICE,
+ * FASTMIX_ERROR_CUDA. */
+FASTMIX_API fastmix_status fastmix_cross_entropy(
+    fastmix_device device, fastmix_dtype dtype, const void *logits, int64_t batch,
+    int64_t classes, int64_t logits_stride, const int64_t *labels, const float *lambdas,
+    const int64_t *partners, fastmix_reduction reduction, float label_smoothing,
+    int64_t ignore_index, float *loss, void *grad_logits, float grad_scale, void *stream);
+
+/* The dense mixed, smoothed targets:
+ *   targets[i][c] = (1 - eps) * (lam * [c == y1] + (1 - lam) * [c == y2]) + eps / classes
+ * (plain one-hot smoothing when lambdas and partners are NULL).
+ *   targets  [batch][targets_stride] of `dtype` on `device`, written. */
+FASTMIX_API fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_dtype dtype,
+                                                const int64_t *labels, const float *lambdas,
+                                                const int64_t *partners, int64_t batch,
+                                                int64_t classes, float label_smoothing,
+                                                void *targets, int64_t targets_stride,
+                                                void *stream);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* FASTMIX_FASTMIX_H */

@@ -1,0 +1,402 @@
+// CUDA kernels for sampling, blending and the fused mixup, with their
+// launchers.  The math comes from sampler.cuh and common.cuh, shared with the
+// CPU backend; this file holds only the launch geometry and the memory
+// movement.
+//
+// Traffic: blending must read each input element and write each output
+// element once, 2 bytes moved per byte of the batch.
+//  - Out of place (blend_rows_kernel): a block handles one 16 KiB chunk of one
+//    sample.  Work items are ordered sample-fastest, so the blocks in flight
+//    cover the same column chunk of every sample at once (a few MiB): the
+//    partner chunk a block reads is the own chunk of another block in flight,
+//    and one of the two reads hits L2.
+//  - In place (blend_staged_kernel): a block owns a strip of columns of every
+//    sample, stages the strip of the whole batch in shared memory and only
+//    then writes it back, so every partner is read before it is overwritten,
+//    whatever the partners are.
+// The fused mixup uses the same kernels with a source that draws lambda and
+// partner in registers instead of reading them.
+#include "../host/internal.hpp"
+#include "sampler.cuh"
+
+#include <cuda_runtime.h>
+
+namespace fm {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kVecBytes = 16;
+constexpr int kUnroll = 4;                  // 16-byte vectors per thread per chunk
+constexpr int64_t kChunkVecs = kThreads * kUnroll;
+constexpr uint32_t kBadPartner = 0xffffffffu;
+
+// ---- where lambda and partner of a sample come from ------------------------
+struct Sample {
+  float lam;
+  int64_t partner;  // -1: out of range, the sample's output becomes NaN
+};
+
+struct GivenSource {
+  const float *lambdas;
+  const int64_t *partners;
+  __device__ Sample get(int64_t i, int64_t n) const {
+    const int64_t p = partners[i];
+    return {lambdas[i], (p >= 0 && p < n) ? p : -1};
+  }
+  __device__ void publish(int64_t, const Sample &) const {}
+};
+
+struct DrawSource {
+  BetaParams beta;
+  Pairing pairing;
+  uint64_t seed, offset;
+  float *lambdas;
+  int64_t *partners;
+  __device__ Sample get(int64_t i, int64_t) const {
+    return {beta_lambda(beta, seed, offset, (uint64_t)i), partner(pairing, (uint64_t)i)};
+  }
+  __device__ void publish(int64_t i, const Sample &s) const {
+    lambdas[i] = s.lam;
+    partners[i] = s.partner;
+  }
+};
+
+// ---- 16-byte vectors of any storage type ------------------------------------
+template <class T>
+__device__ __forceinline__ uint4 blend_vec(const uint4 &a, const uint4 &b, float lam, float mu) {
+  using raw = typename T::raw;
+  constexpr int n = kVecBytes / (int)sizeof(raw);
+  uint4 o;
+  const raw *pa = reinterpret_cast<const raw *>(&a);
+  const raw *pb = reinterpret_cast<const raw *>(&b);
+  raw *po = reinterpret_cast<raw *>(&o);
+FM_UNROLL
+  for (int k = 0; k < n; ++k) po[k] = T::store(blend(lam, mu, T::load(pa[k]), T::load(pb[k])));
+  return o;
+}
+
+template <class T>
+__device__ __forceinline__ uint4 nan_vec() {
+  using raw = typename T::raw;
+  constexpr int n = kVecBytes / (int)sizeof(raw);
+  uint4 o;
+  raw *po = reinterpret_cast<raw *>(&o);
+FM_UNROLL
+  for (int k = 0; k < n; ++k) po[k] = T::store(quiet_nan());
+  return o;
+}
+
+template <class T>
+__device__ __forceinline__ typename T::raw blend_one(typename T::raw a, const typename T::raw *b,
+                                                    float lam, float mu) {
+  return T::store(b ? blend(lam, mu, T::load(a), T::load(*b)) : quiet_nan());
+}
+
+// ---- out of place -----------------------------------------------------------
+// Vec: x and out share their offset from 16-byte alignment in every sample, so
+// each sample is [head scalars][16-byte vectors][tail scalars].
+template <class T, bool Vec, class Source>
+__global__ void __launch_bounds__(kThreads)
+    blend_rows_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
+                      int64_t n, int64_t elems, int64_t stride, int64_t head,
+                      int64_t chunks_per_row, Source src) {
+  using raw = typename T::raw;
+  constexpr int64_t V = kVecBytes / (int64_t)sizeof(raw);
+  const int64_t items = n * chunks_per_row;
+  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+    const int64_t i = item % n, chunk = item / n;
+    const Sample s = src.get(i, n);
+    if (chunk == 0 && threadIdx.x == 0) src.publish(i, s);
+    const float lam = s.lam, mu = 1.0f - lam;
+    const raw *a = x + i * stride;
+    const raw *b = s.partner >= 0 ? x + s.partner * stride : nullptr;
+    raw *o = out + i * stride;
+    if (Vec) {
+      const int64_t nvec = (elems - head) / V;
+      const uint4 *av = reinterpret_cast<const uint4 *>(a + head);
+      const uint4 *bv = reinterpret_cast<const uint4 *>(b + head);
+      uint4 *ov = reinterpret_cast<uint4 *>(o + head);
+      const int64_t v0 = chunk * kChunkVecs + threadIdx.x;
+      uint4 ra[kUnroll], rb[kUnroll];
+FM_UNROLL
+      for (int k = 0; k < kUnroll; ++k) {
+        const int64_t v = v0 + k * kThreads;
+        if (v < nvec) {
+          ra[k] = __ldg(av + v);
+          if (b) rb[k] = __ldg(bv + v);
+        }
+      }
+FM_UNROLL
+      for (int k = 0; k < kUnroll; ++k) {
+        const int64_t v = v0 + k * kThreads;
+        if (v < nvec) ov[v] = b ? blend_vec<T>(ra[k], rb[k], lam, mu) : nan_vec<T>();
+      }
+      if (chunk == 0) {  // the unaligned edges of the sample
+        const int64_t tail0 = head + nvec * V;
+        for (int64_t j = threadIdx.x; j < head + (elems - tail0); j += kThreads) {
+          const int64_t c = j < head ? j : tail0 + (j - head);
+          o[c] = blend_one<T>(__ldg(a + c), b ? b + c : nullptr, lam, mu);
+        }
+      }
+    } else {
+      const int64_t j0 = chunk * kChunkVecs * V;
+      const int64_t j1 = j0 + kChunkVecs * V < elems ? j0 + kChunkVecs * V : elems;
+      for (int64_t j = j0 + threadIdx.x; j < j1; j += kThreads)
+        o[j] = blend_one<T>(__ldg(a + j), b ? b + j : nullptr, lam, mu);
+    }
+  }
+}
+
+// ---- in place ---------------------------------------------------------------
+// Shared memory: lam[n] floats, partner[n] u32, then the strip, n x width raw
+// elements (16-byte aligned).  Strip s < strips covers the vector columns
+// [head + s*width, ...); with Vec, strip `strips` holds the unaligned edges.
+template <class T, bool Vec, class Source>
+__global__ void __launch_bounds__(kThreads)
+    blend_staged_kernel(typename T::raw *x, int64_t n, int64_t elems, int64_t stride,
+                        int64_t head, int64_t width, int64_t strips, Source src) {
+  using raw = typename T::raw;
+  constexpr int64_t V = kVecBytes / (int64_t)sizeof(raw);
+  extern __shared__ __align__(16) unsigned char smem[];
+  float *lam_s = reinterpret_cast<float *>(smem);
+  uint32_t *p_s = reinterpret_cast<uint32_t *>(smem + 4 * n);
+  raw *tile = reinterpret_cast<raw *>(smem + ((8 * n + 15) & ~int64_t(15)));
+
+  for (int64_t i = threadIdx.x; i < n; i += kThreads) {
+    const Sample s = src.get(i, n);
+    if (blockIdx.x == 0) src.publish(i, s);
+    lam_s[i] = s.lam;
+    p_s[i] = s.partner >= 0 ? (uint32_t)s.partner : kBadPartner;
+  }
+  __syncthreads();
+
+  const int64_t nvec = Vec ? (elems - head) / V : 0;
+  const int64_t tail0 = head + nvec * V;
+  const int64_t edge = Vec ? head + (elems - tail0) : 0;
+  const int64_t total = strips + (edge > 0 ? 1 : 0);
+  for (int64_t s = blockIdx.x; s < total; s += gridDim.x) {
+    const bool is_edge = s == strips;
+    const int64_t c0 = Vec ? head + s * width : s * width;
+    const int64_t w = is_edge ? edge : ((Vec ? tail0 : elems) - c0 < width ? (Vec ? tail0 : elems) - c0 : width);
+    if (Vec && !is_edge) {
+      const uint32_t wv = (uint32_t)(w / V), cells = (uint32_t)n * wv;
+      uint4 *tile_v = reinterpret_cast<uint4 *>(tile);
+      for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
+        const uint32_t r = k / wv, c = k % wv;
+        tile_v[(int64_t)r * (width / V) + c] = *reinterpret_cast<const uint4 *>(x + r * stride + c0 + c * V);
+      }
+      __syncthreads();
+      for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
+        const uint32_t r = k / wv, c = k % wv, p = p_s[r];
+        const float lam = lam_s[r], mu = 1.0f - lam;
+        const uint4 v = p == kBadPartner ? nan_vec<T>()
+                                         : blend_vec<T>(tile_v[(int64_t)r * (width / V) + c],
+                                                        tile_v[(int64_t)p * (width / V) + c], lam, mu);
+        *reinterpret_cast<uint4 *>(x + r * stride + c0 + c * V) = v;
+      }
+    } else {
+      const uint32_t cells = (uint32_t)(n * w);
+      for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
+        const uint32_t r = k / (uint32_t)w, c = k % (uint32_t)w;
+        const int64_t col = is_edge ? (c < head ? c : tail0 + (c - head)) : c0 + c;
+        tile[(int64_t)r * width + c] = x[r * stride + col];
+      }
+      __syncthreads();
+      for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
+        const uint32_t r = k / (uint32_t)w, c = k % (uint32_t)w, p = p_s[r];
+        const int64_t col = is_edge ? (c < head ? c : tail0 + (c - head)) : c0 + c;
+        const float lam = lam_s[r], mu = 1.0f - lam;
+        x[r * stride + col] = blend_one<T>(tile[(int64_t)r * width + c],
+                                           p == kBadPartner ? nullptr : &tile[(int64_t)p * width + c],
+                                           lam, mu);
+      }
+    }
+    __syncthreads();  // the strip buffer is reused by the next strip
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    sample_kernel(int64_t n, DrawSource src) {
+  for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * kThreads)
+    src.publish(i, src.get(i, n));
+}
+
+// ---- host side --------------------------------------------------------------
+fastmix_status cuda_error(const char *func, cudaError_t err) {
+  return fail(FASTMIX_ERROR_CUDA, "%s: %s (%s)", func, cudaGetErrorName(err), cudaGetErrorString(err));
+}
+
+struct Device {
+  int id, sms, smem_optin;
+};
+
+fastmix_status current_device(const char *func, Device *dev) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();
+    return fail(FASTMIX_ERROR_NO_DEVICE, "%s: FASTMIX_DEVICE_CUDA asked for, but no usable CUDA device is present", func);
+  }
+  cudaError_t err = cudaGetDevice(&dev->id);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&dev->sms, cudaDevAttrMultiProcessorCount, dev->id);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&dev->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev->id);
+  return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
+}
+
+// A pointer the current device can dereference: device memory of this device,
+// managed memory, or mapped host memory.  Plain host memory is refused with a
+// clear message instead of an illegal-address fault later.
+fastmix_status check_pointer(const char *func, const char *name, const void *ptr, const Device &dev) {
+  cudaPointerAttributes attr;
+  const cudaError_t err = cudaPointerGetAttributes(&attr, ptr);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return fail(FASTMIX_ERROR_INVALID_VALUE, "%s: %s is not a pointer CUDA knows (%s)", func, name,
+                cudaGetErrorString(err));
+  }
+  if (attr.type == cudaMemoryTypeUnregistered || (attr.type == cudaMemoryTypeHost && attr.devicePointer == nullptr))
+    return fail(FASTMIX_ERROR_INVALID_VALUE,
+                "%s: %s points to host memory, but FASTMIX_DEVICE_CUDA needs device memory", func, name);
+  if (attr.type == cudaMemoryTypeDevice && attr.device != dev.id)
+    return fail(FASTMIX_ERROR_INVALID_VALUE, "%s: %s lives on CUDA device %d, but the current device is %d",
+                func, name, attr.device, dev.id);
+  return FASTMIX_SUCCESS;
+}
+
+fastmix_status launched(const char *func) {
+  const cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
+}
+
+// Geometry shared by both blend kernels for one call.
+struct Geometry {
+  bool vec;
+  int64_t head;  // scalar columns before the first 16-byte-aligned vector
+};
+
+Geometry geometry(const void *x, const void *out, int64_t elems, int64_t stride, size_t esize) {
+  Geometry g{false, 0};
+  const uintptr_t xa = (uintptr_t)x, oa = (uintptr_t)out;
+  const int64_t V = kVecBytes / (int64_t)esize;
+  if (xa % kVecBytes != oa % kVecBytes || (stride * (int64_t)esize) % kVecBytes != 0) return g;
+  g.head = (int64_t)(((kVecBytes - xa % kVecBytes) % kVecBytes) / esize);
+  g.vec = elems - g.head >= V;
+  if (!g.vec) g.head = 0;
+  return g;
+}
+
+template <class T, class Source>
+fastmix_status launch_blend(const char *func, const Device &dev, const void *x, void *out,
+                            int64_t n, int64_t elems, int64_t stride, const Source &src,
+                            cudaStream_t stream) {
+  using raw = typename T::raw;
+  const int64_t V = kVecBytes / (int64_t)sizeof(raw);
+  Geometry g = geometry(x, out, elems, stride, sizeof(raw));
+  if (x != out) {
+    const int64_t per_chunk = kChunkVecs * V;
+    const int64_t body = g.vec ? (elems - g.head) / V * V : elems;
+    const int64_t chunks = body > 0 ? (body + per_chunk - 1) / per_chunk : 1;
+    const int64_t items = n * chunks;
+    const int64_t grid = items < (int64_t)dev.sms * 8 ? items : (int64_t)dev.sms * 8;
+    const raw *xs = static_cast<const raw *>(x);
+    raw *os = static_cast<raw *>(out);
+    if (g.vec)
+      blend_rows_kernel<T, true, Source><<<(unsigned)grid, kThreads, 0, stream>>>(xs, os, n, elems, stride, g.head, chunks, src);
+    else
+      blend_rows_kernel<T, false, Source><<<(unsigned)grid, kThreads, 0, stream>>>(xs, os, n, elems, stride, 0, chunks, src);
+    return launched(func);
+  }
+  // In place: pick the widest strip that keeps two blocks per SM where it can.
+  const int64_t fixed = (8 * n + 15) & ~int64_t(15);
+  const int64_t limit = dev.smem_optin;
+  if (fixed + n * (int64_t)sizeof(raw) > limit)
+    return fail(FASTMIX_ERROR_NOT_SUPPORTED,
+                "%s: in place on CUDA needs batch * (8 + %d) <= %lld bytes of shared memory, batch is "
+                "%lld; blend out of place instead",
+                func, (int)sizeof(raw), (long long)limit, (long long)n);
+  const int64_t budget = fixed + n * 64 * (int64_t)sizeof(raw) < limit / 2 ? limit / 2 : limit;
+  int64_t width = (budget - fixed) / (n * (int64_t)sizeof(raw));
+  if (width > 4096) width = 4096;
+  if (g.vec) {
+    width = width / V * V;
+    if (width < 2 * V) g = Geometry{false, 0};
+  }
+  const int64_t cols = g.vec ? (elems - g.head) / V * V : elems;
+  if (width > cols && cols > 0) width = g.vec ? cols : cols;
+  if (width < 1) width = 1;
+  const int64_t strips = cols > 0 ? (cols + width - 1) / width : 0;
+  const int64_t edge = g.vec ? elems - cols : 0;
+  const int64_t total = strips + (edge > 0 ? 1 : 0) > 0 ? strips + (edge > 0 ? 1 : 0) : 1;
+  const int64_t smem = fixed + ((n * width * (int64_t)sizeof(raw) + 15) & ~int64_t(15));
+  const int64_t grid = total < (int64_t)dev.sms * 2 ? total : (int64_t)dev.sms * 2;
+  raw *xs = static_cast<raw *>(out);
+  auto kernel = g.vec ? blend_staged_kernel<T, true, Source> : blend_staged_kernel<T, false, Source>;
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (err != cudaSuccess) return cuda_error(func, err);
+  kernel<<<(unsigned)grid, kThreads, (size_t)smem, stream>>>(xs, n, elems, stride, g.head, width, strips, src);
+  return launched(func);
+}
+
+template <class Source>
+fastmix_status dispatch_blend(const char *func, const Device &dev, fastmix_dtype dtype,
+                              const void *x, void *out, int64_t n, int64_t elems, int64_t stride,
+                              const Source &src, cudaStream_t stream) {
+  switch (dtype) {
+    case FASTMIX_FLOAT32: return launch_blend<f32>(func, dev, x, out, n, elems, stride, src, stream);
+    case FASTMIX_FLOAT16: return launch_blend<f16>(func, dev, x, out, n, elems, stride, src, stream);
+    case FASTMIX_BFLOAT16: return launch_blend<bf16>(func, dev, x, out, n, elems, stride, src, stream);
+  }
+  return fail(FASTMIX_ERROR_INTERNAL, "%s: unhandled dtype", func);
+}
+
+}  // namespace
+
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+fastmix_status cuda_sample(float alpha, int fold, fastmix_pairing pairing, uint64_t seed,
+                           uint64_t offset, int64_t batch, float *lambdas, int64_t *partners,
+                           void *stream) {
+  const char *func = "fastmix_sample";
+  Device dev;
+  FM_TRY(current_device(func, &dev));
+  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
+  FM_TRY(check_pointer(func, "partners", partners, dev));
+  if (batch == 0) return FASTMIX_SUCCESS;
+  const DrawSource src{make_beta_params(alpha, fold), make_pairing(pairing, seed, offset, (uint64_t)batch),
+                       seed, offset, lambdas, partners};
+  const int64_t blocks = (batch + kThreads - 1) / kThreads;
+  const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
+  sample_kernel<<<(unsigned)grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(batch, src);
+  return launched(func);
+}
+
+fastmix_status cuda_blend(fastmix_dtype dtype, const void *x, void *out, int64_t batch,
+                          int64_t elems, int64_t stride, float *lambdas, int64_t *partners,
+                          const MixupDraw *draw, void *stream) {
+  const char *func = draw ? "fastmix_mixup" : "fastmix_blend";
+  Device dev;
+  FM_TRY(current_device(func, &dev));
+  FM_TRY(check_pointer(func, "x", x, dev));
+  FM_TRY(check_pointer(func, "out", out, dev));
+  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
+  FM_TRY(check_pointer(func, "partners", partners, dev));
+  if (batch == 0) return FASTMIX_SUCCESS;
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (draw) {
+    const DrawSource src{make_beta_params(draw->alpha, draw->fold),
+                         make_pairing(draw->pairing, draw->seed, draw->offset, (uint64_t)batch),
+                         draw->seed, draw->offset, lambdas, partners};
+    return dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, src, s);
+  }
+  return dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, GivenSource{lambdas, partners}, s);
+}
+
+}  // namespace fm

@@ -1,0 +1,256 @@
+// The mixup sampler: Beta(alpha, alpha) weights and the pairing of the batch,
+// written once for the CPU backend and the CUDA kernels.
+//
+// Randomness is counter-based (cuRAND's Philox4x32-10): the key is the 64-bit
+// seed, the 128-bit counter is (block, sample index, offset lo, offset hi).
+// So every draw is a pure function of (seed, offset, i) and needs no state:
+// any launch geometry, any thread count, either backend gives the same bits.
+// Block numbers with the top bit clear belong to the Beta sampler of sample i;
+// the blocks 0x80000000 + r (with sample index 0) key the pairing.
+//
+// The math uses only + - * /, sqrt, floor and bit operations, with
+// contraction off, so the CPU and the GPU produce bitwise the same lambdas.
+// fm::log_pos and fm::exp_nonpos are our own (a few ulp accurate) because the
+// host libm and CUDA's logf/expf round differently.
+#pragma once
+
+#include "common.cuh"
+
+namespace fm {
+
+FM_HD uint4 philox(uint64_t seed, uint32_t block, uint32_t index, uint64_t offset) {
+  const uint4 ctr = make_uint4(block, index, (uint32_t)offset, (uint32_t)(offset >> 32));
+  const uint2 key = make_uint2((uint32_t)seed, (uint32_t)(seed >> 32));
+  return curand_Philox4x32_10(ctr, key);
+}
+
+// Uniform in (0, 1): the top 24 bits of a word plus one half, exactly.
+FM_HD float uniform01(uint32_t w) { return ((float)(w >> 8) + 0.5f) * 5.9604644775390625e-08f; }
+// Uniform in (-1, 1), exactly representable, never 0.
+FM_HD float uniform11(uint32_t w) { return ((float)(w >> 8) + 0.5f) * 1.1920928955078125e-07f - 1.0f; }
+
+// Natural logarithm of a positive finite float.
+FM_HD float log_pos(float x) {
+  uint32_t b = f32_bits(x);
+  int e = 0;
+  if (b < 0x00800000u) {  // subnormal: scale into the normal range
+    x *= 16777216.0f;
+    b = f32_bits(x);
+    e = -24;
+  }
+  e += (int)(b >> 23) - 127;
+  float m = f32_from_bits((b & 0x007fffffu) | 0x3f800000u);  // [1, 2)
+  if (m > 1.41421356f) {
+    m *= 0.5f;
+    e += 1;
+  }
+  // log(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716.
+  const float f = m - 1.0f;  // exact
+  const float s = f / (2.0f + f);
+  const float z = s * s;
+  float p = 0.18181818f;   // 2/11
+  p = p * z + 0.22222222f;  // 2/9
+  p = p * z + 0.28571429f;  // 2/7
+  p = p * z + 0.4f;         // 2/5
+  p = p * z + 0.66666669f;  // 2/3
+  const float ef = (float)e;
+  const float ln2_hi = 0.693145751953125f;     // few mantissa bits: ef * ln2_hi is exact
+  const float ln2_lo = 1.42860677e-06f;
+  return ef * ln2_hi + ((ef * ln2_lo + s * (z * p)) + 2.0f * s);
+}
+
+// exp(x) for x <= 0 (returns 0 below the subnormal range).
+FM_HD float exp_nonpos(float x) {
+  if (!(x > -104.0f)) return 0.0f;
+  const float kf = floorf(x * 1.44269504f + 0.5f);
+  const float ln2_hi = 0.693145751953125f, ln2_lo = 1.42860677e-06f;
+  const float r = (x - kf * ln2_hi) - kf * ln2_lo;  // |r| <= ~0.35
+  float p = 1.98412698e-04f;    // 1/5040
+  p = p * r + 1.38888889e-03f;  // 1/720
+  p = p * r + 8.33333377e-03f;  // 1/120
+  p = p * r + 4.16666679e-02f;  // 1/24
+  p = p * r + 1.66666672e-01f;  // 1/6
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int k = (int)kf;  // in [-150, 1]
+  if (k < -126) {
+    p *= 5.42101086e-20f;  // 2^-64
+    k += 64;
+  }
+  return p * f32_from_bits((uint32_t)(k + 127) << 23);
+}
+
+// Everything about Beta(alpha, alpha) that does not depend on the sample,
+// computed once on the host and handed to the kernels.
+struct BetaParams {
+  float alpha;
+  float d;      // Marsaglia-Tsang: b - 1/3 with b = alpha (+1 when alpha < 1)
+  float c;      // 1 / sqrt(9 d)
+  float log_d;
+  int boost;    // alpha < 1: G(alpha) = G(alpha + 1) * U^(1/alpha), in logs
+  int fold;
+};
+
+inline BetaParams make_beta_params(float alpha, int fold) {
+  BetaParams p;
+  p.alpha = alpha;
+  p.boost = alpha < 1.0f;
+  const float b = p.boost ? alpha + 1.0f : alpha;
+  p.d = b - 0.333333343f;
+  p.c = 1.0f / sqrtf(9.0f * p.d);
+  p.log_d = log_pos(p.d);
+  p.fold = fold != 0;
+  return p;
+}
+
+// Bound on Marsaglia-Tsang trials.  Each trial is accepted with probability
+// > 0.74 (polar method 0.785, Marsaglia-Tsang > 0.95), so running out has
+// probability below 1e-37: it never happens, but a kernel must not loop
+// forever whatever its input.
+constexpr uint32_t kMaxTrials = 64;
+
+// log G for G ~ Gamma(b, 1), b = params.d + 1/3 >= 1, in log space so that
+// nothing underflows.  `first` is the Philox block of the first trial; trials
+// use first, first + 2, first + 4, ...
+FM_HD float log_gamma(const BetaParams &bp, uint64_t seed, uint64_t offset, uint32_t index,
+                      uint32_t first) {
+  for (uint32_t t = 0; t < kMaxTrials; ++t) {
+    const uint4 w = philox(seed, first + 2u * t, index, offset);
+    // A standard normal by Marsaglia's polar method.
+    const float v1 = uniform11(w.x), v2 = uniform11(w.y);
+    const float s = v1 * v1 + v2 * v2;
+    if (!(s < 1.0f)) continue;
+    const float z = v1 * sqrtf((-2.0f * log_pos(s)) / s);
+    const float tt = 1.0f + bp.c * z;
+    if (!(tt > 0.0f)) continue;
+    const float v = tt * tt * tt;
+    const float u = uniform01(w.z);
+    const float z2 = z * z;
+    if (u < 1.0f - 0.0331f * (z2 * z2)) return bp.log_d + log_pos(v);  // squeeze
+    const float lv = log_pos(v);
+    if (log_pos(u) < 0.5f * z2 + bp.d * ((1.0f - v) + lv)) return bp.log_d + lv;
+  }
+  return bp.log_d;  // the mode; reached with probability < 1e-37
+}
+
+// lambda_i ~ Beta(alpha, alpha) as G1 / (G1 + G2) = sigmoid(log G1 - log G2),
+// folded to max(l, 1 - l) = sigmoid(|log G1 - log G2|) when asked.
+FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, uint64_t i) {
+  const uint32_t index = (uint32_t)i;
+  float dlog = log_gamma(bp, seed, offset, index, 1u) - log_gamma(bp, seed, offset, index, 2u);
+  if (bp.boost) {
+    // log G(a) = log G(a + 1) + log(U) / a.  The difference of the two boosts
+    // is divided once: it may overflow to +-inf for tiny alpha, never to NaN.
+    const uint4 w = philox(seed, 0u, index, offset);
+    dlog = dlog + (log_pos(uniform01(w.x)) - log_pos(uniform01(w.y))) / bp.alpha;
+  }
+  if (bp.fold) dlog = dlog < 0.0f ? -dlog : dlog;
+  if (dlog >= 0.0f) return 1.0f / (1.0f + exp_nonpos(-dlog));
+  const float e = exp_nonpos(dlog);
+  return e / (1.0f + e);
+}
+
+// ---------------------------------------------------------------------------
+// Pairing.  PERMUTATION and CYCLE come from a keyed bijection of [0, batch)
+// evaluated in registers: a 12-round balanced Feistel network on 2h bits
+// (4^h >= batch), restricted to [0, batch) by cycle walking, then followed by a
+// keyed swap of the values 0 and 1 (a Feistel network alone only reaches even
+// permutations).  CYCLE threads the batch into one cycle in the order of that
+// permutation: p(i) = sigma(sigma^-1(i) + 1 mod batch).
+// ---------------------------------------------------------------------------
+constexpr int kFeistelRounds = 12;
+
+struct Pairing {
+  uint32_t n;       // batch (<= 2^32 - 1)
+  uint32_t kind;    // fastmix_pairing
+  uint32_t half_bits;
+  uint32_t mask;
+  uint32_t swap01;  // apply the final swap of 0 and 1
+  uint32_t key[kFeistelRounds];
+};
+
+FM_HD uint32_t mix32(uint32_t h) {  // MurmurHash3's finalizer
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+inline Pairing make_pairing(int kind, uint64_t seed, uint64_t offset, uint64_t batch) {
+  Pairing p;
+  p.n = (uint32_t)batch;
+  p.kind = (uint32_t)kind;
+  uint32_t bits = 0;
+  while (bits < 32 && (UINT64_C(1) << bits) < batch) ++bits;
+  p.half_bits = bits < 2 ? 1u : (bits + 1) / 2;
+  p.mask = (1u << p.half_bits) - 1u;
+  uint32_t words[16];
+  for (uint32_t blk = 0; blk < 4; ++blk) {
+    const uint4 w = philox(seed, 0x80000000u + blk, 0u, offset);
+    words[4 * blk + 0] = w.x;
+    words[4 * blk + 1] = w.y;
+    words[4 * blk + 2] = w.z;
+    words[4 * blk + 3] = w.w;
+  }
+  for (int r = 0; r < kFeistelRounds; ++r) p.key[r] = words[r];
+  p.swap01 = words[kFeistelRounds] & 1u;
+  return p;
+}
+
+FM_HD uint32_t feistel_forward(const Pairing &p, uint32_t v) {
+  uint32_t l = v >> p.half_bits, r = v & p.mask;
+FM_UNROLL
+  for (int k = 0; k < kFeistelRounds; ++k) {
+    const uint32_t t = r;
+    r = l ^ (mix32(r ^ p.key[k]) & p.mask);
+    l = t;
+  }
+  return (l << p.half_bits) | r;
+}
+
+FM_HD uint32_t feistel_inverse(const Pairing &p, uint32_t v) {
+  uint32_t l = v >> p.half_bits, r = v & p.mask;
+FM_UNROLL
+  for (int k = kFeistelRounds - 1; k >= 0; --k) {
+    const uint32_t t = l;
+    l = r ^ (mix32(l ^ p.key[k]) & p.mask);
+    r = t;
+  }
+  return (l << p.half_bits) | r;
+}
+
+// sigma(i) and sigma^-1(i) for i in [0, n), n >= 2.  Cycle walking ends: the
+// orbit of i under the bijection contains i itself.
+FM_HD uint32_t sigma(const Pairing &p, uint32_t i) {
+  uint32_t v = feistel_forward(p, i);
+  while (v >= p.n) v = feistel_forward(p, v);
+  if (p.swap01 && v < 2u) v ^= 1u;
+  return v;
+}
+
+FM_HD uint32_t sigma_inverse(const Pairing &p, uint32_t i) {
+  if (p.swap01 && i < 2u) i ^= 1u;
+  uint32_t v = feistel_inverse(p, i);
+  while (v >= p.n) v = feistel_inverse(p, v);
+  return v;
+}
+
+FM_HD int64_t partner(const Pairing &p, uint64_t i) {
+  const uint32_t n = p.n, k = (uint32_t)i;
+  if (n < 2u) return 0;
+  switch (p.kind) {
+    case 1: {  // CYCLE
+      const uint32_t pos = sigma_inverse(p, k);
+      return (int64_t)sigma(p, pos + 1u == n ? 0u : pos + 1u);
+    }
+    case 2:  // FLIP
+      return (int64_t)(n - 1u - k);
+    default:  // PERMUTATION
+      return (int64_t)sigma(p, k);
+  }
+}
+
+}  // namespace fm
