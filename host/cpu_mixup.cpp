@@ -25,14 +25,18 @@ template <class T>
 void blend_out_of_place(const typename T::raw *x, typename T::raw *out, int64_t batch,
                         int64_t elems, int64_t stride, const float *lambdas,
                         const int64_t *partners) {
-  // Split long samples into column blocks so that a small batch still uses
-  // every thread.
-  const int64_t block = std::max<int64_t>(elems < kParallelGrain ? elems : kParallelGrain, 1);
+  // Work items are (column block, sample) with the sample varying fastest, so
+  // a thread walks one column block of every sample in turn: the partner's
+  // block it reads is then read again, as its own, while still in cache, and
+  // each input byte comes from memory about once.  Blocks are sized so that
+  // one column block of the whole batch fits in about 1 MiB.
+  const int64_t target = (int64_t(1) << 20) / (batch * (int64_t)sizeof(typename T::raw));
+  const int64_t block = std::min<int64_t>(elems, std::max<int64_t>(256, std::min<int64_t>(target, 16384)));
   const int64_t blocks_per_row = (elems + block - 1) / block;
   const int64_t items = batch * blocks_per_row;
 #pragma omp parallel for schedule(static) if (batch * elems > kParallelGrain)
   for (int64_t item = 0; item < items; ++item) {
-    const int64_t i = item / blocks_per_row, j0 = (item % blocks_per_row) * block;
+    const int64_t i = item % batch, j0 = (item / batch) * block;
     const int64_t count = std::min(block, elems - j0);
     const float lam = lambdas[i], mu = 1.0f - lam;
     blend_span<T>(x + i * stride + j0, x + partners[i] * stride + j0, out + i * stride + j0, count,
