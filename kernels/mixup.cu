@@ -323,13 +323,16 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
     if (width < 2 * V) g = Geometry{false, 0};
   }
   const int64_t cols = g.vec ? (elems - g.head) / V * V : elems;
-  if (width > cols && cols > 0) width = g.vec ? cols : cols;
+  // No wider than the columns need; with vectors, keep a multiple of V and at
+  // least 2V so that the edge strip (at most 2V - 2 columns) fits as well.
+  const int64_t need = g.vec ? (cols > 2 * V ? cols : 2 * V) : cols;
+  if (width > need) width = need;
   if (width < 1) width = 1;
   const int64_t strips = cols > 0 ? (cols + width - 1) / width : 0;
   const int64_t edge = g.vec ? elems - cols : 0;
-  const int64_t total = strips + (edge > 0 ? 1 : 0) > 0 ? strips + (edge > 0 ? 1 : 0) : 1;
+  const int64_t total = strips + (edge > 0 ? 1 : 0);  // may be 0: block 0 still publishes
   const int64_t smem = fixed + ((n * width * (int64_t)sizeof(raw) + 15) & ~int64_t(15));
-  const int64_t grid = total < (int64_t)dev.sms * 2 ? total : (int64_t)dev.sms * 2;
+  const int64_t grid = total < 1 ? 1 : total < (int64_t)dev.sms * 2 ? total : (int64_t)dev.sms * 2;
   raw *xs = static_cast<raw *>(out);
   auto kernel = g.vec ? blend_staged_kernel<T, true, Source> : blend_staged_kernel<T, false, Source>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
