@@ -1,0 +1,386 @@
+// fastmix-bench: every fastmix op against its byte floor, the machine's
+// measured copy ceiling, and a naive multi-pass version written the way eager
+// frameworks execute it, side by side in one run.
+//
+//   fastmix-bench [--device cpu|cuda] [--op NAME] [--quick] [--json PATH]
+//
+// For each case: median and min over timed repetitions after a warm-up (CUDA
+// events on the GPU, a steady clock on the CPU), with the L2 flushed (GPU) or
+// inputs rotated (CPU) between repetitions so that caches are not what is
+// measured; the bytes the op must move at least; GB/s = those bytes over the
+// median time; the ceiling measured in the same run (a large device-to-device
+// copy on the GPU, a large all-threads memcpy on the CPU, both counting bytes
+// read plus bytes written) and the fraction of it reached.  Naive versions
+// are timed on the same data and counted with the same (minimum) bytes, so
+// their GB/s is an effective rate and the ratio is a plain time ratio.
+#include <fastmix/fastmix.h>
+
+#include <cuda_runtime.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace {
+
+// ---- options and records ---------------------------------------------------
+struct Options {
+  bool cuda = false, quick = false;
+  std::string op = "all", json;
+};
+
+struct Record {
+  std::string op, device, dtype, shape, variant, mode;
+  double median_us = 0, min_us = 0, bytes = 0, gbps = 0, ceiling_gbps = 0;
+};
+
+[[noreturn]] void die(const char *what, const char *detail) {
+  std::fprintf(stderr, "fastmix-bench: %s: %s\n", what, detail);
+  std::exit(1);
+}
+
+void check(fastmix_status s, const char *what) {
+  if (s != FASTMIX_SUCCESS) die(what, fastmix_last_error());
+}
+
+void check_cuda(cudaError_t e, const char *what) {
+  if (e != cudaSuccess) die(what, cudaGetErrorString(e));
+}
+
+size_t esize(fastmix_dtype d) { return d == FASTMIX_FLOAT32 ? 4 : 2; }
+const char *dname(fastmix_dtype d) {
+  return d == FASTMIX_FLOAT32 ? "float32" : d == FASTMIX_FLOAT16 ? "float16" : "bfloat16";
+}
+
+// ---- memory and timing of one backend ---------------------------------------
+struct Backend {
+  bool cuda;
+  void *flush = nullptr;  // GPU: a buffer twice the L2, rewritten before each repetition
+  size_t flush_bytes = 0;
+  cudaEvent_t e0{}, e1{};
+
+  explicit Backend(bool use_cuda) : cuda(use_cuda) {
+    if (!cuda) return;
+    int dev = 0, l2 = 0;
+    check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev), "L2 size");
+    flush_bytes = 2 * (size_t)l2;
+    check_cuda(cudaMalloc(&flush, flush_bytes), "cudaMalloc");
+    check_cuda(cudaEventCreate(&e0), "event");
+    check_cuda(cudaEventCreate(&e1), "event");
+  }
+  fastmix_device device() const { return cuda ? FASTMIX_DEVICE_CUDA : FASTMIX_DEVICE_CPU; }
+
+  void *alloc(size_t bytes) {
+    void *p = nullptr;
+    if (cuda) check_cuda(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
+    else if (!(p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64))) die("alloc", "out of memory");
+    return p;
+  }
+  void release(void *p) {
+    if (cuda) cudaFree(p);
+    else std::free(p);
+  }
+  void upload(void *dst, const void *src, size_t bytes) {
+    if (cuda) check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload");
+    else std::memcpy(dst, src, bytes);
+  }
+
+  // Median and min in microseconds of `reps` timed runs of fn(rep).
+  std::pair<double, double> time(int reps, const std::function<void(int)> &fn) {
+    fn(0);  // warm-up
+    if (cuda) check_cuda(cudaDeviceSynchronize(), "warm-up");
+    std::vector<double> us;
+    for (int r = 0; r < reps; ++r) {
+      if (cuda) {
+        check_cuda(cudaMemsetAsync(flush, r & 0xff, flush_bytes), "flush");
+        check_cuda(cudaEventRecord(e0), "event");
+        fn(r + 1);
+        check_cuda(cudaEventRecord(e1), "event");
+        check_cuda(cudaEventSynchronize(e1), "event");
+        float ms = 0;
+        check_cuda(cudaEventElapsedTime(&ms, e0, e1), "event");
+        us.push_back(1e3 * ms);
+      } else {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn(r + 1);
+        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      }
+    }
+    std::sort(us.begin(), us.end());
+    return {us[us.size() / 2], us.front()};
+  }
+};
+
+// Random values in [-1, 1] of the storage type.
+std::vector<unsigned char> random_data(fastmix_dtype d, size_t n, unsigned seed) {
+  std::vector<unsigned char> v(n * esize(d));
+  uint32_t s = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    const float f = (float)(s >> 8) * (2.0f / 16777216.0f) - 1.0f;
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if (d == FASTMIX_FLOAT32) std::memcpy(&v[4 * i], &f, 4);
+    else {
+      const uint16_t h = d == FASTMIX_BFLOAT16
+                             ? (uint16_t)(u >> 16)
+                             : (uint16_t)(((u >> 16) & 0x8000u) | ((((u >> 23) & 0xff) - 112) << 10) | ((u >> 13) & 0x3ff));
+      std::memcpy(&v[2 * i], &h, 2);
+    }
+  }
+  return v;
+}
+
+// ---- naive versions: one pass per eager operation ---------------------------
+__device__ __host__ inline float ld(fastmix_dtype d, const void *p, int64_t i) {
+  if (d == FASTMIX_FLOAT32) return static_cast<const float *>(p)[i];
+  const uint16_t h = static_cast<const uint16_t *>(p)[i];
+  uint32_t u;
+  if (d == FASTMIX_BFLOAT16) u = (uint32_t)h << 16;
+  else {
+    const uint32_t e = (h >> 10) & 0x1f;
+    u = ((uint32_t)(h & 0x8000) << 16) | (e ? ((e + 112) << 23) | ((uint32_t)(h & 0x3ff) << 13) : 0);
+  }
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+__device__ __host__ inline void st(fastmix_dtype d, void *p, int64_t i, float f) {
+  if (d == FASTMIX_FLOAT32) {
+    static_cast<float *>(p)[i] = f;
+    return;
+  }
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  uint16_t h;
+  if (d == FASTMIX_BFLOAT16) h = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  else {
+    const int e = (int)((u >> 23) & 0xff) - 112;
+    h = (uint16_t)(((u >> 16) & 0x8000u) | (e <= 0 ? 0 : e >= 31 ? 0x7c00u : ((uint32_t)e << 10) | ((u >> 13) & 0x3ffu)));
+  }
+  static_cast<uint16_t *>(p)[i] = h;
+}
+
+// The eager passes: 0 gather rows, 1 out = lam * x, 2 tmp = (1 - lam) * tmp, 3 out = out + tmp.
+__global__ void naive_pass_kernel(int pass, fastmix_dtype d, const void *x, void *tmp, void *out,
+                                  int64_t n, int64_t elems, const float *lam, const int64_t *part) {
+  const int64_t total = n * elems;
+  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total; k += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t i = k / elems, j = k % elems;
+    switch (pass) {
+      case 0: st(d, tmp, k, ld(d, x, part[i] * elems + j)); break;
+      case 1: st(d, out, k, lam[i] * ld(d, x, k)); break;
+      case 2: st(d, tmp, k, (1.0f - lam[i]) * ld(d, tmp, k)); break;
+      default: st(d, out, k, ld(d, out, k) + ld(d, tmp, k)); break;
+    }
+  }
+}
+
+void naive_pass(bool cuda, int pass, fastmix_dtype d, const void *x, void *tmp, void *out, int64_t n,
+                int64_t elems, const float *lam, const int64_t *part) {
+  if (cuda) {
+    naive_pass_kernel<<<1024, 256>>>(pass, d, x, tmp, out, n, elems, lam, part);
+    check_cuda(cudaGetLastError(), "naive kernel");
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t row = i * elems, src = part[i] * elems;
+    const float l = lam[i], m = 1.0f - l;
+    switch (pass) {
+      case 0: for (int64_t j = 0; j < elems; ++j) st(d, tmp, row + j, ld(d, x, src + j)); break;
+      case 1: for (int64_t j = 0; j < elems; ++j) st(d, out, row + j, l * ld(d, x, row + j)); break;
+      case 2: for (int64_t j = 0; j < elems; ++j) st(d, tmp, row + j, m * ld(d, tmp, row + j)); break;
+      default: for (int64_t j = 0; j < elems; ++j) st(d, out, row + j, ld(d, out, row + j) + ld(d, tmp, row + j)); break;
+    }
+  }
+}
+
+// ---- the ceiling --------------------------------------------------------------
+double measure_ceiling(Backend &be, bool quick) {
+  const size_t bytes = (be.cuda ? (size_t)1 << 30 : (size_t)256 << 20) >> (quick ? 1 : 0);
+  void *a = be.alloc(bytes), *b = be.alloc(bytes);
+  std::vector<unsigned char> init(bytes, 1);
+  be.upload(a, init.data(), bytes);
+  be.upload(b, init.data(), bytes);
+  auto t = be.time(quick ? 5 : 20, [&](int) {
+    if (be.cuda) check_cuda(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice), "copy");
+    else {
+#pragma omp parallel
+      {
+        const size_t k = (size_t)omp_get_num_threads(), t_ = (size_t)omp_get_thread_num();
+        const size_t chunk = (bytes / k + 63) / 64 * 64, lo = std::min(bytes, t_ * chunk),
+                     hi = std::min(bytes, lo + chunk);
+        std::memcpy(static_cast<char *>(b) + lo, static_cast<char *>(a) + lo, hi - lo);
+      }
+    }
+  });
+  be.release(a);
+  be.release(b);
+  return 2.0 * (double)bytes / (t.first * 1e-6) / 1e9;
+}
+
+// ---- cases --------------------------------------------------------------------
+struct Bench {
+  Options opt;
+  Backend &be;
+  double ceiling;
+  std::vector<Record> records;
+  int reps() const { return opt.quick ? 5 : (be.cuda ? 50 : 15); }
+
+  void add(const std::string &op, const std::string &dtype, const std::string &shape,
+           const std::string &variant, const std::string &mode, double bytes,
+           std::pair<double, double> t) {
+    Record r{op, be.cuda ? "cuda" : "cpu", dtype, shape, variant, mode, t.first, t.second, bytes, 0, ceiling};
+    r.gbps = bytes / (t.first * 1e-6) / 1e9;
+    records.push_back(r);
+    std::printf("%-14s %-9s %-18s %-13s %-8s %11.1f %11.1f %9.1f %6.1f%%", op.c_str(), dtype.c_str(),
+                shape.c_str(), mode.c_str(), variant.c_str(), r.median_us, r.min_us, r.gbps,
+                100.0 * r.gbps / ceiling);
+    if (variant == "naive" && records.size() >= 2 && records[records.size() - 2].variant == "fastmix")
+      std::printf("   fastmix %.2fx faster", r.median_us / records[records.size() - 2].median_us);
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+
+  void sample() {
+    for (int64_t n : {256, 4096, 65536}) {
+      float *lam = static_cast<float *>(be.alloc(4 * n));
+      int64_t *part = static_cast<int64_t *>(be.alloc(8 * n));
+      auto t = be.time(reps(), [&](int r) {
+        check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 1, (uint64_t)r, n, lam, part, nullptr), "fastmix_sample");
+      });
+      add("sample", "float32", std::to_string(n), "fastmix", "-", 12.0 * (double)n, t);
+      be.release(lam);
+      be.release(part);
+    }
+  }
+
+  // blend (given lambdas and partners) or mixup (drawn in the call)
+  void blend(bool fused) {
+    struct Shape { int64_t n, c, h, w; };
+    std::vector<Shape> shapes = {{256, 3, 32, 32}, {256, 3, 224, 224}, {64, 3, 512, 512}};
+    const fastmix_dtype dtypes[] = {FASTMIX_FLOAT32, FASTMIX_FLOAT16, FASTMIX_BFLOAT16};
+    for (const Shape &s : shapes)
+      for (fastmix_dtype d : dtypes) {
+        const int64_t elems = s.c * s.h * s.w, total = s.n * elems;
+        const size_t bytes = (size_t)total * esize(d);
+        // CPU: rotate over enough input copies that one run's data is out of cache.
+        const int copies = !be.cuda && bytes < ((size_t)64 << 20) ? 4 : 1;
+        std::vector<void *> xs;
+        for (int k = 0; k < copies; ++k) {
+          xs.push_back(be.alloc(bytes));
+          auto init = random_data(d, (size_t)total, 7u + (unsigned)k);
+          be.upload(xs.back(), init.data(), bytes);
+        }
+        void *out = be.alloc(bytes), *tmp = be.alloc(bytes);
+        float *lam = static_cast<float *>(be.alloc(4 * s.n));
+        int64_t *part = static_cast<int64_t *>(be.alloc(8 * s.n));
+        check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 3, 0, s.n, lam, part, nullptr), "sample");
+        const std::string shape = std::to_string(s.n) + "x" + std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+        const double floor_bytes = 2.0 * (double)bytes + 12.0 * (double)s.n;
+        for (int inplace = 0; inplace < 2; ++inplace) {
+          auto t = be.time(reps(), [&](int r) {
+            void *x = xs[(size_t)r % xs.size()];
+            void *o = inplace ? x : out;
+            if (fused)
+              check(fastmix_mixup(be.device(), d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 3, (uint64_t)r, x, o, s.n, elems, elems, lam, part, nullptr), "fastmix_mixup");
+            else
+              check(fastmix_blend(be.device(), d, x, o, s.n, elems, elems, lam, part, nullptr), "fastmix_blend");
+          });
+          add(fused ? "mixup" : "blend", dname(d), shape, "fastmix", inplace ? "in-place" : "out-of-place", floor_bytes, t);
+          // Eager: gather partners into a copy, multiply, multiply, add (4 passes; in place
+          // adds nothing, the result lands in out either way).
+          auto tn = be.time(reps(), [&](int r) {
+            void *x = xs[(size_t)r % xs.size()];
+            if (fused)
+              check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 3, (uint64_t)r, s.n, lam, part, nullptr), "sample");
+            for (int pass = 0; pass < 4; ++pass) naive_pass(be.cuda, pass, d, x, tmp, out, s.n, elems, lam, part);
+          });
+          add(fused ? "mixup" : "blend", dname(d), shape, "naive", inplace ? "in-place" : "out-of-place", floor_bytes, tn);
+        }
+        for (void *x : xs) be.release(x);
+        be.release(out);
+        be.release(tmp);
+        be.release(lam);
+        be.release(part);
+      }
+  }
+
+  void run() {
+    std::printf("%-14s %-9s %-18s %-13s %-8s %11s %11s %9s %7s\n", "op", "dtype", "shape", "mode", "variant",
+                "median_us", "min_us", "GB/s", "ceiling");
+    if (opt.op == "all" || opt.op == "sample") sample();
+    if (opt.op == "all" || opt.op == "blend") blend(false);
+    if (opt.op == "all" || opt.op == "mixup") blend(true);
+  }
+
+  void write_json(const std::string &path) const {
+    FILE *f = std::fopen(path.c_str(), "w");
+    if (!f) die("cannot write", path.c_str());
+    std::fprintf(f, "[\n");
+    for (size_t i = 0; i < records.size(); ++i) {
+      const Record &r = records[i];
+      std::fprintf(f,
+                   "  {\"op\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"shape\": \"%s\", \"variant\": \"%s\", "
+                   "\"mode\": \"%s\", \"median_us\": %.3f, \"min_us\": %.3f, \"bytes\": %.0f, \"gbps\": %.3f, "
+                   "\"ceiling_gbps\": %.3f}%s\n",
+                   r.op.c_str(), r.device.c_str(), r.dtype.c_str(), r.shape.c_str(), r.variant.c_str(), r.mode.c_str(),
+                   r.median_us, r.min_us, r.bytes, r.gbps, r.ceiling_gbps, i + 1 < records.size() ? "," : "");
+    }
+    std::fprintf(f, "]\n");
+    std::fclose(f);
+  }
+};
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) die("missing value for", a.c_str());
+      return argv[++i];
+    };
+    if (a == "--device") {
+      const std::string v = value();
+      if (v != "cpu" && v != "cuda") die("--device must be cpu or cuda, got", v.c_str());
+      opt.cuda = v == "cuda";
+    } else if (a == "--op") opt.op = value();
+    else if (a == "--quick") opt.quick = true;
+    else if (a == "--json") opt.json = value();
+    else if (a == "--help" || a == "-h") {
+      std::printf("usage: fastmix-bench [--device cpu|cuda] [--op all|sample|blend|mixup] [--quick] [--json PATH]\n");
+      return 0;
+    } else die("unknown argument", a.c_str());
+  }
+  if (opt.op != "all" && opt.op != "sample" && opt.op != "blend" && opt.op != "mixup")
+    die("unknown --op", opt.op.c_str());
+  if (opt.cuda && fastmix_cuda_device_count() == 0) die("--device cuda", "no CUDA device is present");
+
+  Backend be(opt.cuda);
+  std::string name = "CPU, " + std::to_string(omp_get_max_threads()) + " threads";
+  if (opt.cuda) {
+    cudaDeviceProp prop;
+    int dev = 0;
+    check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+    check_cuda(cudaGetDeviceProperties(&prop, dev), "properties");
+    name = prop.name;
+  }
+  const double ceiling = measure_ceiling(be, opt.quick);
+  std::printf("fastmix-bench %d on %s; ceiling (%s, read + write) %.1f GB/s\n", fastmix_version(), name.c_str(),
+              opt.cuda ? "device-to-device copy" : "memcpy", ceiling);
+  Bench b{opt, be, ceiling, {}};
+  b.run();
+  if (!opt.json.empty()) b.write_json(opt.json);
+  return 0;
+}
