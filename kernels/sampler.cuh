@@ -24,10 +24,11 @@ FM_HD uint4 philox(uint64_t seed, uint32_t block, uint32_t index, uint64_t offse
   return curand_Philox4x32_10(ctr, key);
 }
 
-// Uniform in (0, 1): the top 24 bits of a word plus one half, exactly.
-FM_HD float uniform01(uint32_t w) { return ((float)(w >> 8) + 0.5f) * 5.9604644775390625e-08f; }
-// Uniform in (-1, 1), exactly representable, never 0.
-FM_HD float uniform11(uint32_t w) { return ((float)(w >> 8) + 0.5f) * 1.1920928955078125e-07f - 1.0f; }
+// Uniform in (0, 1) and in (-1, 1) from the top 23 bits of a word: k + 1/2
+// with k < 2^23 is exact in a float, so neither ever reaches an end point
+// (and uniform11 is never 0: its numerator 2k + 1 - 2^23 is odd).
+FM_HD float uniform01(uint32_t w) { return ((float)(w >> 9) + 0.5f) * 1.1920928955078125e-07f; }
+FM_HD float uniform11(uint32_t w) { return ((float)(w >> 9) + 0.5f) * 2.384185791015625e-07f - 1.0f; }
 
 // Natural logarithm of a positive finite float.
 FM_HD float log_pos(float x) {

@@ -1,0 +1,83 @@
+// Device buffers and CUDA error checks for the CUDA tests.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <cuda_runtime.h>
+
+#include "../test_util.hpp"
+
+#include <utility>
+#include <vector>
+
+namespace fmt_test {
+
+inline void cuda_check(cudaError_t e, const char *what) {
+  INFO(what << ": " << cudaGetErrorName(e) << " (" << cudaGetErrorString(e) << ")");
+  REQUIRE(e == cudaSuccess);
+}
+#define FMT_CUDA(expr) ::fmt_test::cuda_check((expr), #expr)
+
+// Device memory (or managed memory) whose data() lies `misalign` bytes past
+// cudaMalloc's 256-byte alignment; poisoned (0xff, NaN in every dtype) on
+// creation.
+class DeviceBytes {
+ public:
+  explicit DeviceBytes(size_t size, size_t misalign = 0, bool managed = false) : size_(size) {
+    void *p = nullptr;
+    FMT_CUDA(managed ? cudaMallocManaged(&p, size + 256) : cudaMalloc(&p, size + 256));
+    base_ = p;
+    ptr_ = static_cast<unsigned char *>(p) + misalign;
+    poison();
+  }
+  ~DeviceBytes() {
+    if (base_) (void)cudaFree(base_);
+  }
+  DeviceBytes(const DeviceBytes &) = delete;
+  DeviceBytes &operator=(const DeviceBytes &) = delete;
+  DeviceBytes(DeviceBytes &&o) noexcept : base_(std::exchange(o.base_, nullptr)), ptr_(o.ptr_), size_(o.size_) {}
+
+  unsigned char *data() { return ptr_; }
+  size_t size() const { return size_; }
+  template <class T>
+  T *as() {
+    return reinterpret_cast<T *>(ptr_);
+  }
+  void poison() {
+    FMT_CUDA(cudaMemset(ptr_, kPoison, size_));
+    FMT_CUDA(cudaDeviceSynchronize());
+  }
+  void upload(const void *src) {
+    FMT_CUDA(cudaMemcpy(ptr_, src, size_, cudaMemcpyHostToDevice));
+  }
+  std::vector<unsigned char> download() const {
+    std::vector<unsigned char> h(size_);
+    FMT_CUDA(cudaMemcpy(h.data(), ptr_, size_, cudaMemcpyDeviceToHost));
+    return h;
+  }
+  template <class T>
+  std::vector<T> download_as() const {
+    std::vector<T> h(size_ / sizeof(T));
+    FMT_CUDA(cudaMemcpy(h.data(), ptr_, h.size() * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+  }
+
+ private:
+  void *base_ = nullptr;
+  unsigned char *ptr_ = nullptr;
+  size_t size_ = 0;
+};
+
+template <class T>
+DeviceBytes to_device(const std::vector<T> &v) {
+  DeviceBytes d(v.size() * sizeof(T));
+  if (!v.empty()) d.upload(v.data());
+  return d;
+}
+
+// After a fastmix call on the GPU: the queue ran without a (sticky) error.
+inline void sync_ok() {
+  FMT_CUDA(cudaDeviceSynchronize());
+  FMT_CUDA(cudaGetLastError());
+}
+
+}  // namespace fmt_test

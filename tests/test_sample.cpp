@@ -1,0 +1,185 @@
+// fastmix_sample on the CPU: the shape of the draw (partners of the right
+// kind, lambdas in range, never NaN), reproducibility, and the counter
+// property (lambdas depend only on seed, offset and the sample index).
+// The distributions themselves are tested in test_stats.cpp.
+#include <catch2/catch.hpp>
+
+#include "test_util.hpp"
+
+#include <fastmix/fastmix.h>
+
+#include <cfloat>
+#include <limits>
+#include <vector>
+
+using namespace fmt_test;
+
+namespace {
+
+struct Draw {
+  std::vector<float> lam;
+  std::vector<int64_t> par;
+};
+
+Draw draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset, int64_t batch) {
+  Draw d{std::vector<float>((size_t)batch), std::vector<int64_t>((size_t)batch)};
+  poison(d.lam), poison(d.par);
+  const fastmix_status st =
+      fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, seed, offset, batch, d.lam.data(), d.par.data(), nullptr);
+  INFO(fastmix_last_error());
+  REQUIRE(st == FASTMIX_SUCCESS);
+  return d;
+}
+
+bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
+  return a.size() == b.size() && first_difference(a.data(), b.data(), a.size() * sizeof(float)) == -1;
+}
+
+}  // namespace
+
+TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundary batch sizes", "[sample]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x5a3);
+  std::vector<int64_t> batches;
+  for (int64_t n = 1; n <= 70; ++n) batches.push_back(n);
+  // around the sizes where the Feistel domain (a power of 4) changes
+  for (int64_t n : {127, 128, 129, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097, 65535, 65536, 65537, 1000003})
+    batches.push_back(n);
+  for (int64_t n : batches)
+    for (fastmix_pairing pairing : kAllPairings)
+      for (int rep = 0; rep < (n < 100 ? 4 : 1); ++rep) {
+        const uint64_t s = rng(), off = rng();
+        INFO(pairing_name(pairing) << " batch " << n << " seed " << s << " offset " << off);
+        const Draw d = draw(0.4f, rep % 2, pairing, s, off, n);
+        REQUIRE(is_permutation(d.par.data(), n));
+        if (n == 1) CHECK(d.par[0] == 0);
+        if (pairing == FASTMIX_PAIRING_FLIP) {
+          bool flip = true;
+          for (int64_t i = 0; i < n; ++i) flip = flip && d.par[(size_t)i] == n - 1 - i;
+          CHECK(flip);
+        }
+        if (pairing == FASTMIX_PAIRING_CYCLE) {
+          CHECK(is_single_cycle(d.par.data(), n));
+          bool no_fixed = true, no_swap = true;
+          for (int64_t i = 0; i < n; ++i) {
+            no_fixed = no_fixed && (n == 1 || d.par[(size_t)i] != i);
+            no_swap = no_swap && (n <= 2 || d.par[(size_t)d.par[(size_t)i]] != i);
+          }
+          CHECK(no_fixed);
+          CHECK(no_swap);
+        }
+      }
+}
+
+TEST_CASE("sample: lambdas lie in [0, 1] ([1/2, 1] folded) and are never NaN, for any alpha", "[sample]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x5a4);
+  const float alphas[] = {std::numeric_limits<float>::denorm_min(), 1e-30f, 1e-6f, 1e-3f, 0.05f, 0.4f, 0.999999f,
+                          1.0f, 1.000001f, 3.0f, 1e3f, 1e6f, 1e30f, FLT_MAX};
+  for (float alpha : alphas)
+    for (int fold : {0, 1}) {
+      INFO("alpha " << alpha << " fold " << fold);
+      const Draw d = draw(alpha, fold, FASTMIX_PAIRING_PERMUTATION, rng(), rng(), 20000);
+      int bad = 0;
+      for (float l : d.lam)
+        if (!(l >= (fold ? 0.5f : 0.0f) && l <= 1.0f)) ++bad;
+      CHECK(bad == 0);
+    }
+}
+
+TEST_CASE("sample: the same arguments give bitwise the same draw", "[sample]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x5a5);
+  for (fastmix_pairing pairing : kAllPairings)
+    for (int64_t n : {1, 7, 1000, 300001}) {
+      const uint64_t s = rng(), off = rng();
+      INFO(pairing_name(pairing) << " batch " << n);
+      const Draw a = draw(0.3f, 0, pairing, s, off, n);
+      const Draw b = draw(0.3f, 0, pairing, s, off, n);
+      CHECK(same_bits(a.lam, b.lam));
+      CHECK(a.par == b.par);
+    }
+}
+
+TEST_CASE("sample: lambdas depend only on (seed, offset, i): not on batch or pairing", "[sample]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x5a6);
+  for (float alpha : {0.01f, 0.4f, 1.0f, 7.5f})
+    for (int fold : {0, 1}) {
+      const uint64_t s = rng(), off = rng();
+      INFO("alpha " << alpha << " fold " << fold << " seed " << s << " offset " << off);
+      const Draw big = draw(alpha, fold, FASTMIX_PAIRING_PERMUTATION, s, off, 70001);
+      for (int64_t n : {1, 2, 3, 7, 33, 1000, 4097, 70000})
+        for (fastmix_pairing pairing : kAllPairings) {
+          const Draw small = draw(alpha, fold, pairing, s, off, n);
+          CHECK(first_difference(small.lam.data(), big.lam.data(), (size_t)n * sizeof(float)) == -1);
+        }
+    }
+}
+
+TEST_CASE("sample: folding maps lambda to max(lambda, 1 - lambda)", "[sample]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x5a7);
+  for (float alpha : {0.05f, 0.4f, 1.0f, 4.0f, 300.0f}) {
+    const uint64_t s = rng(), off = rng();
+    INFO("alpha " << alpha);
+    const Draw plain = draw(alpha, 0, FASTMIX_PAIRING_CYCLE, s, off, 10000);
+    const Draw folded = draw(alpha, 1, FASTMIX_PAIRING_CYCLE, s, off, 10000);
+    CHECK(plain.par == folded.par);
+    int bad = 0;
+    for (size_t i = 0; i < plain.lam.size(); ++i) {
+      const double l = plain.lam[i];
+      const double want = l > 0.5 ? l : 1.0 - l;
+      // Both are rounded float computations of the same draw: a few float units.
+      if (!(std::fabs((double)folded.lam[i] - want) <= 4e-7)) ++bad;
+    }
+    CHECK(bad == 0);
+  }
+}
+
+TEST_CASE("sample: different seeds or offsets give different draws (all 64 bits count)", "[sample]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x5a8);
+  const uint64_t s = rng(), off = rng();
+  CAPTURE(s, off);
+  const int64_t n = 4096;
+  const Draw base = draw(0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s, off, n);
+  const Draw others[] = {
+      draw(0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s, off + 1, n),
+      draw(0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s, off ^ (UINT64_C(1) << 32), n),
+      draw(0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s, off ^ (UINT64_C(1) << 63), n),
+      draw(0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s + 1, off, n),
+      draw(0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s ^ (UINT64_C(1) << 32), off, n),
+      draw(0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s ^ (UINT64_C(1) << 63), off, n),
+  };
+  for (const Draw &o : others) {
+    int same_lam = 0, same_par = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      same_lam += base.lam[(size_t)i] == o.lam[(size_t)i];
+      same_par += base.par[(size_t)i] == o.par[(size_t)i];
+    }
+    // Independent draws: equal lambdas are rare (for Beta(0.4, 0.4) only the
+    // float values 0 and 1 carry noticeable mass, about 1e-3 each); equal
+    // partners have a Poisson(1) count.
+    CHECK(same_lam < 20);
+    CHECK(same_par < 15);
+  }
+}
+
+TEST_CASE("sample with batch 0 succeeds and writes nothing", "[sample]") {
+  for (fastmix_pairing pairing : kAllPairings) {
+    std::vector<float> lam(3);
+    std::vector<int64_t> par(3);
+    poison(lam), poison(par);
+    CHECK(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, pairing, 1, 2, 0, lam.data(), par.data(), nullptr) ==
+          FASTMIX_SUCCESS);
+    CHECK(all_poison(lam));
+    CHECK(all_poison(par));
+  }
+}
