@@ -1,22 +1,141 @@
-// The C ABI of the mixup cross-entropy and the soft targets (issue 3).
-// Placeholder until the implementation lands.
+// The C ABI of the mixup cross-entropy and the soft targets (issue 3):
+// argument validation, then dispatch to the CPU backend
+// (host/cpu_cross_entropy.cpp) or the CUDA launchers
+// (kernels/cross_entropy.cu).  Every argument, and on the CPU every label and
+// partner, is checked before any output is written.
 #include "validate.hpp"
 
 using namespace fm;
 
-extern "C" {
+namespace {
 
-fastmix_status fastmix_cross_entropy(fastmix_device, fastmix_dtype, const void *, int64_t, int64_t,
-                                     int64_t, const int64_t *, const float *, const int64_t *,
-                                     fastmix_reduction, float, int64_t, float *, void *, float,
-                                     void *) {
-  return fail(FASTMIX_ERROR_NOT_SUPPORTED, "fastmix_cross_entropy: not implemented yet");
+// A [batch][stride] matrix of `dtype`: pointer, alignment and the byte span
+// of its rows (0 when batch == 0), with overflow checks.
+fastmix_status check_matrix(const char *func, const char *name, fastmix_dtype dtype,
+                            const void *ptr, int64_t batch, int64_t cols, int64_t stride,
+                            int64_t *span) {
+  FM_CHECK(ptr != nullptr, "%s: %s must not be NULL", func, name);
+  const uintptr_t size = dtype_size(dtype);
+  FM_CHECK((uintptr_t)ptr % size == 0, "%s: %s must be aligned to its element size (%u bytes)",
+           func, name, (unsigned)size);
+  *span = 0;
+  if (batch == 0) return FASTMIX_SUCCESS;
+  int64_t s = 0;
+  FM_CHECK(!__builtin_mul_overflow(batch - 1, stride, &s) && !__builtin_add_overflow(s, cols, &s) &&
+               !__builtin_mul_overflow(s, (int64_t)size, &s),
+           "%s: batch * stride of %s overflows the address space (batch %lld, stride %lld)", func,
+           name, (long long)batch, (long long)stride);
+  *span = s;
+  return FASTMIX_SUCCESS;
 }
 
-fastmix_status fastmix_soft_targets(fastmix_device, fastmix_dtype, const int64_t *, const float *,
-                                    const int64_t *, int64_t, int64_t, float, void *, int64_t,
-                                    void *) {
-  return fail(FASTMIX_ERROR_NOT_SUPPORTED, "fastmix_soft_targets: not implemented yet");
+fastmix_status check_classes(const char *func, int64_t classes, int64_t stride,
+                             const char *stride_name) {
+  FM_CHECK(classes >= 1, "%s: classes must be >= 1, got %lld", func, (long long)classes);
+  FM_CHECK(stride >= classes, "%s: %s (%lld) must be >= classes (%lld)", func, stride_name,
+           (long long)stride, (long long)classes);
+  return FASTMIX_SUCCESS;
+}
+
+fastmix_status check_mix(const char *func, const float *lambdas, const int64_t *partners) {
+  FM_CHECK((lambdas == nullptr) == (partners == nullptr),
+           "%s: lambdas and partners must both be given (mixup) or both be NULL (plain); "
+           "got lambdas %s and partners %s",
+           func, lambdas ? "non-NULL" : "NULL", partners ? "non-NULL" : "NULL");
+  return FASTMIX_SUCCESS;
+}
+
+fastmix_status check_smoothing(const char *func, float eps) {
+  FM_CHECK(eps >= 0.0f && eps <= 1.0f, "%s: label_smoothing must be in [0, 1], got %g", func,
+           (double)eps);
+  return FASTMIX_SUCCESS;
+}
+
+// Host labels: each ignore_index (when `ignore` is set) or in [0, classes).
+fastmix_status check_labels_host(const char *func, const int64_t *labels, int64_t batch,
+                                 int64_t classes, bool ignore, int64_t ignore_index) {
+  for (int64_t i = 0; i < batch; ++i) {
+    const int64_t y = labels[i];
+    if ((ignore && y == ignore_index) || (y >= 0 && y < classes)) continue;
+    return fail(FASTMIX_ERROR_LABEL_OUT_OF_RANGE,
+                "%s: labels[%lld] = %lld is outside [0, classes = %lld)%s", func, (long long)i,
+                (long long)y, (long long)classes, ignore ? " and is not ignore_index" : "");
+  }
+  return FASTMIX_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" {
+
+fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
+                                     const void *logits, int64_t batch, int64_t classes,
+                                     int64_t logits_stride, const int64_t *labels,
+                                     const float *lambdas, const int64_t *partners,
+                                     fastmix_reduction reduction, float label_smoothing,
+                                     int64_t ignore_index, float *loss, void *grad_logits,
+                                     float grad_scale, void *stream) {
+  static const char *func = "fastmix_cross_entropy";
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_device(func, device));
+    FM_TRY(check_dtype(func, dtype));
+    FM_TRY(check_batch(func, batch));
+    FM_TRY(check_classes(func, classes, logits_stride, "logits_stride"));
+    int64_t span = 0, gspan = 0;
+    FM_TRY(check_matrix(func, "logits", dtype, logits, batch, classes, logits_stride, &span));
+    FM_CHECK(labels != nullptr, "%s: labels must not be NULL", func);
+    FM_TRY(check_mix(func, lambdas, partners));
+    FM_CHECK(reduction == FASTMIX_REDUCTION_NONE || reduction == FASTMIX_REDUCTION_MEAN ||
+                 reduction == FASTMIX_REDUCTION_SUM,
+             "%s: reduction must be FASTMIX_REDUCTION_NONE (0), _MEAN (1) or _SUM (2), got %d",
+             func, (int)reduction);
+    FM_TRY(check_smoothing(func, label_smoothing));
+    FM_CHECK(loss != nullptr, "%s: loss must not be NULL", func);
+    if (grad_logits) {
+      FM_TRY(check_matrix(func, "grad_logits", dtype, grad_logits, batch, classes, logits_stride,
+                          &gspan));
+      const uintptr_t za = (uintptr_t)logits, ga = (uintptr_t)grad_logits;
+      FM_CHECK(za == ga || za + (uintptr_t)span <= ga || ga + (uintptr_t)gspan <= za,
+               "%s: grad_logits overlaps logits without being equal to it (only grad_logits == "
+               "logits, in place, is supported)",
+               func);
+    }
+    const CeArgs args{dtype,     logits,         batch,        classes, logits_stride,
+                      labels,    lambdas,        partners,     reduction, label_smoothing,
+                      ignore_index, loss,        grad_logits,  grad_scale};
+    if (device == FASTMIX_DEVICE_CUDA) return cuda_cross_entropy(args, stream);
+    if (partners) FM_TRY(check_partners_host(func, partners, batch));
+    FM_TRY(check_labels_host(func, labels, batch, classes, true, ignore_index));
+    cpu_cross_entropy(args);
+    return FASTMIX_SUCCESS;
+  });
+}
+
+fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_dtype dtype,
+                                    const int64_t *labels, const float *lambdas,
+                                    const int64_t *partners, int64_t batch, int64_t classes,
+                                    float label_smoothing, void *targets, int64_t targets_stride,
+                                    void *stream) {
+  static const char *func = "fastmix_soft_targets";
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_device(func, device));
+    FM_TRY(check_dtype(func, dtype));
+    FM_TRY(check_batch(func, batch));
+    FM_CHECK(labels != nullptr, "%s: labels must not be NULL", func);
+    FM_TRY(check_mix(func, lambdas, partners));
+    FM_TRY(check_classes(func, classes, targets_stride, "targets_stride"));
+    FM_TRY(check_smoothing(func, label_smoothing));
+    int64_t span = 0;
+    FM_TRY(check_matrix(func, "targets", dtype, targets, batch, classes, targets_stride, &span));
+    if (device == FASTMIX_DEVICE_CUDA)
+      return cuda_soft_targets(dtype, labels, lambdas, partners, batch, classes, label_smoothing,
+                               targets, targets_stride, stream);
+    if (partners) FM_TRY(check_partners_host(func, partners, batch));
+    FM_TRY(check_labels_host(func, labels, batch, classes, false, 0));
+    cpu_soft_targets(dtype, labels, lambdas, partners, batch, classes, label_smoothing, targets,
+                     targets_stride);
+    return FASTMIX_SUCCESS;
+  });
 }
 
 }  // extern "C"

@@ -18,4 +18,15 @@ fastmix_status cuda_blend(fastmix_dtype, const void *, void *, int64_t, int64_t,
               draw ? "fastmix_mixup" : "fastmix_blend");
 }
 
+fastmix_status cuda_cross_entropy(const CeArgs &, void *) {
+  return fail(FASTMIX_ERROR_NO_DEVICE,
+              "fastmix_cross_entropy: this libfastmix was built without the CUDA backend");
+}
+
+fastmix_status cuda_soft_targets(fastmix_dtype, const int64_t *, const float *, const int64_t *,
+                                 int64_t, int64_t, float, void *, int64_t, void *) {
+  return fail(FASTMIX_ERROR_NO_DEVICE,
+              "fastmix_soft_targets: this libfastmix was built without the CUDA backend");
+}
+
 }  // namespace fm

@@ -17,6 +17,7 @@
 // The fused mixup uses the same kernels with a source that draws lambda and
 // partner in registers instead of reading them.
 #include "../host/internal.hpp"
+#include "cuda_util.cuh"
 #include "sampler.cuh"
 
 #include <cuda_runtime.h>
@@ -223,52 +224,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ---- host side --------------------------------------------------------------
-fastmix_status cuda_error(const char *func, cudaError_t err) {
-  return fail(FASTMIX_ERROR_CUDA, "%s: %s (%s)", func, cudaGetErrorName(err), cudaGetErrorString(err));
-}
-
-struct Device {
-  int id, sms, smem_optin;
-};
-
-fastmix_status current_device(const char *func, Device *dev) {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    (void)cudaGetLastError();
-    return fail(FASTMIX_ERROR_NO_DEVICE, "%s: FASTMIX_DEVICE_CUDA asked for, but no usable CUDA device is present", func);
-  }
-  cudaError_t err = cudaGetDevice(&dev->id);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&dev->sms, cudaDevAttrMultiProcessorCount, dev->id);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&dev->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev->id);
-  return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
-}
-
-// A pointer the current device can dereference: device memory of this device,
-// managed memory, or mapped host memory.  Plain host memory is refused with a
-// clear message instead of an illegal-address fault later.
-fastmix_status check_pointer(const char *func, const char *name, const void *ptr, const Device &dev) {
-  cudaPointerAttributes attr;
-  const cudaError_t err = cudaPointerGetAttributes(&attr, ptr);
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();
-    return fail(FASTMIX_ERROR_INVALID_VALUE, "%s: %s is not a pointer CUDA knows (%s)", func, name,
-                cudaGetErrorString(err));
-  }
-  if (attr.type == cudaMemoryTypeUnregistered || (attr.type == cudaMemoryTypeHost && attr.devicePointer == nullptr))
-    return fail(FASTMIX_ERROR_INVALID_VALUE,
-                "%s: %s points to host memory, but FASTMIX_DEVICE_CUDA needs device memory", func, name);
-  if (attr.type == cudaMemoryTypeDevice && attr.device != dev.id)
-    return fail(FASTMIX_ERROR_INVALID_VALUE, "%s: %s lives on CUDA device %d, but the current device is %d",
-                func, name, attr.device, dev.id);
-  return FASTMIX_SUCCESS;
-}
-
-fastmix_status launched(const char *func) {
-  const cudaError_t err = cudaGetLastError();
-  return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
-}
-
 // Geometry shared by both blend kernels for one call.
 struct Geometry {
   bool vec;
