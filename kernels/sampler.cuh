@@ -147,9 +147,12 @@ FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, ui
     dlog = dlog + (log_pos(uniform01(w.x)) - log_pos(uniform01(w.y))) / bp.alpha;
   }
   if (bp.fold) dlog = dlog < 0.0f ? -dlog : dlog;
-  if (dlog >= 0.0f) return 1.0f / (1.0f + exp_nonpos(-dlog));
-  const float e = exp_nonpos(dlog);
-  return e / (1.0f + e);
+  // sigmoid(d) = 1 - e/(1+e) for d >= 0 and e/(1+e) for d < 0, e = exp(-|d|).
+  // Not 1/(1+e): 1 + e rounds to 1 for every e < 2^-24, which would turn
+  // lambdas that should round to 1 - 2^-24 into exactly 1.
+  const float e = exp_nonpos(dlog < 0.0f ? dlog : -dlog);
+  const float tail = e / (1.0f + e);
+  return dlog >= 0.0f ? 1.0f - tail : tail;
 }
 
 // ---------------------------------------------------------------------------
