@@ -1,0 +1,362 @@
+"""fastmix: fused mixup kernels (sampling, blending, the two-term
+cross-entropy) for NumPy, PyTorch and CuPy arrays, through the C library.
+
+    lambdas, partners = fastmix.sample(batch, alpha=0.4)
+    out = fastmix.blend(x, lambdas, partners)            # out=x blends in place
+    out, lambdas, partners = fastmix.mixup(x, alpha=0.4)
+    loss = fastmix.cross_entropy(logits, labels, lambdas, partners)
+
+Results are arrays of the input's library on the input's device.  CUDA work
+is queued on the current stream of that library with the input's device
+current.  The PyTorch layer (autograd, nn.Modules, a timm-style Mixup) is
+``fastmix.torch``, imported only when asked for.
+
+Randomness: every draw takes a (seed, offset) pair from a ``Generator``
+(``Generator(seed)`` uses offset 0 for its first draw, then 1, 2, ...), and
+is exactly ``fastmix_sample``/``fastmix_mixup`` of the C API with that seed
+and offset, on either backend.
+"""
+from __future__ import annotations
+
+import operator
+import os
+import threading
+
+import numpy as _np
+
+from ._version import __version__
+from ._lib import (CudaError, FastmixError, InternalError, InvalidValueError,
+                   LabelOutOfRangeError, NoDeviceError, NotSupportedError, Status, check, lib,
+                   library_path, raise_invalid)
+from . import _arrays as _a
+
+__all__ = [
+    "__version__", "cuda_device_count", "manual_seed", "Generator", "default_generator",
+    "sample", "blend", "mixup", "cross_entropy", "soft_targets", "Status", "FastmixError",
+    "InvalidValueError", "NotSupportedError", "NoDeviceError", "CudaError",
+    "LabelOutOfRangeError", "InternalError", "library_path", "MAX_BATCH",
+]
+
+MAX_BATCH = 4294967295  # FASTMIX_MAX_BATCH
+_PAIRINGS = {"permutation": 0, "cycle": 1, "flip": 2}
+_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+_CPU, _CUDA = 0, 1
+_U64 = 1 << 64
+# A valid host pointer for calls that only validate their scalar arguments.
+_dummy = _np.zeros(4, dtype=_np.float64)
+_DUMMY = _dummy.ctypes.data
+
+
+def cuda_device_count() -> int:
+    """Number of CUDA devices the library can use (0 without driver or GPU)."""
+    return int(lib.fastmix_cuda_device_count())
+
+
+def _u64(value, func: str, name: str) -> int:
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{func}: {name} must be an integer, not {type(value).__name__}") from None
+    if not 0 <= v < _U64:
+        raise_invalid(f"{func}: {name} must be in [0, 2^64), got {v}")
+    return v
+
+
+class Generator:
+    """A seed and an offset that advances by one per draw.
+
+    ``Generator(seed)`` makes its first draw with offset 0, the next with
+    offset 1, and so on; draw k is ``fastmix_sample(..., seed, k, ...)`` (or
+    ``fastmix_mixup``) in C, bit for bit.  ``Generator()`` takes a random seed
+    from the operating system.  Thread-safe.
+    """
+
+    def __init__(self, seed: int | None = None):
+        self._lock = threading.Lock()
+        self.manual_seed(seed)
+
+    def manual_seed(self, seed: int | None = None) -> "Generator":
+        """Sets the seed (a random one when None) and resets the offset to 0."""
+        if seed is None:
+            seed = int.from_bytes(os.urandom(8), "little")
+        seed = _u64(seed, "fastmix.Generator", "seed")
+        with self._lock:
+            self._seed, self._offset = seed, 0
+        return self
+
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    @property
+    def offset(self) -> int:
+        """The offset the next draw will use; assignable (e.g. to resume a run)."""
+        return self._offset
+
+    @offset.setter
+    def offset(self, value: int):
+        value = _u64(value, "fastmix.Generator", "offset")
+        with self._lock:
+            self._offset = value
+
+    def get_state(self) -> tuple:
+        return (self._seed, self._offset)
+
+    def set_state(self, state) -> None:
+        seed, offset = state
+        seed = _u64(seed, "fastmix.Generator", "seed")
+        offset = _u64(offset, "fastmix.Generator", "offset")
+        with self._lock:
+            self._seed, self._offset = seed, offset
+
+    def next_draw(self) -> tuple:
+        """(seed, offset) for one draw, advancing the offset by one."""
+        with self._lock:
+            seed, offset = self._seed, self._offset
+            self._offset = (offset + 1) % _U64
+        return seed, offset
+
+    def __repr__(self):
+        return f"fastmix.Generator(seed={self._seed}, offset={self._offset})"
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seeds the default generator (offset back to 0) and returns it."""
+    return default_generator.manual_seed(seed)
+
+
+def _generator(generator) -> Generator:
+    if generator is None:
+        return default_generator
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a fastmix.Generator or None, not "
+                        f"{type(generator).__name__}")
+    return generator
+
+
+def _pairing(pairing, func) -> int:
+    if not isinstance(pairing, str) or pairing.lower() not in _PAIRINGS:
+        raise_invalid(f"{func}: pairing must be one of 'permutation', 'cycle', 'flip', "
+                      f"got {pairing!r}")
+    return _PAIRINGS[pairing.lower()]
+
+
+def _float_dtype(d: "_a.Desc", func: str, name: str) -> int:
+    code = _a.FLOAT_DTYPES.get(d.dtype)
+    if code is None:
+        raise_invalid(f"{func}: {name} has dtype {d.dtype}; fastmix takes float32, float16 "
+                      "and bfloat16")
+    return code
+
+
+def _like(like, func):
+    """The Desc whose library and device results take (NumPy on the CPU by default)."""
+    if like is None:
+        return _a.describe(_dummy, func, "like")
+    t = _a._torch()
+    if t is not None and isinstance(like, (t.device, str)) and not isinstance(like, _np.ndarray):
+        dev = t.device(like)
+        return _a.describe(t.empty(0, device=dev), func, "like")
+    return _a.describe(like, func, "like")
+
+
+def _check_sampler(func, alpha, fold, pairing, batch):
+    """Validates the scalar arguments of a draw in C (with no output written),
+    so that their errors carry the C library's message."""
+    b = batch if (batch < 0 or batch > MAX_BATCH) else 0
+    check(lib.fastmix_sample(_CPU, alpha, fold, pairing, 0, 0, b, _DUMMY, _DUMMY, None))
+
+
+def sample(batch, alpha=0.4, *, fold=True, pairing="permutation", generator=None, like=None):
+    """Draws the mixing weights of a batch and each sample's partner.
+
+    Returns ``(lambdas, partners)``: float32 and int64 arrays of shape
+    ``(batch,)`` with ``lambdas[i] ~ Beta(alpha, alpha)`` (folded to
+    ``max(l, 1 - l)`` when ``fold``) and ``partners`` a permutation of
+    ``range(batch)`` chosen by ``pairing`` ("permutation", "cycle" or "flip").
+    They are NumPy arrays, or arrays of ``like``'s library on its device.
+    """
+    func = "fastmix.sample"
+    batch = operator.index(batch)
+    alpha = float(alpha)
+    fold = 1 if fold else 0
+    pairing = _pairing(pairing, func)
+    g = _generator(generator)
+    ref = _like(like, func)
+    _check_sampler(func, alpha, fold, pairing, batch)
+    lambdas = _a.empty(ref, (batch,), "float32")
+    partners = _a.empty(ref, (batch,), "int64")
+    dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
+    scratch = _a.Scratch(ref)
+    seed, offset = g.next_draw()
+    with _a.on_device(ref) as stream:
+        check(lib.fastmix_sample(_CUDA if ref.cuda else _CPU, alpha, fold, pairing, seed, offset,
+                                 batch, scratch.ptr(dl), scratch.ptr(dp), stream))
+    return lambdas, partners
+
+
+def _images(func, x, out):
+    dx = _a.describe(x, func, "x")
+    dtype = _float_dtype(dx, func, "x")
+    batch, elems, stride = _a.sample_layout(dx, func, "x")
+    if out is None:
+        out = _a.empty(dx, dx.shape, dx.dtype, sample_stride=stride)
+        do = _a.describe(out, func, "out")
+    else:
+        do = _a.describe(out, func, "out")
+        _a.same_device(dx, do, func, "out", "x")
+        if do.shape != dx.shape or do.dtype != dx.dtype:
+            raise_invalid(f"{func}: out must have x's shape {tuple(dx.shape)} and dtype "
+                          f"{dx.dtype}, got {tuple(do.shape)} {do.dtype}")
+        _, _, ostride = _a.sample_layout(do, func, "out")
+        if batch > 1 and ostride != stride:
+            raise_invalid(f"{func}: out must have x's sample stride ({stride} elements), "
+                          f"got {ostride}")
+    return dx, do, out, dtype, batch, elems, stride
+
+
+def blend(x, lambdas, partners, *, out=None):
+    """``out[i] = lambdas[i] * x[i] + (1 - lambdas[i]) * x[partners[i]]``.
+
+    ``x``: batch first, each sample contiguous (samples may be strided),
+    float32, float16 or bfloat16.  ``out=None`` allocates the result (with x's
+    sample stride); ``out=x`` blends in place.  Returns ``out``.
+    """
+    func = "fastmix.blend"
+    dx, do, out, dtype, batch, elems, stride = _images(func, x, out)
+    dl = _a.describe(lambdas, func, "lambdas")
+    dp = _a.describe(partners, func, "partners")
+    _a.same_device(dx, dl, func, "lambdas", "x")
+    _a.same_device(dx, dp, func, "partners", "x")
+    dl = _a.contiguous_1d(dl, "float32", batch, func, "lambdas", ("float32", "float16",
+                                                                  "bfloat16", "float64"))
+    dp = _a.contiguous_1d(dp, "int64", batch, func, "partners", _a.INT_DTYPES)
+    scratch = _a.Scratch(dx)
+    with _a.on_device(dx) as stream:
+        check(lib.fastmix_blend(_CUDA if dx.cuda else _CPU, dtype, scratch.ptr(dx),
+                                scratch.ptr(do), batch, elems, stride, scratch.ptr(dl),
+                                scratch.ptr(dp), stream))
+    return out
+
+
+def mixup(x, alpha=0.4, *, fold=True, pairing="permutation", generator=None, out=None):
+    """Draws lambdas and partners and blends the batch, in one pass (one
+    kernel launch on CUDA); bitwise ``sample`` followed by ``blend``.
+
+    Returns ``(out, lambdas, partners)``; ``out=x`` mixes in place.
+    """
+    func = "fastmix.mixup"
+    alpha = float(alpha)
+    fold = 1 if fold else 0
+    pairing = _pairing(pairing, func)
+    g = _generator(generator)
+    dx, do, out, dtype, batch, elems, stride = _images(func, x, out)
+    _check_sampler(func, alpha, fold, pairing, batch)
+    lambdas = _a.empty(dx, (batch,), "float32")
+    partners = _a.empty(dx, (batch,), "int64")
+    dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
+    scratch = _a.Scratch(dx)
+    seed, offset = g.next_draw()
+    with _a.on_device(dx) as stream:
+        check(lib.fastmix_mixup(_CUDA if dx.cuda else _CPU, dtype, alpha, fold, pairing, seed,
+                                offset, scratch.ptr(dx), scratch.ptr(do), batch, elems, stride,
+                                scratch.ptr(dl), scratch.ptr(dp), stream))
+    return out, lambdas, partners
+
+
+def _pair(func, ref, batch, lambdas, partners):
+    """Descs of optional lambdas/partners (None passes NULL to C, which
+    checks that both or neither are given)."""
+    dl = dp = None
+    if lambdas is not None:
+        dl = _a.describe(lambdas, func, "lambdas")
+        _a.same_device(ref, dl, func, "lambdas", "labels")
+        dl = _a.contiguous_1d(dl, "float32", batch, func, "lambdas",
+                              ("float32", "float16", "bfloat16", "float64"))
+    if partners is not None:
+        dp = _a.describe(partners, func, "partners")
+        _a.same_device(ref, dp, func, "partners", "labels")
+        dp = _a.contiguous_1d(dp, "int64", batch, func, "partners", _a.INT_DTYPES)
+    return dl, dp
+
+
+def cross_entropy(logits, labels, lambdas=None, partners=None, *, reduction="mean",
+                  label_smoothing=0.0, ignore_index=-100, return_grad=False, grad_scale=1.0):
+    """The mixup cross-entropy ``lam * CE(z, y1) + (1 - lam) * CE(z, y2)``
+    with ``y1 = labels[i]``, ``y2 = labels[partners[i]]``, ``lam = lambdas[i]``
+    (plain cross-entropy when both are None), in one pass over the logits.
+
+    ``logits``: ``(batch, classes)``, rows may be strided; ``labels``: int.
+    Returns the float32 loss (shape ``(batch,)`` for reduction "none", ``()``
+    otherwise) and, with ``return_grad=True``, ``(loss, grad)`` where grad is
+    the gradient of ``grad_scale * loss`` w.r.t. the logits, of their dtype.
+    """
+    func = "fastmix.cross_entropy"
+    dz = _a.describe(logits, func, "logits")
+    dtype = _float_dtype(dz, func, "logits")
+    if len(dz.shape) != 2:
+        raise_invalid(f"{func}: logits must have shape (batch, classes), got {tuple(dz.shape)}")
+    batch, classes, row = _a.sample_layout(dz, func, "logits")
+    if not isinstance(reduction, str) or reduction.lower() not in _REDUCTIONS:
+        raise_invalid(f"{func}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+    red = _REDUCTIONS[reduction.lower()]
+    dy = _a.describe(labels, func, "labels")
+    _a.same_device(dz, dy, func, "labels", "logits")
+    dy = _a.contiguous_1d(dy, "int64", batch, func, "labels", _a.INT_DTYPES)
+    dl, dp = _pair(func, dz, batch, lambdas, partners)
+    loss = _a.empty(dz, (batch,) if red == 0 else (), "float32")
+    dloss = _a.describe(loss, func, "loss")
+    grad = dgrad = None
+    if return_grad:
+        grad = _a.empty(dz, dz.shape, dz.dtype, sample_stride=row)
+        dgrad = _a.describe(grad, func, "grad")
+    scratch = _a.Scratch(dz)
+    with _a.on_device(dz) as stream:
+        check(lib.fastmix_cross_entropy(
+            _CUDA if dz.cuda else _CPU, dtype, scratch.ptr(dz), batch, classes, row,
+            scratch.ptr(dy), scratch.ptr(dl) if dl else None, scratch.ptr(dp) if dp else None,
+            red, float(label_smoothing), operator.index(ignore_index), scratch.ptr(dloss),
+            scratch.ptr(dgrad) if dgrad else None, float(grad_scale), stream))
+    return (loss, grad) if return_grad else loss
+
+
+def soft_targets(labels, num_classes, lambdas=None, partners=None, *, label_smoothing=0.0,
+                 dtype=None):
+    """Dense mixed, smoothed targets of shape ``(batch, num_classes)``:
+    ``(1 - eps) * (lam * onehot(y1) + (1 - lam) * onehot(y2)) + eps / num_classes``.
+    ``dtype``: float32 (default), float16 or bfloat16 (a name, NumPy dtype or
+    torch.dtype).  The result is in labels' library on labels' device."""
+    func = "fastmix.soft_targets"
+    dy = _a.describe(labels, func, "labels")
+    if len(dy.shape) != 1:
+        raise_invalid(f"{func}: labels must have shape (batch,), got {tuple(dy.shape)}")
+    batch = dy.shape[0]
+    dy = _a.contiguous_1d(dy, "int64", batch, func, "labels", _a.INT_DTYPES)
+    classes = operator.index(num_classes)
+    if classes < 0:
+        raise_invalid(f"{func}: num_classes must be >= 0, got {classes}")
+    name = "float32" if dtype is None else _a.dtype_name(dtype)
+    code = _a.FLOAT_DTYPES.get(name)
+    if code is None:
+        raise_invalid(f"{func}: dtype must be float32, float16 or bfloat16, got {name}")
+    dl, dp = _pair(func, dy, batch, lambdas, partners)
+    targets = _a.empty(dy, (batch, classes), name)
+    dt = _a.describe(targets, func, "targets")
+    scratch = _a.Scratch(dy)
+    with _a.on_device(dy) as stream:
+        check(lib.fastmix_soft_targets(
+            _CUDA if dy.cuda else _CPU, code, scratch.ptr(dy), scratch.ptr(dl) if dl else None,
+            scratch.ptr(dp) if dp else None, batch, classes, float(label_smoothing),
+            scratch.ptr(dt), classes, stream))
+    return targets
+
+
+def __getattr__(name):
+    # `fastmix.torch` is imported on first use, so NumPy users need no PyTorch.
+    if name == "torch":
+        import importlib
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError(f"module 'fastmix' has no attribute {name!r}")

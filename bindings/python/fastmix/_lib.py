@@ -1,0 +1,201 @@
+"""Loading libfastmix.so with ctypes: prototypes, the version check and errors.
+
+The library is looked up in this package's folder, unless the environment
+variable FASTMIX_LIBRARY names another file.  Every C function is declared
+with its prototype (copied from include/fastmix/fastmix.h) above it.
+"""
+from __future__ import annotations
+
+import ctypes
+import enum
+import os
+
+from ._version import __version__
+
+__all__ = [
+    "Status", "FastmixError", "InvalidValueError", "NotSupportedError", "NoDeviceError",
+    "CudaError", "LabelOutOfRangeError", "InternalError", "lib", "library_path", "check",
+    "raise_invalid",
+]
+
+
+class Status(enum.IntEnum):
+    """fastmix_status; the values are part of the C ABI."""
+    SUCCESS = 0
+    INVALID_VALUE = 1
+    NOT_SUPPORTED = 2
+    NO_DEVICE = 3
+    CUDA = 4
+    LABEL_OUT_OF_RANGE = 5
+    INTERNAL = 6
+
+
+class FastmixError(RuntimeError):
+    """A fastmix call failed.  ``status`` is the C status (a ``Status``); the
+    message is ``fastmix_last_error()`` (or, for checks done in Python before
+    the C call, a message in the same style)."""
+
+    status = None
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        if status is not None:
+            try:
+                self.status = Status(status)
+            except ValueError:
+                self.status = int(status)
+
+
+class InvalidValueError(FastmixError, ValueError):
+    status = Status.INVALID_VALUE
+
+
+class NotSupportedError(FastmixError):
+    status = Status.NOT_SUPPORTED
+
+
+class NoDeviceError(FastmixError):
+    status = Status.NO_DEVICE
+
+
+class CudaError(FastmixError):
+    status = Status.CUDA
+
+
+class LabelOutOfRangeError(FastmixError, IndexError):
+    status = Status.LABEL_OUT_OF_RANGE
+
+
+class InternalError(FastmixError):
+    status = Status.INTERNAL
+
+
+_ERRORS = {
+    Status.INVALID_VALUE: InvalidValueError,
+    Status.NOT_SUPPORTED: NotSupportedError,
+    Status.NO_DEVICE: NoDeviceError,
+    Status.CUDA: CudaError,
+    Status.LABEL_OUT_OF_RANGE: LabelOutOfRangeError,
+    Status.INTERNAL: InternalError,
+}
+
+
+def _version_int(version: str) -> int:
+    major, minor, patch = (int(p) for p in version.split(".")[:3])
+    return major * 10000 + minor * 100 + patch
+
+
+def _load() -> tuple[ctypes.CDLL, str]:
+    override = os.environ.get("FASTMIX_LIBRARY")
+    path = override if override else os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "libfastmix.so")
+    if not os.path.isfile(path):
+        where = "FASTMIX_LIBRARY" if override else "the fastmix package folder"
+        raise ImportError(f"fastmix: the C library was not found at {path} ({where}); "
+                          "install the package with `pip install .` or set FASTMIX_LIBRARY "
+                          "to the path of libfastmix.so", path=path)
+    try:
+        handle = ctypes.CDLL(path)
+    except OSError as e:
+        raise ImportError(f"fastmix: cannot load the C library {path}: {e}", path=path) from e
+    try:
+        handle.fastmix_version
+    except AttributeError as e:
+        raise ImportError(f"fastmix: {path} is not libfastmix (no fastmix_version)", path=path) from e
+    return handle, path
+
+
+lib, library_path = _load()
+
+# int fastmix_version(void);  (declared first: it is checked before anything else)
+lib.fastmix_version.argtypes = []
+lib.fastmix_version.restype = ctypes.c_int
+_lib_version = lib.fastmix_version()
+if _lib_version != _version_int(__version__):
+    raise ImportError(f"fastmix: the C library {library_path} is version {_lib_version} "
+                      f"(MAJOR*10000 + MINOR*100 + PATCH), but the Python package is "
+                      f"{__version__} ({_version_int(__version__)})", path=library_path)
+
+
+
+_names = ["fastmix_status_string", "fastmix_last_error", "fastmix_cuda_device_count",
+          "fastmix_sample", "fastmix_blend", "fastmix_mixup", "fastmix_cross_entropy",
+          "fastmix_soft_targets"]
+_missing = [n for n in _names if not hasattr(lib, n)]
+if _missing:
+    raise ImportError(f"fastmix: {library_path} lacks {', '.join(_missing)}", path=library_path)
+
+_i64 = ctypes.c_int64
+_u64 = ctypes.c_uint64
+_int = ctypes.c_int
+_f32 = ctypes.c_float
+_vp = ctypes.c_void_p
+_status = ctypes.c_int  # fastmix_status, fastmix_device, fastmix_dtype, ... are C enums (int)
+
+# const char *fastmix_status_string(fastmix_status status);
+lib.fastmix_status_string.argtypes = [_status]
+lib.fastmix_status_string.restype = ctypes.c_char_p
+
+# const char *fastmix_last_error(void);
+lib.fastmix_last_error.argtypes = []
+lib.fastmix_last_error.restype = ctypes.c_char_p
+
+# int fastmix_cuda_device_count(void);
+lib.fastmix_cuda_device_count.argtypes = []
+lib.fastmix_cuda_device_count.restype = _int
+
+# fastmix_status fastmix_sample(fastmix_device device, float alpha, int fold,
+#                               fastmix_pairing pairing, uint64_t seed, uint64_t offset,
+#                               int64_t batch, float *lambdas, int64_t *partners, void *stream);
+lib.fastmix_sample.argtypes = [_status, _f32, _int, _status, _u64, _u64, _i64, _vp, _vp, _vp]
+lib.fastmix_sample.restype = _status
+
+# fastmix_status fastmix_blend(fastmix_device device, fastmix_dtype dtype, const void *x,
+#                              void *out, int64_t batch, int64_t sample_elems,
+#                              int64_t sample_stride, const float *lambdas,
+#                              const int64_t *partners, void *stream);
+lib.fastmix_blend.argtypes = [_status, _status, _vp, _vp, _i64, _i64, _i64, _vp, _vp, _vp]
+lib.fastmix_blend.restype = _status
+
+# fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float alpha, int fold,
+#                              fastmix_pairing pairing, uint64_t seed, uint64_t offset,
+#                              const void *x, void *out, int64_t batch, int64_t sample_elems,
+#                              int64_t sample_stride, float *lambdas, int64_t *partners,
+#                              void *stream);
+lib.fastmix_mixup.argtypes = [_status, _status, _f32, _int, _status, _u64, _u64, _vp, _vp, _i64,
+                              _i64, _i64, _vp, _vp, _vp]
+lib.fastmix_mixup.restype = _status
+
+# fastmix_status fastmix_cross_entropy(
+#     fastmix_device device, fastmix_dtype dtype, const void *logits, int64_t batch,
+#     int64_t classes, int64_t logits_stride, const int64_t *labels, const float *lambdas,
+#     const int64_t *partners, fastmix_reduction reduction, float label_smoothing,
+#     int64_t ignore_index, float *loss, void *grad_logits, float grad_scale, void *stream);
+lib.fastmix_cross_entropy.argtypes = [_status, _status, _vp, _i64, _i64, _i64, _vp, _vp, _vp,
+                                      _status, _f32, _i64, _vp, _vp, _f32, _vp]
+lib.fastmix_cross_entropy.restype = _status
+
+# fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_dtype dtype,
+#                                     const int64_t *labels, const float *lambdas,
+#                                     const int64_t *partners, int64_t batch, int64_t classes,
+#                                     float label_smoothing, void *targets,
+#                                     int64_t targets_stride, void *stream);
+lib.fastmix_soft_targets.argtypes = [_status, _status, _vp, _vp, _vp, _i64, _i64, _f32, _vp,
+                                     _i64, _vp]
+lib.fastmix_soft_targets.restype = _status
+
+def check(status: int) -> None:
+    """Raises the exception of a non-success status, with fastmix_last_error()
+    as its message.  Call it right after the C call, on the same thread."""
+    if status == Status.SUCCESS:
+        return
+    message = lib.fastmix_last_error().decode("utf-8", "replace")
+    if not message:
+        message = lib.fastmix_status_string(status).decode("utf-8", "replace")
+    cls = _ERRORS.get(status, FastmixError)
+    raise cls(message, status)
+
+
+def raise_invalid(message: str):
+    """An argument error found in Python before the C call."""
+    raise InvalidValueError(message, Status.INVALID_VALUE)
