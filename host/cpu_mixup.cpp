@@ -4,14 +4,11 @@
 #include "internal.hpp"
 
 #include "../kernels/sampler.cuh"
+#include "cpu_simd.hpp"
 
 #include <algorithm>
 #include <type_traits>
 #include <vector>
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 namespace fm {
 namespace {
@@ -68,14 +65,6 @@ __attribute__((target("avx2"))) void blend_span_bf16_avx2(const uint16_t *a, con
                      _mm_packus_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
   }
   blend_span_portable<bf16>(a + j, b + j, o + j, count - j, lam, mu);
-}
-
-bool has_avx2_f16c() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-  }();
-  return yes;
 }
 #endif
 

@@ -136,15 +136,21 @@ FM_HD float ce_target(bool hit, float eps, float eps_c) { return (hit ? 1.0f - e
 // One gradient element: k * ((w1 + w2) * p - w1 * t(y1)_c - w2 * t(y2)_c),
 // p = softmax(z)_c = exp((z_c - m) - logs), k = grad_scale * s.  eps_c =
 // eps / C.  Exactly 0 for an ignored row, NaN for a bad one.
-FM_HD float ce_grad(const CeRow &r, int64_t c, float x, float m, float logs, float eps,
-                    float eps_c, float k) {
+// ce_grad_p takes p itself (the CPU backend computes it with its own
+// vectorisable exp); for c outside {y1, y2}, and w1 or w2 zero, its skipped
+// terms are exact zeros, so a caller may evaluate it branch-free.
+FM_HD float ce_grad_p(const CeRow &r, int64_t c, float p, float eps, float eps_c, float k) {
   if (r.bad) return quiet_nan();
   if (r.w1 == 0.0f && r.w2 == 0.0f) return 0.0f;
-  const float p = expf((x - m) - logs);
   float g = (r.w1 + r.w2) * p;
   if (r.w1 != 0.0f) g -= r.w1 * ce_target(c == r.y1, eps, eps_c);
   if (r.w2 != 0.0f) g -= r.w2 * ce_target(c == r.y2, eps, eps_c);
   return k * g;
+}
+
+FM_HD float ce_grad(const CeRow &r, int64_t c, float x, float m, float logs, float eps,
+                    float eps_c, float k) {
+  return ce_grad_p(r, c, expf((x - m) - logs), eps, eps_c, k);
 }
 
 // The factor of every gradient element: grad_scale, divided by the sum of the

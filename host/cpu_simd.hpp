@@ -1,0 +1,93 @@
+// CPU-only helpers for the vectorised loops of the CPU backend: run-time
+// detection of AVX2/F16C, whole-row conversions between the storage types
+// and float32, and an exp that the compiler can vectorise.  The results are
+// those of the shared conversions in kernels/common.cuh (round to nearest
+// even; NaN payloads aside).
+#pragma once
+
+#include "../kernels/common.cuh"
+
+#include <stdint.h>
+
+#include <type_traits>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace fm {
+
+inline bool has_avx2_f16c() {
+#if defined(__x86_64__)
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  }();
+  return yes;
+#else
+  return false;
+#endif
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,f16c"))) inline void f16_to_f32_f16c(const uint16_t *in, float *out,
+                                                                 int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(in + j))));
+  for (; j < n; ++j) out[j] = f16::load(in[j]);
+}
+
+__attribute__((target("avx2,f16c"))) inline void f32_to_f16_f16c(const float *in, uint16_t *out,
+                                                                 int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(out + j),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(in + j), _MM_FROUND_TO_NEAREST_INT));
+  for (; j < n; ++j) out[j] = f16::store(in[j]);
+}
+#endif
+
+// A row of storage elements to float32 and back.
+template <class T>
+void decode_row(const typename T::raw *in, float *out, int64_t n) {
+#if defined(__x86_64__)
+  if constexpr (std::is_same<T, f16>::value)
+    if (has_avx2_f16c()) return f16_to_f32_f16c(in, out, n);
+#endif
+  for (int64_t j = 0; j < n; ++j) out[j] = T::load(in[j]);
+}
+
+template <class T>
+void encode_row(const float *in, typename T::raw *out, int64_t n) {
+#if defined(__x86_64__)
+  if constexpr (std::is_same<T, f16>::value)
+    if (has_avx2_f16c()) return f32_to_f16_f16c(in, out, n);
+#endif
+  for (int64_t j = 0; j < n; ++j) out[j] = T::store(in[j]);
+}
+
+// exp(x) without branches or calls, so that loops over it vectorise: Cody-Waite
+// reduction by ln 2 (rounding with the 1.5 * 2^23 trick), a degree-7
+// polynomial, and the power of two built in the exponent bits.  About 2 ulp;
+// 0 below -87.3 (where exp is under FLT_MIN), NaN for NaN.
+inline float exp_vec(float x) {
+  const float xc = x > 88.0f ? 88.0f : x;
+  const float shifted = xc * 1.44269504f + 12582912.0f;  // k in the low mantissa bits
+  const float kf = shifted - 12582912.0f;
+  const float r = (xc - kf * 0.693145751953125f) - kf * 1.42860677e-06f;
+  float p = 1.98412698e-04f;
+  p = p * r + 1.38888889e-03f;
+  p = p * r + 8.33333377e-03f;
+  p = p * r + 4.16666679e-02f;
+  p = p * r + 1.66666672e-01f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  // k from the bits, not by a float-to-int conversion (undefined for NaN).
+  const uint32_t k = f32_bits(shifted) - 0x4b400000u;
+  const float scale = f32_from_bits((k + 127u) << 23);
+  return x < -87.3f ? 0.0f : p * scale;
+}
+
+}  // namespace fm
