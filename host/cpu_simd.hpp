@@ -12,16 +12,27 @@
 #include <type_traits>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
 namespace fm {
 
+// AVX2 and F16C usable: the CPU has them (CPUID leaves 1 and 7) and the OS
+// saves the YMM registers (OSXSAVE, XCR0 bits 1 and 2).  Read from CPUID
+// directly: GCC's and clang's __builtin_cpu_supports do not agree on "f16c".
 inline bool has_avx2_f16c() {
 #if defined(__x86_64__)
   static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    const bool osxsave = (c & bit_OSXSAVE) != 0, avx = (c & bit_AVX) != 0, f16c = (c & bit_F16C) != 0;
+    if (!(osxsave && avx && f16c)) return false;
+    unsigned lo = 0, hi = 0;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6u) != 6u) return false;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    return (b & bit_AVX2) != 0;
   }();
   return yes;
 #else
