@@ -27,7 +27,7 @@ using namespace fm;
 extern "C" {
 
 const char *fastmix_status_string(fastmix_status status) {
-  switch (status) {
+  switch (enum_int(status)) {  // any int from C: not a load of the enum (UB in C++ when out of range)
     case FASTMIX_SUCCESS: return "FASTMIX_SUCCESS: no error";
     case FASTMIX_ERROR_INVALID_VALUE: return "FASTMIX_ERROR_INVALID_VALUE: an argument is invalid";
     case FASTMIX_ERROR_NOT_SUPPORTED: return "FASTMIX_ERROR_NOT_SUPPORTED: not supported by this backend";
@@ -104,6 +104,92 @@ fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float a
     }
     cpu_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners);
     cpu_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners);
+    return FASTMIX_SUCCESS;
+  });
+}
+
+}  // extern "C"
+
+// ---- seed and offset read from memory (issue 6) ------------------------------
+namespace {
+
+// Whether the byte ranges [a, a + na) and [b, b + nb) share a byte.
+bool overlaps(const void *a, uint64_t na, const void *b, uint64_t nb) {
+  const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+  return na > 0 && nb > 0 && x < y + nb && y < x + na;
+}
+
+// seed_offset: present, 8-byte aligned, and clear of every other buffer of
+// the call (x and out NULL for sampling; their geometry already validated).
+fastmix_status check_seed_offset(const char *func, const uint64_t *seed_offset, int64_t batch,
+                                 const float *lambdas, const int64_t *partners,
+                                 fastmix_dtype dtype, const void *x, const void *out,
+                                 int64_t elems, int64_t stride) {
+  FM_CHECK(seed_offset != nullptr, "%s: seed_offset must not be NULL", func);
+  FM_CHECK((uintptr_t)seed_offset % 8 == 0, "%s: seed_offset must be 8-byte aligned", func);
+  const uint64_t n = (uint64_t)batch, so = 2 * sizeof(uint64_t);
+  FM_CHECK(!overlaps(seed_offset, so, lambdas, n * sizeof(float)),
+           "%s: seed_offset overlaps lambdas", func);
+  FM_CHECK(!overlaps(seed_offset, so, partners, n * sizeof(int64_t)),
+           "%s: seed_offset overlaps partners", func);
+  if (x && batch > 0 && elems > 0) {
+    const uint64_t span = ((uint64_t)(batch - 1) * (uint64_t)stride + (uint64_t)elems) * dtype_size(dtype);
+    FM_CHECK(!overlaps(seed_offset, so, x, span), "%s: seed_offset overlaps x", func);
+    FM_CHECK(!overlaps(seed_offset, so, out, span), "%s: seed_offset overlaps out", func);
+  }
+  return FASTMIX_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" {
+
+fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha, int fold,
+                                          fastmix_pairing pairing, uint64_t *seed_offset,
+                                          uint64_t offset_increment, int64_t batch,
+                                          float *lambdas, int64_t *partners, void *stream) {
+  static const char *func = "fastmix_sample_device_seed";
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_device(func, device));
+    FM_TRY(check_sampler(func, alpha, pairing));
+    FM_TRY(check_batch(func, batch));
+    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
+    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
+    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, FASTMIX_FLOAT32, nullptr,
+                             nullptr, 0, 0));
+    if (device == FASTMIX_DEVICE_CUDA)
+      return cuda_draw_device_seed(FASTMIX_FLOAT32, alpha, fold, pairing, seed_offset,
+                                   offset_increment, nullptr, nullptr, batch, 0, 0, lambdas,
+                                   partners, stream);
+    cpu_draw_device_seed(FASTMIX_FLOAT32, alpha, fold, pairing, seed_offset, offset_increment,
+                         nullptr, nullptr, batch, 0, 0, lambdas, partners);
+    return FASTMIX_SUCCESS;
+  });
+}
+
+fastmix_status fastmix_mixup_device_seed(fastmix_device device, fastmix_dtype dtype, float alpha,
+                                         int fold, fastmix_pairing pairing, uint64_t *seed_offset,
+                                         uint64_t offset_increment, const void *x, void *out,
+                                         int64_t batch, int64_t sample_elems,
+                                         int64_t sample_stride, float *lambdas,
+                                         int64_t *partners, void *stream) {
+  static const char *func = "fastmix_mixup_device_seed";
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_device(func, device));
+    FM_TRY(check_dtype(func, dtype));
+    FM_TRY(check_sampler(func, alpha, pairing));
+    FM_TRY(check_batch(func, batch));
+    FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
+    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
+    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
+    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, dtype, x, out,
+                             sample_elems, sample_stride));
+    if (device == FASTMIX_DEVICE_CUDA)
+      return cuda_draw_device_seed(dtype, alpha, fold, pairing, seed_offset, offset_increment, x,
+                                   out, batch, sample_elems, sample_stride, lambdas, partners,
+                                   stream);
+    cpu_draw_device_seed(dtype, alpha, fold, pairing, seed_offset, offset_increment, x, out, batch,
+                         sample_elems, sample_stride, lambdas, partners);
     return FASTMIX_SUCCESS;
   });
 }

@@ -85,10 +85,11 @@ fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
     FM_TRY(check_matrix(func, "logits", dtype, logits, batch, classes, logits_stride, &span));
     FM_CHECK(labels != nullptr, "%s: labels must not be NULL", func);
     FM_TRY(check_mix(func, lambdas, partners));
-    FM_CHECK(reduction == FASTMIX_REDUCTION_NONE || reduction == FASTMIX_REDUCTION_MEAN ||
-                 reduction == FASTMIX_REDUCTION_SUM,
+    const int red = enum_int(reduction);
+    FM_CHECK(red == FASTMIX_REDUCTION_NONE || red == FASTMIX_REDUCTION_MEAN ||
+                 red == FASTMIX_REDUCTION_SUM,
              "%s: reduction must be FASTMIX_REDUCTION_NONE (0), _MEAN (1) or _SUM (2), got %d",
-             func, (int)reduction);
+             func, red);
     FM_TRY(check_smoothing(func, label_smoothing));
     FM_CHECK(loss != nullptr, "%s: loss must not be NULL", func);
     if (grad_logits) {

@@ -164,4 +164,16 @@ void cpu_blend(fastmix_dtype dtype, const void *x, void *out, int64_t batch, int
   }
 }
 
+// The CPU twin of the device-seed entry points (issue 6): the pointer is host
+// memory, read once before the draw and advanced after it.
+void cpu_draw_device_seed(fastmix_dtype dtype, float alpha, int fold, fastmix_pairing pairing,
+                          uint64_t *seed_offset, uint64_t increment, const void *x, void *out,
+                          int64_t batch, int64_t elems, int64_t stride, float *lambdas,
+                          int64_t *partners) {
+  const uint64_t seed = seed_offset[0], offset = seed_offset[1];
+  cpu_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners);
+  if (x) cpu_blend(dtype, x, out, batch, elems, stride, lambdas, partners);
+  seed_offset[1] = offset + increment;  // unsigned: wraps mod 2^64
+}
+
 }  // namespace fm

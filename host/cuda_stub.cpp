@@ -29,4 +29,11 @@ fastmix_status cuda_soft_targets(fastmix_dtype, const int64_t *, const float *, 
               "fastmix_soft_targets: this libfastmix was built without the CUDA backend");
 }
 
+fastmix_status cuda_draw_device_seed(fastmix_dtype, float, int, fastmix_pairing, uint64_t *,
+                                     uint64_t, const void *x, void *, int64_t, int64_t, int64_t,
+                                     float *, int64_t *, void *) {
+  return fail(FASTMIX_ERROR_NO_DEVICE, "%s: this libfastmix was built without the CUDA backend",
+              x ? "fastmix_mixup_device_seed" : "fastmix_sample_device_seed");
+}
+
 }  // namespace fm

@@ -29,6 +29,12 @@ void cpu_sample(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, u
                 int64_t batch, float *lambdas, int64_t *partners);
 void cpu_blend(fastmix_dtype dtype, const void *x, void *out, int64_t batch, int64_t elems,
                int64_t stride, const float *lambdas, const int64_t *partners);
+// fastmix_sample_device_seed (x == NULL) and fastmix_mixup_device_seed on the
+// CPU: seed and offset read from seed_offset, then seed_offset[1] += increment.
+void cpu_draw_device_seed(fastmix_dtype dtype, float alpha, int fold, fastmix_pairing pairing,
+                          uint64_t *seed_offset, uint64_t increment, const void *x, void *out,
+                          int64_t batch, int64_t elems, int64_t stride, float *lambdas,
+                          int64_t *partners);
 
 // ---- CUDA backend ----------------------------------------------------------
 // Each launcher validates what only the device can tell (device pointers,
@@ -77,5 +83,16 @@ fastmix_status cuda_cross_entropy(const CeArgs &a, void *stream);
 fastmix_status cuda_soft_targets(fastmix_dtype dtype, const int64_t *labels, const float *lambdas,
                                  const int64_t *partners, int64_t batch, int64_t classes,
                                  float eps, void *targets, int64_t stride, void *stream);
+
+// ---- seed and offset read from memory at run time (issue 6; host/api.cpp) ----
+// seed_offset = {seed, offset} on the device, read by the kernels when they
+// run; afterwards a one-thread kernel on the same stream adds `increment` to
+// seed_offset[1] (nothing when it is 0).  x == NULL: sample only.  Arguments
+// arrive validated (batch may be 0: then only the increment is queued).
+fastmix_status cuda_draw_device_seed(fastmix_dtype dtype, float alpha, int fold,
+                                     fastmix_pairing pairing, uint64_t *seed_offset,
+                                     uint64_t increment, const void *x, void *out, int64_t batch,
+                                     int64_t elems, int64_t stride, float *lambdas,
+                                     int64_t *partners, void *stream);
 
 }  // namespace fm

@@ -6,6 +6,7 @@
 #include "internal.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <new>
 
@@ -25,23 +26,36 @@ fastmix_status guarded(const char *func, F &&body) noexcept {
   }
 }
 
+// The int a C caller passed for an enum parameter.  C allows any int there;
+// in C++ loading an enum object whose value lies outside the enumeration's
+// range is undefined (UBSan: -fsanitize=enum, found by tests/fuzz), so enum
+// parameters are checked through a copy of their bytes.
+template <class E>
+inline int enum_int(const E &e) {
+  static_assert(sizeof(E) == sizeof(int), "fastmix's C enums are ints");
+  int v;
+  std::memcpy(&v, &e, sizeof v);
+  return v;
+}
+
 #define FM_CHECK(cond, ...)                                         \
   do {                                                              \
     if (!(cond)) return fail(FASTMIX_ERROR_INVALID_VALUE, __VA_ARGS__); \
   } while (0)
 
-inline fastmix_status check_device(const char *func, fastmix_device device) {
-  FM_CHECK(device == FASTMIX_DEVICE_CPU || device == FASTMIX_DEVICE_CUDA,
-           "%s: device must be FASTMIX_DEVICE_CPU (0) or FASTMIX_DEVICE_CUDA (1), got %d", func,
-           (int)device);
+inline fastmix_status check_device(const char *func, const fastmix_device &device) {
+  const int d = enum_int(device);
+  FM_CHECK(d == FASTMIX_DEVICE_CPU || d == FASTMIX_DEVICE_CUDA,
+           "%s: device must be FASTMIX_DEVICE_CPU (0) or FASTMIX_DEVICE_CUDA (1), got %d", func, d);
   return FASTMIX_SUCCESS;
 }
 
-inline fastmix_status check_dtype(const char *func, fastmix_dtype dtype) {
-  FM_CHECK(dtype == FASTMIX_FLOAT32 || dtype == FASTMIX_FLOAT16 || dtype == FASTMIX_BFLOAT16,
+inline fastmix_status check_dtype(const char *func, const fastmix_dtype &dtype) {
+  const int d = enum_int(dtype);
+  FM_CHECK(d == FASTMIX_FLOAT32 || d == FASTMIX_FLOAT16 || d == FASTMIX_BFLOAT16,
            "%s: dtype must be FASTMIX_FLOAT32 (0), FASTMIX_FLOAT16 (1) or FASTMIX_BFLOAT16 (2), "
            "got %d",
-           func, (int)dtype);
+           func, d);
   return FASTMIX_SUCCESS;
 }
 
@@ -52,13 +66,14 @@ inline fastmix_status check_batch(const char *func, int64_t batch) {
   return FASTMIX_SUCCESS;
 }
 
-inline fastmix_status check_sampler(const char *func, float alpha, fastmix_pairing pairing) {
+inline fastmix_status check_sampler(const char *func, float alpha, const fastmix_pairing &pairing) {
   FM_CHECK(std::isfinite(alpha) && alpha > 0.0f, "%s: alpha must be finite and > 0, got %g",
            func, (double)alpha);
-  FM_CHECK(pairing == FASTMIX_PAIRING_PERMUTATION || pairing == FASTMIX_PAIRING_CYCLE ||
-               pairing == FASTMIX_PAIRING_FLIP,
+  const int p = enum_int(pairing);
+  FM_CHECK(p == FASTMIX_PAIRING_PERMUTATION || p == FASTMIX_PAIRING_CYCLE ||
+               p == FASTMIX_PAIRING_FLIP,
            "%s: pairing must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1) or _FLIP (2), got %d",
-           func, (int)pairing);
+           func, p);
   return FASTMIX_SUCCESS;
 }
 

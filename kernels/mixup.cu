@@ -45,6 +45,7 @@ struct GivenSource {
     return {lambdas[i], (p >= 0 && p < n) ? p : -1};
   }
   __device__ void publish(int64_t, const Sample &) const {}
+  __device__ GivenSource resolve() const { return *this; }
 };
 
 struct DrawSource {
@@ -59,6 +60,25 @@ struct DrawSource {
   __device__ void publish(int64_t i, const Sample &s) const {
     lambdas[i] = s.lam;
     partners[i] = s.partner;
+  }
+  __device__ DrawSource resolve() const { return *this; }
+};
+
+// Issue 6: seed and offset read from device memory when the kernel runs (so a
+// captured graph draws afresh at each replay).  Every thread reads them and
+// keys the pairing itself at kernel start (make_pairing is the host's code),
+// so the draw is bitwise that of DrawSource with the same values.  The kernel
+// only reads seed_offset; the increment is a separate kernel queued after it.
+struct DeviceSeedSource {
+  BetaParams beta;  // depends on alpha and fold only: computed on the host
+  int kind;
+  uint64_t n;
+  const uint64_t *seed_offset;
+  float *lambdas;
+  int64_t *partners;
+  __device__ DrawSource resolve() const {
+    const uint64_t seed = seed_offset[0], offset = seed_offset[1];
+    return DrawSource{beta, make_pairing(kind, seed, offset, n), seed, offset, lambdas, partners};
   }
 };
 
@@ -104,10 +124,11 @@ __global__ void __launch_bounds__(kThreads)
   using raw = typename T::raw;
   constexpr int64_t V = kVecBytes / (int64_t)sizeof(raw);
   const int64_t items = n * chunks_per_row;
+  const auto rs = src.resolve();
   for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
     const int64_t i = item % n, chunk = item / n;
-    const Sample s = src.get(i, n);
-    if (chunk == 0 && threadIdx.x == 0) src.publish(i, s);
+    const Sample s = rs.get(i, n);
+    if (chunk == 0 && threadIdx.x == 0) rs.publish(i, s);
     const float lam = s.lam, mu = 1.0f - lam;
     const raw *a = x + i * stride;
     const raw *b = s.partner >= 0 ? x + s.partner * stride : nullptr;
@@ -163,9 +184,10 @@ __global__ void __launch_bounds__(kThreads)
   uint32_t *p_s = reinterpret_cast<uint32_t *>(smem + 4 * n);
   raw *tile = reinterpret_cast<raw *>(smem + ((8 * n + 15) & ~int64_t(15)));
 
+  const auto rs = src.resolve();
   for (int64_t i = threadIdx.x; i < n; i += kThreads) {
-    const Sample s = src.get(i, n);
-    if (blockIdx.x == 0) src.publish(i, s);
+    const Sample s = rs.get(i, n);
+    if (blockIdx.x == 0) rs.publish(i, s);
     lam_s[i] = s.lam;
     p_s[i] = s.partner >= 0 ? (uint32_t)s.partner : kBadPartner;
   }
@@ -216,11 +238,19 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+template <class Source>
 __global__ void __launch_bounds__(kThreads)
-    sample_kernel(int64_t n, DrawSource src) {
+    sample_kernel(int64_t n, Source src) {
+  const auto rs = src.resolve();
   for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * kThreads)
-    src.publish(i, src.get(i, n));
+    rs.publish(i, rs.get(i, n));
+}
+
+// The increment of the device-seed calls: queued after the drawing kernel on
+// the same stream, so stream order (also inside a graph) makes it race-free.
+__global__ void advance_offset_kernel(uint64_t *seed_offset, uint64_t increment) {
+  seed_offset[1] += increment;
 }
 
 // ---- host side --------------------------------------------------------------
@@ -332,7 +362,7 @@ fastmix_status cuda_sample(float alpha, int fold, fastmix_pairing pairing, uint6
                        seed, offset, lambdas, partners};
   const int64_t blocks = (batch + kThreads - 1) / kThreads;
   const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-  sample_kernel<<<(unsigned)grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(batch, src);
+  sample_kernel<DrawSource><<<(unsigned)grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(batch, src);
   return launched(func);
 }
 
@@ -355,6 +385,39 @@ fastmix_status cuda_blend(fastmix_dtype dtype, const void *x, void *out, int64_t
     return dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, src, s);
   }
   return dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, GivenSource{lambdas, partners}, s);
+}
+
+fastmix_status cuda_draw_device_seed(fastmix_dtype dtype, float alpha, int fold,
+                                     fastmix_pairing pairing, uint64_t *seed_offset,
+                                     uint64_t increment, const void *x, void *out, int64_t batch,
+                                     int64_t elems, int64_t stride, float *lambdas,
+                                     int64_t *partners, void *stream) {
+  const char *func = x ? "fastmix_mixup_device_seed" : "fastmix_sample_device_seed";
+  Device dev;
+  FM_TRY(current_device(func, &dev));
+  FM_TRY(check_pointer(func, "seed_offset", seed_offset, dev));
+  if (x) {
+    FM_TRY(check_pointer(func, "x", x, dev));
+    FM_TRY(check_pointer(func, "out", out, dev));
+  }
+  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
+  FM_TRY(check_pointer(func, "partners", partners, dev));
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (batch > 0) {
+    const DeviceSeedSource src{make_beta_params(alpha, fold), (int)pairing, (uint64_t)batch,
+                               seed_offset, lambdas, partners};
+    if (x) {
+      FM_TRY(dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, src, s));
+    } else {
+      const int64_t blocks = (batch + kThreads - 1) / kThreads;
+      const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
+      sample_kernel<DeviceSeedSource><<<(unsigned)grid, kThreads, 0, s>>>(batch, src);
+      FM_TRY(launched(func));
+    }
+  }
+  if (increment == 0) return FASTMIX_SUCCESS;
+  advance_offset_kernel<<<1, 1, 0, s>>>(seed_offset, increment);
+  return launched(func);
 }
 
 }  // namespace fm

@@ -183,7 +183,9 @@ FM_HD uint32_t mix32(uint32_t h) {  // MurmurHash3's finalizer
   return h;
 }
 
-inline Pairing make_pairing(int kind, uint64_t seed, uint64_t offset, uint64_t batch) {
+// Host and device: the device-seed kernels (issue 6) key the pairing from a
+// seed and offset they read from memory when they run.
+FM_HD Pairing make_pairing(int kind, uint64_t seed, uint64_t offset, uint64_t batch) {
   Pairing p;
   p.n = (uint32_t)batch;
   p.kind = (uint32_t)kind;

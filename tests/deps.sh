@@ -8,9 +8,19 @@ missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
-[ -f /usr/lib/cmake/Catch2/Catch2Config.cmake ] || [ -f /usr/share/cmake/Catch2/Catch2Config.cmake ] ||
-  [ -n "$(find /usr/lib /usr/share /usr/local -path '*Catch2/Catch2Config.cmake' -print -quit 2>/dev/null)" ] ||
-  missing+=(catch2)
+# Test-only needs (tests/run.sh sets FASTMIX_TEST_DEPS=1): Catch2, and clang
+# with its libFuzzer runtime for tests/fuzz/run.sh (Debian 12: clang 14).
+if [ "${FASTMIX_TEST_DEPS:-0}" = 1 ]; then
+  if command -v clang++ >/dev/null; then
+    [ -f "$(clang++ -print-runtime-dir)/libclang_rt.fuzzer-x86_64.a" ] ||
+      missing+=("libclang-rt-$(clang++ -dumpversion | cut -d. -f1)-dev")
+  else
+    missing+=(clang libclang-rt-14-dev)
+  fi
+  [ -f /usr/lib/cmake/Catch2/Catch2Config.cmake ] || [ -f /usr/share/cmake/Catch2/Catch2Config.cmake ] ||
+    [ -n "$(find /usr/lib /usr/share /usr/local -path '*Catch2/Catch2Config.cmake' -print -quit 2>/dev/null)" ] ||
+    missing+=(catch2)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "fastmix: installing ${missing[*]} with apt-get"

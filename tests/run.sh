@@ -5,11 +5,19 @@
 # Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source tests/deps.sh
+FASTMIX_TEST_DEPS=1 source tests/deps.sh
 
 build=build/test
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFASTMIX_WARNINGS_AS_ERRORS=ON
 cmake --build "$build" -j "$FASTMIX_JOBS"
 ctest --test-dir "$build" --output-on-failure -j "$FASTMIX_JOBS"
 
+# Issue 6: the C/C++ suite again under ASan+UBSan, then the C ABI fuzzed for
+# a bounded time (FASTMIX_FUZZ_SECONDS, default 60).
+bash tests/sanitize.sh build/sanitize
+bash tests/fuzz/run.sh "${FASTMIX_FUZZ_SECONDS:-60}"
+
 bash tests/python/run.sh
+
+# The NumPy tests once more, against the ASan+UBSan library of build/sanitize.
+FASTMIX_SANITIZE_PYTHON=only bash tests/sanitize.sh build/sanitize

@@ -171,6 +171,35 @@ FASTMIX_API fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_d
                                                 void *targets, int64_t targets_stride,
                                                 void *stream);
 
+/* Seed and offset read from memory when the work runs (issue 6), so that a
+ * CUDA graph captured once draws afresh at every replay:
+ *   seed_offset       two uint64 on `device`: seed_offset[0] = seed,
+ *                     seed_offset[1] = offset; 8-byte aligned; must not
+ *                     overlap lambdas, partners or out.
+ *   offset_increment  added (mod 2^64) to seed_offset[1] after the draw, in
+ *                     stream order (on CUDA by a one-thread kernel queued on
+ *                     `stream` after the main kernel; on the CPU before the
+ *                     call returns); 0 leaves seed_offset untouched.  The
+ *                     increment is done by every successful call, also with
+ *                     batch == 0; a failed call changes nothing.
+ * Otherwise the same as fastmix_sample and fastmix_mixup: with the values
+ * (seed, offset) found in seed_offset, the lambdas, partners and output are
+ * bitwise those of fastmix_sample / fastmix_mixup(seed, offset).  Errors:
+ * those of fastmix_sample / fastmix_mixup, and FASTMIX_ERROR_INVALID_VALUE
+ * for a NULL, misaligned or overlapping seed_offset. */
+FASTMIX_API fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha,
+                                                      int fold, fastmix_pairing pairing,
+                                                      uint64_t *seed_offset,
+                                                      uint64_t offset_increment, int64_t batch,
+                                                      float *lambdas, int64_t *partners,
+                                                      void *stream);
+
+FASTMIX_API fastmix_status fastmix_mixup_device_seed(
+    fastmix_device device, fastmix_dtype dtype, float alpha, int fold, fastmix_pairing pairing,
+    uint64_t *seed_offset, uint64_t offset_increment, const void *x, void *out, int64_t batch,
+    int64_t sample_elems, int64_t sample_stride, float *lambdas, int64_t *partners,
+    void *stream);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
