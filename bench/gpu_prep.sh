@@ -4,7 +4,7 @@
 # that the call can carry it (carry: [".deps"]) to a machine without internet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source tests/deps.sh
+FASTMIX_TEST_DEPS=1 source tests/deps.sh
 rm -rf .deps/catch2
 mkdir -p .deps/catch2/include .deps/catch2/lib/cmake
 cp -r /usr/include/catch2 .deps/catch2/include/
