@@ -117,6 +117,10 @@ void cross_entropy_typed(const CeArgs &a) {
   const int64_t n = a.batch, C = a.classes;
   const float eps = a.eps, eps_c = a.eps / (float)C;
   const bool reduce = a.reduction != FASTMIX_REDUCTION_NONE;
+  if (n == 0) {  // nothing to read: no row buffer (classes may be huge), only the reduced loss
+    if (reduce) a.loss[0] = ce_reduced(a.reduction, 0.0, 0.0);  // MEAN: 0/0 = NaN, SUM: 0
+    return;
+  }
 
   // The MEAN denominator, needed by the gradient before any row is written.
   double weight_sum = 0.0;
