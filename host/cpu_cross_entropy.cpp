@@ -13,6 +13,7 @@
 #include "../kernels/cross_entropy.cuh"
 #include "cpu_simd.hpp"
 
+#include <type_traits>
 #include <vector>
 
 namespace fm {
@@ -22,15 +23,17 @@ namespace {
 constexpr int64_t kParallelGrain = 1 << 15;
 
 struct RowStats {
-  float m, logs, mean;
+  float m, logs, mean, inv_sum;  // inv_sum = 1 / sum(exp(z - m))
 };
 
-// Max, log-sum-exp and mean of one decoded row, in vectorised loops.  The
-// sums run in float32 over blocks of kSumBlock elements and add the blocks in
-// float64: a plain float32 sum of a million terms loses about 1e-4 relative.
+// Max, log-sum-exp and mean of one decoded row, in vectorised loops, keeping
+// e[j] = exp(z[j] - m) (e may be z) so that the gradient needs no second exp:
+// softmax(z)[j] = e[j] * inv_sum.  The sums run in float32 over blocks of
+// kSumBlock elements and add the blocks in float64: a plain float32 sum of a
+// million terms loses about 1e-4 relative.
 constexpr int64_t kSumBlock = 2048;
 
-inline RowStats row_stats_impl(const float *z, int64_t n, bool want_mean) {
+inline RowStats row_stats_impl(const float *z, float *e, int64_t n, bool want_mean) {
   float m = -INFINITY;
 #pragma omp simd reduction(max : m)
   for (int64_t j = 0; j < n; ++j) m = z[j] > m ? z[j] : m;
@@ -38,41 +41,41 @@ inline RowStats row_stats_impl(const float *z, int64_t n, bool want_mean) {
   for (int64_t j0 = 0; j0 < n; j0 += kSumBlock) {
     const int64_t j1 = j0 + kSumBlock < n ? j0 + kSumBlock : n;
     float bs = 0.0f, bz = 0.0f;
-    if (m == -INFINITY) {
-      bs = (float)(j1 - j0);  // every logit is -inf: lse = -inf (the loss is NaN, as in PyTorch)
-    } else {
-#pragma omp simd reduction(+ : bs)
-      for (int64_t j = j0; j < j1; ++j) bs += exp_vec(z[j] - m);
-    }
-    if (want_mean) {
+    if (want_mean) {  // before e overwrites z
 #pragma omp simd reduction(+ : bz)
       for (int64_t j = j0; j < j1; ++j) bz += z[j];
     }
+#pragma omp simd reduction(+ : bs)
+    for (int64_t j = j0; j < j1; ++j) {
+      e[j] = exp_vec(z[j] - m);  // NaN for every j when all logits are -inf
+      bs += e[j];
+    }
+    if (m == -INFINITY) bs = (float)(j1 - j0);  // all -inf: lse = -inf (the loss is NaN, as in PyTorch)
     s += bs;
     sz += bz;
   }
-  return RowStats{m, logf((float)s), (float)(sz / (double)n)};
+  return RowStats{m, logf((float)s), (float)(sz / (double)n), (float)(1.0 / s)};
 }
 
-// The gradient row k * ((w1 + w2) p - w1 t(y1) - w2 t(y2)) into g, as
-// ce_grad_p computes it: branch-free for the columns that are neither label
-// (their target is eps / C, and a zero weight subtracts an exact zero), then
-// the (at most two) label columns through ce_grad_p itself.
-inline void grad_row_impl(const CeRow &r, const float *z, float *g /* may be z */, int64_t n,
-                          float m, float logs, float eps, float eps_c, float k) {
+// The gradient row k * ((w1 + w2) p - w1 t(y1) - w2 t(y2)) into g from e =
+// exp(z - m), as ce_grad_p computes it: branch-free for the columns that are
+// neither label (their target is eps / C, and a zero weight subtracts an
+// exact zero), then the (at most two) label columns through ce_grad_p itself.
+inline void grad_row_impl(const CeRow &r, const float *e, float *g /* may be e */, int64_t n,
+                          float inv_sum, float eps, float eps_c, float k) {
   if (r.bad || (r.w1 == 0.0f && r.w2 == 0.0f)) {
     const float v = ce_grad_p(r, 0, 0.0f, eps, eps_c, k);  // NaN or 0
     for (int64_t j = 0; j < n; ++j) g[j] = v;
     return;
   }
-  // The label columns' softmax first: g may be z itself.
-  const float p1 = r.w1 != 0.0f ? exp_vec((z[r.y1] - m) - logs) : 0.0f;
-  const float p2 = r.w2 != 0.0f ? exp_vec((z[r.y2] - m) - logs) : 0.0f;
+  // The label columns' softmax first: g may be e itself.
+  const float p1 = r.w1 != 0.0f ? e[r.y1] * inv_sum : 0.0f;
+  const float p2 = r.w2 != 0.0f ? e[r.y2] * inv_sum : 0.0f;
   const float w = r.w1 + r.w2, t0 = ce_target(false, eps, eps_c);
   const float a1 = r.w1 * t0, a2 = r.w2 * t0;
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
-    float v = w * exp_vec((z[j] - m) - logs);
+    float v = w * (e[j] * inv_sum);
     v -= a1;
     v -= a2;
     g[j] = k * v;
@@ -84,29 +87,30 @@ inline void grad_row_impl(const CeRow &r, const float *z, float *g /* may be z *
 // The same loops compiled for AVX2 as well, chosen at run time (GCC's
 // target_clones did not dispatch from inside this shared library).
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) RowStats row_stats_avx2(const float *z, int64_t n, bool want_mean) {
-  return row_stats_impl(z, n, want_mean);
+__attribute__((target("avx2"))) RowStats row_stats_avx2(const float *z, float *e, int64_t n,
+                                                        bool want_mean) {
+  return row_stats_impl(z, e, n, want_mean);
 }
-__attribute__((target("avx2"))) void grad_row_avx2(const CeRow &r, const float *z, float *g,
-                                                   int64_t n, float m, float logs, float eps,
+__attribute__((target("avx2"))) void grad_row_avx2(const CeRow &r, const float *e, float *g,
+                                                   int64_t n, float inv_sum, float eps,
                                                    float eps_c, float k) {
-  grad_row_impl(r, z, g, n, m, logs, eps, eps_c, k);
+  grad_row_impl(r, e, g, n, inv_sum, eps, eps_c, k);
 }
 #endif
 
-RowStats row_stats(const float *z, int64_t n, bool want_mean) {
+RowStats row_stats(const float *z, float *e, int64_t n, bool want_mean) {
 #if defined(__x86_64__)
-  if (has_avx2_f16c()) return row_stats_avx2(z, n, want_mean);
+  if (has_avx2_f16c()) return row_stats_avx2(z, e, n, want_mean);
 #endif
-  return row_stats_impl(z, n, want_mean);
+  return row_stats_impl(z, e, n, want_mean);
 }
 
-void grad_row(const CeRow &r, const float *z, float *g, int64_t n, float m, float logs, float eps,
+void grad_row(const CeRow &r, const float *e, float *g, int64_t n, float inv_sum, float eps,
               float eps_c, float k) {
 #if defined(__x86_64__)
-  if (has_avx2_f16c()) return grad_row_avx2(r, z, g, n, m, logs, eps, eps_c, k);
+  if (has_avx2_f16c()) return grad_row_avx2(r, e, g, n, inv_sum, eps, eps_c, k);
 #endif
-  grad_row_impl(r, z, g, n, m, logs, eps, eps_c, k);
+  grad_row_impl(r, e, g, n, inv_sum, eps, eps_c, k);
 }
 
 template <class T>
@@ -134,21 +138,24 @@ void cross_entropy_typed(const CeArgs &a) {
 
 #pragma omp parallel if (n * C > kParallelGrain)
   {
-    // The decoded row, then (in the same buffer: each logit is consumed
-    // before its gradient overwrites it) the gradient row.  Reading the whole
-    // row before writing any of it makes grad_logits == logits safe.
+    // The row's exp(z - m), then (in place) its gradient.  float32 logits
+    // are read where they are; the others are decoded into the buffer first.
+    // The whole row is read before any of its gradient is written, so
+    // grad_logits == logits is safe.
     std::vector<float> buf((size_t)C);
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       const CeRow r = ce_row(a.labels, a.lambdas, a.partners, i, n, C, a.ignore_index);
-      float *z = buf.data();
-      decode_row<T>(logits + i * a.stride, z, C);
-      const RowStats st = row_stats(z, C, eps != 0.0f);
-      out[i] = ce_loss(r, st.m, st.logs, r.w1 != 0.0f ? z[r.y1] : 0.0f,
-                       r.w2 != 0.0f ? z[r.y2] : 0.0f, st.mean, eps);
+      float *e = buf.data();
+      const float *z = e;
+      if constexpr (std::is_same<T, f32>::value) z = logits + i * a.stride;
+      else decode_row<T>(logits + i * a.stride, e, C);
+      const float zy1 = r.w1 != 0.0f ? z[r.y1] : 0.0f, zy2 = r.w2 != 0.0f ? z[r.y2] : 0.0f;
+      const RowStats st = row_stats(z, e, C, eps != 0.0f);
+      out[i] = ce_loss(r, st.m, st.logs, zy1, zy2, st.mean, eps);
       if (grad) {
-        grad_row(r, z, z, C, st.m, st.logs, eps, eps_c, k);
-        encode_row<T>(z, grad + i * a.stride, C);
+        grad_row(r, e, e, C, st.inv_sum, eps, eps_c, k);
+        encode_row<T>(e, grad + i * a.stride, C);
       }
     }
   }
