@@ -50,11 +50,7 @@ fastmix_status fastmix_sample(fastmix_device device, float alpha, int fold,
                               int64_t batch, float *lambdas, int64_t *partners, void *stream) {
   static const char *func = "fastmix_sample";
   return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_device(func, device));
-    FM_TRY(check_sampler(func, alpha, pairing));
-    FM_TRY(check_batch(func, batch));
-    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
-    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
+    FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
     if (device == FASTMIX_DEVICE_CUDA)
       return cuda_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners, stream);
     cpu_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners);
@@ -71,8 +67,7 @@ fastmix_status fastmix_blend(fastmix_device device, fastmix_dtype dtype, const v
     FM_TRY(check_dtype(func, dtype));
     FM_TRY(check_batch(func, batch));
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
-    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
-    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
+    FM_TRY(check_draw_outputs(func, lambdas, partners));
     if (device == FASTMIX_DEVICE_CUDA)
       return cuda_blend(dtype, x, out, batch, sample_elems, sample_stride,
                         const_cast<float *>(lambdas), const_cast<int64_t *>(partners), nullptr,
@@ -90,13 +85,9 @@ fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float a
                              void *stream) {
   static const char *func = "fastmix_mixup";
   return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_device(func, device));
+    FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
     FM_TRY(check_dtype(func, dtype));
-    FM_TRY(check_sampler(func, alpha, pairing));
-    FM_TRY(check_batch(func, batch));
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
-    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
-    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
     if (device == FASTMIX_DEVICE_CUDA) {
       const MixupDraw draw{alpha, fold, pairing, seed, offset};
       return cuda_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners,
@@ -150,11 +141,7 @@ fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha, in
                                           float *lambdas, int64_t *partners, void *stream) {
   static const char *func = "fastmix_sample_device_seed";
   return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_device(func, device));
-    FM_TRY(check_sampler(func, alpha, pairing));
-    FM_TRY(check_batch(func, batch));
-    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
-    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
+    FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
     FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, FASTMIX_FLOAT32, nullptr,
                              nullptr, 0, 0));
     if (device == FASTMIX_DEVICE_CUDA)
@@ -175,13 +162,9 @@ fastmix_status fastmix_mixup_device_seed(fastmix_device device, fastmix_dtype dt
                                          int64_t *partners, void *stream) {
   static const char *func = "fastmix_mixup_device_seed";
   return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_device(func, device));
+    FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
     FM_TRY(check_dtype(func, dtype));
-    FM_TRY(check_sampler(func, alpha, pairing));
-    FM_TRY(check_batch(func, batch));
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
-    FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
-    FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
     FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, dtype, x, out,
                              sample_elems, sample_stride));
     if (device == FASTMIX_DEVICE_CUDA)

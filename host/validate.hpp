@@ -106,6 +106,25 @@ inline fastmix_status check_images(const char *func, fastmix_dtype dtype, const 
   return FASTMIX_SUCCESS;
 }
 
+// The outputs every sampling entry point writes.
+inline fastmix_status check_draw_outputs(const char *func, const float *lambdas,
+                                         const int64_t *partners) {
+  FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
+  FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
+  return FASTMIX_SUCCESS;
+}
+
+// Everything fastmix_sample checks (the mixup calls check it too).
+inline fastmix_status check_sample_args(const char *func, const fastmix_device &device,
+                                        float alpha, const fastmix_pairing &pairing,
+                                        int64_t batch, const float *lambdas,
+                                        const int64_t *partners) {
+  FM_TRY(check_device(func, device));
+  FM_TRY(check_sampler(func, alpha, pairing));
+  FM_TRY(check_batch(func, batch));
+  return check_draw_outputs(func, lambdas, partners);
+}
+
 // Host-side partners (CPU backend): each in [0, batch), checked before any
 // output is written.
 inline fastmix_status check_partners_host(const char *func, const int64_t *partners,
