@@ -34,7 +34,11 @@ using fmt_test::encode;
 using fmt_test::kPoison;
 using fmt_test::test_seed;
 
+#include "../ce_cases.hpp"
+
 namespace {
+
+using namespace ce_test;
 
 // A device buffer holding a copy of host bytes (or poison).
 class DevBuf {
@@ -64,59 +68,6 @@ class DevBuf {
   void *ptr_ = nullptr;
   size_t bytes_;
 };
-
-struct Case {
-  fastmix_dtype dtype = FASTMIX_FLOAT32;
-  int64_t batch = 4, classes = 10, stride = 10;
-  bool mix = true;
-  fastmix_reduction red = FASTMIX_REDUCTION_MEAN;
-  float eps = 0.0f;
-  int64_t ignore = -100;
-  float grad_scale = 1.0f;
-  bool grad = true;
-  int64_t offset = 0;
-};
-
-struct Inputs {
-  std::vector<unsigned char> logits;
-  std::vector<int64_t> labels, partners;
-  std::vector<float> lambdas;
-};
-
-size_t buf_elems(const Case &c) {
-  return (size_t)(c.offset + (c.batch > 0 ? (c.batch - 1) * c.stride + c.classes : 0) + 3);
-}
-
-Inputs make_inputs(const Case &c, std::mt19937_64 &rng, double scale = 3.0, double ignored = 0.0) {
-  Inputs in;
-  const size_t n = buf_elems(c);
-  in.logits.assign(n * dtype_size(c.dtype), 0);
-  std::normal_distribution<double> normal(0.0, scale);
-  for (size_t j = 0; j < n; ++j) encode(c.dtype, in.logits.data(), (int64_t)j, normal(rng));
-  std::uniform_int_distribution<int64_t> label(0, c.classes - 1);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  for (int64_t i = 0; i < c.batch; ++i) in.labels.push_back(unit(rng) < ignored ? c.ignore : label(rng));
-  in.partners.resize((size_t)c.batch);
-  std::iota(in.partners.begin(), in.partners.end(), int64_t{0});
-  std::shuffle(in.partners.begin(), in.partners.end(), rng);
-  for (int64_t i = 0; i < c.batch; ++i) in.lambdas.push_back((float)unit(rng));
-  // Device copies of empty vectors still need a valid pointer.
-  if (in.labels.empty()) in.labels.push_back(0);
-  if (in.partners.empty()) in.partners.push_back(0);
-  if (in.lambdas.empty()) in.lambdas.push_back(0.5f);
-  return in;
-}
-
-// -inf in the storage type, written by its bits (encode() is for finite values).
-void put_neg_inf(fastmix_dtype d, void *base, int64_t index) {
-  if (d == FASTMIX_FLOAT32) {
-    const uint32_t u = 0xff800000u;
-    std::memcpy(static_cast<char *>(base) + 4 * index, &u, 4);
-  } else {
-    const uint16_t h = d == FASTMIX_FLOAT16 ? 0xfc00u : 0xff80u;
-    std::memcpy(static_cast<char *>(base) + 2 * index, &h, 2);
-  }
-}
 
 struct Out {
   fastmix_status status;
@@ -156,27 +107,6 @@ Out run_cuda(const Case &c, const Inputs &in, bool inplace = false, cudaStream_t
   o.loss = loss.download<float>();
   o.grad = inplace ? logits.download<unsigned char>() : grad.download<unsigned char>();
   return o;
-}
-
-bool close(double got, double want, double tol) {
-  if (std::isnan(want)) return std::isnan(got);
-  if (std::isnan(got)) return false;
-  if (std::isinf(want)) return got == want;
-  return std::fabs(got - want) <= tol;
-}
-
-double ulp(fastmix_dtype d, double v) {
-  const int mant = d == FASTMIX_FLOAT32 ? 23 : d == FASTMIX_FLOAT16 ? 10 : 7;
-  const int emin = d == FASTMIX_FLOAT16 ? -14 : -126;
-  int e = 0;
-  std::frexp(std::fabs(v), &e);
-  return std::ldexp(1.0, std::max(e - 1, emin) - mant);
-}
-
-bool poisoned(const unsigned char *p, size_t bytes) {
-  for (size_t b = 0; b < bytes; ++b)
-    if (p[b] != kPoison) return false;
-  return true;
 }
 
 // Per-row weight (w1 + w2) and max |z|, for the tolerances.
