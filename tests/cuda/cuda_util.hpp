@@ -6,6 +6,10 @@
 
 #include "../test_util.hpp"
 
+#include <fastmix/fastmix.h>
+
+#include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -78,6 +82,22 @@ DeviceBytes to_device(const std::vector<T> &v) {
 inline void sync_ok() {
   FMT_CUDA(cudaDeviceSynchronize());
   FMT_CUDA(cudaGetLastError());
+}
+
+// Captures `call` on `stream` into an executable graph; REQUIREs success.
+inline cudaGraphExec_t capture(cudaStream_t stream, const std::function<fastmix_status()> &call) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  FMT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const fastmix_status st = call();
+  const std::string msg = fastmix_last_error();
+  const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+  INFO("during capture: " << msg);
+  REQUIRE(st == FASTMIX_SUCCESS);
+  FMT_CUDA(end);
+  FMT_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  FMT_CUDA(cudaGraphDestroy(graph));
+  return exec;
 }
 
 }  // namespace fmt_test

@@ -315,16 +315,7 @@ TEST_CASE("cuda mixup captured in a CUDA graph equals the direct call", "[cuda][
       const std::vector<unsigned char> direct_lam = lam.download(), direct_par = par.download();
 
       // captured
-      cudaGraph_t graph;
-      cudaGraphExec_t exec;
-      FMT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
-      const fastmix_status st = call();
-      const std::string msg = fastmix_last_error();
-      const cudaError_t end = cudaStreamEndCapture(stream, &graph);
-      INFO("fastmix_mixup during capture: " << msg);
-      REQUIRE(st == FASTMIX_SUCCESS);
-      FMT_CUDA(end);
-      FMT_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+      cudaGraphExec_t exec = capture(stream, call);
       for (int launch = 0; launch < 2; ++launch) {
         x.upload(hx.data());
         out.poison(), lam.poison(), par.poison();
@@ -336,7 +327,6 @@ TEST_CASE("cuda mixup captured in a CUDA graph equals the direct call", "[cuda][
         CHECK(par.download() == direct_par);
       }
       FMT_CUDA(cudaGraphExecDestroy(exec));
-      FMT_CUDA(cudaGraphDestroy(graph));
     }
   FMT_CUDA(cudaStreamDestroy(stream));
 }
