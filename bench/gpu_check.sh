@@ -2,8 +2,9 @@
 # The GPU check: one prepared run that makes a few minutes on a GPU count.
 #   bash bench/gpu_check.sh OUTDIR
 # Builds in Release for this machine's GPU, runs the CUDA tests, runs them
-# again under compute-sanitizer (memcheck, then racecheck on the kernels that
-# use shared memory) where the tool works, runs fastmix-bench --device cuda
+# again under compute-sanitizer (memcheck over all of them, then racecheck
+# over the tests tagged [racecheck]: the in-place blend and the loss, the
+# kernels that share memory between threads) where the tool works, runs fastmix-bench --device cuda
 # --json and bench/compare.py (when present) on the GPU, writes every log and
 # JSON into OUTDIR and prints a summary table last.  Installs nothing (the GPU
 # machine has no internet): Catch2 comes from .deps/catch2 (bench/gpu_prep.sh)

@@ -180,7 +180,7 @@ const fastmix_reduction kReductions[] = {FASTMIX_REDUCTION_NONE, FASTMIX_REDUCTI
 
 }  // namespace
 
-TEST_CASE("cuda cross-entropy matches the CPU backend", "[cross_entropy]") {
+TEST_CASE("cuda cross-entropy matches the CPU backend", "[cross_entropy][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng(seed);
@@ -242,7 +242,7 @@ TEST_CASE("cuda cross-entropy: many rows", "[cross_entropy]") {
   }
 }
 
-TEST_CASE("cuda cross-entropy: in place, extreme logits, -inf mask, all ignored", "[cross_entropy]") {
+TEST_CASE("cuda cross-entropy: in place, extreme logits, -inf mask, all ignored", "[cross_entropy][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng(seed + 3);

@@ -137,7 +137,7 @@ TEST_CASE("cuda sample: lambdas and partners bitwise equal to the CPU's", "[cuda
 }
 
 TEST_CASE("cuda blend: bitwise the CPU's and the reference, odd shapes, all dtypes, misaligned, in/out of place",
-          "[cuda][blend]") {
+          "[cuda][blend][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xc0a2);
@@ -171,7 +171,7 @@ TEST_CASE("cuda blend: a batch of 64 x 3 x 224 x 224 images", "[cuda][blend]") {
     }
 }
 
-TEST_CASE("cuda mixup: bitwise the CPU's (lambdas, partners, output), in and out of place", "[cuda][mixup]") {
+TEST_CASE("cuda mixup: bitwise the CPU's (lambdas, partners, output), in and out of place", "[cuda][mixup][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xc0a4);
