@@ -286,7 +286,7 @@ struct Bench {
   Backend &be;
   double ceiling;
   std::vector<Record> records;
-  int reps() const { return opt.quick ? 5 : (be.cuda ? 50 : 15); }
+  int reps() const { return opt.quick ? 3 : (be.cuda ? 50 : 15); }
 
   void add(const std::string &op, const std::string &dtype, const std::string &shape,
            const std::string &variant, const std::string &mode, double bytes,
