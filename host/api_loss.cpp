@@ -9,26 +9,6 @@ using namespace fm;
 
 namespace {
 
-// A [batch][stride] matrix of `dtype`: pointer, alignment and the byte span
-// of its rows (0 when batch == 0), with overflow checks.
-fastmix_status check_matrix(const char *func, const char *name, fastmix_dtype dtype,
-                            const void *ptr, int64_t batch, int64_t cols, int64_t stride,
-                            int64_t *span) {
-  FM_CHECK(ptr != nullptr, "%s: %s must not be NULL", func, name);
-  const uintptr_t size = dtype_size(dtype);
-  FM_CHECK((uintptr_t)ptr % size == 0, "%s: %s must be aligned to its element size (%u bytes)",
-           func, name, (unsigned)size);
-  *span = 0;
-  if (batch == 0) return FASTMIX_SUCCESS;
-  int64_t s = 0;
-  FM_CHECK(!__builtin_mul_overflow(batch - 1, stride, &s) && !__builtin_add_overflow(s, cols, &s) &&
-               !__builtin_mul_overflow(s, (int64_t)size, &s),
-           "%s: batch * stride of %s overflows the address space (batch %lld, stride %lld)", func,
-           name, (long long)batch, (long long)stride);
-  *span = s;
-  return FASTMIX_SUCCESS;
-}
-
 fastmix_status check_classes(const char *func, int64_t classes, int64_t stride,
                              const char *stride_name) {
   FM_CHECK(classes >= 1, "%s: classes must be >= 1, got %lld", func, (long long)classes);
@@ -82,7 +62,7 @@ fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
     FM_TRY(check_batch(func, batch));
     FM_TRY(check_classes(func, classes, logits_stride, "logits_stride"));
     int64_t span = 0, gspan = 0;
-    FM_TRY(check_matrix(func, "logits", dtype, logits, batch, classes, logits_stride, &span));
+    FM_TRY(check_rows(func, "logits", "logits_stride", dtype, logits, batch, classes, logits_stride, &span));
     FM_CHECK(labels != nullptr, "%s: labels must not be NULL", func);
     FM_TRY(check_mix(func, lambdas, partners));
     const int red = enum_int(reduction);
@@ -93,7 +73,7 @@ fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
     FM_TRY(check_smoothing(func, label_smoothing));
     FM_CHECK(loss != nullptr, "%s: loss must not be NULL", func);
     if (grad_logits) {
-      FM_TRY(check_matrix(func, "grad_logits", dtype, grad_logits, batch, classes, logits_stride,
+      FM_TRY(check_rows(func, "grad_logits", "logits_stride", dtype, grad_logits, batch, classes, logits_stride,
                           &gspan));
       const uintptr_t za = (uintptr_t)logits, ga = (uintptr_t)grad_logits;
       FM_CHECK(za == ga || za + (uintptr_t)span <= ga || ga + (uintptr_t)gspan <= za,
@@ -127,7 +107,7 @@ fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_dtype dtype,
     FM_TRY(check_classes(func, classes, targets_stride, "targets_stride"));
     FM_TRY(check_smoothing(func, label_smoothing));
     int64_t span = 0;
-    FM_TRY(check_matrix(func, "targets", dtype, targets, batch, classes, targets_stride, &span));
+    FM_TRY(check_rows(func, "targets", "targets_stride", dtype, targets, batch, classes, targets_stride, &span));
     if (device == FASTMIX_DEVICE_CUDA)
       return cuda_soft_targets(dtype, labels, lambdas, partners, batch, classes, label_smoothing,
                                targets, targets_stride, stream);

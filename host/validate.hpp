@@ -77,28 +77,40 @@ inline fastmix_status check_sampler(const char *func, float alpha, const fastmix
   return FASTMIX_SUCCESS;
 }
 
+// A [batch][stride] array of `dtype` with `cols` elements used per row: not
+// NULL, aligned to its element size, and its byte span ((batch - 1) * stride
+// + cols) * size (0 when batch == 0) representable.
+inline fastmix_status check_rows(const char *func, const char *name, const char *stride_name,
+                                 fastmix_dtype dtype, const void *ptr, int64_t batch,
+                                 int64_t cols, int64_t stride, int64_t *span) {
+  FM_CHECK(ptr != nullptr, "%s: %s must not be NULL", func, name);
+  const uintptr_t size = dtype_size(dtype);
+  FM_CHECK((uintptr_t)ptr % size == 0, "%s: %s must be aligned to its element size (%u bytes)",
+           func, name, (unsigned)size);
+  *span = 0;
+  if (batch == 0) return FASTMIX_SUCCESS;
+  int64_t s = 0;
+  FM_CHECK(!__builtin_mul_overflow(batch - 1, stride, &s) && !__builtin_add_overflow(s, cols, &s) &&
+               !__builtin_mul_overflow(s, (int64_t)size, &s),
+           "%s: batch * %s overflows the address space (batch %lld, %s %lld)", func, stride_name,
+           (long long)batch, stride_name, (long long)stride);
+  *span = s;
+  return FASTMIX_SUCCESS;
+}
+
 // The geometry of a batch of samples: sizes, stride, alignment, overflow and
 // the overlap of x and out (only out == x is allowed).
-inline fastmix_status check_images(const char *func, fastmix_dtype dtype, const void *x, const void *out,
-                            int64_t batch, int64_t elems, int64_t stride) {
+inline fastmix_status check_images(const char *func, fastmix_dtype dtype, const void *x,
+                                   const void *out, int64_t batch, int64_t elems, int64_t stride) {
   FM_CHECK(x != nullptr, "%s: x must not be NULL", func);
   FM_CHECK(out != nullptr, "%s: out must not be NULL", func);
   FM_CHECK(elems >= 0, "%s: sample_elems must be >= 0, got %lld", func, (long long)elems);
   FM_CHECK(stride >= elems, "%s: sample_stride (%lld) must be >= sample_elems (%lld)", func,
            (long long)stride, (long long)elems);
-  const uintptr_t size = dtype_size(dtype);
-  FM_CHECK((uintptr_t)x % size == 0, "%s: x must be aligned to its element size (%u bytes)",
-           func, (unsigned)size);
-  FM_CHECK((uintptr_t)out % size == 0, "%s: out must be aligned to its element size (%u bytes)",
-           func, (unsigned)size);
-  if (batch == 0 || elems == 0) return FASTMIX_SUCCESS;
-  // Bytes spanned by the batch: ((batch - 1) * stride + elems) * size.
+  const int64_t rows = elems == 0 ? 0 : batch;  // empty samples span nothing
   int64_t span = 0;
-  FM_CHECK(!__builtin_mul_overflow(batch - 1, stride, &span) &&
-               !__builtin_add_overflow(span, elems, &span) &&
-               !__builtin_mul_overflow(span, (int64_t)size, &span),
-           "%s: batch * sample_stride overflows the address space (batch %lld, sample_stride %lld)",
-           func, (long long)batch, (long long)stride);
+  FM_TRY(check_rows(func, "x", "sample_stride", dtype, x, rows, elems, stride, &span));
+  FM_TRY(check_rows(func, "out", "sample_stride", dtype, out, rows, elems, stride, &span));
   const uintptr_t xa = (uintptr_t)x, oa = (uintptr_t)out;
   FM_CHECK(xa == oa || xa + (uintptr_t)span <= oa || oa + (uintptr_t)span <= xa,
            "%s: out overlaps x without being equal to it (only out == x, in place, is supported)",
