@@ -389,13 +389,28 @@ struct Bench {
         check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 5, 0, sh.n, lam, part, nullptr), "sample");
         const std::string shape = std::to_string(sh.n) + "x" + std::to_string(sh.c);
         const double floor_bytes = 2.0 * (double)bytes + 24.0 * (double)sh.n;
-        for (fastmix_reduction red : {FASTMIX_REDUCTION_MEAN, FASTMIX_REDUCTION_NONE}) {
+        // MEAN without and with a workspace (one block vs the whole GPU on CUDA;
+        // the same code on the CPU), and NONE.
+        size_t ws_bytes = 0;
+        check(fastmix_cross_entropy_workspace_size(be.device(), sh.n, FASTMIX_REDUCTION_MEAN, &ws_bytes), "ws size");
+        void *ws = ws_bytes ? be.alloc(ws_bytes) : nullptr;
+        const struct {
+          fastmix_reduction red;
+          bool ws;
+          const char *mode;
+        } modes[] = {{FASTMIX_REDUCTION_MEAN, false, "mean+grad"},
+                     {FASTMIX_REDUCTION_MEAN, true, "mean+grad,ws"},
+                     {FASTMIX_REDUCTION_NONE, false, "none+grad"}};
+        for (const auto &m : modes) {
           auto t = be.time(reps(), [&](int) {
-            check(fastmix_cross_entropy(be.device(), d, z, sh.n, sh.c, sh.c, labels, lam, part, red, 0.0f, -100,
-                                        loss, grad, 1.0f, nullptr), "fastmix_cross_entropy");
+            check(fastmix_cross_entropy_ws(be.device(), d, z, sh.n, sh.c, sh.c, labels, lam, part, m.red, 0.0f,
+                                           -100, loss, grad, 1.0f, m.ws ? ws : nullptr, m.ws ? ws_bytes : 0,
+                                           nullptr),
+                  "fastmix_cross_entropy_ws");
           });
-          add("cross_entropy", dname(d), shape, "fastmix", red == FASTMIX_REDUCTION_MEAN ? "mean+grad" : "none+grad", floor_bytes, t);
+          add("cross_entropy", dname(d), shape, "fastmix", m.mode, floor_bytes, t);
         }
+        if (ws) be.release(ws);
         auto tn = be.time(reps(), [&](int) { naive_ce(be.cuda, d, z, logp, g, grad, sh.n, sh.c, labels, lam, part); });
         add("cross_entropy", dname(d), shape, "naive", "mean+grad", floor_bytes, tn);
         for (void *p : {z, grad, logp, g, (void *)labels, (void *)part, (void *)lam, (void *)loss}) be.release(p);

@@ -44,18 +44,16 @@ fastmix_status check_labels_host(const char *func, const int64_t *labels, int64_
   return FASTMIX_SUCCESS;
 }
 
-}  // namespace
-
-extern "C" {
-
-fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
-                                     const void *logits, int64_t batch, int64_t classes,
-                                     int64_t logits_stride, const int64_t *labels,
-                                     const float *lambdas, const int64_t *partners,
-                                     fastmix_reduction reduction, float label_smoothing,
-                                     int64_t ignore_index, float *loss, void *grad_logits,
-                                     float grad_scale, void *stream) {
-  static const char *func = "fastmix_cross_entropy";
+// The checks and dispatch of fastmix_cross_entropy and _ws (workspace NULL:
+// the plain call).  Enums by reference: a C caller may pass any int there.
+fastmix_status cross_entropy_call(const char *func, const fastmix_device &device,
+                                  const fastmix_dtype &dtype, const void *logits, int64_t batch,
+                                  int64_t classes, int64_t logits_stride, const int64_t *labels,
+                                  const float *lambdas, const int64_t *partners,
+                                  const fastmix_reduction &reduction, float label_smoothing,
+                                  int64_t ignore_index, float *loss, void *grad_logits,
+                                  float grad_scale, void *workspace, size_t workspace_bytes,
+                                  void *stream) {
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_device(func, device));
     FM_TRY(check_dtype(func, dtype));
@@ -81,13 +79,79 @@ fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
                "logits, in place, is supported)",
                func);
     }
-    const CeArgs args{dtype,     logits,         batch,        classes, logits_stride,
-                      labels,    lambdas,        partners,     reduction, label_smoothing,
-                      ignore_index, loss,        grad_logits,  grad_scale};
+    if (enum_int(device) != FASTMIX_DEVICE_CUDA) workspace = nullptr;  // the CPU uses none
+    if (workspace) {
+      const size_t need = ce_workspace_bytes(batch, reduction);
+      FM_CHECK(workspace_bytes >= need,
+               "%s: workspace_bytes (%zu) is below the %zu bytes that "
+               "fastmix_cross_entropy_workspace_size gives for this batch and reduction",
+               func, workspace_bytes, need);
+      FM_CHECK((uintptr_t)workspace % 8 == 0, "%s: workspace must be 8-byte aligned", func);
+      const uintptr_t w0 = (uintptr_t)workspace, w1 = w0 + need;
+      auto apart = [&](const void *p, int64_t bytes) {
+        const uintptr_t a0 = (uintptr_t)p, a1 = a0 + (uintptr_t)bytes;
+        return !p || bytes == 0 || w1 <= a0 || a1 <= w0;
+      };
+      const int64_t loss_bytes = 4 * (enum_int(reduction) == FASTMIX_REDUCTION_NONE ? batch : 1);
+      FM_CHECK(apart(logits, span) && apart(grad_logits, gspan) && apart(loss, loss_bytes) &&
+                   apart(labels, 8 * batch) && apart(lambdas, 4 * batch) &&
+                   apart(partners, 8 * batch),
+               "%s: workspace overlaps another argument", func);
+    }
+    const CeArgs args{dtype,        logits, batch,       classes,   logits_stride,
+                      labels,       lambdas, partners,   reduction, label_smoothing,
+                      ignore_index, loss,   grad_logits, grad_scale, workspace};
     if (device == FASTMIX_DEVICE_CUDA) return cuda_cross_entropy(args, stream);
     if (partners) FM_TRY(check_partners_host(func, partners, batch));
     FM_TRY(check_labels_host(func, labels, batch, classes, true, ignore_index));
-    cpu_cross_entropy(args);
+    cpu_cross_entropy(args);  // the CPU needs no workspace
+    return FASTMIX_SUCCESS;
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
+                                     const void *logits, int64_t batch, int64_t classes,
+                                     int64_t logits_stride, const int64_t *labels,
+                                     const float *lambdas, const int64_t *partners,
+                                     fastmix_reduction reduction, float label_smoothing,
+                                     int64_t ignore_index, float *loss, void *grad_logits,
+                                     float grad_scale, void *stream) {
+  return cross_entropy_call("fastmix_cross_entropy", device, dtype, logits, batch, classes,
+                            logits_stride, labels, lambdas, partners, reduction, label_smoothing,
+                            ignore_index, loss, grad_logits, grad_scale, nullptr, 0, stream);
+}
+
+fastmix_status fastmix_cross_entropy_ws(fastmix_device device, fastmix_dtype dtype,
+                                        const void *logits, int64_t batch, int64_t classes,
+                                        int64_t logits_stride, const int64_t *labels,
+                                        const float *lambdas, const int64_t *partners,
+                                        fastmix_reduction reduction, float label_smoothing,
+                                        int64_t ignore_index, float *loss, void *grad_logits,
+                                        float grad_scale, void *workspace, size_t workspace_bytes,
+                                        void *stream) {
+  return cross_entropy_call("fastmix_cross_entropy_ws", device, dtype, logits, batch, classes,
+                            logits_stride, labels, lambdas, partners, reduction, label_smoothing,
+                            ignore_index, loss, grad_logits, grad_scale, workspace,
+                            workspace_bytes, stream);
+}
+
+fastmix_status fastmix_cross_entropy_workspace_size(fastmix_device device, int64_t batch,
+                                                    fastmix_reduction reduction, size_t *bytes) {
+  static const char *func = "fastmix_cross_entropy_workspace_size";
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_device(func, device));
+    FM_TRY(check_batch(func, batch));
+    const int red = enum_int(reduction);
+    FM_CHECK(red == FASTMIX_REDUCTION_NONE || red == FASTMIX_REDUCTION_MEAN ||
+                 red == FASTMIX_REDUCTION_SUM,
+             "%s: reduction must be FASTMIX_REDUCTION_NONE (0), _MEAN (1) or _SUM (2), got %d",
+             func, red);
+    FM_CHECK(bytes != nullptr, "%s: bytes must not be NULL", func);
+    *bytes = enum_int(device) == FASTMIX_DEVICE_CUDA ? ce_workspace_bytes(batch, reduction) : 0;
     return FASTMIX_SUCCESS;
   });
 }

@@ -73,7 +73,15 @@ struct CeArgs {
   float *loss;
   void *grad;              // NULL: no gradient
   float grad_scale;
+  void *workspace;         // CUDA MEAN/SUM: >= ce_workspace_bytes(batch, reduction), or NULL
 };
+
+// fastmix_cross_entropy_workspace_size on CUDA: a double (the MEAN
+// denominator), then one float per row (the row losses).
+inline size_t ce_workspace_bytes(int64_t batch, fastmix_reduction reduction) {
+  if (reduction == FASTMIX_REDUCTION_NONE) return 0;
+  return ((size_t)8 + 4 * (size_t)batch + 7) & ~(size_t)7;
+}
 // The CPU backend; labels and partners already checked on the host.
 void cpu_cross_entropy(const CeArgs &a);
 void cpu_soft_targets(fastmix_dtype dtype, const int64_t *labels, const float *lambdas,

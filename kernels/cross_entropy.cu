@@ -53,6 +53,9 @@ struct CeParams {
   fastmix_reduction reduction;
   int64_t cache_vecs;  // 16-byte vectors of shared memory per team; 0: no cache
   bool gvec;           // grad rows have the same offset from 16-byte alignment as logits rows
+  // Workspace path (rows over the whole grid, kReduce false): the MEAN
+  // denominator computed by ce_weight_kernel, or NULL (SUM, NONE).
+  const double *weight_sum_dev;
 };
 
 struct AccOp {
@@ -197,6 +200,40 @@ FM_UNROLL
   return loss;
 }
 
+// The MEAN denominator sum_i (w1 + w2) over the whole batch, by one block in
+// a fixed order (per-thread strided float64 sums, then CUB's tree): the same
+// bits on every run.  Every thread gets the result.
+__device__ double block_weight_sum(const CeParams &p, typename BlockSumReduce::TempStorage &temp,
+                                   double &slot) {
+  double w = 0.0;
+  for (int64_t i = threadIdx.x; i < p.batch; i += kThreads)
+    w += ce_weight(ce_row(p.labels, p.lambdas, p.partners, i, p.batch, p.classes, p.ignore_index));
+  const double total = BlockSumReduce(temp).Sum(w);
+  if (threadIdx.x == 0) slot = total;
+  __syncthreads();
+  return slot;
+}
+
+// Workspace path, before the rows: the MEAN denominator into the workspace.
+__global__ void __launch_bounds__(kThreads) ce_weight_kernel(const CeParams p, double *out) {
+  __shared__ typename BlockSumReduce::TempStorage temp;
+  __shared__ double slot;
+  const double w = block_weight_sum(p, temp, slot);
+  if (threadIdx.x == 0) *out = w;
+}
+
+// Workspace path, after the rows: the row losses summed in a fixed order into
+// loss[0] (divided by the denominator for MEAN).
+__global__ void __launch_bounds__(kThreads)
+    ce_sum_kernel(const float *row_loss, int64_t n, const double *weight_sum, float *loss,
+                  fastmix_reduction reduction) {
+  __shared__ typename BlockSumReduce::TempStorage temp;
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += kThreads) s += (double)row_loss[i];
+  const double total = BlockSumReduce(temp).Sum(s);
+  if (threadIdx.x == 0) loss[0] = ce_reduced(reduction, total, weight_sum ? *weight_sum : 0.0);
+}
+
 // kBlockTeam: one row per block, else one per warp.  kReduce: MEAN/SUM, run
 // as a single block; else NONE over a grid.
 template <class T, bool kBlockTeam, bool kReduce>
@@ -210,16 +247,11 @@ __global__ void __launch_bounds__(kThreads) ce_kernel(const CeParams p) {
   float k = p.grad_scale;
   double weight_sum = 0.0;
   if (kReduce && p.reduction == FASTMIX_REDUCTION_MEAN) {
-    double w = 0.0;
-    for (int64_t i = threadIdx.x; i < p.batch; i += kThreads)
-      w += ce_weight(ce_row(p.labels, p.lambdas, p.partners, i, p.batch, p.classes, p.ignore_index));
-    const double total = BlockSumReduce(sum_temp).Sum(w);
-    if (threadIdx.x == 0) weight_slot = total;
-    __syncthreads();
-    weight_sum = weight_slot;
+    weight_sum = block_weight_sum(p, sum_temp, weight_slot);
     __syncthreads();  // sum_temp is reused below
     k = ce_grad_factor(p.reduction, p.grad_scale, weight_sum);
   }
+  if (!kReduce && p.weight_sum_dev) k = ce_grad_factor(p.reduction, p.grad_scale, *p.weight_sum_dev);
 
   double loss_sum = 0.0;  // kReduce: this team leader's rows, in row order
   if (kBlockTeam) {
@@ -275,12 +307,25 @@ template <class T>
 fastmix_status launch_ce(const char *func, const Device &dev, const CeArgs &a,
                          cudaStream_t stream) {
   constexpr int64_t V = kVecBytes / (int64_t)sizeof(typename T::raw);
-  const bool reduce = a.reduction != FASTMIX_REDUCTION_NONE;
+  const bool reduce_in_grid = a.reduction != FASTMIX_REDUCTION_NONE && a.workspace && a.batch > 0;
+  const bool reduce = a.reduction != FASTMIX_REDUCTION_NONE && !reduce_in_grid;
   if (a.batch == 0 && !reduce) return FASTMIX_SUCCESS;
   CeParams p{a.logits, a.grad, a.labels, a.lambdas, a.partners, a.loss, a.batch, a.classes,
              a.stride, a.ignore_index, a.eps, a.eps / (float)a.classes, a.grad_scale,
              a.reduction, 0,
-             ((uintptr_t)a.grad - (uintptr_t)a.logits) % kVecBytes == 0};
+             ((uintptr_t)a.grad - (uintptr_t)a.logits) % kVecBytes == 0, nullptr};
+  // With a workspace, MEAN/SUM run the rows like NONE over the whole grid:
+  // [double denominator][float row losses], then ce_sum_kernel reduces them.
+  double *ws_weight = static_cast<double *>(a.workspace);
+  float *ws_rows = reinterpret_cast<float *>(static_cast<char *>(a.workspace) + 8);
+  if (reduce_in_grid) {
+    p.loss = ws_rows;
+    if (a.reduction == FASTMIX_REDUCTION_MEAN) {
+      ce_weight_kernel<<<1, kThreads, 0, stream>>>(p, ws_weight);
+      FM_TRY(launched(func));
+      p.weight_sum_dev = ws_weight;
+    }
+  }
   const int64_t row_vecs = a.classes / V;  // no row has more aligned vectors
   const bool block_team = row_vecs > kWarpMaxVecs;
   const int64_t teams = block_team ? 1 : kWarps;
@@ -313,6 +358,9 @@ fastmix_status launch_ce(const char *func, const Device &dev, const CeArgs &a,
     grid = blocks < wave ? blocks : wave;
   }
   kernel<<<(unsigned)grid, kThreads, (size_t)smem, stream>>>(p);
+  if (!reduce_in_grid) return launched(func);
+  FM_TRY(launched(func));
+  ce_sum_kernel<<<1, kThreads, 0, stream>>>(ws_rows, a.batch, p.weight_sum_dev, a.loss, a.reduction);
   return launched(func);
 }
 
@@ -343,6 +391,7 @@ fastmix_status cuda_cross_entropy(const CeArgs &a, void *stream) {
   if (a.partners) FM_TRY(check_pointer(func, "partners", a.partners, dev));
   FM_TRY(check_pointer(func, "loss", a.loss, dev));
   if (a.grad) FM_TRY(check_pointer(func, "grad_logits", a.grad, dev));
+  if (a.workspace) FM_TRY(check_pointer(func, "workspace", a.workspace, dev));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   switch (a.dtype) {
     case FASTMIX_FLOAT32: return launch_ce<f32>(func, dev, a, s);

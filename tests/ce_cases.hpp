@@ -30,6 +30,7 @@ struct Case {
   float grad_scale = 1.0f;
   bool grad = true;
   int64_t offset = 0;  // elements between the buffer start and row 0 (misalignment)
+  bool ws = false;     // call fastmix_cross_entropy_ws with a workspace of the queried size
 };
 
 struct Inputs {

@@ -143,6 +143,21 @@ Out run(const Case &c, const Inputs &in, bool inplace = false) {
   const size_t es = dtype_size(c.dtype);
   const void *logits = inplace ? o.grad.data() + c.offset * es : in.logits.data() + c.offset * es;
   void *grad = c.grad ? o.grad.data() + c.offset * es : nullptr;
+  if (c.ws) {
+    // The CPU needs no workspace (its size is 0); a given one must be ignored.
+    size_t bytes = 1;
+    REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CPU, c.batch, c.red, &bytes) ==
+            FASTMIX_SUCCESS);
+    REQUIRE(bytes == 0);
+    std::vector<uint64_t> ws(4, ~uint64_t{0});
+    o.status = fastmix_cross_entropy_ws(FASTMIX_DEVICE_CPU, c.dtype, logits, c.batch, c.classes,
+                                        c.stride, in.labels.data(),
+                                        c.mix ? in.lambdas.data() : nullptr,
+                                        c.mix ? in.partners.data() : nullptr, c.red, c.eps, c.ignore,
+                                        o.loss.data(), grad, c.grad_scale, ws.data(),
+                                        ws.size() * 8, nullptr);
+    return o;
+  }
   o.status = fastmix_cross_entropy(FASTMIX_DEVICE_CPU, c.dtype, logits, c.batch, c.classes, c.stride,
                                    in.labels.data(), c.mix ? in.lambdas.data() : nullptr,
                                    c.mix ? in.partners.data() : nullptr, c.red, c.eps, c.ignore,
@@ -223,6 +238,84 @@ TEST_CASE("cross-entropy matches a float64 reference", "[cross_entropy]") {
             const Inputs in = make_inputs(c, rng, 3.0, 0.2);
             run_and_check(c, in);
           }
+}
+
+TEST_CASE("cross-entropy with a workspace: same reference, and the workspace size", "[cross_entropy]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng(seed + 21);
+  for (fastmix_dtype d : kDtypes)
+    for (fastmix_reduction red : kReductions) {
+      Case c;
+      c.dtype = d;
+      c.red = red;
+      c.eps = 0.1f;
+      c.classes = 1 + (int64_t)(rng() % 300);
+      c.stride = c.classes + 1;
+      c.batch = 1 + (int64_t)(rng() % 9);
+      c.ws = true;
+      const Inputs in = make_inputs(c, rng, 3.0, 0.2);
+      run_and_check(c, in);
+    }
+  // CUDA's size: a double and a float per row, rounded to 8; NONE and the CPU need none.
+  size_t bytes = 0;
+  REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 5, FASTMIX_REDUCTION_MEAN, &bytes) ==
+          FASTMIX_SUCCESS);
+  CHECK(bytes == 32);
+  REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 4, FASTMIX_REDUCTION_SUM, &bytes) ==
+          FASTMIX_SUCCESS);
+  CHECK(bytes == 24);
+  REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 9, FASTMIX_REDUCTION_NONE, &bytes) ==
+          FASTMIX_SUCCESS);
+  CHECK(bytes == 0);
+  bytes = 7;
+  CHECK(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 9, (fastmix_reduction)3, &bytes) ==
+        FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(std::string(fastmix_last_error()).find("reduction") != std::string::npos);
+  CHECK(bytes == 7);
+  CHECK(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CPU, -1, FASTMIX_REDUCTION_MEAN, &bytes) ==
+        FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CPU, 1, FASTMIX_REDUCTION_MEAN, nullptr) ==
+        FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(std::string(fastmix_last_error()).find("bytes") != std::string::npos);
+}
+
+// The workspace is checked before anything else happens, also before the
+// device is looked for, so these CUDA calls are answered here without a GPU.
+TEST_CASE("cross-entropy with a workspace: a bad CUDA workspace is refused first", "[cross_entropy]") {
+  std::mt19937_64 rng(test_seed() + 22);
+  Case c;
+  c.batch = 3;
+  const Inputs in = make_inputs(c, rng);
+  std::vector<float> loss(4, 0.0f);
+  std::memset(loss.data(), kPoison, loss.size() * 4);
+  const std::vector<float> before = loss;
+  std::vector<uint64_t> ws(8, 0);
+  struct Bad {
+    const char *what, *message;
+    void *ptr;
+    size_t bytes;
+  };
+  const Bad bads[] = {
+      {"overlapping loss", "overlaps", loss.data(), 32},
+      {"misaligned", "aligned", reinterpret_cast<char *>(ws.data()) + 4, 32},
+      {"too small", "workspace_bytes", ws.data(), 16},  // 3 rows need 8 + 12 -> 24 bytes
+  };
+  for (const Bad &b : bads) {
+    CAPTURE(b.what);
+    CHECK(fastmix_cross_entropy_ws(FASTMIX_DEVICE_CUDA, c.dtype, in.logits.data(), c.batch, c.classes,
+                                   c.stride, in.labels.data(), in.lambdas.data(), in.partners.data(),
+                                   FASTMIX_REDUCTION_MEAN, 0.0f, -100, loss.data(), nullptr, 1.0f,
+                                   b.ptr, b.bytes, nullptr) == FASTMIX_ERROR_INVALID_VALUE);
+    CHECK(std::string(fastmix_last_error()).find(b.message) != std::string::npos);
+    CHECK(std::memcmp(loss.data(), before.data(), loss.size() * 4) == 0);
+  }
+  // On the CPU the workspace is not used, so it is not checked either.
+  CHECK(fastmix_cross_entropy_ws(FASTMIX_DEVICE_CPU, c.dtype, in.logits.data(), c.batch, c.classes,
+                                 c.stride, in.labels.data(), in.lambdas.data(), in.partners.data(),
+                                 FASTMIX_REDUCTION_MEAN, 0.0f, -100, loss.data(), nullptr, 1.0f,
+                                 reinterpret_cast<char *>(ws.data()) + 4, 0, nullptr) == FASTMIX_SUCCESS);
+  CHECK(std::isfinite(loss[0]));
 }
 
 TEST_CASE("cross-entropy: large and odd class counts", "[cross_entropy]") {

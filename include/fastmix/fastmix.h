@@ -18,6 +18,7 @@
 #ifndef FASTMIX_FASTMIX_H
 #define FASTMIX_FASTMIX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define FASTMIX_VERSION_MAJOR 0
@@ -159,6 +160,32 @@ FASTMIX_API fastmix_status fastmix_cross_entropy(
     int64_t classes, int64_t logits_stride, const int64_t *labels, const float *lambdas,
     const int64_t *partners, fastmix_reduction reduction, float label_smoothing,
     int64_t ignore_index, float *loss, void *grad_logits, float grad_scale, void *stream);
+
+/* Bytes of device workspace that fastmix_cross_entropy_ws uses to reduce a
+ * MEAN or SUM loss over the whole GPU: 8 + 4 * batch rounded up to 8 for
+ * FASTMIX_DEVICE_CUDA with MEAN or SUM, 0 otherwise (the CPU needs none).
+ * Errors: FASTMIX_ERROR_INVALID_VALUE (device, batch, reduction, NULL bytes). */
+FASTMIX_API fastmix_status fastmix_cross_entropy_workspace_size(fastmix_device device,
+                                                                int64_t batch,
+                                                                fastmix_reduction reduction,
+                                                                size_t *bytes);
+
+/* fastmix_cross_entropy with a caller-provided workspace (no call allocates).
+ * workspace NULL: exactly fastmix_cross_entropy, whose CUDA MEAN/SUM reduces
+ * in one thread block.  With a workspace of at least
+ * fastmix_cross_entropy_workspace_size bytes (on `device`, 8-byte aligned,
+ * overlapping no other argument), a CUDA MEAN/SUM runs its rows on the whole
+ * GPU, keeps the row losses in the workspace and sums them in a fixed order in
+ * a second, one-block launch: as deterministic, with the loss summed in
+ * another fixed order (it may differ from fastmix_cross_entropy's in the last
+ * bits).  The workspace's contents are scratch, before and after.  The CPU
+ * backend uses no workspace and ignores this one (and its checks). */
+FASTMIX_API fastmix_status fastmix_cross_entropy_ws(
+    fastmix_device device, fastmix_dtype dtype, const void *logits, int64_t batch,
+    int64_t classes, int64_t logits_stride, const int64_t *labels, const float *lambdas,
+    const int64_t *partners, fastmix_reduction reduction, float label_smoothing,
+    int64_t ignore_index, float *loss, void *grad_logits, float grad_scale, void *workspace,
+    size_t workspace_bytes, void *stream);
 
 /* The dense mixed, smoothed targets:
  *   targets[i][c] = (1 - eps) * (lam * [c == y1] + (1 - lam) * [c == y2]) + eps / classes

@@ -98,11 +98,23 @@ Out run_cuda(const Case &c, const Inputs &in, bool inplace = false, cudaStream_t
   DevBuf logits(in.logits), labels(in.labels), lambdas(in.lambdas), partners(in.partners);
   DevBuf loss(loss_len(c) * 4), grad(in.logits.size());
   unsigned char *g = inplace ? logits.bytes(c.offset * es) : grad.bytes(c.offset * es);
-  o.status = fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, c.dtype, logits.bytes(c.offset * es), c.batch,
-                                   c.classes, c.stride, labels.get<int64_t>(),
-                                   c.mix ? lambdas.get<float>() : nullptr,
-                                   c.mix ? partners.get<int64_t>() : nullptr, c.red, c.eps, c.ignore,
-                                   loss.get<float>(), c.grad ? g : nullptr, c.grad_scale, stream);
+  size_t ws_bytes = 0;
+  if (c.ws)
+    REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, c.batch, c.red, &ws_bytes) ==
+            FASTMIX_SUCCESS);
+  DevBuf ws(ws_bytes + 8);  // poisoned scratch
+  o.status = c.ws ? fastmix_cross_entropy_ws(FASTMIX_DEVICE_CUDA, c.dtype, logits.bytes(c.offset * es),
+                                             c.batch, c.classes, c.stride, labels.get<int64_t>(),
+                                             c.mix ? lambdas.get<float>() : nullptr,
+                                             c.mix ? partners.get<int64_t>() : nullptr, c.red, c.eps,
+                                             c.ignore, loss.get<float>(), c.grad ? g : nullptr,
+                                             c.grad_scale, ws.bytes(0), ws_bytes, stream)
+                  : fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, c.dtype, logits.bytes(c.offset * es),
+                                          c.batch, c.classes, c.stride, labels.get<int64_t>(),
+                                          c.mix ? lambdas.get<float>() : nullptr,
+                                          c.mix ? partners.get<int64_t>() : nullptr, c.red, c.eps,
+                                          c.ignore, loss.get<float>(), c.grad ? g : nullptr,
+                                          c.grad_scale, stream);
   REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
   o.loss = loss.download<float>();
   o.grad = inplace ? logits.download<unsigned char>() : grad.download<unsigned char>();
@@ -343,6 +355,32 @@ TEST_CASE("cuda cross-entropy is deterministic", "[cross_entropy]") {
       CHECK(std::memcmp(a.loss.data(), b.loss.data(), a.loss.size() * 4) == 0);
       CHECK(a.grad == b.grad);
     }
+}
+
+TEST_CASE("cuda cross-entropy with a workspace: MEAN/SUM over the whole grid match the CPU, deterministically",
+          "[cross_entropy][racecheck]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng(seed + 8);
+  for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_BFLOAT16})
+    for (fastmix_reduction red : {FASTMIX_REDUCTION_MEAN, FASTMIX_REDUCTION_SUM})
+      for (int64_t C : {1000, 70000}) {
+        Case c;
+        c.dtype = d;
+        c.red = red;
+        c.classes = C;
+        c.stride = C + 3;
+        c.batch = C > 10000 ? 40 : 3000;
+        c.eps = 0.1f;
+        c.ws = true;
+        CAPTURE(dtype_name(d), (int)red, C);
+        const Inputs in = make_inputs(c, rng, 3.0, 0.1);
+        const Out cpu = run_cpu(c, in), a = run_cuda(c, in), b = run_cuda(c, in);
+        REQUIRE(a.status == FASTMIX_SUCCESS);
+        compare(c, in, cpu, a);
+        CHECK(std::memcmp(a.loss.data(), b.loss.data(), a.loss.size() * 4) == 0);
+        CHECK(a.grad == b.grad);
+      }
 }
 
 TEST_CASE("cuda cross-entropy: a bad label or partner on the device makes its row NaN", "[cross_entropy]") {

@@ -516,9 +516,22 @@ void fuzz_loss(FuzzedDataProvider &f, int which) {
   if (which)
     st = fastmix_soft_targets(d, t, y, lv, pv, batch, classes, eps, pz == Ptr::null ? nullptr : tbuf.p, stride,
                               nullptr);
-  else
+  else if (((uint64_t)batch ^ (uint64_t)stride) & 1 && batch >= 0 && batch <= (1 << 16)) {
+    // The workspace variant, with a workspace the checks accept (host memory:
+    // the CPU ignores it, and CUDA calls stop at "no device" here); only for
+    // batches whose workspace is small, the harness's own memory bound.
+    size_t ws_bytes = 0;
+    if (fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, batch, as_enum<fastmix_reduction>(red),
+                                             &ws_bytes) != FASTMIX_SUCCESS)
+      ws_bytes = 0;
+    std::vector<uint64_t> ws(ws_bytes / 8 + 1);
+    st = fastmix_cross_entropy_ws(d, t, pz == Ptr::null ? nullptr : zbuf.p, batch, classes, stride, y, lv, pv,
+                                  as_enum<fastmix_reduction>(red), eps, ignore, lo, g, scale, ws.data(),
+                                  ws.size() * 8, nullptr);
+  } else {
     st = fastmix_cross_entropy(d, t, pz == Ptr::null ? nullptr : zbuf.p, batch, classes, stride, y, lv, pv,
                                as_enum<fastmix_reduction>(red), eps, ignore, lo, g, scale, nullptr);
+  }
   check_status(st, func);
   if (st != FASTMIX_SUCCESS) {
     FUZZ_ASSERT(!valid, "%s failed on valid arguments (batch %lld, classes %lld, stride %lld)", func,
@@ -595,6 +608,22 @@ void fuzz_misc(FuzzedDataProvider &f) {
   FUZZ_ASSERT(fastmix_last_error() != nullptr, "last error");
   FUZZ_ASSERT(fastmix_version() == FASTMIX_VERSION, "version");
   FUZZ_ASSERT(fastmix_cuda_device_count() >= 0, "device count");
+  // The loss's workspace size: INVALID_VALUE exactly for bad arguments, else
+  // 8 + 4 * batch rounded up to 8 for a CUDA MEAN/SUM and 0 otherwise.
+  const int dev = f.ConsumeIntegralInRange(-1, 2), red = f.ConsumeIntegralInRange(-1, 3);
+  const int64_t batch = f.ConsumeIntegralInRange<int64_t>(-2, FASTMIX_MAX_BATCH + 2);
+  size_t bytes = 12345;
+  const fastmix_status st = fastmix_cross_entropy_workspace_size(
+      as_enum<fastmix_device>(dev), batch, as_enum<fastmix_reduction>(red), f.ConsumeBool() ? &bytes : nullptr);
+  const bool ok_args = dev >= 0 && dev <= 1 && red >= 0 && red <= 2 && batch >= 0 && batch <= FASTMIX_MAX_BATCH;
+  if (st == FASTMIX_SUCCESS) {
+    FUZZ_ASSERT(ok_args, "workspace_size accepted device %d, reduction %d, batch %lld", dev, red, (long long)batch);
+    const size_t want = dev == 1 && red != 0 ? (8 + 4 * (size_t)batch + 7) / 8 * 8 : 0;
+    FUZZ_ASSERT(bytes == want, "workspace_size gave %zu, want %zu", bytes, want);
+  } else {
+    FUZZ_ASSERT(st == FASTMIX_ERROR_INVALID_VALUE, "workspace_size status %d", (int)st);
+    FUZZ_ASSERT(bytes == 12345, "workspace_size failed but wrote");
+  }
 }
 
 }  // namespace

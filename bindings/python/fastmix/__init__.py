@@ -18,6 +18,7 @@ and offset, on either backend.
 """
 from __future__ import annotations
 
+import ctypes
 import operator
 import os
 import threading
@@ -314,12 +315,22 @@ def cross_entropy(logits, labels, lambdas=None, partners=None, *, reduction="mea
         grad = _a.empty(dz, dz.shape, dz.dtype, sample_stride=row)
         dgrad = _a.describe(grad, func, "grad")
     scratch = _a.Scratch(dz)
+    # A workspace lets a CUDA MEAN/SUM reduce over the whole GPU (without one
+    # the C library reduces in a single block); the CPU needs none.
+    ws_bytes = ctypes.c_size_t(0)
+    check(lib.fastmix_cross_entropy_workspace_size(_CUDA if dz.cuda else _CPU, batch, red,
+                                                   ctypes.byref(ws_bytes)))
+    ws = dws = None  # ws stays referenced until the call has been queued
+    if ws_bytes.value:
+        ws = _a.empty(dz, ((ws_bytes.value + 7) // 8,), "int64")
+        dws = _a.describe(ws, func, "workspace")
     with _a.on_device(dz) as stream:
-        check(lib.fastmix_cross_entropy(
+        check(lib.fastmix_cross_entropy_ws(
             _CUDA if dz.cuda else _CPU, dtype, scratch.ptr(dz), batch, classes, row,
             scratch.ptr(dy), scratch.ptr(dl) if dl else None, scratch.ptr(dp) if dp else None,
             red, float(label_smoothing), operator.index(ignore_index), scratch.ptr(dloss),
-            scratch.ptr(dgrad) if dgrad else None, float(grad_scale), stream))
+            scratch.ptr(dgrad) if dgrad else None, float(grad_scale),
+            dws.ptr if dws else None, ws_bytes.value, stream))
     return (loss, grad) if return_grad else loss
 
 
