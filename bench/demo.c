@@ -20,14 +20,14 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    fastmix_status s_ = (call);                                                       \
-    if (s_ != FASTMIX_SUCCESS) {                                                      \
-      fprintf(stderr, "%s failed: %s\n  %s\n", #call, fastmix_status_string(s_),      \
-              fastmix_last_error());                                                  \
-      return 1;                                                                       \
-    }                                                                                 \
+#define CHECK(call)                                                              \
+  do {                                                                           \
+    fastmix_status s_ = (call);                                                  \
+    if (s_ != FASTMIX_SUCCESS) {                                                 \
+      fprintf(stderr, "%s failed: %s\n  %s\n", #call, fastmix_status_string(s_), \
+              fastmix_last_error());                                             \
+      return 1;                                                                  \
+    }                                                                            \
   } while (0)
 
 int main(void) {
@@ -42,16 +42,18 @@ int main(void) {
   if (!x || !out || !lambdas || !partners) return 1;
   for (int64_t i = 0; i < batch * elems; ++i) x[i] = (float)((i * 2654435761u) % 1000u) / 999.0f;
 
-  printf("fastmix %d.%d.%d demo: mixup of a %lldx%lldx%lldx%lld float32 batch (%.1f MB), alpha %.1f, on %s\n",
-         FASTMIX_VERSION_MAJOR, FASTMIX_VERSION_MINOR, FASTMIX_VERSION_PATCH, (long long)batch,
-         (long long)c, (long long)h, (long long)w, (double)bytes / 1e6, (double)alpha,
-         dev == FASTMIX_DEVICE_CUDA ? "CUDA" : "the CPU");
+  printf(
+      "fastmix %d.%d.%d demo: mixup of a %lldx%lldx%lldx%lld float32 batch (%.1f MB), alpha %.1f, "
+      "on %s\n",
+      FASTMIX_VERSION_MAJOR, FASTMIX_VERSION_MINOR, FASTMIX_VERSION_PATCH, (long long)batch,
+      (long long)c, (long long)h, (long long)w, (double)bytes / 1e6, (double)alpha,
+      dev == FASTMIX_DEVICE_CUDA ? "CUDA" : "the CPU");
 
   const int reps = 10;
   double seconds;
   if (dev == FASTMIX_DEVICE_CPU) {
-    CHECK(fastmix_mixup(dev, FASTMIX_FLOAT32, alpha, 1, FASTMIX_PAIRING_PERMUTATION, seed, 0, x, out,
-                        batch, elems, elems, lambdas, partners, NULL));  /* warm-up */
+    CHECK(fastmix_mixup(dev, FASTMIX_FLOAT32, alpha, 1, FASTMIX_PAIRING_PERMUTATION, seed, 0, x,
+                        out, batch, elems, elems, lambdas, partners, NULL)); /* warm-up */
     double t0 = now_s();
     for (int r = 0; r < reps; ++r)
       CHECK(fastmix_mixup(dev, FASTMIX_FLOAT32, alpha, 1, FASTMIX_PAIRING_PERMUTATION, seed,
@@ -62,13 +64,14 @@ int main(void) {
     void *dx, *dout, *dl, *dp;
     cudaEvent_t e0, e1;
     float ms = 0;
-    if (cudaMalloc(&dx, bytes) || cudaMalloc(&dout, bytes) || cudaMalloc(&dl, sizeof(float) * batch) ||
-        cudaMalloc(&dp, sizeof(int64_t) * batch) || cudaMemcpy(dx, x, bytes, cudaMemcpyHostToDevice))
+    if (cudaMalloc(&dx, bytes) || cudaMalloc(&dout, bytes) ||
+        cudaMalloc(&dl, sizeof(float) * batch) || cudaMalloc(&dp, sizeof(int64_t) * batch) ||
+        cudaMemcpy(dx, x, bytes, cudaMemcpyHostToDevice))
       return fprintf(stderr, "CUDA allocation failed\n"), 1;
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
-    CHECK(fastmix_mixup(dev, FASTMIX_FLOAT32, alpha, 1, FASTMIX_PAIRING_PERMUTATION, seed, 0, dx, dout,
-                        batch, elems, elems, dl, dp, NULL));
+    CHECK(fastmix_mixup(dev, FASTMIX_FLOAT32, alpha, 1, FASTMIX_PAIRING_PERMUTATION, seed, 0, dx,
+                        dout, batch, elems, elems, dl, dp, NULL));
     cudaEventRecord(e0, NULL);
     for (int r = 0; r < reps; ++r)
       CHECK(fastmix_mixup(dev, FASTMIX_FLOAT32, alpha, 1, FASTMIX_PAIRING_PERMUTATION, seed,
@@ -80,7 +83,10 @@ int main(void) {
     cudaMemcpy(out, dout, bytes, cudaMemcpyDeviceToHost);
     cudaMemcpy(lambdas, dl, sizeof(float) * batch, cudaMemcpyDeviceToHost);
     cudaMemcpy(partners, dp, sizeof(int64_t) * batch, cudaMemcpyDeviceToHost);
-    cudaFree(dx); cudaFree(dout); cudaFree(dl); cudaFree(dp);
+    cudaFree(dx);
+    cudaFree(dout);
+    cudaFree(dl);
+    cudaFree(dp);
 #else
     return 1;
 #endif
@@ -93,14 +99,17 @@ int main(void) {
       const double ref = (double)lambdas[i] * x[i * elems + j] +
                          (1.0 - (double)lambdas[i]) * x[partners[i] * elems + j];
       const double err = fabs(ref - out[i * elems + j]);
-      if (!(err <= max_err)) max_err = err;  /* NaN propagates */
+      if (!(err <= max_err)) max_err = err; /* NaN propagates */
     }
   printf("  sample 0..3: lambda %.3f %.3f %.3f %.3f, partner %lld %lld %lld %lld\n", lambdas[0],
          lambdas[1], lambdas[2], lambdas[3], (long long)partners[0], (long long)partners[1],
          (long long)partners[2], (long long)partners[3]);
   printf("  max |out - (lam*x + (1-lam)*x[partner])| = %.3g\n", max_err);
-  printf("  %.3f ms per call, %.1f GB/s (counting %zu bytes read + written per call)\n", seconds * 1e3,
-         2.0 * (double)bytes / seconds / 1e9, 2 * bytes);
-  free(x); free(out); free(lambdas); free(partners);
+  printf("  %.3f ms per call, %.1f GB/s (counting %zu bytes read + written per call)\n",
+         seconds * 1e3, 2.0 * (double)bytes / seconds / 1e9, 2 * bytes);
+  free(x);
+  free(out);
+  free(lambdas);
+  free(partners);
   return max_err <= 1e-6 ? 0 : 1;
 }

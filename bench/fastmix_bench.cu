@@ -80,17 +80,23 @@ struct Backend {
 
   void *alloc(size_t bytes) {
     void *p = nullptr;
-    if (cuda) check_cuda(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
-    else if (!(p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64))) die("alloc", "out of memory");
+    if (cuda)
+      check_cuda(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
+    else if (!(p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64)))
+      die("alloc", "out of memory");
     return p;
   }
   void release(void *p) {
-    if (cuda) cudaFree(p);
-    else std::free(p);
+    if (cuda)
+      cudaFree(p);
+    else
+      std::free(p);
   }
   void upload(void *dst, const void *src, size_t bytes) {
-    if (cuda) check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload");
-    else std::memcpy(dst, src, bytes);
+    if (cuda)
+      check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload");
+    else
+      std::memcpy(dst, src, bytes);
   }
 
   // Median and min in microseconds of `reps` timed runs of fn(rep).
@@ -111,7 +117,9 @@ struct Backend {
       } else {
         const auto t0 = std::chrono::steady_clock::now();
         fn(r + 1);
-        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+        us.push_back(
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                .count());
       }
     }
     std::sort(us.begin(), us.end());
@@ -128,11 +136,13 @@ std::vector<unsigned char> random_data(fastmix_dtype d, size_t n, unsigned seed)
     const float f = (float)(s >> 8) * (2.0f / 16777216.0f) - 1.0f;
     uint32_t u;
     std::memcpy(&u, &f, 4);
-    if (d == FASTMIX_FLOAT32) std::memcpy(&v[4 * i], &f, 4);
+    if (d == FASTMIX_FLOAT32)
+      std::memcpy(&v[4 * i], &f, 4);
     else {
       const uint16_t h = d == FASTMIX_BFLOAT16
                              ? (uint16_t)(u >> 16)
-                             : (uint16_t)(((u >> 16) & 0x8000u) | ((((u >> 23) & 0xff) - 112) << 10) | ((u >> 13) & 0x3ff));
+                             : (uint16_t)(((u >> 16) & 0x8000u) |
+                                          ((((u >> 23) & 0xff) - 112) << 10) | ((u >> 13) & 0x3ff));
       std::memcpy(&v[2 * i], &h, 2);
     }
   }
@@ -144,10 +154,12 @@ __device__ __host__ inline float ld(fastmix_dtype d, const void *p, int64_t i) {
   if (d == FASTMIX_FLOAT32) return static_cast<const float *>(p)[i];
   const uint16_t h = static_cast<const uint16_t *>(p)[i];
   uint32_t u;
-  if (d == FASTMIX_BFLOAT16) u = (uint32_t)h << 16;
+  if (d == FASTMIX_BFLOAT16)
+    u = (uint32_t)h << 16;
   else {
     const uint32_t e = (h >> 10) & 0x1f;
-    u = ((uint32_t)(h & 0x8000) << 16) | (e ? ((e + 112) << 23) | ((uint32_t)(h & 0x3ff) << 13) : 0);
+    u = ((uint32_t)(h & 0x8000) << 16) |
+        (e ? ((e + 112) << 23) | ((uint32_t)(h & 0x3ff) << 13) : 0);
   }
   float f;
   memcpy(&f, &u, 4);
@@ -161,10 +173,14 @@ __device__ __host__ inline void st(fastmix_dtype d, void *p, int64_t i, float f)
   uint32_t u;
   memcpy(&u, &f, 4);
   uint16_t h;
-  if (d == FASTMIX_BFLOAT16) h = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  if (d == FASTMIX_BFLOAT16)
+    h = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
   else {
     const int e = (int)((u >> 23) & 0xff) - 112;
-    h = (uint16_t)(((u >> 16) & 0x8000u) | (e <= 0 ? 0 : e >= 31 ? 0x7c00u : ((uint32_t)e << 10) | ((u >> 13) & 0x3ffu)));
+    h = (uint16_t)(((u >> 16) & 0x8000u) |
+                   (e <= 0    ? 0
+                    : e >= 31 ? 0x7c00u
+                              : ((uint32_t)e << 10) | ((u >> 13) & 0x3ffu)));
   }
   static_cast<uint16_t *>(p)[i] = h;
 }
@@ -173,19 +189,28 @@ __device__ __host__ inline void st(fastmix_dtype d, void *p, int64_t i, float f)
 __global__ void naive_pass_kernel(int pass, fastmix_dtype d, const void *x, void *tmp, void *out,
                                   int64_t n, int64_t elems, const float *lam, const int64_t *part) {
   const int64_t total = n * elems;
-  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total; k += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total;
+       k += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i = k / elems, j = k % elems;
     switch (pass) {
-      case 0: st(d, tmp, k, ld(d, x, part[i] * elems + j)); break;
-      case 1: st(d, out, k, lam[i] * ld(d, x, k)); break;
-      case 2: st(d, tmp, k, (1.0f - lam[i]) * ld(d, tmp, k)); break;
-      default: st(d, out, k, ld(d, out, k) + ld(d, tmp, k)); break;
+      case 0:
+        st(d, tmp, k, ld(d, x, part[i] * elems + j));
+        break;
+      case 1:
+        st(d, out, k, lam[i] * ld(d, x, k));
+        break;
+      case 2:
+        st(d, tmp, k, (1.0f - lam[i]) * ld(d, tmp, k));
+        break;
+      default:
+        st(d, out, k, ld(d, out, k) + ld(d, tmp, k));
+        break;
     }
   }
 }
 
-void naive_pass(bool cuda, int pass, fastmix_dtype d, const void *x, void *tmp, void *out, int64_t n,
-                int64_t elems, const float *lam, const int64_t *part) {
+void naive_pass(bool cuda, int pass, fastmix_dtype d, const void *x, void *tmp, void *out,
+                int64_t n, int64_t elems, const float *lam, const int64_t *part) {
   if (cuda) {
     naive_pass_kernel<<<1024, 256>>>(pass, d, x, tmp, out, n, elems, lam, part);
     check_cuda(cudaGetLastError(), "naive kernel");
@@ -196,10 +221,19 @@ void naive_pass(bool cuda, int pass, fastmix_dtype d, const void *x, void *tmp, 
     const int64_t row = i * elems, src = part[i] * elems;
     const float l = lam[i], m = 1.0f - l;
     switch (pass) {
-      case 0: for (int64_t j = 0; j < elems; ++j) st(d, tmp, row + j, ld(d, x, src + j)); break;
-      case 1: for (int64_t j = 0; j < elems; ++j) st(d, out, row + j, l * ld(d, x, row + j)); break;
-      case 2: for (int64_t j = 0; j < elems; ++j) st(d, tmp, row + j, m * ld(d, tmp, row + j)); break;
-      default: for (int64_t j = 0; j < elems; ++j) st(d, out, row + j, ld(d, out, row + j) + ld(d, tmp, row + j)); break;
+      case 0:
+        for (int64_t j = 0; j < elems; ++j) st(d, tmp, row + j, ld(d, x, src + j));
+        break;
+      case 1:
+        for (int64_t j = 0; j < elems; ++j) st(d, out, row + j, l * ld(d, x, row + j));
+        break;
+      case 2:
+        for (int64_t j = 0; j < elems; ++j) st(d, tmp, row + j, m * ld(d, tmp, row + j));
+        break;
+      default:
+        for (int64_t j = 0; j < elems; ++j)
+          st(d, out, row + j, ld(d, out, row + j) + ld(d, tmp, row + j));
+        break;
     }
   }
 }
@@ -210,16 +244,18 @@ void naive_pass(bool cuda, int pass, fastmix_dtype d, const void *x, void *tmp, 
 //   pass 1: g = 0; g[y1] -= w1 s; g[y2] -= w2 s     (write g)
 //   pass 2: grad = g - exp(logp) * sum(g)           (read g and logp, write grad)
 // The loss itself gathers two logp per row (negligible traffic).
-__device__ __host__ inline void naive_ce_row(int pass, fastmix_dtype d, const void *z, void *logp, void *g,
-                                             void *grad, int64_t i, int64_t classes, const int64_t *labels,
-                                             const float *lam, const int64_t *part, float s) {
+__device__ __host__ inline void naive_ce_row(int pass, fastmix_dtype d, const void *z, void *logp,
+                                             void *g, void *grad, int64_t i, int64_t classes,
+                                             const int64_t *labels, const float *lam,
+                                             const int64_t *part, float s) {
   const int64_t row = i * classes;
   if (pass == 0) {
     float m = -INFINITY, sum = 0;
     for (int64_t c = 0; c < classes; ++c) m = fmaxf(m, ld(d, z, row + c));
     for (int64_t c = 0; c < classes; ++c) sum += expf(ld(d, z, row + c) - m);
     const float lse = m + logf(sum);
-    for (int64_t c = 0; c < classes; ++c) st(FASTMIX_FLOAT32, logp, row + c, ld(d, z, row + c) - lse);
+    for (int64_t c = 0; c < classes; ++c)
+      st(FASTMIX_FLOAT32, logp, row + c, ld(d, z, row + c) - lse);
   } else if (pass == 1) {
     for (int64_t c = 0; c < classes; ++c) st(FASTMIX_FLOAT32, g, row + c, 0.0f);
     const float l = lam[i];
@@ -230,14 +266,16 @@ __device__ __host__ inline void naive_ce_row(int pass, fastmix_dtype d, const vo
     float gs = 0;
     for (int64_t c = 0; c < classes; ++c) gs += ld(FASTMIX_FLOAT32, g, row + c);
     for (int64_t c = 0; c < classes; ++c)
-      st(d, grad, row + c, ld(FASTMIX_FLOAT32, g, row + c) - expf(ld(FASTMIX_FLOAT32, logp, row + c)) * gs);
+      st(d, grad, row + c,
+         ld(FASTMIX_FLOAT32, g, row + c) - expf(ld(FASTMIX_FLOAT32, logp, row + c)) * gs);
   }
 }
 
-__global__ void naive_ce_kernel(int pass, fastmix_dtype d, const void *z, void *logp, void *g, void *grad,
-                                int64_t n, int64_t classes, const int64_t *labels, const float *lam,
-                                const int64_t *part, float s) {
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+__global__ void naive_ce_kernel(int pass, fastmix_dtype d, const void *z, void *logp, void *g,
+                                void *grad, int64_t n, int64_t classes, const int64_t *labels,
+                                const float *lam, const int64_t *part, float s) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
     naive_ce_row(pass, d, z, logp, g, grad, i, classes, labels, lam, part, s);
 }
 
@@ -247,11 +285,13 @@ void naive_ce(bool cuda, fastmix_dtype d, const void *z, void *logp, void *g, vo
   for (int pass = 0; pass < 3; ++pass) {
     if (cuda) {
       // One thread per row: the way a naive row-wise kernel is written.
-      naive_ce_kernel<<<(unsigned)((n + 127) / 128), 128>>>(pass, d, z, logp, g, grad, n, classes, labels, lam, part, s);
+      naive_ce_kernel<<<(unsigned)((n + 127) / 128), 128>>>(pass, d, z, logp, g, grad, n, classes,
+                                                            labels, lam, part, s);
       check_cuda(cudaGetLastError(), "naive kernel");
     } else {
 #pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < n; ++i) naive_ce_row(pass, d, z, logp, g, grad, i, classes, labels, lam, part, s);
+      for (int64_t i = 0; i < n; ++i)
+        naive_ce_row(pass, d, z, logp, g, grad, i, classes, labels, lam, part, s);
     }
   }
 }
@@ -264,7 +304,8 @@ double measure_ceiling(Backend &be, bool quick) {
   be.upload(a, init.data(), bytes);
   be.upload(b, init.data(), bytes);
   auto t = be.time(quick ? 5 : 20, [&](int) {
-    if (be.cuda) check_cuda(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice), "copy");
+    if (be.cuda)
+      check_cuda(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice), "copy");
     else {
 #pragma omp parallel
       {
@@ -291,14 +332,17 @@ struct Bench {
   void add(const std::string &op, const std::string &dtype, const std::string &shape,
            const std::string &variant, const std::string &mode, double bytes,
            std::pair<double, double> t) {
-    Record r{op, be.cuda ? "cuda" : "cpu", dtype, shape, variant, mode, t.first, t.second, bytes, 0, ceiling};
+    Record r{
+        op,     be.cuda ? "cuda" : "cpu", dtype, shape, variant, mode, t.first, t.second, bytes, 0,
+        ceiling};
     r.gbps = bytes / (t.first * 1e-6) / 1e9;
     records.push_back(r);
-    std::printf("%-14s %-9s %-18s %-13s %-8s %11.1f %11.1f %9.1f %6.1f%%", op.c_str(), dtype.c_str(),
-                shape.c_str(), mode.c_str(), variant.c_str(), r.median_us, r.min_us, r.gbps,
-                100.0 * r.gbps / ceiling);
+    std::printf("%-14s %-9s %-18s %-13s %-8s %11.1f %11.1f %9.1f %6.1f%%", op.c_str(),
+                dtype.c_str(), shape.c_str(), mode.c_str(), variant.c_str(), r.median_us, r.min_us,
+                r.gbps, 100.0 * r.gbps / ceiling);
     for (auto it = records.rbegin(); variant == "naive" && it != records.rend(); ++it)
-      if (it->variant == "fastmix" && it->op == op && it->dtype == dtype && it->shape == shape && it->mode == mode) {
+      if (it->variant == "fastmix" && it->op == op && it->dtype == dtype && it->shape == shape &&
+          it->mode == mode) {
         std::printf("   fastmix %.2fx faster", r.median_us / it->median_us);
         break;
       }
@@ -311,7 +355,9 @@ struct Bench {
       float *lam = static_cast<float *>(be.alloc(4 * n));
       int64_t *part = static_cast<int64_t *>(be.alloc(8 * n));
       auto t = be.time(reps(), [&](int r) {
-        check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 1, (uint64_t)r, n, lam, part, nullptr), "fastmix_sample");
+        check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 1, (uint64_t)r, n,
+                             lam, part, nullptr),
+              "fastmix_sample");
       });
       add("sample", "float32", std::to_string(n), "fastmix", "-", 12.0 * (double)n, t);
       be.release(lam);
@@ -321,7 +367,9 @@ struct Bench {
 
   // blend (given lambdas and partners) or mixup (drawn in the call)
   void blend(bool fused) {
-    struct Shape { int64_t n, c, h, w; };
+    struct Shape {
+      int64_t n, c, h, w;
+    };
     std::vector<Shape> shapes = {{256, 3, 32, 32}, {256, 3, 224, 224}, {64, 3, 512, 512}};
     const fastmix_dtype dtypes[] = {FASTMIX_FLOAT32, FASTMIX_FLOAT16, FASTMIX_BFLOAT16};
     for (const Shape &s : shapes)
@@ -339,28 +387,39 @@ struct Bench {
         void *out = be.alloc(bytes), *tmp = be.alloc(bytes);
         float *lam = static_cast<float *>(be.alloc(4 * s.n));
         int64_t *part = static_cast<int64_t *>(be.alloc(8 * s.n));
-        check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 3, 0, s.n, lam, part, nullptr), "sample");
-        const std::string shape = std::to_string(s.n) + "x" + std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+        check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 3, 0, s.n, lam,
+                             part, nullptr),
+              "sample");
+        const std::string shape = std::to_string(s.n) + "x" + std::to_string(s.c) + "x" +
+                                  std::to_string(s.h) + "x" + std::to_string(s.w);
         const double floor_bytes = 2.0 * (double)bytes + 12.0 * (double)s.n;
         for (int inplace = 0; inplace < 2; ++inplace) {
           auto t = be.time(reps(), [&](int r) {
             void *x = xs[(size_t)r % xs.size()];
             void *o = inplace ? x : out;
             if (fused)
-              check(fastmix_mixup(be.device(), d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 3, (uint64_t)r, x, o, s.n, elems, elems, lam, part, nullptr), "fastmix_mixup");
+              check(fastmix_mixup(be.device(), d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 3,
+                                  (uint64_t)r, x, o, s.n, elems, elems, lam, part, nullptr),
+                    "fastmix_mixup");
             else
-              check(fastmix_blend(be.device(), d, x, o, s.n, elems, elems, lam, part, nullptr), "fastmix_blend");
+              check(fastmix_blend(be.device(), d, x, o, s.n, elems, elems, lam, part, nullptr),
+                    "fastmix_blend");
           });
-          add(fused ? "mixup" : "blend", dname(d), shape, "fastmix", inplace ? "in-place" : "out-of-place", floor_bytes, t);
+          add(fused ? "mixup" : "blend", dname(d), shape, "fastmix",
+              inplace ? "in-place" : "out-of-place", floor_bytes, t);
           // Eager: gather partners into a copy, multiply, multiply, add (4 passes; in place
           // adds nothing, the result lands in out either way).
           auto tn = be.time(reps(), [&](int r) {
             void *x = xs[(size_t)r % xs.size()];
             if (fused)
-              check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 3, (uint64_t)r, s.n, lam, part, nullptr), "sample");
-            for (int pass = 0; pass < 4; ++pass) naive_pass(be.cuda, pass, d, x, tmp, out, s.n, elems, lam, part);
+              check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 3,
+                                   (uint64_t)r, s.n, lam, part, nullptr),
+                    "sample");
+            for (int pass = 0; pass < 4; ++pass)
+              naive_pass(be.cuda, pass, d, x, tmp, out, s.n, elems, lam, part);
           });
-          add(fused ? "mixup" : "blend", dname(d), shape, "naive", inplace ? "in-place" : "out-of-place", floor_bytes, tn);
+          add(fused ? "mixup" : "blend", dname(d), shape, "naive",
+              inplace ? "in-place" : "out-of-place", floor_bytes, tn);
         }
         for (void *x : xs) be.release(x);
         be.release(out);
@@ -371,8 +430,11 @@ struct Bench {
   }
 
   void cross_entropy() {
-    struct Shape { int64_t n, c; };
-    const std::vector<Shape> shapes = {{256, 10}, {256, 1000}, {4096, 1000}, {4096, 32000}, {1024, 128256}};
+    struct Shape {
+      int64_t n, c;
+    };
+    const std::vector<Shape> shapes = {
+        {256, 10}, {256, 1000}, {4096, 1000}, {4096, 32000}, {1024, 128256}};
     for (const Shape &sh : shapes)
       for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_BFLOAT16}) {
         const int64_t total = sh.n * sh.c;
@@ -383,16 +445,22 @@ struct Bench {
         be.upload(z, init.data(), bytes);
         std::vector<int64_t> hl((size_t)sh.n);
         for (int64_t i = 0; i < sh.n; ++i) hl[(size_t)i] = (i * 7919) % sh.c;
-        int64_t *labels = static_cast<int64_t *>(be.alloc(8 * sh.n)), *part = static_cast<int64_t *>(be.alloc(8 * sh.n));
-        float *lam = static_cast<float *>(be.alloc(4 * sh.n)), *loss = static_cast<float *>(be.alloc(4 * sh.n));
+        int64_t *labels = static_cast<int64_t *>(be.alloc(8 * sh.n)),
+                *part = static_cast<int64_t *>(be.alloc(8 * sh.n));
+        float *lam = static_cast<float *>(be.alloc(4 * sh.n)),
+              *loss = static_cast<float *>(be.alloc(4 * sh.n));
         be.upload(labels, hl.data(), 8 * (size_t)sh.n);
-        check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 5, 0, sh.n, lam, part, nullptr), "sample");
+        check(fastmix_sample(be.device(), 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, 5, 0, sh.n, lam,
+                             part, nullptr),
+              "sample");
         const std::string shape = std::to_string(sh.n) + "x" + std::to_string(sh.c);
         const double floor_bytes = 2.0 * (double)bytes + 24.0 * (double)sh.n;
         // MEAN without and with a workspace (one block vs the whole GPU on CUDA;
         // the same code on the CPU), and NONE.
         size_t ws_bytes = 0;
-        check(fastmix_cross_entropy_workspace_size(be.device(), sh.n, FASTMIX_REDUCTION_MEAN, &ws_bytes), "ws size");
+        check(fastmix_cross_entropy_workspace_size(be.device(), sh.n, FASTMIX_REDUCTION_MEAN,
+                                                   &ws_bytes),
+              "ws size");
         void *ws = ws_bytes ? be.alloc(ws_bytes) : nullptr;
         const struct {
           fastmix_reduction red;
@@ -403,23 +471,26 @@ struct Bench {
                      {FASTMIX_REDUCTION_NONE, false, "none+grad"}};
         for (const auto &m : modes) {
           auto t = be.time(reps(), [&](int) {
-            check(fastmix_cross_entropy_ws(be.device(), d, z, sh.n, sh.c, sh.c, labels, lam, part, m.red, 0.0f,
-                                           -100, loss, grad, 1.0f, m.ws ? ws : nullptr, m.ws ? ws_bytes : 0,
-                                           nullptr),
+            check(fastmix_cross_entropy_ws(be.device(), d, z, sh.n, sh.c, sh.c, labels, lam, part,
+                                           m.red, 0.0f, -100, loss, grad, 1.0f, m.ws ? ws : nullptr,
+                                           m.ws ? ws_bytes : 0, nullptr),
                   "fastmix_cross_entropy_ws");
           });
           add("cross_entropy", dname(d), shape, "fastmix", m.mode, floor_bytes, t);
         }
         if (ws) be.release(ws);
-        auto tn = be.time(reps(), [&](int) { naive_ce(be.cuda, d, z, logp, g, grad, sh.n, sh.c, labels, lam, part); });
+        auto tn = be.time(reps(), [&](int) {
+          naive_ce(be.cuda, d, z, logp, g, grad, sh.n, sh.c, labels, lam, part);
+        });
         add("cross_entropy", dname(d), shape, "naive", "mean+grad", floor_bytes, tn);
-        for (void *p : {z, grad, logp, g, (void *)labels, (void *)part, (void *)lam, (void *)loss}) be.release(p);
+        for (void *p : {z, grad, logp, g, (void *)labels, (void *)part, (void *)lam, (void *)loss})
+          be.release(p);
       }
   }
 
   void run() {
-    std::printf("%-14s %-9s %-18s %-13s %-8s %11s %11s %9s %7s\n", "op", "dtype", "shape", "mode", "variant",
-                "median_us", "min_us", "GB/s", "ceiling");
+    std::printf("%-14s %-9s %-18s %-13s %-8s %11s %11s %9s %7s\n", "op", "dtype", "shape", "mode",
+                "variant", "median_us", "min_us", "GB/s", "ceiling");
     if (opt.op == "all" || opt.op == "sample") sample();
     if (opt.op == "all" || opt.op == "blend") blend(false);
     if (opt.op == "all" || opt.op == "mixup") blend(true);
@@ -433,11 +504,14 @@ struct Bench {
     for (size_t i = 0; i < records.size(); ++i) {
       const Record &r = records[i];
       std::fprintf(f,
-                   "  {\"op\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"shape\": \"%s\", \"variant\": \"%s\", "
-                   "\"mode\": \"%s\", \"median_us\": %.3f, \"min_us\": %.3f, \"bytes\": %.0f, \"gbps\": %.3f, "
+                   "  {\"op\": \"%s\", \"device\": \"%s\", \"dtype\": \"%s\", \"shape\": \"%s\", "
+                   "\"variant\": \"%s\", "
+                   "\"mode\": \"%s\", \"median_us\": %.3f, \"min_us\": %.3f, \"bytes\": %.0f, "
+                   "\"gbps\": %.3f, "
                    "\"ceiling_gbps\": %.3f}%s\n",
-                   r.op.c_str(), r.device.c_str(), r.dtype.c_str(), r.shape.c_str(), r.variant.c_str(), r.mode.c_str(),
-                   r.median_us, r.min_us, r.bytes, r.gbps, r.ceiling_gbps, i + 1 < records.size() ? "," : "");
+                   r.op.c_str(), r.device.c_str(), r.dtype.c_str(), r.shape.c_str(),
+                   r.variant.c_str(), r.mode.c_str(), r.median_us, r.min_us, r.bytes, r.gbps,
+                   r.ceiling_gbps, i + 1 < records.size() ? "," : "");
     }
     std::fprintf(f, "]\n");
     std::fclose(f);
@@ -458,17 +532,25 @@ int main(int argc, char **argv) {
       const std::string v = value();
       if (v != "cpu" && v != "cuda") die("--device must be cpu or cuda, got", v.c_str());
       opt.cuda = v == "cuda";
-    } else if (a == "--op") opt.op = value();
-    else if (a == "--quick") opt.quick = true;
-    else if (a == "--json") opt.json = value();
+    } else if (a == "--op")
+      opt.op = value();
+    else if (a == "--quick")
+      opt.quick = true;
+    else if (a == "--json")
+      opt.json = value();
     else if (a == "--help" || a == "-h") {
-      std::printf("usage: fastmix-bench [--device cpu|cuda] [--op all|sample|blend|mixup|cross_entropy] [--quick] [--json PATH]\n");
+      std::printf(
+          "usage: fastmix-bench [--device cpu|cuda] [--op all|sample|blend|mixup|cross_entropy] "
+          "[--quick] [--json PATH]\n");
       return 0;
-    } else die("unknown argument", a.c_str());
+    } else
+      die("unknown argument", a.c_str());
   }
-  if (opt.op != "all" && opt.op != "sample" && opt.op != "blend" && opt.op != "mixup" && opt.op != "cross_entropy")
+  if (opt.op != "all" && opt.op != "sample" && opt.op != "blend" && opt.op != "mixup" &&
+      opt.op != "cross_entropy")
     die("unknown --op", opt.op.c_str());
-  if (opt.cuda && fastmix_cuda_device_count() == 0) die("--device cuda", "no CUDA device is present");
+  if (opt.cuda && fastmix_cuda_device_count() == 0)
+    die("--device cuda", "no CUDA device is present");
 
   Backend be(opt.cuda);
   std::string name = "CPU, " + std::to_string(omp_get_max_threads()) + " threads";
@@ -480,8 +562,8 @@ int main(int argc, char **argv) {
     name = prop.name;
   }
   const double ceiling = measure_ceiling(be, opt.quick);
-  std::printf("fastmix-bench %d on %s; ceiling (%s, read + write) %.1f GB/s\n", fastmix_version(), name.c_str(),
-              opt.cuda ? "device-to-device copy" : "memcpy", ceiling);
+  std::printf("fastmix-bench %d on %s; ceiling (%s, read + write) %.1f GB/s\n", fastmix_version(),
+              name.c_str(), opt.cuda ? "device-to-device copy" : "memcpy", ceiling);
   Bench b{opt, be, ceiling, {}};
   b.run();
   if (!opt.json.empty()) b.write_json(opt.json);

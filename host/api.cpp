@@ -27,14 +27,22 @@ using namespace fm;
 extern "C" {
 
 const char *fastmix_status_string(fastmix_status status) {
-  switch (enum_int(status)) {  // any int from C: not a load of the enum (UB in C++ when out of range)
-    case FASTMIX_SUCCESS: return "FASTMIX_SUCCESS: no error";
-    case FASTMIX_ERROR_INVALID_VALUE: return "FASTMIX_ERROR_INVALID_VALUE: an argument is invalid";
-    case FASTMIX_ERROR_NOT_SUPPORTED: return "FASTMIX_ERROR_NOT_SUPPORTED: not supported by this backend";
-    case FASTMIX_ERROR_NO_DEVICE: return "FASTMIX_ERROR_NO_DEVICE: no usable CUDA device";
-    case FASTMIX_ERROR_CUDA: return "FASTMIX_ERROR_CUDA: the CUDA runtime reported an error";
-    case FASTMIX_ERROR_LABEL_OUT_OF_RANGE: return "FASTMIX_ERROR_LABEL_OUT_OF_RANGE: a label is outside [0, classes)";
-    case FASTMIX_ERROR_INTERNAL: return "FASTMIX_ERROR_INTERNAL: internal error in fastmix";
+  switch (
+      enum_int(status)) {  // any int from C: not a load of the enum (UB in C++ when out of range)
+    case FASTMIX_SUCCESS:
+      return "FASTMIX_SUCCESS: no error";
+    case FASTMIX_ERROR_INVALID_VALUE:
+      return "FASTMIX_ERROR_INVALID_VALUE: an argument is invalid";
+    case FASTMIX_ERROR_NOT_SUPPORTED:
+      return "FASTMIX_ERROR_NOT_SUPPORTED: not supported by this backend";
+    case FASTMIX_ERROR_NO_DEVICE:
+      return "FASTMIX_ERROR_NO_DEVICE: no usable CUDA device";
+    case FASTMIX_ERROR_CUDA:
+      return "FASTMIX_ERROR_CUDA: the CUDA runtime reported an error";
+    case FASTMIX_ERROR_LABEL_OUT_OF_RANGE:
+      return "FASTMIX_ERROR_LABEL_OUT_OF_RANGE: a label is outside [0, classes)";
+    case FASTMIX_ERROR_INTERNAL:
+      return "FASTMIX_ERROR_INTERNAL: internal error in fastmix";
   }
   return "unknown fastmix_status";
 }
@@ -45,9 +53,9 @@ int fastmix_version(void) { return FASTMIX_VERSION; }
 
 int fastmix_cuda_device_count(void) { return cuda_device_count(); }
 
-fastmix_status fastmix_sample(fastmix_device device, float alpha, int fold,
-                              fastmix_pairing pairing, uint64_t seed, uint64_t offset,
-                              int64_t batch, float *lambdas, int64_t *partners, void *stream) {
+fastmix_status fastmix_sample(fastmix_device device, float alpha, int fold, fastmix_pairing pairing,
+                              uint64_t seed, uint64_t offset, int64_t batch, float *lambdas,
+                              int64_t *partners, void *stream) {
   static const char *func = "fastmix_sample";
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
@@ -79,10 +87,9 @@ fastmix_status fastmix_blend(fastmix_device device, fastmix_dtype dtype, const v
 }
 
 fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float alpha, int fold,
-                             fastmix_pairing pairing, uint64_t seed, uint64_t offset,
-                             const void *x, void *out, int64_t batch, int64_t sample_elems,
-                             int64_t sample_stride, float *lambdas, int64_t *partners,
-                             void *stream) {
+                             fastmix_pairing pairing, uint64_t seed, uint64_t offset, const void *x,
+                             void *out, int64_t batch, int64_t sample_elems, int64_t sample_stride,
+                             float *lambdas, int64_t *partners, void *stream) {
   static const char *func = "fastmix_mixup";
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
@@ -90,8 +97,8 @@ fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float a
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
     if (device == FASTMIX_DEVICE_CUDA) {
       const MixupDraw draw{alpha, fold, pairing, seed, offset};
-      return cuda_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners,
-                        &draw, stream);
+      return cuda_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners, &draw,
+                        stream);
     }
     cpu_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners);
     cpu_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners);
@@ -113,9 +120,8 @@ bool overlaps(const void *a, uint64_t na, const void *b, uint64_t nb) {
 // seed_offset: present, 8-byte aligned, and clear of every other buffer of
 // the call (x and out NULL for sampling; their geometry already validated).
 fastmix_status check_seed_offset(const char *func, const uint64_t *seed_offset, int64_t batch,
-                                 const float *lambdas, const int64_t *partners,
-                                 fastmix_dtype dtype, const void *x, const void *out,
-                                 int64_t elems, int64_t stride) {
+                                 const float *lambdas, const int64_t *partners, fastmix_dtype dtype,
+                                 const void *x, const void *out, int64_t elems, int64_t stride) {
   FM_CHECK(seed_offset != nullptr, "%s: seed_offset must not be NULL", func);
   FM_CHECK((uintptr_t)seed_offset % 8 == 0, "%s: seed_offset must be 8-byte aligned", func);
   const uint64_t n = (uint64_t)batch, so = 2 * sizeof(uint64_t);
@@ -124,7 +130,8 @@ fastmix_status check_seed_offset(const char *func, const uint64_t *seed_offset, 
   FM_CHECK(!overlaps(seed_offset, so, partners, n * sizeof(int64_t)),
            "%s: seed_offset overlaps partners", func);
   if (x && batch > 0 && elems > 0) {
-    const uint64_t span = ((uint64_t)(batch - 1) * (uint64_t)stride + (uint64_t)elems) * dtype_size(dtype);
+    const uint64_t span =
+        ((uint64_t)(batch - 1) * (uint64_t)stride + (uint64_t)elems) * dtype_size(dtype);
     FM_CHECK(!overlaps(seed_offset, so, x, span), "%s: seed_offset overlaps x", func);
     FM_CHECK(!overlaps(seed_offset, so, out, span), "%s: seed_offset overlaps out", func);
   }
@@ -137,8 +144,8 @@ extern "C" {
 
 fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha, int fold,
                                           fastmix_pairing pairing, uint64_t *seed_offset,
-                                          uint64_t offset_increment, int64_t batch,
-                                          float *lambdas, int64_t *partners, void *stream) {
+                                          uint64_t offset_increment, int64_t batch, float *lambdas,
+                                          int64_t *partners, void *stream) {
   static const char *func = "fastmix_sample_device_seed";
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
@@ -157,9 +164,8 @@ fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha, in
 fastmix_status fastmix_mixup_device_seed(fastmix_device device, fastmix_dtype dtype, float alpha,
                                          int fold, fastmix_pairing pairing, uint64_t *seed_offset,
                                          uint64_t offset_increment, const void *x, void *out,
-                                         int64_t batch, int64_t sample_elems,
-                                         int64_t sample_stride, float *lambdas,
-                                         int64_t *partners, void *stream) {
+                                         int64_t batch, int64_t sample_elems, int64_t sample_stride,
+                                         float *lambdas, int64_t *partners, void *stream) {
   static const char *func = "fastmix_mixup_device_seed";
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));

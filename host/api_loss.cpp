@@ -60,7 +60,8 @@ fastmix_status cross_entropy_call(const char *func, const fastmix_device &device
     FM_TRY(check_batch(func, batch));
     FM_TRY(check_classes(func, classes, logits_stride, "logits_stride"));
     int64_t span = 0, gspan = 0;
-    FM_TRY(check_rows(func, "logits", "logits_stride", dtype, logits, batch, classes, logits_stride, &span));
+    FM_TRY(check_rows(func, "logits", "logits_stride", dtype, logits, batch, classes, logits_stride,
+                      &span));
     FM_CHECK(labels != nullptr, "%s: labels must not be NULL", func);
     FM_TRY(check_mix(func, lambdas, partners));
     const int red = enum_int(reduction);
@@ -71,8 +72,8 @@ fastmix_status cross_entropy_call(const char *func, const fastmix_device &device
     FM_TRY(check_smoothing(func, label_smoothing));
     FM_CHECK(loss != nullptr, "%s: loss must not be NULL", func);
     if (grad_logits) {
-      FM_TRY(check_rows(func, "grad_logits", "logits_stride", dtype, grad_logits, batch, classes, logits_stride,
-                          &gspan));
+      FM_TRY(check_rows(func, "grad_logits", "logits_stride", dtype, grad_logits, batch, classes,
+                        logits_stride, &gspan));
       const uintptr_t za = (uintptr_t)logits, ga = (uintptr_t)grad_logits;
       FM_CHECK(za == ga || za + (uintptr_t)span <= ga || ga + (uintptr_t)gspan <= za,
                "%s: grad_logits overlaps logits without being equal to it (only grad_logits == "
@@ -98,9 +99,9 @@ fastmix_status cross_entropy_call(const char *func, const fastmix_device &device
                    apart(partners, 8 * batch),
                "%s: workspace overlaps another argument", func);
     }
-    const CeArgs args{dtype,        logits, batch,       classes,   logits_stride,
-                      labels,       lambdas, partners,   reduction, label_smoothing,
-                      ignore_index, loss,   grad_logits, grad_scale, workspace};
+    const CeArgs args{dtype,        logits,  batch,       classes,    logits_stride,
+                      labels,       lambdas, partners,    reduction,  label_smoothing,
+                      ignore_index, loss,    grad_logits, grad_scale, workspace};
     if (device == FASTMIX_DEVICE_CUDA) return cuda_cross_entropy(args, stream);
     if (partners) FM_TRY(check_partners_host(func, partners, batch));
     FM_TRY(check_labels_host(func, labels, batch, classes, true, ignore_index));
@@ -113,30 +114,26 @@ fastmix_status cross_entropy_call(const char *func, const fastmix_device &device
 
 extern "C" {
 
-fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
-                                     const void *logits, int64_t batch, int64_t classes,
-                                     int64_t logits_stride, const int64_t *labels,
-                                     const float *lambdas, const int64_t *partners,
-                                     fastmix_reduction reduction, float label_smoothing,
-                                     int64_t ignore_index, float *loss, void *grad_logits,
-                                     float grad_scale, void *stream) {
+fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype, const void *logits,
+                                     int64_t batch, int64_t classes, int64_t logits_stride,
+                                     const int64_t *labels, const float *lambdas,
+                                     const int64_t *partners, fastmix_reduction reduction,
+                                     float label_smoothing, int64_t ignore_index, float *loss,
+                                     void *grad_logits, float grad_scale, void *stream) {
   return cross_entropy_call("fastmix_cross_entropy", device, dtype, logits, batch, classes,
                             logits_stride, labels, lambdas, partners, reduction, label_smoothing,
                             ignore_index, loss, grad_logits, grad_scale, nullptr, 0, stream);
 }
 
-fastmix_status fastmix_cross_entropy_ws(fastmix_device device, fastmix_dtype dtype,
-                                        const void *logits, int64_t batch, int64_t classes,
-                                        int64_t logits_stride, const int64_t *labels,
-                                        const float *lambdas, const int64_t *partners,
-                                        fastmix_reduction reduction, float label_smoothing,
-                                        int64_t ignore_index, float *loss, void *grad_logits,
-                                        float grad_scale, void *workspace, size_t workspace_bytes,
-                                        void *stream) {
+fastmix_status fastmix_cross_entropy_ws(
+    fastmix_device device, fastmix_dtype dtype, const void *logits, int64_t batch, int64_t classes,
+    int64_t logits_stride, const int64_t *labels, const float *lambdas, const int64_t *partners,
+    fastmix_reduction reduction, float label_smoothing, int64_t ignore_index, float *loss,
+    void *grad_logits, float grad_scale, void *workspace, size_t workspace_bytes, void *stream) {
   return cross_entropy_call("fastmix_cross_entropy_ws", device, dtype, logits, batch, classes,
                             logits_stride, labels, lambdas, partners, reduction, label_smoothing,
-                            ignore_index, loss, grad_logits, grad_scale, workspace,
-                            workspace_bytes, stream);
+                            ignore_index, loss, grad_logits, grad_scale, workspace, workspace_bytes,
+                            stream);
 }
 
 fastmix_status fastmix_cross_entropy_workspace_size(fastmix_device device, int64_t batch,
@@ -171,7 +168,8 @@ fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_dtype dtype,
     FM_TRY(check_classes(func, classes, targets_stride, "targets_stride"));
     FM_TRY(check_smoothing(func, label_smoothing));
     int64_t span = 0;
-    FM_TRY(check_rows(func, "targets", "targets_stride", dtype, targets, batch, classes, targets_stride, &span));
+    FM_TRY(check_rows(func, "targets", "targets_stride", dtype, targets, batch, classes,
+                      targets_stride, &span));
     if (device == FASTMIX_DEVICE_CUDA)
       return cuda_soft_targets(dtype, labels, lambdas, partners, batch, classes, label_smoothing,
                                targets, targets_stride, stream);

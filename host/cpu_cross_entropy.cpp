@@ -50,7 +50,8 @@ inline RowStats row_stats_impl(const float *z, float *e, int64_t n, bool want_me
       e[j] = exp_vec(z[j] - m);  // NaN for every j when all logits are -inf
       bs += e[j];
     }
-    if (m == -INFINITY) bs = (float)(j1 - j0);  // all -inf: lse = -inf (the loss is NaN, as in PyTorch)
+    if (m == -INFINITY)
+      bs = (float)(j1 - j0);  // all -inf: lse = -inf (the loss is NaN, as in PyTorch)
     s += bs;
     sz += bz;
   }
@@ -92,8 +93,8 @@ __attribute__((target("avx2"))) RowStats row_stats_avx2(const float *z, float *e
   return row_stats_impl(z, e, n, want_mean);
 }
 __attribute__((target("avx2"))) void grad_row_avx2(const CeRow &r, const float *e, float *g,
-                                                   int64_t n, float inv_sum, float eps,
-                                                   float eps_c, float k) {
+                                                   int64_t n, float inv_sum, float eps, float eps_c,
+                                                   float k) {
   grad_row_impl(r, e, g, n, inv_sum, eps, eps_c, k);
 }
 #endif
@@ -148,8 +149,10 @@ void cross_entropy_typed(const CeArgs &a) {
       const CeRow r = ce_row(a.labels, a.lambdas, a.partners, i, n, C, a.ignore_index);
       float *e = buf.data();
       const float *z = e;
-      if constexpr (std::is_same<T, f32>::value) z = logits + i * a.stride;
-      else decode_row<T>(logits + i * a.stride, e, C);
+      if constexpr (std::is_same<T, f32>::value)
+        z = logits + i * a.stride;
+      else
+        decode_row<T>(logits + i * a.stride, e, C);
       const float zy1 = r.w1 != 0.0f ? z[r.y1] : 0.0f, zy2 = r.w2 != 0.0f ? z[r.y2] : 0.0f;
       const RowStats st = row_stats(z, e, C, eps != 0.0f);
       out[i] = ce_loss(r, st.m, st.logs, zy1, zy2, st.mean, eps);
@@ -184,9 +187,12 @@ void soft_targets_typed(const int64_t *labels, const float *lambdas, const int64
 
 void cpu_cross_entropy(const CeArgs &a) {
   switch (a.dtype) {
-    case FASTMIX_FLOAT32: return cross_entropy_typed<f32>(a);
-    case FASTMIX_FLOAT16: return cross_entropy_typed<f16>(a);
-    case FASTMIX_BFLOAT16: return cross_entropy_typed<bf16>(a);
+    case FASTMIX_FLOAT32:
+      return cross_entropy_typed<f32>(a);
+    case FASTMIX_FLOAT16:
+      return cross_entropy_typed<f16>(a);
+    case FASTMIX_BFLOAT16:
+      return cross_entropy_typed<bf16>(a);
   }
 }
 
@@ -195,11 +201,14 @@ void cpu_soft_targets(fastmix_dtype dtype, const int64_t *labels, const float *l
                       void *targets, int64_t stride) {
   switch (dtype) {
     case FASTMIX_FLOAT32:
-      return soft_targets_typed<f32>(labels, lambdas, partners, batch, classes, eps, targets, stride);
+      return soft_targets_typed<f32>(labels, lambdas, partners, batch, classes, eps, targets,
+                                     stride);
     case FASTMIX_FLOAT16:
-      return soft_targets_typed<f16>(labels, lambdas, partners, batch, classes, eps, targets, stride);
+      return soft_targets_typed<f16>(labels, lambdas, partners, batch, classes, eps, targets,
+                                     stride);
     case FASTMIX_BFLOAT16:
-      return soft_targets_typed<bf16>(labels, lambdas, partners, batch, classes, eps, targets, stride);
+      return soft_targets_typed<bf16>(labels, lambdas, partners, batch, classes, eps, targets,
+                                      stride);
   }
 }
 

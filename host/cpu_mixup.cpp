@@ -36,7 +36,8 @@ __attribute__((target("avx2,f16c"))) void blend_span_f16_avx2(const uint16_t *a,
     const __m256 va = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(a + j)));
     const __m256 vb = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + j)));
     const __m256 r = _mm256_add_ps(_mm256_mul_ps(l, va), _mm256_mul_ps(m, vb));
-    _mm_storeu_si128(reinterpret_cast<__m128i *>(o + j), _mm256_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT));
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(o + j),
+                     _mm256_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT));
   }
   blend_span_portable<f16>(a + j, b + j, o + j, count - j, lam, mu);
 }
@@ -47,7 +48,8 @@ __attribute__((target("avx2"))) inline __m256i bf16x8_round(__m256 r) {
   const __m256i u = _mm256_castps_si256(r);
   const __m256i hi = _mm256_srli_epi32(u, 16);
   const __m256i odd = _mm256_and_si256(hi, _mm256_set1_epi32(1));
-  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), odd), 16);
+  const __m256i rounded =
+      _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), odd), 16);
   const __m256i nan = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
   return _mm256_blendv_epi8(rounded, nan, _mm256_castps_si256(_mm256_cmp_ps(r, r, _CMP_UNORD_Q)));
 }
@@ -82,7 +84,8 @@ void blend_span(const typename T::raw *a, const typename T::raw *b, typename T::
 #if defined(__x86_64__)
   if (has_avx2_f16c()) {
     if constexpr (std::is_same<T, f16>::value) return blend_span_f16_avx2(a, b, o, count, lam, mu);
-    if constexpr (std::is_same<T, bf16>::value) return blend_span_bf16_avx2(a, b, o, count, lam, mu);
+    if constexpr (std::is_same<T, bf16>::value)
+      return blend_span_bf16_avx2(a, b, o, count, lam, mu);
   }
 #endif
   blend_span_portable<T>(a, b, o, count, lam, mu);
@@ -99,7 +102,8 @@ void blend_out_of_place(const typename T::raw *x, typename T::raw *out, int64_t 
   // each input byte comes from memory about once.  Blocks are sized so that
   // one column block of the whole batch fits in about 1 MiB.
   const int64_t target = (int64_t(1) << 20) / (batch * (int64_t)sizeof(typename T::raw));
-  const int64_t block = std::min<int64_t>(elems, std::max<int64_t>(256, std::min<int64_t>(target, 16384)));
+  const int64_t block =
+      std::min<int64_t>(elems, std::max<int64_t>(256, std::min<int64_t>(target, 16384)));
   const int64_t blocks_per_row = (elems + block - 1) / block;
   const int64_t items = batch * blocks_per_row;
 #pragma omp parallel for schedule(static) if (batch * elems > kParallelGrain)
@@ -119,7 +123,8 @@ template <class T>
 void blend_in_place(typename T::raw *x, int64_t batch, int64_t elems, int64_t stride,
                     const float *lambdas, const int64_t *partners) {
   using raw = typename T::raw;
-  const int64_t width = std::max<int64_t>(1, std::min<int64_t>(elems, (256 << 10) / (batch * (int64_t)sizeof(raw))));
+  const int64_t width =
+      std::max<int64_t>(1, std::min<int64_t>(elems, (256 << 10) / (batch * (int64_t)sizeof(raw))));
   const int64_t strips = (elems + width - 1) / width;
 #pragma omp parallel if (batch * elems > kParallelGrain)
   {
@@ -166,9 +171,12 @@ void cpu_blend(fastmix_dtype dtype, const void *x, void *out, int64_t batch, int
                int64_t stride, const float *lambdas, const int64_t *partners) {
   if (batch == 0 || elems == 0) return;
   switch (dtype) {
-    case FASTMIX_FLOAT32: return blend_typed<f32>(x, out, batch, elems, stride, lambdas, partners);
-    case FASTMIX_FLOAT16: return blend_typed<f16>(x, out, batch, elems, stride, lambdas, partners);
-    case FASTMIX_BFLOAT16: return blend_typed<bf16>(x, out, batch, elems, stride, lambdas, partners);
+    case FASTMIX_FLOAT32:
+      return blend_typed<f32>(x, out, batch, elems, stride, lambdas, partners);
+    case FASTMIX_FLOAT16:
+      return blend_typed<f16>(x, out, batch, elems, stride, lambdas, partners);
+    case FASTMIX_BFLOAT16:
+      return blend_typed<bf16>(x, out, batch, elems, stride, lambdas, partners);
   }
 }
 

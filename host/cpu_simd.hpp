@@ -26,7 +26,8 @@ inline bool has_avx2_f16c() {
   static const bool yes = [] {
     unsigned a = 0, b = 0, c = 0, d = 0;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
-    const bool osxsave = (c & bit_OSXSAVE) != 0, avx = (c & bit_AVX) != 0, f16c = (c & bit_F16C) != 0;
+    const bool osxsave = (c & bit_OSXSAVE) != 0, avx = (c & bit_AVX) != 0,
+               f16c = (c & bit_F16C) != 0;
     if (!(osxsave && avx && f16c)) return false;
     unsigned lo = 0, hi = 0;
     __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -45,7 +46,8 @@ __attribute__((target("avx2,f16c"))) inline void f16_to_f32_f16c(const uint16_t 
                                                                  int64_t n) {
   int64_t j = 0;
   for (; j + 8 <= n; j += 8)
-    _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(in + j))));
+    _mm256_storeu_ps(out + j,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(in + j))));
   for (; j < n; ++j) out[j] = f16::load(in[j]);
 }
 

@@ -57,7 +57,6 @@ fastmix_status cuda_blend(fastmix_dtype dtype, const void *x, void *out, int64_t
                           const MixupDraw *draw, void *stream);
 int cuda_device_count();
 
-
 // ---- cross-entropy and soft targets (issue 3; host/api_loss.cpp) -------------
 // The arguments of fastmix_cross_entropy, validated.
 struct CeArgs {
@@ -65,15 +64,15 @@ struct CeArgs {
   const void *logits;
   int64_t batch, classes, stride;
   const int64_t *labels;
-  const float *lambdas;    // NULL together with partners: plain cross-entropy
+  const float *lambdas;  // NULL together with partners: plain cross-entropy
   const int64_t *partners;
   fastmix_reduction reduction;
   float eps;
   int64_t ignore_index;
   float *loss;
-  void *grad;              // NULL: no gradient
+  void *grad;  // NULL: no gradient
   float grad_scale;
-  void *workspace;         // CUDA MEAN/SUM: >= ce_workspace_bytes(batch, reduction), or NULL
+  void *workspace;  // CUDA MEAN/SUM: >= ce_workspace_bytes(batch, reduction), or NULL
 };
 
 // fastmix_cross_entropy_workspace_size on CUDA: a double (the MEAN
@@ -89,8 +88,8 @@ void cpu_soft_targets(fastmix_dtype dtype, const int64_t *labels, const float *l
                       void *targets, int64_t stride);
 fastmix_status cuda_cross_entropy(const CeArgs &a, void *stream);
 fastmix_status cuda_soft_targets(fastmix_dtype dtype, const int64_t *labels, const float *lambdas,
-                                 const int64_t *partners, int64_t batch, int64_t classes,
-                                 float eps, void *targets, int64_t stride, void *stream);
+                                 const int64_t *partners, int64_t batch, int64_t classes, float eps,
+                                 void *targets, int64_t stride, void *stream);
 
 // ---- seed and offset read from memory at run time (issue 6; host/api.cpp) ----
 // seed_offset = {seed, offset} on the device, read by the kernels when they

@@ -38,8 +38,8 @@ inline int enum_int(const E &e) {
   return v;
 }
 
-#define FM_CHECK(cond, ...)                                         \
-  do {                                                              \
+#define FM_CHECK(cond, ...)                                             \
+  do {                                                                  \
     if (!(cond)) return fail(FASTMIX_ERROR_INVALID_VALUE, __VA_ARGS__); \
   } while (0)
 
@@ -60,20 +60,19 @@ inline fastmix_status check_dtype(const char *func, const fastmix_dtype &dtype) 
 }
 
 inline fastmix_status check_batch(const char *func, int64_t batch) {
-  FM_CHECK(batch >= 0 && batch <= FASTMIX_MAX_BATCH,
-           "%s: batch must be in [0, %lld], got %lld", func, (long long)FASTMIX_MAX_BATCH,
-           (long long)batch);
+  FM_CHECK(batch >= 0 && batch <= FASTMIX_MAX_BATCH, "%s: batch must be in [0, %lld], got %lld",
+           func, (long long)FASTMIX_MAX_BATCH, (long long)batch);
   return FASTMIX_SUCCESS;
 }
 
 inline fastmix_status check_sampler(const char *func, float alpha, const fastmix_pairing &pairing) {
-  FM_CHECK(std::isfinite(alpha) && alpha > 0.0f, "%s: alpha must be finite and > 0, got %g",
-           func, (double)alpha);
+  FM_CHECK(std::isfinite(alpha) && alpha > 0.0f, "%s: alpha must be finite and > 0, got %g", func,
+           (double)alpha);
   const int p = enum_int(pairing);
-  FM_CHECK(p == FASTMIX_PAIRING_PERMUTATION || p == FASTMIX_PAIRING_CYCLE ||
-               p == FASTMIX_PAIRING_FLIP,
-           "%s: pairing must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1) or _FLIP (2), got %d",
-           func, p);
+  FM_CHECK(
+      p == FASTMIX_PAIRING_PERMUTATION || p == FASTMIX_PAIRING_CYCLE || p == FASTMIX_PAIRING_FLIP,
+      "%s: pairing must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1) or _FLIP (2), got %d", func,
+      p);
   return FASTMIX_SUCCESS;
 }
 
@@ -81,8 +80,8 @@ inline fastmix_status check_sampler(const char *func, float alpha, const fastmix
 // NULL, aligned to its element size, and its byte span ((batch - 1) * stride
 // + cols) * size (0 when batch == 0) representable.
 inline fastmix_status check_rows(const char *func, const char *name, const char *stride_name,
-                                 fastmix_dtype dtype, const void *ptr, int64_t batch,
-                                 int64_t cols, int64_t stride, int64_t *span) {
+                                 fastmix_dtype dtype, const void *ptr, int64_t batch, int64_t cols,
+                                 int64_t stride, int64_t *span) {
   FM_CHECK(ptr != nullptr, "%s: %s must not be NULL", func, name);
   const uintptr_t size = dtype_size(dtype);
   FM_CHECK((uintptr_t)ptr % size == 0, "%s: %s must be aligned to its element size (%u bytes)",
@@ -127,10 +126,9 @@ inline fastmix_status check_draw_outputs(const char *func, const float *lambdas,
 }
 
 // Everything fastmix_sample checks (the mixup calls check it too).
-inline fastmix_status check_sample_args(const char *func, const fastmix_device &device,
-                                        float alpha, const fastmix_pairing &pairing,
-                                        int64_t batch, const float *lambdas,
-                                        const int64_t *partners) {
+inline fastmix_status check_sample_args(const char *func, const fastmix_device &device, float alpha,
+                                        const fastmix_pairing &pairing, int64_t batch,
+                                        const float *lambdas, const int64_t *partners) {
   FM_TRY(check_device(func, device));
   FM_TRY(check_sampler(func, alpha, pairing));
   FM_TRY(check_batch(func, batch));

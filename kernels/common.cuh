@@ -15,21 +15,21 @@
 // cuRAND's Philox4x32-10, usable on the host as well as on the device.  The
 // CUDA headers it pulls in also define __host__/__device__ for host compilers.
 #ifndef QUALIFIERS
-#  define QUALIFIERS static __forceinline__ __host__ __device__
+#define QUALIFIERS static __forceinline__ __host__ __device__
 #endif
 #include <curand_kernel.h>
 
 #if defined(__CUDACC__)
-#  include <cuda_bf16.h>
-#  include <cuda_fp16.h>
-#  define FM_HD __host__ __device__ __forceinline__
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#define FM_HD __host__ __device__ __forceinline__
 #else
-#  define FM_HD inline
+#define FM_HD inline
 #endif
 #if defined(__CUDA_ARCH__)
-#  define FM_UNROLL _Pragma("unroll")
+#define FM_UNROLL _Pragma("unroll")
 #else
-#  define FM_UNROLL
+#define FM_UNROLL
 #endif
 
 namespace fm {

@@ -38,7 +38,7 @@ namespace {
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 constexpr int kVecBytes = 16;
-constexpr int kUnroll = 4;          // 16-byte loads in flight per thread
+constexpr int kUnroll = 4;             // 16-byte loads in flight per thread
 constexpr int64_t kWarpMaxVecs = 256;  // rows up to 256 vectors (1024 fp32, 2048 fp16) per warp
 
 struct CeParams {
@@ -72,7 +72,7 @@ struct WarpTeam {
   static constexpr int kSize = 32;
   int rank;
   __device__ __forceinline__ CeAcc reduce(CeAcc a) const {
-FM_UNROLL
+    FM_UNROLL
     for (int o = 16; o > 0; o >>= 1) {
       const CeAcc b{__shfl_xor_sync(0xffffffffu, a.m, o), __shfl_xor_sync(0xffffffffu, a.s, o),
                     __shfl_xor_sync(0xffffffffu, a.sz, o)};
@@ -100,19 +100,20 @@ struct BlockTeam {
 };
 
 template <class T>
-__device__ __forceinline__ void load_vec(const uint4 &q, float (&x)[kVecBytes / sizeof(typename T::raw)]) {
+__device__ __forceinline__ void load_vec(const uint4 &q,
+                                         float (&x)[kVecBytes / sizeof(typename T::raw)]) {
   using raw = typename T::raw;
   constexpr int V = kVecBytes / (int)sizeof(raw);
   const raw *pq = reinterpret_cast<const raw *>(&q);
-FM_UNROLL
+  FM_UNROLL
   for (int k = 0; k < V; ++k) x[k] = T::load(pq[k]);
 }
 
 // One row: returns its loss (valid on the team's rank 0) and writes its
 // gradient when asked.  cache: the team's shared-memory slice, or NULL.
 template <class T, class Team>
-__device__ __forceinline__ float ce_row_dev(const CeParams &p, int64_t i, const Team &team,
-                                            float k, uint4 *cache) {
+__device__ __forceinline__ float ce_row_dev(const CeParams &p, int64_t i, const Team &team, float k,
+                                            uint4 *cache) {
   using raw = typename T::raw;
   constexpr int V = kVecBytes / (int)sizeof(raw);
   constexpr int64_t kStep = (int64_t)kUnroll * Team::kSize;
@@ -131,12 +132,12 @@ __device__ __forceinline__ float ce_row_dev(const CeParams &p, int64_t i, const 
   CeAcc acc = ce_acc_init();
   for (int64_t v0 = team.rank; v0 < nvec; v0 += kStep) {
     uint4 q[kUnroll];
-FM_UNROLL
+    FM_UNROLL
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t v = v0 + (int64_t)u * Team::kSize;
       if (v < nvec) q[u] = zv[v];
     }
-FM_UNROLL
+    FM_UNROLL
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t v = v0 + (int64_t)u * Team::kSize;
       if (v < nvec) {
@@ -169,12 +170,12 @@ FM_UNROLL
     uint4 *gv = reinterpret_cast<uint4 *>(g + head);
     for (int64_t v0 = team.rank; v0 < nvec; v0 += kStep) {
       uint4 q[kUnroll];
-FM_UNROLL
+      FM_UNROLL
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t v = v0 + (int64_t)u * Team::kSize;
         if (v < nvec) q[u] = cache ? cache[v] : zv[v];
       }
-FM_UNROLL
+      FM_UNROLL
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t v = v0 + (int64_t)u * Team::kSize;
         if (v < nvec) {
@@ -183,13 +184,13 @@ FM_UNROLL
           uint4 o;
           raw *po = reinterpret_cast<raw *>(&o);
           const int64_t c0 = head + v * V;
-FM_UNROLL
+          FM_UNROLL
           for (int e = 0; e < V; ++e)
             po[e] = T::store(ce_grad(r, c0 + e, x[e], m, logs, p.eps, p.eps_c, k));
           if (p.gvec) {
             gv[v] = o;
           } else {
-FM_UNROLL
+            FM_UNROLL
             for (int e = 0; e < V; ++e) g[c0 + e] = po[e];
           }
         }
@@ -251,7 +252,8 @@ __global__ void __launch_bounds__(kThreads) ce_kernel(const CeParams p) {
     __syncthreads();  // sum_temp is reused below
     k = ce_grad_factor(p.reduction, p.grad_scale, weight_sum);
   }
-  if (!kReduce && p.weight_sum_dev) k = ce_grad_factor(p.reduction, p.grad_scale, *p.weight_sum_dev);
+  if (!kReduce && p.weight_sum_dev)
+    k = ce_grad_factor(p.reduction, p.grad_scale, *p.weight_sum_dev);
 
   double loss_sum = 0.0;  // kReduce: this team leader's rows, in row order
   if (kBlockTeam) {
@@ -260,8 +262,10 @@ __global__ void __launch_bounds__(kThreads) ce_kernel(const CeParams p) {
     for (int64_t i = blockIdx.x; i < p.batch; i += gridDim.x) {
       const float l = ce_row_dev<T>(p, i, team, k, cache);
       if (threadIdx.x == 0) {
-        if (kReduce) loss_sum += (double)l;
-        else p.loss[i] = l;
+        if (kReduce)
+          loss_sum += (double)l;
+        else
+          p.loss[i] = l;
       }
     }
   } else {
@@ -272,8 +276,10 @@ __global__ void __launch_bounds__(kThreads) ce_kernel(const CeParams p) {
     for (int64_t i = (int64_t)blockIdx.x * kWarps + warp; i < p.batch; i += teams) {
       const float l = ce_row_dev<T>(p, i, team, k, cache);
       if (lane == 0) {
-        if (kReduce) loss_sum += (double)l;
-        else p.loss[i] = l;
+        if (kReduce)
+          loss_sum += (double)l;
+        else
+          p.loss[i] = l;
       }
     }
   }
@@ -310,10 +316,23 @@ fastmix_status launch_ce(const char *func, const Device &dev, const CeArgs &a,
   const bool reduce_in_grid = a.reduction != FASTMIX_REDUCTION_NONE && a.workspace && a.batch > 0;
   const bool reduce = a.reduction != FASTMIX_REDUCTION_NONE && !reduce_in_grid;
   if (a.batch == 0 && !reduce) return FASTMIX_SUCCESS;
-  CeParams p{a.logits, a.grad, a.labels, a.lambdas, a.partners, a.loss, a.batch, a.classes,
-             a.stride, a.ignore_index, a.eps, a.eps / (float)a.classes, a.grad_scale,
-             a.reduction, 0,
-             ((uintptr_t)a.grad - (uintptr_t)a.logits) % kVecBytes == 0, nullptr};
+  CeParams p{a.logits,
+             a.grad,
+             a.labels,
+             a.lambdas,
+             a.partners,
+             a.loss,
+             a.batch,
+             a.classes,
+             a.stride,
+             a.ignore_index,
+             a.eps,
+             a.eps / (float)a.classes,
+             a.grad_scale,
+             a.reduction,
+             0,
+             ((uintptr_t)a.grad - (uintptr_t)a.logits) % kVecBytes == 0,
+             nullptr};
   // With a workspace, MEAN/SUM run the rows like NONE over the whole grid:
   // [double denominator][float row losses], then ce_sum_kernel reduces them.
   double *ws_weight = static_cast<double *>(a.workspace);
@@ -360,7 +379,8 @@ fastmix_status launch_ce(const char *func, const Device &dev, const CeArgs &a,
   kernel<<<(unsigned)grid, kThreads, (size_t)smem, stream>>>(p);
   if (!reduce_in_grid) return launched(func);
   FM_TRY(launched(func));
-  ce_sum_kernel<<<1, kThreads, 0, stream>>>(ws_rows, a.batch, p.weight_sum_dev, a.loss, a.reduction);
+  ce_sum_kernel<<<1, kThreads, 0, stream>>>(ws_rows, a.batch, p.weight_sum_dev, a.loss,
+                                            a.reduction);
   return launched(func);
 }
 
@@ -374,8 +394,8 @@ fastmix_status launch_st(const char *func, const Device &dev, const int64_t *lab
   const int64_t wave = (int64_t)dev.sms * 8;
   const int64_t grid = items < wave ? items : wave;
   soft_targets_kernel<T><<<(unsigned)grid, kStThreads, 0, stream>>>(
-      labels, lambdas, partners, n, C, eps, eps / (float)C,
-      static_cast<typename T::raw *>(targets), stride, chunks);
+      labels, lambdas, partners, n, C, eps, eps / (float)C, static_cast<typename T::raw *>(targets),
+      stride, chunks);
   return launched(func);
 }
 
@@ -394,16 +414,19 @@ fastmix_status cuda_cross_entropy(const CeArgs &a, void *stream) {
   if (a.workspace) FM_TRY(check_pointer(func, "workspace", a.workspace, dev));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   switch (a.dtype) {
-    case FASTMIX_FLOAT32: return launch_ce<f32>(func, dev, a, s);
-    case FASTMIX_FLOAT16: return launch_ce<f16>(func, dev, a, s);
-    case FASTMIX_BFLOAT16: return launch_ce<bf16>(func, dev, a, s);
+    case FASTMIX_FLOAT32:
+      return launch_ce<f32>(func, dev, a, s);
+    case FASTMIX_FLOAT16:
+      return launch_ce<f16>(func, dev, a, s);
+    case FASTMIX_BFLOAT16:
+      return launch_ce<bf16>(func, dev, a, s);
   }
   return fail(FASTMIX_ERROR_INTERNAL, "%s: unhandled dtype", func);
 }
 
 fastmix_status cuda_soft_targets(fastmix_dtype dtype, const int64_t *labels, const float *lambdas,
-                                 const int64_t *partners, int64_t batch, int64_t classes,
-                                 float eps, void *targets, int64_t stride, void *stream) {
+                                 const int64_t *partners, int64_t batch, int64_t classes, float eps,
+                                 void *targets, int64_t stride, void *stream) {
   const char *func = "fastmix_soft_targets";
   Device dev;
   FM_TRY(current_device(func, &dev));
@@ -414,11 +437,14 @@ fastmix_status cuda_soft_targets(fastmix_dtype dtype, const int64_t *labels, con
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
     case FASTMIX_FLOAT32:
-      return launch_st<f32>(func, dev, labels, lambdas, partners, batch, classes, eps, targets, stride, s);
+      return launch_st<f32>(func, dev, labels, lambdas, partners, batch, classes, eps, targets,
+                            stride, s);
     case FASTMIX_FLOAT16:
-      return launch_st<f16>(func, dev, labels, lambdas, partners, batch, classes, eps, targets, stride, s);
+      return launch_st<f16>(func, dev, labels, lambdas, partners, batch, classes, eps, targets,
+                            stride, s);
     case FASTMIX_BFLOAT16:
-      return launch_st<bf16>(func, dev, labels, lambdas, partners, batch, classes, eps, targets, stride, s);
+      return launch_st<bf16>(func, dev, labels, lambdas, partners, batch, classes, eps, targets,
+                             stride, s);
   }
   return fail(FASTMIX_ERROR_INTERNAL, "%s: unhandled dtype", func);
 }

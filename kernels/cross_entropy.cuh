@@ -32,8 +32,8 @@ struct CeRow {
 // Reads row i's labels and weights.  lambdas == NULL means plain
 // cross-entropy (partners is NULL too).  Never reads out of bounds: an index
 // out of range marks the row bad instead.
-FM_HD CeRow ce_row(const int64_t *labels, const float *lambdas, const int64_t *partners,
-                   int64_t i, int64_t batch, int64_t classes, int64_t ignore_index) {
+FM_HD CeRow ce_row(const int64_t *labels, const float *lambdas, const int64_t *partners, int64_t i,
+                   int64_t batch, int64_t classes, int64_t ignore_index) {
   CeRow r{0, 0, 0.0f, 0.0f, false};
   const int64_t y1 = labels[i];
   const float lam = lambdas ? lambdas[i] : 1.0f;
@@ -131,7 +131,9 @@ FM_HD float ce_loss(const CeRow &r, float m, float logs, float zy1, float zy2, f
 }
 
 // The smoothed one-hot target t(y)_c.
-FM_HD float ce_target(bool hit, float eps, float eps_c) { return (hit ? 1.0f - eps : 0.0f) + eps_c; }
+FM_HD float ce_target(bool hit, float eps, float eps_c) {
+  return (hit ? 1.0f - eps : 0.0f) + eps_c;
+}
 
 // One gradient element: k * ((w1 + w2) * p - w1 * t(y1)_c - w2 * t(y2)_c),
 // p = softmax(z)_c = exp((z_c - m) - logs), k = grad_scale * s.  eps_c =
@@ -148,8 +150,8 @@ FM_HD float ce_grad_p(const CeRow &r, int64_t c, float p, float eps, float eps_c
   return k * g;
 }
 
-FM_HD float ce_grad(const CeRow &r, int64_t c, float x, float m, float logs, float eps,
-                    float eps_c, float k) {
+FM_HD float ce_grad(const CeRow &r, int64_t c, float x, float m, float logs, float eps, float eps_c,
+                    float k) {
   return ce_grad_p(r, c, expf((x - m) - logs), eps, eps_c, k);
 }
 

@@ -27,7 +27,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kVecBytes = 16;
-constexpr int kUnroll = 4;                  // 16-byte vectors per thread per chunk
+constexpr int kUnroll = 4;  // 16-byte vectors per thread per chunk
 constexpr int64_t kChunkVecs = kThreads * kUnroll;
 constexpr uint32_t kBadPartner = 0xffffffffu;
 
@@ -91,7 +91,7 @@ __device__ __forceinline__ uint4 blend_vec(const uint4 &a, const uint4 &b, float
   const raw *pa = reinterpret_cast<const raw *>(&a);
   const raw *pb = reinterpret_cast<const raw *>(&b);
   raw *po = reinterpret_cast<raw *>(&o);
-FM_UNROLL
+  FM_UNROLL
   for (int k = 0; k < n; ++k) po[k] = T::store(blend(lam, mu, T::load(pa[k]), T::load(pb[k])));
   return o;
 }
@@ -102,14 +102,14 @@ __device__ __forceinline__ uint4 nan_vec() {
   constexpr int n = kVecBytes / (int)sizeof(raw);
   uint4 o;
   raw *po = reinterpret_cast<raw *>(&o);
-FM_UNROLL
+  FM_UNROLL
   for (int k = 0; k < n; ++k) po[k] = T::store(quiet_nan());
   return o;
 }
 
 template <class T>
 __device__ __forceinline__ typename T::raw blend_one(typename T::raw a, const typename T::raw *b,
-                                                    float lam, float mu) {
+                                                     float lam, float mu) {
   return T::store(b ? blend(lam, mu, T::load(a), T::load(*b)) : quiet_nan());
 }
 
@@ -140,7 +140,7 @@ __global__ void __launch_bounds__(kThreads)
       uint4 *ov = reinterpret_cast<uint4 *>(o + head);
       const int64_t v0 = chunk * kChunkVecs + threadIdx.x;
       uint4 ra[kUnroll], rb[kUnroll];
-FM_UNROLL
+      FM_UNROLL
       for (int k = 0; k < kUnroll; ++k) {
         const int64_t v = v0 + k * kThreads;
         if (v < nvec) {
@@ -148,7 +148,7 @@ FM_UNROLL
           if (b) rb[k] = __ldg(bv + v);
         }
       }
-FM_UNROLL
+      FM_UNROLL
       for (int k = 0; k < kUnroll; ++k) {
         const int64_t v = v0 + k * kThreads;
         if (v < nvec) ov[v] = b ? blend_vec<T>(ra[k], rb[k], lam, mu) : nan_vec<T>();
@@ -175,8 +175,8 @@ FM_UNROLL
 // [head + s*width, ...); with Vec, strip `strips` holds the unaligned edges.
 template <class T, bool Vec, class Source>
 __global__ void __launch_bounds__(kThreads)
-    blend_staged_kernel(typename T::raw *x, int64_t n, int64_t elems, int64_t stride,
-                        int64_t head, int64_t width, int64_t strips, Source src) {
+    blend_staged_kernel(typename T::raw *x, int64_t n, int64_t elems, int64_t stride, int64_t head,
+                        int64_t width, int64_t strips, Source src) {
   using raw = typename T::raw;
   constexpr int64_t V = kVecBytes / (int64_t)sizeof(raw);
   extern __shared__ __align__(16) unsigned char smem[];
@@ -200,21 +200,24 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t s = blockIdx.x; s < total; s += gridDim.x) {
     const bool is_edge = s == strips;
     const int64_t c0 = Vec ? head + s * width : s * width;
-    const int64_t w = is_edge ? edge : ((Vec ? tail0 : elems) - c0 < width ? (Vec ? tail0 : elems) - c0 : width);
+    const int64_t w =
+        is_edge ? edge : ((Vec ? tail0 : elems) - c0 < width ? (Vec ? tail0 : elems) - c0 : width);
     if (Vec && !is_edge) {
       const uint32_t wv = (uint32_t)(w / V), cells = (uint32_t)n * wv;
       uint4 *tile_v = reinterpret_cast<uint4 *>(tile);
       for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
         const uint32_t r = k / wv, c = k % wv;
-        tile_v[(int64_t)r * (width / V) + c] = *reinterpret_cast<const uint4 *>(x + r * stride + c0 + c * V);
+        tile_v[(int64_t)r * (width / V) + c] =
+            *reinterpret_cast<const uint4 *>(x + r * stride + c0 + c * V);
       }
       __syncthreads();
       for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
         const uint32_t r = k / wv, c = k % wv, p = p_s[r];
         const float lam = lam_s[r], mu = 1.0f - lam;
-        const uint4 v = p == kBadPartner ? nan_vec<T>()
-                                         : blend_vec<T>(tile_v[(int64_t)r * (width / V) + c],
-                                                        tile_v[(int64_t)p * (width / V) + c], lam, mu);
+        const uint4 v = p == kBadPartner
+                            ? nan_vec<T>()
+                            : blend_vec<T>(tile_v[(int64_t)r * (width / V) + c],
+                                           tile_v[(int64_t)p * (width / V) + c], lam, mu);
         *reinterpret_cast<uint4 *>(x + r * stride + c0 + c * V) = v;
       }
     } else {
@@ -229,9 +232,9 @@ __global__ void __launch_bounds__(kThreads)
         const uint32_t r = k / (uint32_t)w, c = k % (uint32_t)w, p = p_s[r];
         const int64_t col = is_edge ? (c < head ? c : tail0 + (c - head)) : c0 + c;
         const float lam = lam_s[r], mu = 1.0f - lam;
-        x[r * stride + col] = blend_one<T>(tile[(int64_t)r * width + c],
-                                           p == kBadPartner ? nullptr : &tile[(int64_t)p * width + c],
-                                           lam, mu);
+        x[r * stride + col] =
+            blend_one<T>(tile[(int64_t)r * width + c],
+                         p == kBadPartner ? nullptr : &tile[(int64_t)p * width + c], lam, mu);
       }
     }
     __syncthreads();  // the strip buffer is reused by the next strip
@@ -239,8 +242,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <class Source>
-__global__ void __launch_bounds__(kThreads)
-    sample_kernel(int64_t n, Source src) {
+__global__ void __launch_bounds__(kThreads) sample_kernel(int64_t n, Source src) {
   const auto rs = src.resolve();
   for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * kThreads)
@@ -287,19 +289,22 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
     const raw *xs = static_cast<const raw *>(x);
     raw *os = static_cast<raw *>(out);
     if (g.vec)
-      blend_rows_kernel<T, true, Source><<<(unsigned)grid, kThreads, 0, stream>>>(xs, os, n, elems, stride, g.head, chunks, src);
+      blend_rows_kernel<T, true, Source>
+          <<<(unsigned)grid, kThreads, 0, stream>>>(xs, os, n, elems, stride, g.head, chunks, src);
     else
-      blend_rows_kernel<T, false, Source><<<(unsigned)grid, kThreads, 0, stream>>>(xs, os, n, elems, stride, 0, chunks, src);
+      blend_rows_kernel<T, false, Source>
+          <<<(unsigned)grid, kThreads, 0, stream>>>(xs, os, n, elems, stride, 0, chunks, src);
     return launched(func);
   }
   // In place: pick the widest strip that keeps two blocks per SM where it can.
   const int64_t fixed = (8 * n + 15) & ~int64_t(15);
   const int64_t limit = dev.smem_optin;
   if (fixed + n * (int64_t)sizeof(raw) > limit)
-    return fail(FASTMIX_ERROR_NOT_SUPPORTED,
-                "%s: in place on CUDA needs batch * (8 + %d) <= %lld bytes of shared memory, batch is "
-                "%lld; blend out of place instead",
-                func, (int)sizeof(raw), (long long)limit, (long long)n);
+    return fail(
+        FASTMIX_ERROR_NOT_SUPPORTED,
+        "%s: in place on CUDA needs batch * (8 + %d) <= %lld bytes of shared memory, batch is "
+        "%lld; blend out of place instead",
+        func, (int)sizeof(raw), (long long)limit, (long long)n);
   const int64_t budget = fixed + n * 64 * (int64_t)sizeof(raw) < limit / 2 ? limit / 2 : limit;
   int64_t width = (budget - fixed) / (n * (int64_t)sizeof(raw));
   if (width > 4096) width = 4096;
@@ -319,10 +324,13 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
   const int64_t smem = fixed + ((n * width * (int64_t)sizeof(raw) + 15) & ~int64_t(15));
   const int64_t grid = total < 1 ? 1 : total < (int64_t)dev.sms * 2 ? total : (int64_t)dev.sms * 2;
   raw *xs = static_cast<raw *>(out);
-  auto kernel = g.vec ? blend_staged_kernel<T, true, Source> : blend_staged_kernel<T, false, Source>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  auto kernel =
+      g.vec ? blend_staged_kernel<T, true, Source> : blend_staged_kernel<T, false, Source>;
+  cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   if (err != cudaSuccess) return cuda_error(func, err);
-  kernel<<<(unsigned)grid, kThreads, (size_t)smem, stream>>>(xs, n, elems, stride, g.head, width, strips, src);
+  kernel<<<(unsigned)grid, kThreads, (size_t)smem, stream>>>(xs, n, elems, stride, g.head, width,
+                                                             strips, src);
   return launched(func);
 }
 
@@ -331,9 +339,12 @@ fastmix_status dispatch_blend(const char *func, const Device &dev, fastmix_dtype
                               const void *x, void *out, int64_t n, int64_t elems, int64_t stride,
                               const Source &src, cudaStream_t stream) {
   switch (dtype) {
-    case FASTMIX_FLOAT32: return launch_blend<f32>(func, dev, x, out, n, elems, stride, src, stream);
-    case FASTMIX_FLOAT16: return launch_blend<f16>(func, dev, x, out, n, elems, stride, src, stream);
-    case FASTMIX_BFLOAT16: return launch_blend<bf16>(func, dev, x, out, n, elems, stride, src, stream);
+    case FASTMIX_FLOAT32:
+      return launch_blend<f32>(func, dev, x, out, n, elems, stride, src, stream);
+    case FASTMIX_FLOAT16:
+      return launch_blend<f16>(func, dev, x, out, n, elems, stride, src, stream);
+    case FASTMIX_BFLOAT16:
+      return launch_blend<bf16>(func, dev, x, out, n, elems, stride, src, stream);
   }
   return fail(FASTMIX_ERROR_INTERNAL, "%s: unhandled dtype", func);
 }
@@ -358,11 +369,16 @@ fastmix_status cuda_sample(float alpha, int fold, fastmix_pairing pairing, uint6
   FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
   FM_TRY(check_pointer(func, "partners", partners, dev));
   if (batch == 0) return FASTMIX_SUCCESS;
-  const DrawSource src{make_beta_params(alpha, fold), make_pairing(pairing, seed, offset, (uint64_t)batch),
-                       seed, offset, lambdas, partners};
+  const DrawSource src{make_beta_params(alpha, fold),
+                       make_pairing(pairing, seed, offset, (uint64_t)batch),
+                       seed,
+                       offset,
+                       lambdas,
+                       partners};
   const int64_t blocks = (batch + kThreads - 1) / kThreads;
   const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-  sample_kernel<DrawSource><<<(unsigned)grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(batch, src);
+  sample_kernel<DrawSource>
+      <<<(unsigned)grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(batch, src);
   return launched(func);
 }
 
@@ -381,10 +397,14 @@ fastmix_status cuda_blend(fastmix_dtype dtype, const void *x, void *out, int64_t
   if (draw) {
     const DrawSource src{make_beta_params(draw->alpha, draw->fold),
                          make_pairing(draw->pairing, draw->seed, draw->offset, (uint64_t)batch),
-                         draw->seed, draw->offset, lambdas, partners};
+                         draw->seed,
+                         draw->offset,
+                         lambdas,
+                         partners};
     return dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, src, s);
   }
-  return dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, GivenSource{lambdas, partners}, s);
+  return dispatch_blend(func, dev, dtype, x, out, batch, elems, stride,
+                        GivenSource{lambdas, partners}, s);
 }
 
 fastmix_status cuda_draw_device_seed(fastmix_dtype dtype, float alpha, int fold,
@@ -404,8 +424,12 @@ fastmix_status cuda_draw_device_seed(fastmix_dtype dtype, float alpha, int fold,
   FM_TRY(check_pointer(func, "partners", partners, dev));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (batch > 0) {
-    const DeviceSeedSource src{make_beta_params(alpha, fold), (int)pairing, (uint64_t)batch,
-                               seed_offset, lambdas, partners};
+    const DeviceSeedSource src{make_beta_params(alpha, fold),
+                               (int)pairing,
+                               (uint64_t)batch,
+                               seed_offset,
+                               lambdas,
+                               partners};
     if (x) {
       FM_TRY(dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, src, s));
     } else {

@@ -28,7 +28,9 @@ FM_HD uint4 philox(uint64_t seed, uint32_t block, uint32_t index, uint64_t offse
 // with k < 2^23 is exact in a float, so neither ever reaches an end point
 // (and uniform11 is never 0: its numerator 2k + 1 - 2^23 is odd).
 FM_HD float uniform01(uint32_t w) { return ((float)(w >> 9) + 0.5f) * 1.1920928955078125e-07f; }
-FM_HD float uniform11(uint32_t w) { return ((float)(w >> 9) + 0.5f) * 2.384185791015625e-07f - 1.0f; }
+FM_HD float uniform11(uint32_t w) {
+  return ((float)(w >> 9) + 0.5f) * 2.384185791015625e-07f - 1.0f;
+}
 
 // Natural logarithm of a positive finite float.
 FM_HD float log_pos(float x) {
@@ -49,13 +51,13 @@ FM_HD float log_pos(float x) {
   const float f = m - 1.0f;  // exact
   const float s = f / (2.0f + f);
   const float z = s * s;
-  float p = 0.18181818f;   // 2/11
+  float p = 0.18181818f;    // 2/11
   p = p * z + 0.22222222f;  // 2/9
   p = p * z + 0.28571429f;  // 2/7
   p = p * z + 0.4f;         // 2/5
   p = p * z + 0.66666669f;  // 2/3
   const float ef = (float)e;
-  const float ln2_hi = 0.693145751953125f;     // few mantissa bits: ef * ln2_hi is exact
+  const float ln2_hi = 0.693145751953125f;  // few mantissa bits: ef * ln2_hi is exact
   const float ln2_lo = 1.42860677e-06f;
   return ef * ln2_hi + ((ef * ln2_lo + s * (z * p)) + 2.0f * s);
 }
@@ -66,11 +68,11 @@ FM_HD float exp_nonpos(float x) {
   const float kf = floorf(x * 1.44269504f + 0.5f);
   const float ln2_hi = 0.693145751953125f, ln2_lo = 1.42860677e-06f;
   const float r = (x - kf * ln2_hi) - kf * ln2_lo;  // |r| <= ~0.35
-  float p = 1.98412698e-04f;    // 1/5040
-  p = p * r + 1.38888889e-03f;  // 1/720
-  p = p * r + 8.33333377e-03f;  // 1/120
-  p = p * r + 4.16666679e-02f;  // 1/24
-  p = p * r + 1.66666672e-01f;  // 1/6
+  float p = 1.98412698e-04f;                        // 1/5040
+  p = p * r + 1.38888889e-03f;                      // 1/720
+  p = p * r + 8.33333377e-03f;                      // 1/120
+  p = p * r + 4.16666679e-02f;                      // 1/24
+  p = p * r + 1.66666672e-01f;                      // 1/6
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
@@ -86,10 +88,10 @@ FM_HD float exp_nonpos(float x) {
 // computed once on the host and handed to the kernels.
 struct BetaParams {
   float alpha;
-  float d;      // Marsaglia-Tsang: b - 1/3 with b = alpha (+1 when alpha < 1)
-  float c;      // 1 / sqrt(9 d)
+  float d;  // Marsaglia-Tsang: b - 1/3 with b = alpha (+1 when alpha < 1)
+  float c;  // 1 / sqrt(9 d)
   float log_d;
-  int boost;    // alpha < 1: G(alpha) = G(alpha + 1) * U^(1/alpha), in logs
+  int boost;  // alpha < 1: G(alpha) = G(alpha + 1) * U^(1/alpha), in logs
   int fold;
 };
 
@@ -166,8 +168,8 @@ FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, ui
 constexpr int kFeistelRounds = 12;
 
 struct Pairing {
-  uint32_t n;       // batch (<= 2^32 - 1)
-  uint32_t kind;    // fastmix_pairing
+  uint32_t n;     // batch (<= 2^32 - 1)
+  uint32_t kind;  // fastmix_pairing
   uint32_t half_bits;
   uint32_t mask;
   uint32_t swap01;  // apply the final swap of 0 and 1
@@ -208,7 +210,7 @@ FM_HD Pairing make_pairing(int kind, uint64_t seed, uint64_t offset, uint64_t ba
 
 FM_HD uint32_t feistel_forward(const Pairing &p, uint32_t v) {
   uint32_t l = v >> p.half_bits, r = v & p.mask;
-FM_UNROLL
+  FM_UNROLL
   for (int k = 0; k < kFeistelRounds; ++k) {
     const uint32_t t = r;
     r = l ^ (mix32(r ^ p.key[k]) & p.mask);
@@ -219,7 +221,7 @@ FM_UNROLL
 
 FM_HD uint32_t feistel_inverse(const Pairing &p, uint32_t v) {
   uint32_t l = v >> p.half_bits, r = v & p.mask;
-FM_UNROLL
+  FM_UNROLL
   for (int k = kFeistelRounds - 1; k >= 0; --k) {
     const uint32_t t = l;
     l = r ^ (mix32(l ^ p.key[k]) & p.mask);

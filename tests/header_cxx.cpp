@@ -11,10 +11,11 @@ int fastmix_header_cxx_check() {
   const fastmix_device dev = FASTMIX_DEVICE_CPU;
   // Taking the address of each entry point checks the declarations (and that
   // they are extern "C" functions of the right type).
-  fastmix_status (*mixup)(fastmix_device, fastmix_dtype, float, int, fastmix_pairing, uint64_t, uint64_t,
-                          const void *, void *, int64_t, int64_t, int64_t, float *, int64_t *, void *) = &fastmix_mixup;
+  fastmix_status (*mixup)(fastmix_device, fastmix_dtype, float, int, fastmix_pairing, uint64_t,
+                          uint64_t, const void *, void *, int64_t, int64_t, int64_t, float *,
+                          int64_t *, void *) = &fastmix_mixup;
   const char *(*last)(void) = &fastmix_last_error;
   const long long max_batch = FASTMIX_MAX_BATCH;
-  return (int)s + (int)d + (int)p + (int)r + (int)dev + FASTMIX_VERSION + (mixup != nullptr) + (last != nullptr) +
-         (int)(max_batch & 1);
+  return (int)s + (int)d + (int)p + (int)r + (int)dev + FASTMIX_VERSION + (mixup != nullptr) +
+         (last != nullptr) + (int)(max_batch & 1);
 }

@@ -25,8 +25,8 @@ struct BlendCase {
 
 std::string describe(const BlendCase &c) {
   std::ostringstream s;
-  s << dtype_name(c.dtype) << " batch " << c.shape.batch << " elems " << c.shape.elems
-    << " stride " << c.shape.stride << " x+" << c.x_misalign << " out+" << c.out_misalign
+  s << dtype_name(c.dtype) << " batch " << c.shape.batch << " elems " << c.shape.elems << " stride "
+    << c.shape.stride << " x+" << c.x_misalign << " out+" << c.out_misalign
     << (c.in_place ? " in place" : " out of place") << " partners " << partner_kind_name(c.kind);
   return s.str();
 }
@@ -53,8 +53,9 @@ std::string run_blend(const BlendCase &c, std::mt19937_64 &rng) {
     out = ob.data() + kGuard * (int64_t)es;
   }
   const std::vector<unsigned char> out_before = c.in_place ? x_before : ob.copy();
-  const fastmix_status st = fastmix_blend(FASTMIX_DEVICE_CPU, c.dtype, x, out, c.shape.batch, c.shape.elems,
-                                          c.shape.stride, lam.data(), par.data(), nullptr);
+  const fastmix_status st =
+      fastmix_blend(FASTMIX_DEVICE_CPU, c.dtype, x, out, c.shape.batch, c.shape.elems,
+                    c.shape.stride, lam.data(), par.data(), nullptr);
   if (st != FASTMIX_SUCCESS)
     return std::string("status ") + fastmix_status_string(st) + ": " + fastmix_last_error();
   if (lam != lam_before || par != par_before) return "lambdas or partners were modified";
@@ -67,8 +68,9 @@ std::string run_blend(const BlendCase &c, std::mt19937_64 &rng) {
 
 }  // namespace
 
-TEST_CASE("blend equals the float32 reference: dtypes, odd shapes, strides, alignment, in/out of place",
-          "[blend]") {
+TEST_CASE(
+    "blend equals the float32 reference: dtypes, odd shapes, strides, alignment, in/out of place",
+    "[blend]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xb1e4d);
@@ -82,8 +84,12 @@ TEST_CASE("blend equals the float32 reference: dtypes, odd shapes, strides, alig
               for (PartnerKind kind : kAllPartnerKinds) {
                 // (0, 0): aligned; (1, 1): both off by one element; (1, 3): x and out
                 // off 16-byte alignment by different amounts.
-                const BlendCase c{d, {batch, elems, elems + extra}, mis == 0 ? 0 : 1,
-                                  mis == 0 ? 0 : mis == 1 ? 1 : 3, in_place, kind};
+                const BlendCase c{d,
+                                  {batch, elems, elems + extra},
+                                  mis == 0 ? 0 : 1,
+                                  mis == 0 ? 0 : mis == 1 ? 1 : 3,
+                                  in_place,
+                                  kind};
                 if (in_place && mis == 2) continue;  // same pointer: same alignment
                 INFO(describe(c));
                 const std::string err = run_blend(c, rng);
@@ -98,9 +104,9 @@ TEST_CASE("blend of larger batches (the parallel and strip-wise paths)", "[blend
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xb1e4e);
   for (fastmix_dtype d : kAllDtypes) {
-    for (const Shape s : {Shape{64, 3 * 32 * 32, 3 * 32 * 32}, Shape{64, 3 * 32 * 32, 3 * 32 * 32 + 1},
-                          Shape{300, 2001, 2001}, Shape{5, 3 * 112 * 112 + 7, 3 * 112 * 112 + 9},
-                          Shape{2, 200003, 200003}})
+    for (const Shape s : {Shape{64, 3 * 32 * 32, 3 * 32 * 32},
+                          Shape{64, 3 * 32 * 32, 3 * 32 * 32 + 1}, Shape{300, 2001, 2001},
+                          Shape{5, 3 * 112 * 112 + 7, 3 * 112 * 112 + 9}, Shape{2, 200003, 200003}})
       for (bool in_place : {false, true})
         for (PartnerKind kind : {PartnerKind::permutation, PartnerKind::random_map}) {
           const BlendCase c{d, s, 1, 1, in_place, kind};
@@ -110,16 +116,18 @@ TEST_CASE("blend of larger batches (the parallel and strip-wise paths)", "[blend
   }
 }
 
-TEST_CASE("blend in place is bitwise the same as out of place, also for partners that are no permutation",
-          "[blend]") {
+TEST_CASE(
+    "blend in place is bitwise the same as out of place, also for partners that are no permutation",
+    "[blend]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xb1e4f);
   for (fastmix_dtype d : kAllDtypes)
     for (PartnerKind kind : kAllPartnerKinds)
-      for (const Shape s : {Shape{1, 5, 5}, Shape{7, 33, 40}, Shape{33, 1001, 1001}, Shape{16, 40000, 40003}}) {
-        INFO(dtype_name(d) << " partners " << partner_kind_name(kind) << " batch " << s.batch << " elems "
-                           << s.elems << " stride " << s.stride);
+      for (const Shape s :
+           {Shape{1, 5, 5}, Shape{7, 33, 40}, Shape{33, 1001, 1001}, Shape{16, 40000, 40003}}) {
+        INFO(dtype_name(d) << " partners " << partner_kind_name(kind) << " batch " << s.batch
+                           << " elems " << s.elems << " stride " << s.stride);
         const size_t es = dtype_size(d);
         const int64_t n = span(s);
         Bytes x((size_t)n * es, es, 0);
@@ -128,8 +136,8 @@ TEST_CASE("blend in place is bitwise the same as out of place, also for partners
         const std::vector<unsigned char> x_before = x.copy();
         const std::vector<float> lam = random_lambdas(s.batch, rng);
         const std::vector<int64_t> par = make_partners(kind, s.batch, rng);
-        REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), s.batch, s.elems, s.stride,
-                              lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
+        REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), s.batch, s.elems,
+                              s.stride, lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
         REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), x.data(), s.batch, s.elems, s.stride,
                               lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
         bool same = true;
@@ -138,8 +146,10 @@ TEST_CASE("blend in place is bitwise the same as out of place, also for partners
           same = std::memcmp(x.data() + at, out.data() + at, (size_t)s.elems * es) == 0;
           // the gaps: poison in out, x's own bytes in place
           if (same && i + 1 < s.batch) {
-            same = all_poison(out.data() + at + (size_t)s.elems * es, (size_t)(s.stride - s.elems) * es) &&
-                   std::memcmp(x.data() + at + (size_t)s.elems * es, x_before.data() + at + (size_t)s.elems * es,
+            same = all_poison(out.data() + at + (size_t)s.elems * es,
+                              (size_t)(s.stride - s.elems) * es) &&
+                   std::memcmp(x.data() + at + (size_t)s.elems * es,
+                               x_before.data() + at + (size_t)s.elems * es,
                                (size_t)(s.stride - s.elems) * es) == 0;
           }
         }
@@ -162,8 +172,8 @@ TEST_CASE("blend with lambda 1 gives x, with lambda 0 the partner (by value)", "
       Bytes out((size_t)n * es, 3 * es);
       const std::vector<float> lam((size_t)s.batch, l);
       const std::vector<int64_t> par = make_partners(PartnerKind::random_map, s.batch, rng);
-      REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), s.batch, s.elems, s.stride, lam.data(),
-                            par.data(), nullptr) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), s.batch, s.elems, s.stride,
+                            lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
       int bad = 0;
       for (int64_t i = 0; i < s.batch; ++i)
         for (int64_t j = 0; j < s.elems; ++j) {
@@ -180,14 +190,14 @@ TEST_CASE("blend with batch 0 or sample_elems 0 succeeds and writes nothing", "[
     Bytes x(64, 0, 0x3c), out(64);
     std::vector<float> lam(4, 0.5f);
     std::vector<int64_t> par{0, 1, 2, 3};
-    CHECK(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), 0, 4, 4, lam.data(), par.data(), nullptr) ==
-          FASTMIX_SUCCESS);
-    CHECK(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), 4, 0, 0, lam.data(), par.data(), nullptr) ==
-          FASTMIX_SUCCESS);
-    CHECK(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), 4, 0, 3, lam.data(), par.data(), nullptr) ==
-          FASTMIX_SUCCESS);
-    CHECK(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), x.data(), 0, 4, 4, lam.data(), par.data(), nullptr) ==
-          FASTMIX_SUCCESS);
+    CHECK(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), 0, 4, 4, lam.data(),
+                        par.data(), nullptr) == FASTMIX_SUCCESS);
+    CHECK(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), 4, 0, 0, lam.data(),
+                        par.data(), nullptr) == FASTMIX_SUCCESS);
+    CHECK(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), 4, 0, 3, lam.data(),
+                        par.data(), nullptr) == FASTMIX_SUCCESS);
+    CHECK(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), x.data(), 0, 4, 4, lam.data(), par.data(),
+                        nullptr) == FASTMIX_SUCCESS);
     CHECK(all_poison(out.data(), out.size()));
     std::vector<unsigned char> xs = x.copy();
     CHECK(std::all_of(xs.begin(), xs.end(), [](unsigned char c) { return c == 0x3c; }));
@@ -208,17 +218,17 @@ TEST_CASE("blend accepts out right next to x (touching is no overlap)", "[blend]
     const std::vector<unsigned char> before = buf.copy();
     const std::vector<float> lam = random_lambdas(s.batch, rng);
     const std::vector<int64_t> par = make_partners(PartnerKind::permutation, s.batch, rng);
-    REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, buf.data(), buf.data() + (size_t)n * es, s.batch, s.elems,
-                          s.stride, lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
-    CHECK(check_blend(d, s, before.data(), 0, before.data(), buf.data(), buf.size(), n, lam.data(), par.data()) ==
-          "");
+    REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, buf.data(), buf.data() + (size_t)n * es, s.batch,
+                          s.elems, s.stride, lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
+    CHECK(check_blend(d, s, before.data(), 0, before.data(), buf.data(), buf.size(), n, lam.data(),
+                      par.data()) == "");
     // and x right after out
     Bytes buf2((size_t)(2 * n) * es, 0);
     fill_random(d, buf2.data() + (size_t)n * es, n, rng);
     const std::vector<unsigned char> before2 = buf2.copy();
-    REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, buf2.data() + (size_t)n * es, buf2.data(), s.batch, s.elems,
-                          s.stride, lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
-    CHECK(check_blend(d, s, before2.data(), n, before2.data(), buf2.data(), buf2.size(), 0, lam.data(),
-                      par.data()) == "");
+    REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, buf2.data() + (size_t)n * es, buf2.data(), s.batch,
+                          s.elems, s.stride, lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
+    CHECK(check_blend(d, s, before2.data(), n, before2.data(), buf2.data(), buf2.size(), 0,
+                      lam.data(), par.data()) == "");
   }
 }

@@ -56,7 +56,8 @@ struct Calls {
     logits32.resize((size_t)(ce_batch * classes));
     for (float &z : logits32) z = normal(rng);
     logits16.resize(logits32.size() * 2);
-    for (size_t k = 0; k < logits32.size(); ++k) encode(FASTMIX_BFLOAT16, logits16.data(), (int64_t)k, logits32[k]);
+    for (size_t k = 0; k < logits32.size(); ++k)
+      encode(FASTMIX_BFLOAT16, logits16.data(), (int64_t)k, logits32[k]);
     for (int64_t i = 0; i < ce_batch; ++i) labels.push_back((int64_t)(rng() % (uint64_t)classes));
     labels[3] = -100;  // ignored
     ce_lambdas = random_lambdas(ce_batch, rng);
@@ -82,8 +83,9 @@ struct Calls {
       std::rotate(par.begin(), par.begin() + t % batch, par.end());
       std::vector<float> lam(lambdas);
       std::rotate(lam.begin(), lam.begin() + (2 * t) % batch, lam.end());
-      std::vector<unsigned char> r{(unsigned char)fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), batch,
-                                                                elems, elems, lam.data(), par.data(), nullptr)};
+      std::vector<unsigned char> r{(unsigned char)fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(),
+                                                                out.data(), batch, elems, elems,
+                                                                lam.data(), par.data(), nullptr)};
       append(r, out.data(), out.size());
       return r;
     });
@@ -91,9 +93,9 @@ struct Calls {
       std::vector<unsigned char> xy(x16);  // the thread's own copy
       std::vector<int64_t> par(partners);
       std::rotate(par.begin(), par.begin() + (3 * t) % batch, par.end());
-      std::vector<unsigned char> r{(unsigned char)fastmix_blend(FASTMIX_DEVICE_CPU, FASTMIX_BFLOAT16, xy.data(),
-                                                                xy.data(), batch, elems, elems, lambdas.data(),
-                                                                par.data(), nullptr)};
+      std::vector<unsigned char> r{
+          (unsigned char)fastmix_blend(FASTMIX_DEVICE_CPU, FASTMIX_BFLOAT16, xy.data(), xy.data(),
+                                       batch, elems, elems, lambdas.data(), par.data(), nullptr)};
       append(r, xy.data(), xy.size());
       return r;
     });
@@ -105,22 +107,24 @@ struct Calls {
       std::vector<unsigned char> r{(unsigned char)fastmix_mixup(
           FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.4f, 1, kAllPairings[t % 3], 1234 + (uint64_t)t, 9,
           x32.data(), out.data(), batch, elems, elems, lam.data(), par.data(), nullptr)};
-      append(r, out.data(), out.size()), append(r, lam.data(), lam.size()), append(r, par.data(), par.size());
+      append(r, out.data(), out.size()), append(r, lam.data(), lam.size()),
+          append(r, par.data(), par.size());
       return r;
     });
     all.emplace_back("fastmix_cross_entropy", [this](int t) {
       const bool f32 = t % 2 == 0, mix = t % 3 != 0;
-      const fastmix_reduction red = t % 4 == 1 ? FASTMIX_REDUCTION_NONE : t % 4 == 2 ? FASTMIX_REDUCTION_SUM
-                                                                                   : FASTMIX_REDUCTION_MEAN;
+      const fastmix_reduction red = t % 4 == 1   ? FASTMIX_REDUCTION_NONE
+                                    : t % 4 == 2 ? FASTMIX_REDUCTION_SUM
+                                                 : FASTMIX_REDUCTION_MEAN;
       const fastmix_dtype d = f32 ? FASTMIX_FLOAT32 : FASTMIX_BFLOAT16;
       const void *z = f32 ? (const void *)logits32.data() : (const void *)logits16.data();
       std::vector<unsigned char> grad((size_t)(ce_batch * classes) * dtype_size(d), kPoison);
       std::vector<float> loss((size_t)ce_batch);
       poison(loss);
       std::vector<unsigned char> r{(unsigned char)fastmix_cross_entropy(
-          FASTMIX_DEVICE_CPU, d, z, ce_batch, classes, classes, labels.data(), mix ? ce_lambdas.data() : nullptr,
-          mix ? ce_partners.data() : nullptr, red, 0.05f * (float)(t % 3), -100, loss.data(), grad.data(),
-          1.0f + (float)t, nullptr)};
+          FASTMIX_DEVICE_CPU, d, z, ce_batch, classes, classes, labels.data(),
+          mix ? ce_lambdas.data() : nullptr, mix ? ce_partners.data() : nullptr, red,
+          0.05f * (float)(t % 3), -100, loss.data(), grad.data(), 1.0f + (float)t, nullptr)};
       append(r, loss.data(), loss.size()), append(r, grad.data(), grad.size());
       return r;
     });
@@ -130,8 +134,8 @@ struct Calls {
       std::vector<float> tg((size_t)(ce_batch * classes));
       poison(tg);
       std::vector<unsigned char> r{(unsigned char)fastmix_soft_targets(
-          FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, lab.data(), ce_lambdas.data(), ce_partners.data(), ce_batch,
-          classes, 0.01f * (float)t, tg.data(), classes, nullptr)};
+          FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, lab.data(), ce_lambdas.data(), ce_partners.data(),
+          ce_batch, classes, 0.01f * (float)t, tg.data(), classes, nullptr)};
       append(r, tg.data(), tg.size());
       return r;
     });
@@ -142,8 +146,8 @@ struct Calls {
       poison(lam), poison(par);
       uint64_t so[2] = {55 + (uint64_t)t, 1000 + (uint64_t)t};
       std::vector<unsigned char> r{(unsigned char)fastmix_sample_device_seed(
-          FASTMIX_DEVICE_CPU, 0.3f, 0, kAllPairings[(t + 1) % 3], so, 1 + (uint64_t)t, b, lam.data(), par.data(),
-          nullptr)};
+          FASTMIX_DEVICE_CPU, 0.3f, 0, kAllPairings[(t + 1) % 3], so, 1 + (uint64_t)t, b,
+          lam.data(), par.data(), nullptr)};
       append(r, lam.data(), lam.size()), append(r, par.data(), par.size()), append(r, so, 2);
       return r;
     });
@@ -154,10 +158,10 @@ struct Calls {
       poison(lam), poison(par);
       uint64_t so[2] = {99 + (uint64_t)t, (uint64_t)t};
       std::vector<unsigned char> r{(unsigned char)fastmix_mixup_device_seed(
-          FASTMIX_DEVICE_CPU, FASTMIX_FLOAT16, 1.0f, 0, FASTMIX_PAIRING_PERMUTATION, so, 1, x16.data(), out.data(),
-          batch, elems, elems, lam.data(), par.data(), nullptr)};
-      append(r, out.data(), out.size()), append(r, lam.data(), lam.size()), append(r, par.data(), par.size()),
-          append(r, so, 2);
+          FASTMIX_DEVICE_CPU, FASTMIX_FLOAT16, 1.0f, 0, FASTMIX_PAIRING_PERMUTATION, so, 1,
+          x16.data(), out.data(), batch, elems, elems, lam.data(), par.data(), nullptr)};
+      append(r, out.data(), out.size()), append(r, lam.data(), lam.size()),
+          append(r, par.data(), par.size()), append(r, so, 2);
       return r;
     });
     all.emplace_back("status_string, version, last_error", [](int t) {
@@ -209,7 +213,8 @@ TEST_CASE("concurrency: each entry point from many threads equals the single-thr
   }
 }
 
-TEST_CASE("concurrency: all entry points at once, in a different order on each thread", "[concurrency]") {
+TEST_CASE("concurrency: all entry points at once, in a different order on each thread",
+          "[concurrency]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xc0c1);
@@ -222,7 +227,8 @@ TEST_CASE("concurrency: all entry points at once, in a different order on each t
   run_together([&](int t) {
     for (int k = 0; k < 2; ++k)
       for (size_t j = 0; j < n; ++j) {
-        const size_t e = (j * (size_t)(2 * t + 1) + (size_t)t) % n;  // odd stride: every entry, own order
+        const size_t e =
+            (j * (size_t)(2 * t + 1) + (size_t)t) % n;  // odd stride: every entry, own order
         if (calls.all[e].second(t) != ref[e][(size_t)t]) mismatches[e].fetch_add(1);
       }
   });
@@ -241,12 +247,12 @@ TEST_CASE("concurrency: fastmix_last_error stays per thread while other threads 
     for (int k = 0; k < 2000; ++k) {
       // A failure whose message carries a number unique to (thread, k) ...
       const int64_t bad = -(int64_t)(1000000 * (t + 1) + k);
-      if (fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_FLIP, 0, 0, bad, lam, par, nullptr) !=
-          FASTMIX_ERROR_INVALID_VALUE)
+      if (fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_FLIP, 0, 0, bad, lam, par,
+                         nullptr) != FASTMIX_ERROR_INVALID_VALUE)
         wrong.fetch_add(1);
       // ... then a successful call, which leaves the message alone ...
-      if (fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_FLIP, 0, 0, 4, lam, par, nullptr) !=
-          FASTMIX_SUCCESS)
+      if (fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_FLIP, 0, 0, 4, lam, par,
+                         nullptr) != FASTMIX_SUCCESS)
         wrong.fetch_add(1);
       // ... while the other threads write their own messages.
       const std::string msg = fastmix_last_error();

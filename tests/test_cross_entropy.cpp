@@ -82,7 +82,8 @@ Ref reference(const Case &c, const std::vector<double> &z, const Inputs &in) {
     if (w1 != 0.0) loss += w1 * ce(y1);
     if (w2 != 0.0) loss += w2 * ce(y2);
     r.row_loss.push_back(loss);
-    r.row_tol.push_back(1e-5 * (std::fabs(loss) + (w1 + w2) * (1.0 + maxabs + std::log((double)C))));
+    r.row_tol.push_back(1e-5 *
+                        (std::fabs(loss) + (w1 + w2) * (1.0 + maxabs + std::log((double)C))));
     r.row_w.push_back(w1 + w2);
     w1v.push_back(w1);
     w2v.push_back(w2);
@@ -122,15 +123,16 @@ std::vector<double> decode_rows(const Case &c, const Inputs &in) {
 }
 
 double grad_tol(fastmix_dtype d, double ref, double k, double w) {
-  const double abs_term = w == 0.0 ? 0.0 : 1e-6 * std::fabs(k) * w;  // k is inf when MEAN has no weight
+  const double abs_term =
+      w == 0.0 ? 0.0 : 1e-6 * std::fabs(k) * w;  // k is inf when MEAN has no weight
   if (d == FASTMIX_FLOAT32) return 2e-5 * std::fabs(ref) + abs_term;
   return ulp(d, ref) + 2e-5 * std::fabs(ref) + abs_term;
 }
 
 struct Out {
   fastmix_status status;
-  std::vector<float> loss;           // max(batch, 1) + 2 floats, poisoned before
-  std::vector<unsigned char> grad;   // like the logits buffer, poisoned before
+  std::vector<float> loss;          // max(batch, 1) + 2 floats, poisoned before
+  std::vector<unsigned char> grad;  // like the logits buffer, poisoned before
 };
 
 // Runs the library on a copy of the inputs.  inplace: grad_logits == logits.
@@ -150,16 +152,14 @@ Out run(const Case &c, const Inputs &in, bool inplace = false) {
             FASTMIX_SUCCESS);
     REQUIRE(bytes == 0);
     std::vector<uint64_t> ws(4, ~uint64_t{0});
-    o.status = fastmix_cross_entropy_ws(FASTMIX_DEVICE_CPU, c.dtype, logits, c.batch, c.classes,
-                                        c.stride, in.labels.data(),
-                                        c.mix ? in.lambdas.data() : nullptr,
-                                        c.mix ? in.partners.data() : nullptr, c.red, c.eps, c.ignore,
-                                        o.loss.data(), grad, c.grad_scale, ws.data(),
-                                        ws.size() * 8, nullptr);
+    o.status = fastmix_cross_entropy_ws(
+        FASTMIX_DEVICE_CPU, c.dtype, logits, c.batch, c.classes, c.stride, in.labels.data(),
+        c.mix ? in.lambdas.data() : nullptr, c.mix ? in.partners.data() : nullptr, c.red, c.eps,
+        c.ignore, o.loss.data(), grad, c.grad_scale, ws.data(), ws.size() * 8, nullptr);
     return o;
   }
-  o.status = fastmix_cross_entropy(FASTMIX_DEVICE_CPU, c.dtype, logits, c.batch, c.classes, c.stride,
-                                   in.labels.data(), c.mix ? in.lambdas.data() : nullptr,
+  o.status = fastmix_cross_entropy(FASTMIX_DEVICE_CPU, c.dtype, logits, c.batch, c.classes,
+                                   c.stride, in.labels.data(), c.mix ? in.lambdas.data() : nullptr,
                                    c.mix ? in.partners.data() : nullptr, c.red, c.eps, c.ignore,
                                    o.loss.data(), grad, c.grad_scale, nullptr);
   return o;
@@ -190,9 +190,11 @@ void check(const Case &c, const Inputs &in, const Out &o, const Ref &r, bool inp
     const int64_t rel = (int64_t)e - c.offset;
     const bool in_row = rel >= 0 && rel / c.stride < c.batch && rel % c.stride < c.classes;
     if (!c.grad || !in_row) {
-      const bool untouched = inplace ? std::memcmp(o.grad.data() + e * es, in.logits.data() + e * es, es) == 0
-                                     : poisoned(o.grad.data() + e * es, es);
-      if (!untouched && ++bad < 5) FAIL_CHECK("element " << e << " outside the gradient rows was written");
+      const bool untouched =
+          inplace ? std::memcmp(o.grad.data() + e * es, in.logits.data() + e * es, es) == 0
+                  : poisoned(o.grad.data() + e * es, es);
+      if (!untouched && ++bad < 5)
+        FAIL_CHECK("element " << e << " outside the gradient rows was written");
       continue;
     }
     const int64_t i = rel / c.stride, j = rel % c.stride;
@@ -240,7 +242,8 @@ TEST_CASE("cross-entropy matches a float64 reference", "[cross_entropy]") {
           }
 }
 
-TEST_CASE("cross-entropy with a workspace: same reference, and the workspace size", "[cross_entropy]") {
+TEST_CASE("cross-entropy with a workspace: same reference, and the workspace size",
+          "[cross_entropy]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng(seed + 21);
@@ -259,30 +262,31 @@ TEST_CASE("cross-entropy with a workspace: same reference, and the workspace siz
     }
   // CUDA's size: a double and a float per row, rounded to 8; NONE and the CPU need none.
   size_t bytes = 0;
-  REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 5, FASTMIX_REDUCTION_MEAN, &bytes) ==
-          FASTMIX_SUCCESS);
+  REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 5, FASTMIX_REDUCTION_MEAN,
+                                               &bytes) == FASTMIX_SUCCESS);
   CHECK(bytes == 32);
-  REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 4, FASTMIX_REDUCTION_SUM, &bytes) ==
-          FASTMIX_SUCCESS);
+  REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 4, FASTMIX_REDUCTION_SUM,
+                                               &bytes) == FASTMIX_SUCCESS);
   CHECK(bytes == 24);
-  REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 9, FASTMIX_REDUCTION_NONE, &bytes) ==
-          FASTMIX_SUCCESS);
+  REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 9, FASTMIX_REDUCTION_NONE,
+                                               &bytes) == FASTMIX_SUCCESS);
   CHECK(bytes == 0);
   bytes = 7;
-  CHECK(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 9, (fastmix_reduction)3, &bytes) ==
-        FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, 9, (fastmix_reduction)3,
+                                             &bytes) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(std::string(fastmix_last_error()).find("reduction") != std::string::npos);
   CHECK(bytes == 7);
-  CHECK(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CPU, -1, FASTMIX_REDUCTION_MEAN, &bytes) ==
-        FASTMIX_ERROR_INVALID_VALUE);
-  CHECK(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CPU, 1, FASTMIX_REDUCTION_MEAN, nullptr) ==
-        FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CPU, -1, FASTMIX_REDUCTION_MEAN,
+                                             &bytes) == FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CPU, 1, FASTMIX_REDUCTION_MEAN,
+                                             nullptr) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(std::string(fastmix_last_error()).find("bytes") != std::string::npos);
 }
 
 // The workspace is checked before anything else happens, also before the
 // device is looked for, so these CUDA calls are answered here without a GPU.
-TEST_CASE("cross-entropy with a workspace: a bad CUDA workspace is refused first", "[cross_entropy]") {
+TEST_CASE("cross-entropy with a workspace: a bad CUDA workspace is refused first",
+          "[cross_entropy]") {
   std::mt19937_64 rng(test_seed() + 22);
   Case c;
   c.batch = 3;
@@ -303,10 +307,11 @@ TEST_CASE("cross-entropy with a workspace: a bad CUDA workspace is refused first
   };
   for (const Bad &b : bads) {
     CAPTURE(b.what);
-    CHECK(fastmix_cross_entropy_ws(FASTMIX_DEVICE_CUDA, c.dtype, in.logits.data(), c.batch, c.classes,
-                                   c.stride, in.labels.data(), in.lambdas.data(), in.partners.data(),
-                                   FASTMIX_REDUCTION_MEAN, 0.0f, -100, loss.data(), nullptr, 1.0f,
-                                   b.ptr, b.bytes, nullptr) == FASTMIX_ERROR_INVALID_VALUE);
+    CHECK(fastmix_cross_entropy_ws(FASTMIX_DEVICE_CUDA, c.dtype, in.logits.data(), c.batch,
+                                   c.classes, c.stride, in.labels.data(), in.lambdas.data(),
+                                   in.partners.data(), FASTMIX_REDUCTION_MEAN, 0.0f, -100,
+                                   loss.data(), nullptr, 1.0f, b.ptr, b.bytes,
+                                   nullptr) == FASTMIX_ERROR_INVALID_VALUE);
     CHECK(std::string(fastmix_last_error()).find(b.message) != std::string::npos);
     CHECK(std::memcmp(loss.data(), before.data(), loss.size() * 4) == 0);
   }
@@ -314,7 +319,8 @@ TEST_CASE("cross-entropy with a workspace: a bad CUDA workspace is refused first
   CHECK(fastmix_cross_entropy_ws(FASTMIX_DEVICE_CPU, c.dtype, in.logits.data(), c.batch, c.classes,
                                  c.stride, in.labels.data(), in.lambdas.data(), in.partners.data(),
                                  FASTMIX_REDUCTION_MEAN, 0.0f, -100, loss.data(), nullptr, 1.0f,
-                                 reinterpret_cast<char *>(ws.data()) + 4, 0, nullptr) == FASTMIX_SUCCESS);
+                                 reinterpret_cast<char *>(ws.data()) + 4, 0,
+                                 nullptr) == FASTMIX_SUCCESS);
   CHECK(std::isfinite(loss[0]));
 }
 
@@ -389,8 +395,10 @@ TEST_CASE("cross-entropy: a -inf logit as a mask", "[cross_entropy]") {
     in.logits.assign(buf_elems(c) * dtype_size(d), 0);
     const double z[10] = {1.0, -INFINITY, 0.5, 2.0, -1.0, -INFINITY, 0.0, 0.25, 3.0, -INFINITY};
     for (int j = 0; j < 10; ++j) {
-      if (std::isinf(z[j])) put_neg_inf(d, in.logits.data(), j);
-      else encode(d, in.logits.data(), j, z[j]);
+      if (std::isinf(z[j]))
+        put_neg_inf(d, in.logits.data(), j);
+      else
+        encode(d, in.logits.data(), j, z[j]);
     }
     in.labels = {3, 2};
     const Out o = run(c, in);
@@ -524,15 +532,15 @@ E bad_enum(int v) {
 }
 
 // Calls with one argument changed at a time; the outputs must stay poisoned.
-void expect_error(const char *name, fastmix_status want, const char *needle,
-                  fastmix_device device, fastmix_dtype dtype, const void *logits, int64_t batch,
-                  int64_t classes, int64_t stride, const int64_t *labels, const float *lambdas,
+void expect_error(const char *name, fastmix_status want, const char *needle, fastmix_device device,
+                  fastmix_dtype dtype, const void *logits, int64_t batch, int64_t classes,
+                  int64_t stride, const int64_t *labels, const float *lambdas,
                   const int64_t *partners, fastmix_reduction red, float eps, float *loss,
                   void *grad) {
   CAPTURE(name);
-  const fastmix_status st = fastmix_cross_entropy(device, dtype, logits, batch, classes, stride, labels,
-                                                  lambdas, partners, red, eps, -100, loss, grad,
-                                                  1.0f, nullptr);
+  const fastmix_status st =
+      fastmix_cross_entropy(device, dtype, logits, batch, classes, stride, labels, lambdas,
+                            partners, red, eps, -100, loss, grad, 1.0f, nullptr);
   CHECK(st == want);
   CAPTURE(fastmix_last_error());
   CHECK(std::string(fastmix_last_error()).find(needle) != std::string::npos);
@@ -561,28 +569,36 @@ TEST_CASE("cross-entropy: bad arguments write nothing", "[cross_entropy]") {
   {
     std::vector<float> l(1);
     std::vector<float> g((size_t)(n * C));
-    REQUIRE(fastmix_cross_entropy(CPU, F32, z, n, C, C, labels.data(), lambdas.data(), partners.data(),
-                                  M, 0.0f, -100, l.data(), g.data(), 1.0f, nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_cross_entropy(CPU, F32, z, n, C, C, labels.data(), lambdas.data(),
+                                  partners.data(), M, 0.0f, -100, l.data(), g.data(), 1.0f,
+                                  nullptr) == FASTMIX_SUCCESS);
   }
   const int64_t *L = labels.data(), *P = partners.data();
   const float *W = lambdas.data();
-  expect_error("device", INV, "device", bad_enum<fastmix_device>(7), F32, z, n, C, C, L, W, P, M, 0, loss, grad);
-  expect_error("dtype", INV, "dtype", CPU, bad_enum<fastmix_dtype>(9), z, n, C, C, L, W, P, M, 0, loss, grad);
+  expect_error("device", INV, "device", bad_enum<fastmix_device>(7), F32, z, n, C, C, L, W, P, M, 0,
+               loss, grad);
+  expect_error("dtype", INV, "dtype", CPU, bad_enum<fastmix_dtype>(9), z, n, C, C, L, W, P, M, 0,
+               loss, grad);
   expect_error("batch", INV, "batch", CPU, F32, z, -1, C, C, L, W, P, M, 0, loss, grad);
   expect_error("classes", INV, "classes", CPU, F32, z, n, 0, C, L, W, P, M, 0, loss, grad);
   expect_error("stride", INV, "logits_stride", CPU, F32, z, n, C, C - 1, L, W, P, M, 0, loss, grad);
   expect_error("logits NULL", INV, "logits", CPU, F32, nullptr, n, C, C, L, W, P, M, 0, loss, grad);
   expect_error("labels NULL", INV, "labels", CPU, F32, z, n, C, C, nullptr, W, P, M, 0, loss, grad);
-  expect_error("lambdas only", INV, "partners", CPU, F32, z, n, C, C, L, W, nullptr, M, 0, loss, grad);
-  expect_error("partners only", INV, "lambdas", CPU, F32, z, n, C, C, L, nullptr, P, M, 0, loss, grad);
-  expect_error("reduction", INV, "reduction", CPU, F32, z, n, C, C, L, W, P, bad_enum<fastmix_reduction>(5), 0,
-               loss, grad);
-  expect_error("eps < 0", INV, "label_smoothing", CPU, F32, z, n, C, C, L, W, P, M, -0.1f, loss, grad);
-  expect_error("eps > 1", INV, "label_smoothing", CPU, F32, z, n, C, C, L, W, P, M, 1.5f, loss, grad);
-  expect_error("eps NaN", INV, "label_smoothing", CPU, F32, z, n, C, C, L, W, P, M, NAN, loss, grad);
+  expect_error("lambdas only", INV, "partners", CPU, F32, z, n, C, C, L, W, nullptr, M, 0, loss,
+               grad);
+  expect_error("partners only", INV, "lambdas", CPU, F32, z, n, C, C, L, nullptr, P, M, 0, loss,
+               grad);
+  expect_error("reduction", INV, "reduction", CPU, F32, z, n, C, C, L, W, P,
+               bad_enum<fastmix_reduction>(5), 0, loss, grad);
+  expect_error("eps < 0", INV, "label_smoothing", CPU, F32, z, n, C, C, L, W, P, M, -0.1f, loss,
+               grad);
+  expect_error("eps > 1", INV, "label_smoothing", CPU, F32, z, n, C, C, L, W, P, M, 1.5f, loss,
+               grad);
+  expect_error("eps NaN", INV, "label_smoothing", CPU, F32, z, n, C, C, L, W, P, M, NAN, loss,
+               grad);
   expect_error("loss NULL", INV, "loss", CPU, F32, z, n, C, C, L, W, P, M, 0, nullptr, grad);
-  expect_error("logits misaligned", INV, "logits",
-               CPU, F32, reinterpret_cast<const unsigned char *>(z) + 1, n, C, C, L, W, P, M, 0, loss, grad);
+  expect_error("logits misaligned", INV, "logits", CPU, F32,
+               reinterpret_cast<const unsigned char *>(z) + 1, n, C, C, L, W, P, M, 0, loss, grad);
   expect_error("grad misaligned", INV, "grad_logits", CPU, F32, z, n, C, C, L, W, P, M, 0, loss,
                grad_buf.data() + 2);
   expect_error("grad overlaps", INV, "overlaps", CPU, F32, z, n, C, C, L, W, P, M, 0, loss,
@@ -591,16 +607,16 @@ TEST_CASE("cross-entropy: bad arguments write nothing", "[cross_entropy]") {
                reinterpret_cast<const unsigned char *>(z) + 1, n, C, C, L, W, P, M, 0, loss, grad);
   {
     std::vector<int64_t> bad_p = {1, 0, 4, 2};
-    expect_error("partner >= batch", INV, "partners[2]", CPU, F32, z, n, C, C, L, W, bad_p.data(), M, 0,
-                 loss, grad);
+    expect_error("partner >= batch", INV, "partners[2]", CPU, F32, z, n, C, C, L, W, bad_p.data(),
+                 M, 0, loss, grad);
     bad_p[1] = -1;
     expect_error("partner < 0", INV, "partners[1]", CPU, F32, z, n, C, C, L, W, bad_p.data(), M, 0,
                  loss, grad);
   }
   {
     std::vector<int64_t> bad_l = {0, 1, C, 3};
-    expect_error("label == classes", FASTMIX_ERROR_LABEL_OUT_OF_RANGE, "labels[2]", CPU, F32, z, n, C,
-                 C, bad_l.data(), W, P, M, 0, loss, grad);
+    expect_error("label == classes", FASTMIX_ERROR_LABEL_OUT_OF_RANGE, "labels[2]", CPU, F32, z, n,
+                 C, C, bad_l.data(), W, P, M, 0, loss, grad);
     bad_l = {0, -5, 2, 3};  // -5 is not ignore_index (-100)
     expect_error("label < 0", FASTMIX_ERROR_LABEL_OUT_OF_RANGE, "labels[1]", CPU, F32, z, n, C, C,
                  bad_l.data(), nullptr, nullptr, FASTMIX_REDUCTION_NONE, 0, loss, grad);
@@ -647,7 +663,8 @@ TEST_CASE("soft targets match the formula", "[cross_entropy]") {
                                 (double)eps / (double)C;
             // One rounding to the storage type of a float32 value within a
             // few float32 ulps of `want`.
-            const double tol = (d == FASTMIX_FLOAT32 ? 4e-7 * std::fabs(want) : ulp(d, want)) + 1e-9;
+            const double tol =
+                (d == FASTMIX_FLOAT32 ? 4e-7 * std::fabs(want) : ulp(d, want)) + 1e-9;
             if (!close(decode(d, t.data(), (int64_t)e), want, tol)) ++bad;
           }
           CAPTURE(dtype_name(d), mix, eps, C);
@@ -661,8 +678,8 @@ TEST_CASE("soft targets: bad arguments write nothing", "[cross_entropy]") {
   std::memset(t.data(), kPoison, t.size());
   std::vector<int64_t> labels = {0, 1, 2}, partners = {2, 0, 1};
   std::vector<float> lambdas = {0.5f, 0.6f, 0.7f};
-  auto call = [&](const int64_t *L, const float *W, const int64_t *P, int64_t classes, int64_t stride,
-                  float eps, void *out) {
+  auto call = [&](const int64_t *L, const float *W, const int64_t *P, int64_t classes,
+                  int64_t stride, float eps, void *out) {
     return fastmix_soft_targets(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, L, W, P, n, classes, eps, out,
                                 stride, nullptr);
   };
@@ -670,24 +687,29 @@ TEST_CASE("soft targets: bad arguments write nothing", "[cross_entropy]") {
     return std::string(fastmix_last_error()).find(needle) != std::string::npos;
   };
   std::vector<int64_t> bad_l = {0, 4, 1};
-  CHECK(call(bad_l.data(), nullptr, nullptr, C, C, 0, t.data()) == FASTMIX_ERROR_LABEL_OUT_OF_RANGE);
+  CHECK(call(bad_l.data(), nullptr, nullptr, C, C, 0, t.data()) ==
+        FASTMIX_ERROR_LABEL_OUT_OF_RANGE);
   CHECK(has("labels[1]"));
   std::vector<int64_t> bad_p = {0, 3, 1};
-  CHECK(call(labels.data(), lambdas.data(), bad_p.data(), C, C, 0, t.data()) == FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(call(labels.data(), lambdas.data(), bad_p.data(), C, C, 0, t.data()) ==
+        FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has("partners[1]"));
-  CHECK(call(labels.data(), lambdas.data(), nullptr, C, C, 0, t.data()) == FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(call(labels.data(), lambdas.data(), nullptr, C, C, 0, t.data()) ==
+        FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has("partners"));
   CHECK(call(nullptr, nullptr, nullptr, C, C, 0, t.data()) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has("labels"));
   CHECK(call(labels.data(), nullptr, nullptr, 0, C, 0, t.data()) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has("classes"));
-  CHECK(call(labels.data(), nullptr, nullptr, C, C - 1, 0, t.data()) == FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(call(labels.data(), nullptr, nullptr, C, C - 1, 0, t.data()) ==
+        FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has("targets_stride"));
   CHECK(call(labels.data(), nullptr, nullptr, C, C, 2.0f, t.data()) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has("label_smoothing"));
   CHECK(call(labels.data(), nullptr, nullptr, C, C, 0, nullptr) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has("targets"));
-  CHECK(call(labels.data(), nullptr, nullptr, C, C, 0, t.data() + 1) == FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(call(labels.data(), nullptr, nullptr, C, C, 0, t.data() + 1) ==
+        FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has("targets"));
   CHECK(poisoned(t.data(), t.size()));
 }

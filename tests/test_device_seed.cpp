@@ -26,8 +26,9 @@ E bad_enum(int v) {
 
 }  // namespace
 
-TEST_CASE("device seed: sample equals fastmix_sample with the stored seed and offset, then advances",
-          "[device_seed]") {
+TEST_CASE(
+    "device seed: sample equals fastmix_sample with the stored seed and offset, then advances",
+    "[device_seed]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xd5ee);
@@ -94,7 +95,8 @@ TEST_CASE("device seed: mixup equals fastmix_mixup bitwise, every dtype, in and 
       }
 }
 
-TEST_CASE("device seed: repeated calls walk the offsets (what a replayed graph does)", "[device_seed]") {
+TEST_CASE("device seed: repeated calls walk the offsets (what a replayed graph does)",
+          "[device_seed]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xd5f0);
@@ -115,8 +117,8 @@ TEST_CASE("device seed: repeated calls walk the offsets (what a replayed graph d
                                       FASTMIX_PAIRING_PERMUTATION, so, inc, x.data(), out.data(),
                                       batch, elems, elems, lam.data(), par.data(),
                                       nullptr) == FASTMIX_SUCCESS);
-    REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.8f, 0, FASTMIX_PAIRING_PERMUTATION, s,
-                          off0 + (uint64_t)k, x.data(), out_ref.data(), batch, elems, elems,
+    REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.8f, 0, FASTMIX_PAIRING_PERMUTATION,
+                          s, off0 + (uint64_t)k, x.data(), out_ref.data(), batch, elems, elems,
                           lam_ref.data(), par_ref.data(), nullptr) == FASTMIX_SUCCESS);
     CHECK(std::memcmp(out.data(), out_ref.data(), out.size() * 4) == 0);
     CHECK(std::memcmp(lam.data(), lam_ref.data(), lam.size() * 4) == 0);
@@ -133,21 +135,24 @@ TEST_CASE("device seed: batch 0 writes no output but still advances the offset",
   float lam[2];
   int64_t par[2];
   float x[2] = {1, 2}, out[2];
-  std::memset(lam, kPoison, sizeof lam), std::memset(par, kPoison, sizeof par), std::memset(out, kPoison, sizeof out);
+  std::memset(lam, kPoison, sizeof lam), std::memset(par, kPoison, sizeof par),
+      std::memset(out, kPoison, sizeof out);
   uint64_t so[2] = {7, 40};
-  REQUIRE(fastmix_sample_device_seed(FASTMIX_DEVICE_CPU, 0.4f, 1, FASTMIX_PAIRING_CYCLE, so, 5, 0, lam,
-                                     par, nullptr) == FASTMIX_SUCCESS);
+  REQUIRE(fastmix_sample_device_seed(FASTMIX_DEVICE_CPU, 0.4f, 1, FASTMIX_PAIRING_CYCLE, so, 5, 0,
+                                     lam, par, nullptr) == FASTMIX_SUCCESS);
   CHECK(so[0] == 7);
   CHECK(so[1] == 45);
-  REQUIRE(fastmix_mixup_device_seed(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.4f, 1, FASTMIX_PAIRING_CYCLE,
-                                    so, 5, x, out, 0, 2, 2, lam, par, nullptr) == FASTMIX_SUCCESS);
+  REQUIRE(fastmix_mixup_device_seed(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.4f, 1,
+                                    FASTMIX_PAIRING_CYCLE, so, 5, x, out, 0, 2, 2, lam, par,
+                                    nullptr) == FASTMIX_SUCCESS);
   CHECK(so[1] == 50);
   CHECK(all_poison(lam, sizeof lam));
   CHECK(all_poison(par, sizeof par));
   CHECK(all_poison(out, sizeof out));
 }
 
-TEST_CASE("device seed: bad arguments fail, name the parameter and change nothing", "[device_seed][errors]") {
+TEST_CASE("device seed: bad arguments fail, name the parameter and change nothing",
+          "[device_seed][errors]") {
   const int64_t batch = 6, elems = 4;
   alignas(16) unsigned char arena[1024];
   struct Case {
@@ -180,13 +185,26 @@ TEST_CASE("device seed: bad arguments fail, name the parameter and change nothin
       for (int k = 0; k < batch * elems; ++k) x[k] = (float)k;
       uint64_t *so = reinterpret_cast<uint64_t *>(arena + 512);
       switch (c.which) {
-        case 0: so = nullptr; break;
-        case 1: so = reinterpret_cast<uint64_t *>(arena + 516); break;
-        case 2: so = reinterpret_cast<uint64_t *>(arena + 8); break;
-        case 3: so = reinterpret_cast<uint64_t *>(arena + 64 + 40); break;
-        case 4: so = reinterpret_cast<uint64_t *>(arena + 128 + 88); break;
-        case 5: so = reinterpret_cast<uint64_t *>(arena + 256); break;
-        default: break;
+        case 0:
+          so = nullptr;
+          break;
+        case 1:
+          so = reinterpret_cast<uint64_t *>(arena + 516);
+          break;
+        case 2:
+          so = reinterpret_cast<uint64_t *>(arena + 8);
+          break;
+        case 3:
+          so = reinterpret_cast<uint64_t *>(arena + 64 + 40);
+          break;
+        case 4:
+          so = reinterpret_cast<uint64_t *>(arena + 128 + 88);
+          break;
+        case 5:
+          so = reinterpret_cast<uint64_t *>(arena + 256);
+          break;
+        default:
+          break;
       }
       if (so && c.which != 1) so[0] = 11, so[1] = 22;
       if (c.which == 1) {
@@ -195,12 +213,14 @@ TEST_CASE("device seed: bad arguments fail, name the parameter and change nothin
       }
       std::vector<unsigned char> before(arena, arena + sizeof arena);
       const float alpha = c.which == 6 ? std::nanf("") : 0.4f;
-      const fastmix_pairing pr = c.which == 7 ? bad_enum<fastmix_pairing>(9) : FASTMIX_PAIRING_PERMUTATION;
+      const fastmix_pairing pr =
+          c.which == 7 ? bad_enum<fastmix_pairing>(9) : FASTMIX_PAIRING_PERMUTATION;
       const int64_t b = c.which == 8 ? -1 : batch;
       const fastmix_dtype d = c.which == 9 ? bad_enum<fastmix_dtype>(3) : FASTMIX_FLOAT32;
       const fastmix_device dev = c.which == 10 ? bad_enum<fastmix_device>(5) : FASTMIX_DEVICE_CPU;
       const fastmix_status st =
-          mixup ? fastmix_mixup_device_seed(dev, d, alpha, 1, pr, so, 1, x, out, b, elems, elems, lam, par, nullptr)
+          mixup ? fastmix_mixup_device_seed(dev, d, alpha, 1, pr, so, 1, x, out, b, elems, elems,
+                                            lam, par, nullptr)
                 : fastmix_sample_device_seed(dev, alpha, 1, pr, so, 1, b, lam, par, nullptr);
       CHECK(st == FASTMIX_ERROR_INVALID_VALUE);
       const std::string msg = fastmix_last_error();
@@ -211,18 +231,20 @@ TEST_CASE("device seed: bad arguments fail, name the parameter and change nothin
     }
 }
 
-TEST_CASE("device seed: FASTMIX_DEVICE_CUDA with host memory changes nothing", "[device_seed][errors]") {
+TEST_CASE("device seed: FASTMIX_DEVICE_CUDA with host memory changes nothing",
+          "[device_seed][errors]") {
   float lam[4], x[8] = {0}, out[8];
   int64_t par[4];
-  std::memset(lam, kPoison, sizeof lam), std::memset(par, kPoison, sizeof par), std::memset(out, kPoison, sizeof out);
+  std::memset(lam, kPoison, sizeof lam), std::memset(par, kPoison, sizeof par),
+      std::memset(out, kPoison, sizeof out);
   uint64_t so[2] = {1, 2};
   // NO_DEVICE without a GPU (or a CUDA-less build), INVALID_VALUE (host pointer) with one.
-  fastmix_status st = fastmix_sample_device_seed(FASTMIX_DEVICE_CUDA, 0.4f, 1, FASTMIX_PAIRING_CYCLE, so, 1, 4,
-                                                 lam, par, nullptr);
+  fastmix_status st = fastmix_sample_device_seed(
+      FASTMIX_DEVICE_CUDA, 0.4f, 1, FASTMIX_PAIRING_CYCLE, so, 1, 4, lam, par, nullptr);
   CHECK((st == FASTMIX_ERROR_NO_DEVICE || st == FASTMIX_ERROR_INVALID_VALUE));
   CHECK(std::string(fastmix_last_error()) != "");
-  st = fastmix_mixup_device_seed(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 1, FASTMIX_PAIRING_CYCLE, so, 1, x,
-                                 out, 4, 2, 2, lam, par, nullptr);
+  st = fastmix_mixup_device_seed(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 1,
+                                 FASTMIX_PAIRING_CYCLE, so, 1, x, out, 4, 2, 2, lam, par, nullptr);
   CHECK((st == FASTMIX_ERROR_NO_DEVICE || st == FASTMIX_ERROR_INVALID_VALUE));
   CHECK(so[0] == 1);
   CHECK(so[1] == 2);

@@ -64,9 +64,10 @@ void million_classes(double tol) {
   const float eps = 0.1f;
   std::vector<float> loss(2), g(z.size());
   poison(loss), poison(g);
-  REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, z.data(), batch, C, C, labels.data(),
-                                lambdas.data(), partners.data(), FASTMIX_REDUCTION_NONE, eps, -100, loss.data(),
-                                g.data(), 1.0f, nullptr) == FASTMIX_SUCCESS);
+  REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, z.data(), batch, C, C,
+                                labels.data(), lambdas.data(), partners.data(),
+                                FASTMIX_REDUCTION_NONE, eps, -100, loss.data(), g.data(), 1.0f,
+                                nullptr) == FASTMIX_SUCCESS);
   for (int64_t i = 0; i < batch; ++i) {
     const float *zi = z.data() + i * C;
     const double lam = lambdas[(size_t)i];
@@ -104,8 +105,8 @@ TEST_CASE("edge: extreme alphas give lambdas in [0, 1], never NaN, with Beta's m
     CAPTURE(alpha, s, off);
     std::vector<float> lam((size_t)n), folded((size_t)n);
     std::vector<int64_t> par((size_t)n);
-    REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, 0, FASTMIX_PAIRING_PERMUTATION, s, off, n, lam.data(),
-                           par.data(), nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, 0, FASTMIX_PAIRING_PERMUTATION, s, off, n,
+                           lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
     REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, 1, FASTMIX_PAIRING_PERMUTATION, s, off, n,
                            folded.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
     double sum = 0.0, sum2 = 0.0;
@@ -132,7 +133,8 @@ TEST_CASE("edge: extreme alphas give lambdas in [0, 1], never NaN, with Beta's m
   }
 }
 
-TEST_CASE("edge: NaN and +inf logits make only their own row's loss NaN; -inf is a mask", "[edge][cross_entropy]") {
+TEST_CASE("edge: NaN and +inf logits make only their own row's loss NaN; -inf is a mask",
+          "[edge][cross_entropy]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xed02);
@@ -158,10 +160,11 @@ TEST_CASE("edge: NaN and +inf logits make only their own row's loss NaN; -inf is
       }
       std::vector<float> loss((size_t)batch), g((size_t)(batch * C));
       poison(loss), poison(g);
-      REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, z.data(), batch, C, C, labels.data(),
-                                    mix ? lambdas.data() : nullptr, mix ? partners.data() : nullptr,
-                                    FASTMIX_REDUCTION_NONE, 0.0f, -100, loss.data(), grad ? g.data() : nullptr,
-                                    1.0f, nullptr) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, z.data(), batch, C, C,
+                                    labels.data(), mix ? lambdas.data() : nullptr,
+                                    mix ? partners.data() : nullptr, FASTMIX_REDUCTION_NONE, 0.0f,
+                                    -100, loss.data(), grad ? g.data() : nullptr, 1.0f,
+                                    nullptr) == FASTMIX_SUCCESS);
       for (int64_t i = 0; i < batch; ++i) {
         CAPTURE(i, loss[(size_t)i]);
         const float *zi = z.data() + i * C;
@@ -171,12 +174,14 @@ TEST_CASE("edge: NaN and +inf logits make only their own row's loss NaN; -inf is
         }
         const double lam = mix ? lambdas[(size_t)i] : 1.0;
         const int64_t y2 = mix ? labels[(size_t)partners[(size_t)i]] : 0;
-        const double ref = lam * ref_ce(zi, C, labels[(size_t)i], 0.0) + (mix ? (1.0 - lam) * ref_ce(zi, C, y2, 0.0) : 0.0);
+        const double ref = lam * ref_ce(zi, C, labels[(size_t)i], 0.0) +
+                           (mix ? (1.0 - lam) * ref_ce(zi, C, y2, 0.0) : 0.0);
         CHECK(std::fabs(loss[(size_t)i] - ref) <= 1e-5 * (std::fabs(ref) + 1.0 + 10.0));
         if (grad) {
           const double lse = ref_lse(zi, C);
           for (int64_t c = 0; c < C; ++c) {
-            const double rg = ref_grad(zi, C, c, labels[(size_t)i], y2, lam, mix ? 1.0 - lam : 0.0, 0.0, lse);
+            const double rg =
+                ref_grad(zi, C, c, labels[(size_t)i], y2, lam, mix ? 1.0 - lam : 0.0, 0.0, lse);
             CAPTURE(c, g[(size_t)(i * C + c)], rg);
             CHECK(std::fabs(g[(size_t)(i * C + c)] - rg) <= 2e-5 * std::fabs(rg) + 1e-6);
           }
@@ -184,10 +189,10 @@ TEST_CASE("edge: NaN and +inf logits make only their own row's loss NaN; -inf is
       }
       // MEAN over a batch with a NaN row is NaN, and so is SUM
       float red = 0.0f;
-      REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, z.data(), batch, C, C, labels.data(),
-                                    mix ? lambdas.data() : nullptr, mix ? partners.data() : nullptr,
-                                    FASTMIX_REDUCTION_MEAN, 0.0f, -100, &red, nullptr, 1.0f,
-                                    nullptr) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, z.data(), batch, C, C,
+                                    labels.data(), mix ? lambdas.data() : nullptr,
+                                    mix ? partners.data() : nullptr, FASTMIX_REDUCTION_MEAN, 0.0f,
+                                    -100, &red, nullptr, 1.0f, nullptr) == FASTMIX_SUCCESS);
       CHECK(std::isnan(red));
     }
 }
@@ -208,25 +213,30 @@ TEST_CASE("edge: rows of equal logits give log(classes), and one class gives los
         for (int64_t i = 0; i < batch; ++i)
           for (int64_t c = 0; c < C; ++c)
             encode(d, z.data(), i * C + c,
-                   C == 1 && i == 3 ? std::uniform_real_distribution<double>(-50, 50)(rng) : row_values[i]);
+                   C == 1 && i == 3 ? std::uniform_real_distribution<double>(-50, 50)(rng)
+                                    : row_values[i]);
         std::vector<int64_t> labels{0, C - 1, C / 2, 0}, partners{1, 0, 3, 2};
         std::vector<float> lambdas{0.5f, 0.75f, 1.0f, 0.0f};
         std::vector<float> loss((size_t)batch);
         std::vector<unsigned char> g(z.size(), kPoison);
         poison(loss);
-        REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, d, z.data(), batch, C, C, labels.data(), lambdas.data(),
-                                      partners.data(), FASTMIX_REDUCTION_NONE, eps, -100, loss.data(), g.data(),
-                                      1.0f, nullptr) == FASTMIX_SUCCESS);
+        REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, d, z.data(), batch, C, C, labels.data(),
+                                      lambdas.data(), partners.data(), FASTMIX_REDUCTION_NONE, eps,
+                                      -100, loss.data(), g.data(), 1.0f,
+                                      nullptr) == FASTMIX_SUCCESS);
         const double logc = std::log((double)C);
         for (int64_t i = 0; i < batch; ++i) {
           CAPTURE(i, loss[(size_t)i]);
-          if (C == 1) CHECK(loss[(size_t)i] == 0.0f);  // lse(z) = z exactly: log(1) = 0
-          else CHECK(std::fabs(loss[(size_t)i] - logc) <= 2e-6 * logc + 1e-6);
+          if (C == 1)
+            CHECK(loss[(size_t)i] == 0.0f);  // lse(z) = z exactly: log(1) = 0
+          else
+            CHECK(std::fabs(loss[(size_t)i] - logc) <= 2e-6 * logc + 1e-6);
           const double lam = lambdas[(size_t)i];
           const int64_t y1 = labels[(size_t)i], y2 = labels[(size_t)partners[(size_t)i]];
           for (int64_t c = 0; c < C; ++c) {
             // softmax of a constant row: 1 / C
-            const double t = (1.0 - eps) * (lam * (c == y1) + (1.0 - lam) * (c == y2)) + eps / (double)C;
+            const double t =
+                (1.0 - eps) * (lam * (c == y1) + (1.0 - lam) * (c == y2)) + eps / (double)C;
             const double rg = 1.0 / (double)C - t;
             const double got = decode(d, g.data(), i * C + c);
             CAPTURE(c, got, rg);
@@ -236,7 +246,6 @@ TEST_CASE("edge: rows of equal logits give log(classes), and one class gives los
       }
 }
 
-
 // 2e-5 relative, as test_cross_entropy.cpp asks up to 50000 classes.  A plain
 // float32 sum of the 10^6 exponentials misses it (1.6e-4 measured with the
 // vector partial sums of commit fd2b45a); block sums added in float64 meet it.
@@ -244,8 +253,10 @@ TEST_CASE("edge: a million classes on the CPU (batch 2) against float64", "[edge
   million_classes(2e-5);
 }
 
-TEST_CASE("edge: blends of the largest finite values stay finite and exact (blend in float32, round once)",
-          "[edge][blend]") {
+TEST_CASE(
+    "edge: blends of the largest finite values stay finite and exact (blend in float32, round "
+    "once)",
+    "[edge][blend]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xed05);
@@ -254,34 +265,39 @@ TEST_CASE("edge: blends of the largest finite values stay finite and exact (blen
     uint16_t x[2] = {0x7bff, 0x7bff}, out[2] = {0, 0};
     const float lam[2] = {0.3f, 0.3f};
     const int64_t par[2] = {1, 0};
-    REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT16, x, out, 2, 1, 1, lam, par, nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT16, x, out, 2, 1, 1, lam, par,
+                          nullptr) == FASTMIX_SUCCESS);
     CHECK(out[0] == 0x7bff);
     CHECK(out[1] == 0x7bff);
   }
   for (fastmix_dtype d : kAllDtypes) {
     INFO(dtype_name(d));
-    const double big = d == FASTMIX_FLOAT16 ? 65504.0 : d == FASTMIX_BFLOAT16 ? 3.3895313892515355e38
-                                                                              : (double)std::numeric_limits<float>::max();
-    // samples alternate: +max, +max, -max, near max (a few ulps below), 16 elements each; odd lengths
-    // reach the portable tail of the vector paths.
+    const double big = d == FASTMIX_FLOAT16    ? 65504.0
+                       : d == FASTMIX_BFLOAT16 ? 3.3895313892515355e38
+                                               : (double)std::numeric_limits<float>::max();
+    // samples alternate: +max, +max, -max, near max (a few ulps below), 16 elements each; odd
+    // lengths reach the portable tail of the vector paths.
     const Shape s{64, 37, 37};
     const size_t bytes = (size_t)span(s) * dtype_size(d);
     Bytes x(bytes, 0, 0), out(bytes);
     for (int64_t i = 0; i < s.batch; ++i)
       for (int64_t j = 0; j < s.elems; ++j) {
         const int k = (int)((i + j) % 4);
-        const double v = k == 0 || k == 1 ? big : k == 2 ? -big : big - (double)(j % 4) * dtype_ulp(d, big) / 2;
+        const double v = k == 0 || k == 1 ? big
+                         : k == 2         ? -big
+                                          : big - (double)(j % 4) * dtype_ulp(d, big) / 2;
         encode(d, x.data(), i * s.stride + j, v);
       }
     std::vector<float> lam = random_lambdas(s.batch, rng);
     const std::vector<int64_t> par = make_partners(PartnerKind::random_map, s.batch, rng);
     const std::vector<unsigned char> before = out.copy();
-    REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), s.batch, s.elems, s.stride, lam.data(),
-                          par.data(), nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), out.data(), s.batch, s.elems, s.stride,
+                          lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
     int64_t infinite = 0;
     for (int64_t k = 0; k < span(s); ++k) infinite += !std::isfinite(decode(d, out.data(), k));
     CHECK(infinite == 0);
-    const std::string err = check_blend(d, s, x.data(), 0, before.data(), out.data(), bytes, 0, lam.data(), par.data());
+    const std::string err =
+        check_blend(d, s, x.data(), 0, before.data(), out.data(), bytes, 0, lam.data(), par.data());
     CHECK(err == "");
   }
 }
@@ -293,8 +309,8 @@ TEST_CASE("edge: subnormal inputs blend exactly as the float64 reference says", 
   for (fastmix_dtype d : kAllDtypes)
     for (bool in_place : {false, true}) {
       INFO(dtype_name(d) << (in_place ? " in place" : ""));
-      // the smallest normal of each type; inputs are random multiples of its smallest subnormal below it,
-      // mixed with a few normal values and zeros of both signs
+      // the smallest normal of each type; inputs are random multiples of its smallest subnormal
+      // below it, mixed with a few normal values and zeros of both signs
       const int min_sub_exp = d == FASTMIX_FLOAT32 ? -149 : d == FASTMIX_FLOAT16 ? -24 : -133;
       const int sub_bits = d == FASTMIX_FLOAT32 ? 23 : d == FASTMIX_FLOAT16 ? 10 : 7;
       const Shape s{40, 45, 47};
@@ -302,9 +318,10 @@ TEST_CASE("edge: subnormal inputs blend exactly as the float64 reference says", 
       Bytes x(bytes, 0, 0), out(bytes);
       for (int64_t k = 0; k < span(s); ++k) {
         const uint64_t r = rng();
-        double v = std::ldexp((double)(r % (uint64_t(1) << sub_bits)), min_sub_exp);  // subnormal (or 0)
-        if (r % 17 == 0) v = std::ldexp(1.0, min_sub_exp + sub_bits) * 1.5;          // a small normal
-        if (r % 13 == 0) v = std::ldexp(1.0, min_sub_exp);                             // the smallest subnormal
+        double v =
+            std::ldexp((double)(r % (uint64_t(1) << sub_bits)), min_sub_exp);  // subnormal (or 0)
+        if (r % 17 == 0) v = std::ldexp(1.0, min_sub_exp + sub_bits) * 1.5;    // a small normal
+        if (r % 13 == 0) v = std::ldexp(1.0, min_sub_exp);  // the smallest subnormal
         encode(d, x.data(), k, (r >> 60) & 1 ? -v : v);
       }
       std::vector<float> lam = random_lambdas(s.batch, rng);
@@ -312,9 +329,10 @@ TEST_CASE("edge: subnormal inputs blend exactly as the float64 reference says", 
       const std::vector<unsigned char> x_before = x.copy();
       const std::vector<unsigned char> before = in_place ? x.copy() : out.copy();
       unsigned char *o = in_place ? x.data() : out.data();
-      REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), o, s.batch, s.elems, s.stride, lam.data(), par.data(),
-                            nullptr) == FASTMIX_SUCCESS);
-      const std::string err = check_blend(d, s, x_before.data(), 0, before.data(), o, bytes, 0, lam.data(), par.data());
+      REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, x.data(), o, s.batch, s.elems, s.stride,
+                            lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
+      const std::string err =
+          check_blend(d, s, x_before.data(), 0, before.data(), o, bytes, 0, lam.data(), par.data());
       CHECK(err == "");
       // and no flush to zero: a subnormal times lambda 1 is itself
       int64_t nonzero = 0;

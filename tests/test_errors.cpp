@@ -41,9 +41,11 @@ void reset_last_error(const std::string &param) {
   int64_t par[2] = {0, 1};
   float x[2] = {0, 0}, out[2];
   if (param != "dtype")
-    (void)fastmix_blend(FASTMIX_DEVICE_CPU, bad_enum<fastmix_dtype>(7), x, out, 2, 1, 1, lam, par, nullptr);
+    (void)fastmix_blend(FASTMIX_DEVICE_CPU, bad_enum<fastmix_dtype>(7), x, out, 2, 1, 1, lam, par,
+                        nullptr);
   else
-    (void)fastmix_sample(FASTMIX_DEVICE_CPU, -1.0f, 0, FASTMIX_PAIRING_FLIP, 0, 0, 2, lam, par, nullptr);
+    (void)fastmix_sample(FASTMIX_DEVICE_CPU, -1.0f, 0, FASTMIX_PAIRING_FLIP, 0, 0, 2, lam, par,
+                         nullptr);
   REQUIRE(std::string(fastmix_last_error()) != "");
   REQUIRE(!has_word(fastmix_last_error(), param));
 }
@@ -77,7 +79,8 @@ const std::vector<SampleCase> &sample_cases() {
       {"alpha 0", "alpha", [](SampleArgs &a) { a.alpha = 0.0f; }},
       {"alpha -0", "alpha", [](SampleArgs &a) { a.alpha = -0.0f; }},
       {"alpha -1", "alpha", [](SampleArgs &a) { a.alpha = -1.0f; }},
-      {"alpha -denorm", "alpha", [](SampleArgs &a) { a.alpha = -std::numeric_limits<float>::denorm_min(); }},
+      {"alpha -denorm", "alpha",
+       [](SampleArgs &a) { a.alpha = -std::numeric_limits<float>::denorm_min(); }},
       {"alpha NaN", "alpha", [](SampleArgs &a) { a.alpha = kNaN; }},
       {"alpha +inf", "alpha", [](SampleArgs &a) { a.alpha = kInf; }},
       {"alpha -inf", "alpha", [](SampleArgs &a) { a.alpha = -kInf; }},
@@ -125,22 +128,31 @@ const std::vector<ImageCase> &image_cases() {
       {"sample_elems -1", "sample_elems", [](ImageArgs &a) { a.elems = -1; }, false},
       {"sample_elems INT64_MIN", "sample_elems", [](ImageArgs &a) { a.elems = INT64_MIN; }, false},
       {"sample_stride < sample_elems", "sample_stride", [](ImageArgs &a) { a.stride = 4; }, false},
-      {"sample_stride -1 with sample_elems 0", "sample_stride", [](ImageArgs &a) { a.elems = 0, a.stride = -1; }, false},
+      {"sample_stride -1 with sample_elems 0", "sample_stride",
+       [](ImageArgs &a) { a.elems = 0, a.stride = -1; }, false},
       {"batch * sample_stride overflows", "sample_stride",
-       [](ImageArgs &a) { a.batch = FASTMIX_MAX_BATCH, a.elems = 1, a.stride = INT64_MAX / 1024; }, false},
+       [](ImageArgs &a) { a.batch = FASTMIX_MAX_BATCH, a.elems = 1, a.stride = INT64_MAX / 1024; },
+       false},
       {"out = x + 1 element", "out", [](ImageArgs &a) { a.out_shift = 1; }, false},
       {"out = x - 1 element", "out", [](ImageArgs &a) { a.out_shift = -1; }, false},
       {"out = x + sample_stride", "out", [](ImageArgs &a) { a.out_shift = 6; }, false},
       {"out = x + span - 1", "out", [](ImageArgs &a) { a.out_shift = 6 * 6 + 5 - 1; }, false},
       {"out = x - (span - 1)", "out", [](ImageArgs &a) { a.out_shift = -(6 * 6 + 5 - 1); }, false},
-      {"last partner = batch", "partners", [](ImageArgs &a) { a.bad_partner_at = 6, a.bad_partner = 7; }, true},
-      {"last partner = -1", "partners", [](ImageArgs &a) { a.bad_partner_at = 6, a.bad_partner = -1; }, true},
-      {"partner INT64_MAX", "partners", [](ImageArgs &a) { a.bad_partner_at = 3, a.bad_partner = INT64_MAX; }, true},
-      {"partner INT64_MIN", "partners", [](ImageArgs &a) { a.bad_partner_at = 0, a.bad_partner = INT64_MIN; }, true},
+      {"last partner = batch", "partners",
+       [](ImageArgs &a) { a.bad_partner_at = 6, a.bad_partner = 7; }, true},
+      {"last partner = -1", "partners",
+       [](ImageArgs &a) { a.bad_partner_at = 6, a.bad_partner = -1; }, true},
+      {"partner INT64_MAX", "partners",
+       [](ImageArgs &a) { a.bad_partner_at = 3, a.bad_partner = INT64_MAX; }, true},
+      {"partner INT64_MIN", "partners",
+       [](ImageArgs &a) { a.bad_partner_at = 0, a.bad_partner = INT64_MIN; }, true},
       {"last partner = batch, in place", "partners",
        [](ImageArgs &a) { a.bad_partner_at = 6, a.bad_partner = 7, a.in_place = true; }, true},
       {"partner -1, in place, float16", "partners",
-       [](ImageArgs &a) { a.bad_partner_at = 2, a.bad_partner = -1, a.in_place = true, a.dtype = FASTMIX_FLOAT16; }, true},
+       [](ImageArgs &a) {
+         a.bad_partner_at = 2, a.bad_partner = -1, a.in_place = true, a.dtype = FASTMIX_FLOAT16;
+       },
+       true},
   };
   return cases;
 }
@@ -149,8 +161,8 @@ enum class Api { blend, mixup };
 
 // Runs one bad call of blend or mixup and checks status, message and that
 // nothing was written.
-void run_image_case(Api api, const ImageCase &c, fastmix_device device, fastmix_status want, bool check_param,
-                    std::mt19937_64 &rng) {
+void run_image_case(Api api, const ImageCase &c, fastmix_device device, fastmix_status want,
+                    bool check_param, std::mt19937_64 &rng) {
   ImageArgs a;
   if (c.set) c.set(a);
   const fastmix_dtype storage = a.dtype == FASTMIX_FLOAT16 ? FASTMIX_FLOAT16 : FASTMIX_FLOAT32;
@@ -161,7 +173,9 @@ void run_image_case(Api api, const ImageCase &c, fastmix_device device, fastmix_
   const std::vector<unsigned char> buf_before = buf.copy();
   Bytes other((size_t)span_elems * es, 0);
   unsigned char *x = buf.data() + (size_t)span_elems * es;
-  unsigned char *out = a.in_place ? x : a.out_shift != 0 ? x + a.out_shift * (int64_t)es : other.data();
+  unsigned char *out = a.in_place         ? x
+                       : a.out_shift != 0 ? x + a.out_shift * (int64_t)es
+                                          : other.data();
   std::vector<float> lam((size_t)7, 0.25f);
   std::vector<int64_t> par = {6, 5, 4, 3, 2, 1, 0};
   if (a.bad_partner_at >= 0) par[(size_t)a.bad_partner_at] = a.bad_partner;
@@ -171,12 +185,13 @@ void run_image_case(Api api, const ImageCase &c, fastmix_device device, fastmix_
   reset_last_error(c.param);
   fastmix_status st;
   if (api == Api::blend)
-    st = fastmix_blend(device, a.dtype, a.null_x ? nullptr : x, a.null_out ? nullptr : out, a.batch, a.elems,
-                       a.stride, a.null_lambdas ? nullptr : lam.data(), a.null_partners ? nullptr : par.data(),
-                       nullptr);
+    st = fastmix_blend(device, a.dtype, a.null_x ? nullptr : x, a.null_out ? nullptr : out, a.batch,
+                       a.elems, a.stride, a.null_lambdas ? nullptr : lam.data(),
+                       a.null_partners ? nullptr : par.data(), nullptr);
   else
-    st = fastmix_mixup(device, a.dtype, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 1, 2, a.null_x ? nullptr : x,
-                       a.null_out ? nullptr : out, a.batch, a.elems, a.stride, a.null_lambdas ? nullptr : lam.data(),
+    st = fastmix_mixup(device, a.dtype, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 1, 2,
+                       a.null_x ? nullptr : x, a.null_out ? nullptr : out, a.batch, a.elems,
+                       a.stride, a.null_lambdas ? nullptr : lam.data(),
                        a.null_partners ? nullptr : par.data(), nullptr);
   if (check_param)
     check_failure(st, want, c.param);
@@ -190,7 +205,8 @@ void run_image_case(Api api, const ImageCase &c, fastmix_device device, fastmix_
 
 }  // namespace
 
-TEST_CASE("errors: fastmix_sample rejects bad arguments, names them and writes nothing", "[errors]") {
+TEST_CASE("errors: fastmix_sample rejects bad arguments, names them and writes nothing",
+          "[errors]") {
   for (const SampleCase &c : sample_cases()) {
     INFO(c.what);
     SampleArgs a;
@@ -199,36 +215,41 @@ TEST_CASE("errors: fastmix_sample rejects bad arguments, names them and writes n
     std::vector<int64_t> par(8);
     poison(lam), poison(par);
     reset_last_error(c.param);
-    const fastmix_status st =
-        fastmix_sample(a.device, a.alpha, a.fold, a.pairing, 1, 2, a.batch, a.null_lambdas ? nullptr : lam.data(),
-                       a.null_partners ? nullptr : par.data(), nullptr);
+    const fastmix_status st = fastmix_sample(a.device, a.alpha, a.fold, a.pairing, 1, 2, a.batch,
+                                             a.null_lambdas ? nullptr : lam.data(),
+                                             a.null_partners ? nullptr : par.data(), nullptr);
     check_failure(st, FASTMIX_ERROR_INVALID_VALUE, c.param);
     CHECK(all_poison(lam));
     CHECK(all_poison(par));
   }
 }
 
-TEST_CASE("errors: fastmix_blend rejects bad arguments, names them and writes nothing", "[errors]") {
+TEST_CASE("errors: fastmix_blend rejects bad arguments, names them and writes nothing",
+          "[errors]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xe4404);
   for (const ImageCase &c : image_cases()) {
     INFO(c.what);
-    const fastmix_device device = std::string(c.param) == "device" ? bad_enum<fastmix_device>(2) : FASTMIX_DEVICE_CPU;
+    const fastmix_device device =
+        std::string(c.param) == "device" ? bad_enum<fastmix_device>(2) : FASTMIX_DEVICE_CPU;
     run_image_case(Api::blend, c, device, FASTMIX_ERROR_INVALID_VALUE, true, rng);
   }
   INFO("device -1");
-  run_image_case(Api::blend, image_cases()[0], bad_enum<fastmix_device>(-1), FASTMIX_ERROR_INVALID_VALUE, true, rng);
+  run_image_case(Api::blend, image_cases()[0], bad_enum<fastmix_device>(-1),
+                 FASTMIX_ERROR_INVALID_VALUE, true, rng);
 }
 
-TEST_CASE("errors: fastmix_mixup rejects bad arguments, names them and writes nothing", "[errors]") {
+TEST_CASE("errors: fastmix_mixup rejects bad arguments, names them and writes nothing",
+          "[errors]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xe4405);
   for (const ImageCase &c : image_cases()) {
     if (c.blend_only) continue;
     INFO(c.what);
-    const fastmix_device device = std::string(c.param) == "device" ? bad_enum<fastmix_device>(2) : FASTMIX_DEVICE_CPU;
+    const fastmix_device device =
+        std::string(c.param) == "device" ? bad_enum<fastmix_device>(2) : FASTMIX_DEVICE_CPU;
     run_image_case(Api::mixup, c, device, FASTMIX_ERROR_INVALID_VALUE, true, rng);
   }
   // the sampler's own arguments
@@ -243,8 +264,9 @@ TEST_CASE("errors: fastmix_mixup rejects bad arguments, names them and writes no
     std::vector<int64_t> par(7);
     poison(lam), poison(par);
     reset_last_error(c.param);
-    const fastmix_status st = fastmix_mixup(s.device, FASTMIX_FLOAT32, s.alpha, s.fold, s.pairing, 1, 2, x.data(),
-                                            out.data(), 7, 5, 6, lam.data(), par.data(), nullptr);
+    const fastmix_status st =
+        fastmix_mixup(s.device, FASTMIX_FLOAT32, s.alpha, s.fold, s.pairing, 1, 2, x.data(),
+                      out.data(), 7, 5, 6, lam.data(), par.data(), nullptr);
     check_failure(st, FASTMIX_ERROR_INVALID_VALUE, c.param);
     CHECK(all_poison(out.data(), out.size()));
     CHECK(all_poison(lam));
@@ -252,8 +274,9 @@ TEST_CASE("errors: fastmix_mixup rejects bad arguments, names them and writes no
   }
 }
 
-TEST_CASE("errors: FASTMIX_DEVICE_CUDA without a device is NO_DEVICE (with host memory: INVALID_VALUE)",
-          "[errors]") {
+TEST_CASE(
+    "errors: FASTMIX_DEVICE_CUDA without a device is NO_DEVICE (with host memory: INVALID_VALUE)",
+    "[errors]") {
   // On this build machine there is no GPU: NO_DEVICE.  Where there is one,
   // these host pointers are refused as INVALID_VALUE.  Either way nothing is
   // written.
@@ -264,8 +287,8 @@ TEST_CASE("errors: FASTMIX_DEVICE_CUDA without a device is NO_DEVICE (with host 
   std::vector<int64_t> par(7);
   poison(lam), poison(par);
   reset_last_error("CUDA");
-  fastmix_status st = fastmix_sample(FASTMIX_DEVICE_CUDA, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 1, 2, 7, lam.data(),
-                                     par.data(), nullptr);
+  fastmix_status st = fastmix_sample(FASTMIX_DEVICE_CUDA, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 1,
+                                     2, 7, lam.data(), par.data(), nullptr);
   CHECK(fastmix_status_string(st) == std::string(fastmix_status_string(want)));
   if (!gpu) CHECK(std::string(fastmix_last_error()).find("CUDA") != std::string::npos);
   CHECK(all_poison(lam));
@@ -284,8 +307,8 @@ TEST_CASE("errors: FASTMIX_DEVICE_CUDA without a device is NO_DEVICE (with host 
 TEST_CASE("errors: fastmix_last_error is per thread and survives successful calls", "[errors]") {
   float lam[4];
   int64_t par[4];
-  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, -2.0f, 0, FASTMIX_PAIRING_FLIP, 0, 0, 4, lam, par, nullptr) ==
-          FASTMIX_ERROR_INVALID_VALUE);
+  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, -2.0f, 0, FASTMIX_PAIRING_FLIP, 0, 0, 4, lam, par,
+                         nullptr) == FASTMIX_ERROR_INVALID_VALUE);
   const std::string main_msg = fastmix_last_error();
   CHECK(has_word(main_msg, "alpha"));
 
@@ -293,7 +316,8 @@ TEST_CASE("errors: fastmix_last_error is per thread and survives successful call
   fastmix_status st = FASTMIX_SUCCESS;
   std::thread t([&] {
     fresh = fastmix_last_error();  // nothing failed on this thread yet
-    st = fastmix_sample(FASTMIX_DEVICE_CPU, 0.5f, 0, bad_enum<fastmix_pairing>(9), 0, 0, 4, lam, par, nullptr);
+    st = fastmix_sample(FASTMIX_DEVICE_CPU, 0.5f, 0, bad_enum<fastmix_pairing>(9), 0, 0, 4, lam,
+                        par, nullptr);
     own = fastmix_last_error();
   });
   t.join();
@@ -303,8 +327,8 @@ TEST_CASE("errors: fastmix_last_error is per thread and survives successful call
   CHECK(fastmix_last_error() == main_msg);  // untouched by the other thread
 
   // A successful call does not erase the detail of the last failed one.
-  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.5f, 0, FASTMIX_PAIRING_FLIP, 0, 0, 4, lam, par, nullptr) ==
-          FASTMIX_SUCCESS);
+  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.5f, 0, FASTMIX_PAIRING_FLIP, 0, 0, 4, lam, par,
+                         nullptr) == FASTMIX_SUCCESS);
   CHECK(fastmix_last_error() == main_msg);
 
   // Many threads failing at once each see their own message.
@@ -317,8 +341,10 @@ TEST_CASE("errors: fastmix_last_error is per thread and survives successful call
       bool ok = true;
       for (int rep = 0; rep < 200; ++rep) {
         const int64_t batch = -(int64_t)(1000 * k + rep) - 1;
-        (void)fastmix_sample(FASTMIX_DEVICE_CPU, 0.5f, 0, FASTMIX_PAIRING_FLIP, 0, 0, batch, l, p, nullptr);
-        ok = ok && std::string(fastmix_last_error()).find(std::to_string(batch)) != std::string::npos;
+        (void)fastmix_sample(FASTMIX_DEVICE_CPU, 0.5f, 0, FASTMIX_PAIRING_FLIP, 0, 0, batch, l, p,
+                             nullptr);
+        ok = ok &&
+             std::string(fastmix_last_error()).find(std::to_string(batch)) != std::string::npos;
       }
       right[(size_t)k] = ok;
     });

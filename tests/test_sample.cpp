@@ -21,30 +21,34 @@ struct Draw {
   std::vector<int64_t> par;
 };
 
-Draw draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset, int64_t batch) {
+Draw draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset,
+          int64_t batch) {
   Draw d{std::vector<float>((size_t)batch), std::vector<int64_t>((size_t)batch)};
   poison(d.lam), poison(d.par);
-  const fastmix_status st =
-      fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, seed, offset, batch, d.lam.data(), d.par.data(), nullptr);
+  const fastmix_status st = fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, seed, offset,
+                                           batch, d.lam.data(), d.par.data(), nullptr);
   INFO(fastmix_last_error());
   REQUIRE(st == FASTMIX_SUCCESS);
   return d;
 }
 
 bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
-  return a.size() == b.size() && first_difference(a.data(), b.data(), a.size() * sizeof(float)) == -1;
+  return a.size() == b.size() &&
+         first_difference(a.data(), b.data(), a.size() * sizeof(float)) == -1;
 }
 
 }  // namespace
 
-TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundary batch sizes", "[sample]") {
+TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundary batch sizes",
+          "[sample]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x5a3);
   std::vector<int64_t> batches;
   for (int64_t n = 1; n <= 70; ++n) batches.push_back(n);
   // around the sizes where the Feistel domain (a power of 4) changes
-  for (int64_t n : {127, 128, 129, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097, 65535, 65536, 65537, 1000003})
+  for (int64_t n : {127, 128, 129, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097, 65535, 65536,
+                    65537, 1000003})
     batches.push_back(n);
   for (int64_t n : batches)
     for (fastmix_pairing pairing : kAllPairings)
@@ -72,12 +76,25 @@ TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundar
       }
 }
 
-TEST_CASE("sample: lambdas lie in [0, 1] ([1/2, 1] folded) and are never NaN, for any alpha", "[sample]") {
+TEST_CASE("sample: lambdas lie in [0, 1] ([1/2, 1] folded) and are never NaN, for any alpha",
+          "[sample]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x5a4);
-  const float alphas[] = {std::numeric_limits<float>::denorm_min(), 1e-30f, 1e-6f, 1e-3f, 0.05f, 0.4f, 0.999999f,
-                          1.0f, 1.000001f, 3.0f, 1e3f, 1e6f, 1e30f, FLT_MAX};
+  const float alphas[] = {std::numeric_limits<float>::denorm_min(),
+                          1e-30f,
+                          1e-6f,
+                          1e-3f,
+                          0.05f,
+                          0.4f,
+                          0.999999f,
+                          1.0f,
+                          1.000001f,
+                          3.0f,
+                          1e3f,
+                          1e6f,
+                          1e30f,
+                          FLT_MAX};
   for (float alpha : alphas)
     for (int fold : {0, 1}) {
       INFO("alpha " << alpha << " fold " << fold);
@@ -116,7 +133,8 @@ TEST_CASE("sample: lambdas depend only on (seed, offset, i): not on batch or pai
       for (int64_t n : {1, 2, 3, 7, 33, 1000, 4097, 70000})
         for (fastmix_pairing pairing : kAllPairings) {
           const Draw small = draw(alpha, fold, pairing, s, off, n);
-          CHECK(first_difference(small.lam.data(), big.lam.data(), (size_t)n * sizeof(float)) == -1);
+          CHECK(first_difference(small.lam.data(), big.lam.data(), (size_t)n * sizeof(float)) ==
+                -1);
         }
     }
 }
@@ -142,7 +160,8 @@ TEST_CASE("sample: folding maps lambda to max(lambda, 1 - lambda)", "[sample]") 
   }
 }
 
-TEST_CASE("sample: different seeds or offsets give different draws (all 64 bits count)", "[sample]") {
+TEST_CASE("sample: different seeds or offsets give different draws (all 64 bits count)",
+          "[sample]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x5a8);
@@ -177,8 +196,8 @@ TEST_CASE("sample with batch 0 succeeds and writes nothing", "[sample]") {
     std::vector<float> lam(3);
     std::vector<int64_t> par(3);
     poison(lam), poison(par);
-    CHECK(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, pairing, 1, 2, 0, lam.data(), par.data(), nullptr) ==
-          FASTMIX_SUCCESS);
+    CHECK(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, pairing, 1, 2, 0, lam.data(), par.data(),
+                         nullptr) == FASTMIX_SUCCESS);
     CHECK(all_poison(lam));
     CHECK(all_poison(par));
   }

@@ -64,8 +64,8 @@ double beta_cf(double a, double b, double x) {
 double beta_cdf(double a, double b, double x) {
   if (!(x > 0.0)) return 0.0;
   if (x >= 1.0) return 1.0;
-  const double log_front = a * std::log(x) + b * std::log1p(-x) -
-                           (std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b));
+  const double log_front =
+      a * std::log(x) + b * std::log1p(-x) - (std::lgamma(a) + std::lgamma(b) - std::lgamma(a + b));
   if (x < (a + 1.0) / (a + b + 2.0)) return std::exp(log_front) * beta_cf(a, b, x) / a;
   return 1.0 - std::exp(log_front) * beta_cf(b, a, 1.0 - x) / b;
 }
@@ -149,8 +149,8 @@ std::vector<float> draw_lambdas(float alpha, int fold, uint64_t seed, uint64_t o
   std::vector<float> lam((size_t)n);
   std::vector<int64_t> par((size_t)n);
   poison(lam);
-  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, FASTMIX_PAIRING_FLIP, seed, offset, n, lam.data(),
-                         par.data(), nullptr) == FASTMIX_SUCCESS);
+  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, FASTMIX_PAIRING_FLIP, seed, offset, n,
+                         lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
   return lam;
 }
 
@@ -203,7 +203,8 @@ TEST_CASE("stats: the reference CDFs are right", "[stats]") {
   for (double x : {9.3132257461547852e-10, 0.01, 0.2, 0.5, 0.77, 0.999}) {
     CHECK(beta_cdf(1, 1, x) == Approx(x).epsilon(1e-12));
     CHECK(beta_cdf(2, 2, x) == Approx(3 * x * x - 2 * x * x * x).epsilon(1e-12));
-    CHECK(beta_cdf(3, 3, x) == Approx(10 * std::pow(x, 3) - 15 * std::pow(x, 4) + 6 * std::pow(x, 5)).epsilon(1e-11));
+    CHECK(beta_cdf(3, 3, x) ==
+          Approx(10 * std::pow(x, 3) - 15 * std::pow(x, 4) + 6 * std::pow(x, 5)).epsilon(1e-11));
     CHECK(beta_cdf(0.5, 0.5, x) == Approx(2 / pi * std::asin(std::sqrt(x))).epsilon(1e-12));
     for (double a : {1e-3, 0.01, 0.4, 10.0, 1000.0})
       CHECK(beta_cdf(a, a, x) + beta_cdf(a, a, 1 - x) == Approx(1.0).epsilon(1e-12));
@@ -213,16 +214,20 @@ TEST_CASE("stats: the reference CDFs are right", "[stats]") {
     for (double x : {0.3, 0.45, 0.5, 0.52}) {
       const int steps = 200000;
       const double h = x / steps, lb = 2 * std::lgamma(a) - std::lgamma(2 * a);
-      auto density = [&](double t) { return t <= 0 ? 0.0 : std::exp((a - 1) * (std::log(t) + std::log1p(-t)) - lb); };
+      auto density = [&](double t) {
+        return t <= 0 ? 0.0 : std::exp((a - 1) * (std::log(t) + std::log1p(-t)) - lb);
+      };
       double sum = density(0) + density(x);
       for (int k = 1; k < steps; ++k) sum += (k % 2 ? 4 : 2) * density(k * h);
       CHECK(beta_cdf(a, a, x) == Approx(sum * h / 3).margin(1e-9));
     }
   // Tiny alpha: I_x(a, a) ~ x^a / (a B(a, a)) near 0.
-  CHECK(beta_cdf(1e-3, 1e-3, 1e-30) ==
-        Approx(std::exp(1e-3 * std::log(1e-30) - (2 * std::lgamma(1e-3) - std::lgamma(2e-3))) / 1e-3).epsilon(1e-6));
+  CHECK(
+      beta_cdf(1e-3, 1e-3, 1e-30) ==
+      Approx(std::exp(1e-3 * std::log(1e-30) - (2 * std::lgamma(1e-3) - std::lgamma(2e-3))) / 1e-3)
+          .epsilon(1e-6));
   for (double x : {0.5, 3.0, 20.0, 100.0}) {
-    CHECK(gamma_q(1.0, x / 2) == Approx(std::exp(-x / 2)).epsilon(1e-12));     // chi-square, 2 dof
+    CHECK(gamma_q(1.0, x / 2) == Approx(std::exp(-x / 2)).epsilon(1e-12));  // chi-square, 2 dof
     CHECK(gamma_q(0.5, x / 2) == Approx(std::erfc(std::sqrt(x / 2))).epsilon(1e-10));  // 1 dof
   }
   // Values from mpmath (betainc, gammainc with 30 digits).
@@ -235,7 +240,8 @@ TEST_CASE("stats: the reference CDFs are right", "[stats]") {
   CHECK(gamma_q(24.5, 30.0) == Approx(0.134864346525320728).epsilon(1e-10));
 }
 
-TEST_CASE("stats: lambdas follow Beta(alpha, alpha), and folded ones its fold (Kolmogorov-Smirnov)", "[stats]") {
+TEST_CASE("stats: lambdas follow Beta(alpha, alpha), and folded ones its fold (Kolmogorov-Smirnov)",
+          "[stats]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x57a7);
@@ -248,9 +254,11 @@ TEST_CASE("stats: lambdas follow Beta(alpha, alpha), and folded ones its fold (K
     const std::vector<float> plain = draw_lambdas(alpha, 0, s, off, n);
     const std::vector<float> folded = draw_lambdas(alpha, 1, s, off + 1, n);
     const double crit = ks_critical((size_t)n);
-    const double d_plain = ks_band(plain, [a](double x) { return beta_cdf(a, a, x); }, log_ratio_delta(a));
+    const double d_plain = ks_band(
+        plain, [a](double x) { return beta_cdf(a, a, x); }, log_ratio_delta(a));
     const double d_folded = ks_band(
-        folded, [a](double x) { return x <= 0.5 ? 0.0 : 2.0 * beta_cdf(a, a, x) - 1.0; }, log_ratio_delta(a));
+        folded, [a](double x) { return x <= 0.5 ? 0.0 : 2.0 * beta_cdf(a, a, x) - 1.0; },
+        log_ratio_delta(a));
     INFO("D = " << d_plain << " (folded " << d_folded << "), critical " << crit);
     CHECK(d_plain < crit);
     CHECK(d_folded < crit);
@@ -312,8 +320,9 @@ TEST_CASE("stats: PERMUTATION partners are uniformly random permutations", "[sta
     std::vector<int64_t> pairs((size_t)(n * n), 0);
     int64_t fixed = 0, even = 0, not_perm = 0;
     for (int64_t k = 0; k < draws; ++k) {
-      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s, off + (uint64_t)k, n,
-                             lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s,
+                             off + (uint64_t)k, n, lam.data(), par.data(),
+                             nullptr) == FASTMIX_SUCCESS);
       not_perm += !is_permutation(par.data(), n);
       for (int64_t i = 0; i < n; ++i) {
         ++where[(size_t)i][(size_t)par[(size_t)i]];
@@ -345,8 +354,9 @@ TEST_CASE("stats: PERMUTATION partners are uniformly random permutations", "[sta
     std::vector<std::vector<int64_t>> bins(3, std::vector<int64_t>(50, 0));
     int64_t fixed = 0;
     for (int64_t k = 0; k < draws; ++k) {
-      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s, off + (uint64_t)k, n,
-                             lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s,
+                             off + (uint64_t)k, n, lam.data(), par.data(),
+                             nullptr) == FASTMIX_SUCCESS);
       ++bins[0][(size_t)(par[0] / 20)];
       ++bins[1][(size_t)(par[1] / 20)];
       ++bins[2][(size_t)(par[999] / 20)];
@@ -371,8 +381,9 @@ TEST_CASE("stats: every permutation of 3, 4, 5 samples is equally likely", "[sta
     INFO("batch " << n << " seed " << s << " offset " << off);
     std::vector<int64_t> counts((size_t)cells, 0);
     for (int64_t k = 0; k < draws; ++k) {
-      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s, off + (uint64_t)k, n,
-                             lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, s,
+                             off + (uint64_t)k, n, lam.data(), par.data(),
+                             nullptr) == FASTMIX_SUCCESS);
       REQUIRE(is_permutation(par.data(), n));
       ++counts[(size_t)permutation_index(par.data(), n)];
     }
@@ -394,8 +405,9 @@ TEST_CASE("stats: CYCLE partners are uniformly random single cycles", "[stats]")
     std::vector<std::vector<int64_t>> where((size_t)n, std::vector<int64_t>((size_t)n, 0));
     int64_t bad = 0;
     for (int64_t k = 0; k < draws; ++k) {
-      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_CYCLE, s, off + (uint64_t)k, n, lam.data(),
-                             par.data(), nullptr) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_CYCLE, s,
+                             off + (uint64_t)k, n, lam.data(), par.data(),
+                             nullptr) == FASTMIX_SUCCESS);
       bad += !is_single_cycle(par.data(), n);
       for (int64_t i = 0; i < n; ++i) {
         bad += par[(size_t)i] == i || par[(size_t)par[(size_t)i]] == i;
@@ -421,8 +433,9 @@ TEST_CASE("stats: CYCLE partners are uniformly random single cycles", "[stats]")
     INFO("batch " << n << " seed " << s << " offset " << off);
     std::map<int64_t, int64_t> counts;
     for (int64_t k = 0; k < draws; ++k) {
-      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_CYCLE, s, off + (uint64_t)k, n, lam.data(),
-                             par.data(), nullptr) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, FASTMIX_PAIRING_CYCLE, s,
+                             off + (uint64_t)k, n, lam.data(), par.data(),
+                             nullptr) == FASTMIX_SUCCESS);
       REQUIRE(is_single_cycle(par.data(), n));
       ++counts[permutation_index(par.data(), n)];
     }

@@ -40,9 +40,12 @@ inline double decode(fastmix_dtype d, const void *base, int64_t index) {
   }
   const int sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
   double v;
-  if (exp == 0x1f) v = man ? NAN : INFINITY;
-  else if (exp == 0) v = std::ldexp((double)man, -24);
-  else v = std::ldexp(1.0 + man / 1024.0, exp - 15);
+  if (exp == 0x1f)
+    v = man ? NAN : INFINITY;
+  else if (exp == 0)
+    v = std::ldexp((double)man, -24);
+  else
+    v = std::ldexp(1.0 + man / 1024.0, exp - 15);
   return sign ? -v : v;
 }
 
@@ -68,21 +71,26 @@ inline void encode(fastmix_dtype d, void *base, int64_t index, double v) {
       uint16_t tmp = c;
       double cv = decode(d, &tmp, 0);
       double dist = std::fabs(cv - v);
-      if (dist < bestd || (dist == bestd && (c & 1) == 0)) { best = c; bestd = dist; }
+      if (dist < bestd || (dist == bestd && (c & 1) == 0)) {
+        best = c;
+        bestd = dist;
+      }
     }
     h = best;
   } else {
     const double a = std::fabs(v);
     int e;
-    std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+    std::frexp(a, &e);                          // a = m * 2^e, m in [0.5, 1)
     const int q = e - 11 < -24 ? -24 : e - 11;  // quantum of float16 at a
     const double scaled = a / std::ldexp(1.0, q);
     double r = std::nearbyint(scaled);  // ties to even under the default mode
     const double hv = r * std::ldexp(1.0, q);
     // Rebuild bits from the value.
     uint16_t bits = 0;
-    if (hv >= 65520.0) bits = 0x7c00;
-    else if (hv < std::ldexp(1.0, -14)) bits = (uint16_t)std::lrint(hv / std::ldexp(1.0, -24));
+    if (hv >= 65520.0)
+      bits = 0x7c00;
+    else if (hv < std::ldexp(1.0, -14))
+      bits = (uint16_t)std::lrint(hv / std::ldexp(1.0, -24));
     else {
       int he;
       const double m = std::frexp(hv, &he);  // hv = m * 2^he
@@ -104,7 +112,8 @@ inline double round_to(fastmix_dtype d, double v) {
 // FASTMIX_TEST_SEED is set; the seed is printed on failure through CAPTURE.
 inline uint64_t test_seed() {
   static const uint64_t seed = [] {
-    if (const char *s = std::getenv("FASTMIX_TEST_SEED")) return (uint64_t)std::strtoull(s, nullptr, 10);
+    if (const char *s = std::getenv("FASTMIX_TEST_SEED"))
+      return (uint64_t)std::strtoull(s, nullptr, 10);
     return (uint64_t)std::random_device{}() << 32 ^ (uint64_t)std::random_device{}();
   }();
   return seed;
@@ -147,7 +156,8 @@ inline std::vector<float> random_lambdas(int64_t n, std::mt19937_64 &rng) {
   std::vector<float> lam((size_t)n);
   for (int64_t i = 0; i < n; ++i) {
     const uint64_t k = rng();
-    lam[(size_t)i] = i < 7 && k % 2 == 0 ? special[i] : (float)(k >> 40) * 5.9604645e-08f;  // k>>40: 24 bits
+    lam[(size_t)i] =
+        i < 7 && k % 2 == 0 ? special[i] : (float)(k >> 40) * 5.9604645e-08f;  // k>>40: 24 bits
   }
   return lam;
 }
@@ -155,11 +165,16 @@ inline std::vector<float> random_lambdas(int64_t n, std::mt19937_64 &rng) {
 enum class PartnerKind { permutation, zeros, random_map, identity, flip };
 inline const char *partner_kind_name(PartnerKind k) {
   switch (k) {
-    case PartnerKind::permutation: return "permutation";
-    case PartnerKind::zeros: return "zeros";
-    case PartnerKind::random_map: return "random map";
-    case PartnerKind::identity: return "identity";
-    case PartnerKind::flip: return "flip";
+    case PartnerKind::permutation:
+      return "permutation";
+    case PartnerKind::zeros:
+      return "zeros";
+    case PartnerKind::random_map:
+      return "random map";
+    case PartnerKind::identity:
+      return "identity";
+    case PartnerKind::flip:
+      return "flip";
   }
   return "?";
 }
@@ -172,10 +187,18 @@ inline std::vector<int64_t> make_partners(PartnerKind kind, int64_t n, std::mt19
   for (int64_t i = 0; i < n; ++i) {
     switch (kind) {
       case PartnerKind::permutation:
-      case PartnerKind::identity: p[(size_t)i] = i; break;
-      case PartnerKind::zeros: p[(size_t)i] = 0; break;
-      case PartnerKind::random_map: p[(size_t)i] = (int64_t)(rng() % (uint64_t)n); break;
-      case PartnerKind::flip: p[(size_t)i] = n - 1 - i; break;
+      case PartnerKind::identity:
+        p[(size_t)i] = i;
+        break;
+      case PartnerKind::zeros:
+        p[(size_t)i] = 0;
+        break;
+      case PartnerKind::random_map:
+        p[(size_t)i] = (int64_t)(rng() % (uint64_t)n);
+        break;
+      case PartnerKind::flip:
+        p[(size_t)i] = n - 1 - i;
+        break;
     }
   }
   if (kind == PartnerKind::permutation) std::shuffle(p.begin(), p.end(), rng);
@@ -203,7 +226,9 @@ class Bytes {
   unsigned char *data() { return store_.data() + off_; }
   const unsigned char *data() const { return store_.data() + off_; }
   size_t size() const { return size_; }
-  std::vector<unsigned char> copy() const { return std::vector<unsigned char>(data(), data() + size_); }
+  std::vector<unsigned char> copy() const {
+    return std::vector<unsigned char>(data(), data() + size_);
+  }
   void poison() { std::memset(data(), kPoison, size_); }
 
  private:
@@ -228,7 +253,9 @@ void poison(std::vector<T> &v) {
 
 // Whether `word` occurs in `text` as a whole identifier (not inside a longer one).
 inline bool has_word(const std::string &text, const std::string &word) {
-  auto ident = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
+  auto ident = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
   for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) {
     const bool left = at == 0 || !ident(text[at - 1]);
     const bool right = at + word.size() == text.size() || !ident(text[at + word.size()]);
@@ -272,7 +299,9 @@ inline double dtype_ulp(fastmix_dtype d, double x) {
 struct Shape {
   int64_t batch, elems, stride;
 };
-inline int64_t span(const Shape &s) { return s.batch == 0 ? 0 : (s.batch - 1) * s.stride + s.elems; }
+inline int64_t span(const Shape &s) {
+  return s.batch == 0 ? 0 : (s.batch - 1) * s.stride + s.elems;
+}
 
 // Checks one blend.  x_before: the bytes of the x buffer before the call,
 // sample 0 at element x_first.  out_before / out_now: the whole out buffer
@@ -302,11 +331,12 @@ inline std::string check_blend(fastmix_dtype d, const Shape &s, const unsigned c
       const double got = decode(d, out_now, at);
       const double exact = (double)lam * a + (1.0 - (double)lam) * b;
       const double tol = dtype_ulp(d, exact) +
-                         4.0 * std::ldexp(1.0, -24) * (std::fabs((double)lam * a) + std::fabs((1.0 - (double)lam) * b));
+                         4.0 * std::ldexp(1.0, -24) *
+                             (std::fabs((double)lam * a) + std::fabs((1.0 - (double)lam) * b));
       if (!(std::fabs(got - exact) <= tol)) {
-        err << dtype_name(d) << " sample " << i << " element " << j << ": got " << got
-            << ", exact " << exact << " (lam " << lam << ", a " << a << ", partner " << p
-            << ", b " << b << ") is off by more than " << tol;
+        err << dtype_name(d) << " sample " << i << " element " << j << ": got " << got << ", exact "
+            << exact << " (lam " << lam << ", a " << a << ", partner " << p << ", b " << b
+            << ") is off by more than " << tol;
         return err.str();
       }
     }
@@ -337,10 +367,12 @@ inline int64_t first_difference(const void *a, const void *b, size_t bytes) {
 
 // Elements of `d` that are bitwise equal or both NaN (NaN payloads may differ
 // between backends); returns the index of the first other element, or -1.
-inline int64_t first_difference_nan_equal(fastmix_dtype d, const void *a, const void *b, int64_t count) {
+inline int64_t first_difference_nan_equal(fastmix_dtype d, const void *a, const void *b,
+                                          int64_t count) {
   const size_t es = dtype_size(d);
   for (int64_t i = 0; i < count; ++i) {
-    if (std::memcmp(static_cast<const char *>(a) + (size_t)i * es, static_cast<const char *>(b) + (size_t)i * es, es) == 0)
+    if (std::memcmp(static_cast<const char *>(a) + (size_t)i * es,
+                    static_cast<const char *>(b) + (size_t)i * es, es) == 0)
       continue;
     if (std::isnan(decode(d, a, i)) && std::isnan(decode(d, b, i))) continue;
     return i;
@@ -352,7 +384,9 @@ constexpr fastmix_dtype kAllDtypes[] = {FASTMIX_FLOAT32, FASTMIX_FLOAT16, FASTMI
 constexpr fastmix_pairing kAllPairings[] = {FASTMIX_PAIRING_PERMUTATION, FASTMIX_PAIRING_CYCLE,
                                             FASTMIX_PAIRING_FLIP};
 inline const char *pairing_name(fastmix_pairing p) {
-  return p == FASTMIX_PAIRING_PERMUTATION ? "PERMUTATION" : p == FASTMIX_PAIRING_CYCLE ? "CYCLE" : "FLIP";
+  return p == FASTMIX_PAIRING_PERMUTATION ? "PERMUTATION"
+         : p == FASTMIX_PAIRING_CYCLE     ? "CYCLE"
+                                          : "FLIP";
 }
 
 // Whether partners[0..n) is a permutation of [0, n).

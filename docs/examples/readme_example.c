@@ -3,10 +3,10 @@
 #include <stdio.h>
 
 int main(void) {
-  enum { BATCH = 8, ELEMS = 3 * 4 * 4 };  /* 8 images of 3x4x4 float32 */
+  enum { BATCH = 8, ELEMS = 3 * 4 * 4 }; /* 8 images of 3x4x4 float32 */
   static float images[BATCH * ELEMS], mixed[BATCH * ELEMS], lambdas[BATCH];
   static int64_t partners[BATCH];
-  for (int i = 0; i < BATCH * ELEMS; ++i) images[i] = (float)(i / ELEMS);  /* image i is all i */
+  for (int i = 0; i < BATCH * ELEMS; ++i) images[i] = (float)(i / ELEMS); /* image i is all i */
 
   fastmix_status s = fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, /*alpha=*/0.4f, /*fold=*/1,
                                    FASTMIX_PAIRING_PERMUTATION, /*seed=*/42, /*offset=*/0, images,

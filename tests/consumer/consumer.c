@@ -20,8 +20,8 @@ int main(void) {
     return 1;
   }
   for (i = 0; i < BATCH * ELEMS; ++i) x[i] = (float)(i * i) - 3.0f;
-  st = fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 42, 7, x, out,
-                     BATCH, ELEMS, ELEMS, lam, par, NULL);
+  st = fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 42,
+                     7, x, out, BATCH, ELEMS, ELEMS, lam, par, NULL);
   if (st != FASTMIX_SUCCESS) {
     fprintf(stderr, "fastmix_mixup: %s (%s)\n", fastmix_status_string(st), fastmix_last_error());
     return 1;
@@ -32,7 +32,8 @@ int main(void) {
       return 1;
     }
     for (j = 0; j < ELEMS; ++j) {
-      const double want = (double)lam[i] * x[i * ELEMS + j] + (1.0 - lam[i]) * x[par[i] * ELEMS + j];
+      const double want =
+          (double)lam[i] * x[i * ELEMS + j] + (1.0 - lam[i]) * x[par[i] * ELEMS + j];
       if (!(absd(out[i * ELEMS + j] - want) <= 1e-5 * (1.0 + absd(want)))) {
         fprintf(stderr, "out[%d][%d] = %g, expected %g\n", i, j, (double)out[i * ELEMS + j], want);
         return 1;

@@ -19,19 +19,23 @@ float from_bf16(std::uint16_t h) {
 
 int main() {
   if (fastmix_version() != FASTMIX_VERSION) {
-    std::fprintf(stderr, "fastmix_version() = %d, header says %d\n", fastmix_version(), FASTMIX_VERSION);
+    std::fprintf(stderr, "fastmix_version() = %d, header says %d\n", fastmix_version(),
+                 FASTMIX_VERSION);
     return 1;
   }
   const std::int64_t batch = 5, elems = 7, stride = 8;
   std::vector<std::uint16_t> x(static_cast<size_t>(batch * stride));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<std::uint16_t>(0x3f80 + i);  // 1.0, 1.0078, ...
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<std::uint16_t>(0x3f80 + i);  // 1.0, 1.0078, ...
   const std::vector<std::uint16_t> before = x;
   std::vector<float> lam(static_cast<size_t>(batch));
   std::vector<std::int64_t> par(static_cast<size_t>(batch));
-  const fastmix_status st = fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_BFLOAT16, 1.0f, 1, FASTMIX_PAIRING_CYCLE, 7,
-                                          1, x.data(), x.data(), batch, elems, stride, lam.data(), par.data(), nullptr);
+  const fastmix_status st =
+      fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_BFLOAT16, 1.0f, 1, FASTMIX_PAIRING_CYCLE, 7, 1,
+                    x.data(), x.data(), batch, elems, stride, lam.data(), par.data(), nullptr);
   if (st != FASTMIX_SUCCESS) {
-    std::fprintf(stderr, "fastmix_mixup: %s (%s)\n", fastmix_status_string(st), fastmix_last_error());
+    std::fprintf(stderr, "fastmix_mixup: %s (%s)\n", fastmix_status_string(st),
+                 fastmix_last_error());
     return 1;
   }
   for (std::int64_t i = 0; i < batch; ++i) {
@@ -43,7 +47,8 @@ int main() {
     }
     for (std::int64_t j = 0; j < stride; ++j) {
       const size_t at = static_cast<size_t>(i * stride + j);
-      const double a = from_bf16(before[at]), b = from_bf16(before[static_cast<size_t>(p * stride + j)]);
+      const double a = from_bf16(before[at]),
+                   b = from_bf16(before[static_cast<size_t>(p * stride + j)]);
       const double want = j < elems ? l * a + (1.0 - l) * b : a;  // the gap is left alone
       if (!(std::fabs(from_bf16(x[at]) - want) <= 1e-2 * std::fabs(want))) {
         std::fprintf(stderr, "x[%lld][%lld] = %g, expected %g\n", static_cast<long long>(i),

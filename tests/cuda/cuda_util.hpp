@@ -38,7 +38,8 @@ class DeviceBytes {
   }
   DeviceBytes(const DeviceBytes &) = delete;
   DeviceBytes &operator=(const DeviceBytes &) = delete;
-  DeviceBytes(DeviceBytes &&o) noexcept : base_(std::exchange(o.base_, nullptr)), ptr_(o.ptr_), size_(o.size_) {}
+  DeviceBytes(DeviceBytes &&o) noexcept
+      : base_(std::exchange(o.base_, nullptr)), ptr_(o.ptr_), size_(o.size_) {}
 
   unsigned char *data() { return ptr_; }
   size_t size() const { return size_; }
@@ -50,9 +51,7 @@ class DeviceBytes {
     FMT_CUDA(cudaMemset(ptr_, kPoison, size_));
     FMT_CUDA(cudaDeviceSynchronize());
   }
-  void upload(const void *src) {
-    FMT_CUDA(cudaMemcpy(ptr_, src, size_, cudaMemcpyHostToDevice));
-  }
+  void upload(const void *src) { FMT_CUDA(cudaMemcpy(ptr_, src, size_, cudaMemcpyHostToDevice)); }
   std::vector<unsigned char> download() const {
     std::vector<unsigned char> h(size_);
     FMT_CUDA(cudaMemcpy(h.data(), ptr_, size_, cudaMemcpyDeviceToHost));

@@ -49,13 +49,16 @@ class DevBuf {
   }
   template <class T>
   explicit DevBuf(const std::vector<T> &host) : DevBuf(host.size() * sizeof(T)) {
-    if (bytes_) REQUIRE(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice) == cudaSuccess);
+    if (bytes_)
+      REQUIRE(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice) == cudaSuccess);
   }
   ~DevBuf() { cudaFree(ptr_); }
   DevBuf(const DevBuf &) = delete;
   DevBuf &operator=(const DevBuf &) = delete;
   template <class T = void>
-  T *get() const { return static_cast<T *>(ptr_); }
+  T *get() const {
+    return static_cast<T *>(ptr_);
+  }
   unsigned char *bytes(size_t offset) const { return static_cast<unsigned char *>(ptr_) + offset; }
   template <class T>
   std::vector<T> download() const {
@@ -83,10 +86,11 @@ Out run_cpu(const Case &c, const Inputs &in) {
   std::memset(o.loss.data(), kPoison, o.loss.size() * 4);
   o.grad.assign(in.logits.size(), kPoison);
   const size_t es = dtype_size(c.dtype);
-  o.status = fastmix_cross_entropy(FASTMIX_DEVICE_CPU, c.dtype, in.logits.data() + c.offset * es, c.batch,
-                                   c.classes, c.stride, in.labels.data(), c.mix ? in.lambdas.data() : nullptr,
-                                   c.mix ? in.partners.data() : nullptr, c.red, c.eps, c.ignore, o.loss.data(),
-                                   c.grad ? o.grad.data() + c.offset * es : nullptr, c.grad_scale, nullptr);
+  o.status = fastmix_cross_entropy(
+      FASTMIX_DEVICE_CPU, c.dtype, in.logits.data() + c.offset * es, c.batch, c.classes, c.stride,
+      in.labels.data(), c.mix ? in.lambdas.data() : nullptr, c.mix ? in.partners.data() : nullptr,
+      c.red, c.eps, c.ignore, o.loss.data(), c.grad ? o.grad.data() + c.offset * es : nullptr,
+      c.grad_scale, nullptr);
   return o;
 }
 
@@ -103,18 +107,18 @@ Out run_cuda(const Case &c, const Inputs &in, bool inplace = false, cudaStream_t
     REQUIRE(fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, c.batch, c.red, &ws_bytes) ==
             FASTMIX_SUCCESS);
   DevBuf ws(ws_bytes + 8);  // poisoned scratch
-  o.status = c.ws ? fastmix_cross_entropy_ws(FASTMIX_DEVICE_CUDA, c.dtype, logits.bytes(c.offset * es),
-                                             c.batch, c.classes, c.stride, labels.get<int64_t>(),
-                                             c.mix ? lambdas.get<float>() : nullptr,
-                                             c.mix ? partners.get<int64_t>() : nullptr, c.red, c.eps,
-                                             c.ignore, loss.get<float>(), c.grad ? g : nullptr,
-                                             c.grad_scale, ws.bytes(0), ws_bytes, stream)
-                  : fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, c.dtype, logits.bytes(c.offset * es),
-                                          c.batch, c.classes, c.stride, labels.get<int64_t>(),
-                                          c.mix ? lambdas.get<float>() : nullptr,
-                                          c.mix ? partners.get<int64_t>() : nullptr, c.red, c.eps,
-                                          c.ignore, loss.get<float>(), c.grad ? g : nullptr,
-                                          c.grad_scale, stream);
+  o.status =
+      c.ws ? fastmix_cross_entropy_ws(FASTMIX_DEVICE_CUDA, c.dtype, logits.bytes(c.offset * es),
+                                      c.batch, c.classes, c.stride, labels.get<int64_t>(),
+                                      c.mix ? lambdas.get<float>() : nullptr,
+                                      c.mix ? partners.get<int64_t>() : nullptr, c.red, c.eps,
+                                      c.ignore, loss.get<float>(), c.grad ? g : nullptr,
+                                      c.grad_scale, ws.bytes(0), ws_bytes, stream)
+           : fastmix_cross_entropy(
+                 FASTMIX_DEVICE_CUDA, c.dtype, logits.bytes(c.offset * es), c.batch, c.classes,
+                 c.stride, labels.get<int64_t>(), c.mix ? lambdas.get<float>() : nullptr,
+                 c.mix ? partners.get<int64_t>() : nullptr, c.red, c.eps, c.ignore,
+                 loss.get<float>(), c.grad ? g : nullptr, c.grad_scale, stream);
   REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
   o.loss = loss.download<float>();
   o.grad = inplace ? logits.download<unsigned char>() : grad.download<unsigned char>();
@@ -134,7 +138,8 @@ void row_scales(const Case &c, const Inputs &in, int64_t i, double *w, double *m
   }
 }
 
-void compare(const Case &c, const Inputs &in, const Out &cpu, const Out &gpu, bool inplace = false) {
+void compare(const Case &c, const Inputs &in, const Out &cpu, const Out &gpu,
+             bool inplace = false) {
   CAPTURE(dtype_name(c.dtype), c.batch, c.classes, c.stride, c.mix, (int)c.red, c.eps, c.offset,
           c.grad_scale, inplace);
   REQUIRE(cpu.status == FASTMIX_SUCCESS);
@@ -154,9 +159,10 @@ void compare(const Case &c, const Inputs &in, const Out &cpu, const Out &gpu, bo
       CHECK(close(gpu.loss[(size_t)i], cpu.loss[(size_t)i], tol[(size_t)i]));
     }
   } else {
-    for (int64_t i = 0; i < c.batch; ++i) tsum += 1e-5 * w[(size_t)i] * (1.0 + mx[(size_t)i] + 20.0);
-    const double t = 1e-5 * std::fabs(cpu.loss[0]) +
-                     (c.red == FASTMIX_REDUCTION_MEAN ? tsum / wsum : tsum);
+    for (int64_t i = 0; i < c.batch; ++i)
+      tsum += 1e-5 * w[(size_t)i] * (1.0 + mx[(size_t)i] + 20.0);
+    const double t =
+        1e-5 * std::fabs(cpu.loss[0]) + (c.red == FASTMIX_REDUCTION_MEAN ? tsum / wsum : tsum);
     CAPTURE(cpu.loss[0], gpu.loss[0], t);
     CHECK(close(gpu.loss[0], cpu.loss[0], t));
   }
@@ -169,9 +175,11 @@ void compare(const Case &c, const Inputs &in, const Out &cpu, const Out &gpu, bo
     const int64_t rel = (int64_t)e - c.offset;
     const bool in_row = rel >= 0 && rel / c.stride < c.batch && rel % c.stride < c.classes;
     if (!c.grad || !in_row) {
-      const bool untouched = inplace ? std::memcmp(gpu.grad.data() + e * es, in.logits.data() + e * es, es) == 0
-                                     : poisoned(gpu.grad.data() + e * es, es);
-      if (!untouched && ++bad < 5) FAIL_CHECK("element " << e << " outside the gradient rows was written");
+      const bool untouched =
+          inplace ? std::memcmp(gpu.grad.data() + e * es, in.logits.data() + e * es, es) == 0
+                  : poisoned(gpu.grad.data() + e * es, es);
+      if (!untouched && ++bad < 5)
+        FAIL_CHECK("element " << e << " outside the gradient rows was written");
       continue;
     }
     const int64_t i = rel / c.stride, j = rel % c.stride;
@@ -254,7 +262,8 @@ TEST_CASE("cuda cross-entropy: many rows", "[cross_entropy]") {
   }
 }
 
-TEST_CASE("cuda cross-entropy: in place, extreme logits, -inf mask, all ignored", "[cross_entropy][racecheck]") {
+TEST_CASE("cuda cross-entropy: in place, extreme logits, -inf mask, all ignored",
+          "[cross_entropy][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng(seed + 3);
@@ -282,7 +291,8 @@ TEST_CASE("cuda cross-entropy: in place, extreme logits, -inf mask, all ignored"
         c.batch = 4;
         c.eps = 0.1f;
         Inputs in = make_inputs(c, rng);
-        for (size_t j = 0; j < buf_elems(c); ++j) encode(d, in.logits.data(), (int64_t)j, rng() % 2 ? 1e4 : -1e4);
+        for (size_t j = 0; j < buf_elems(c); ++j)
+          encode(d, in.logits.data(), (int64_t)j, rng() % 2 ? 1e4 : -1e4);
         const Out g = run_cuda(c, in);
         for (size_t i = 0; i < (red == FASTMIX_REDUCTION_NONE ? (size_t)c.batch : 1); ++i)
           CHECK(std::isfinite(g.loss[i]));
@@ -333,7 +343,8 @@ TEST_CASE("cuda cross-entropy: batch 0", "[cross_entropy]") {
     if (red == FASTMIX_REDUCTION_MEAN) CHECK(std::isnan(g.loss[0]));
     if (red == FASTMIX_REDUCTION_SUM) CHECK(g.loss[0] == 0.0f);
     const size_t written = red == FASTMIX_REDUCTION_NONE ? 0 : 1;
-    CHECK(poisoned(reinterpret_cast<const unsigned char *>(g.loss.data() + written), (g.loss.size() - written) * 4));
+    CHECK(poisoned(reinterpret_cast<const unsigned char *>(g.loss.data() + written),
+                   (g.loss.size() - written) * 4));
     CHECK(poisoned(g.grad.data(), g.grad.size()));
   }
 }
@@ -357,8 +368,10 @@ TEST_CASE("cuda cross-entropy is deterministic", "[cross_entropy]") {
     }
 }
 
-TEST_CASE("cuda cross-entropy with a workspace: MEAN/SUM over the whole grid match the CPU, deterministically",
-          "[cross_entropy][racecheck]") {
+TEST_CASE(
+    "cuda cross-entropy with a workspace: MEAN/SUM over the whole grid match the CPU, "
+    "deterministically",
+    "[cross_entropy][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng(seed + 8);
@@ -383,7 +396,8 @@ TEST_CASE("cuda cross-entropy with a workspace: MEAN/SUM over the whole grid mat
       }
 }
 
-TEST_CASE("cuda cross-entropy: a bad label or partner on the device makes its row NaN", "[cross_entropy]") {
+TEST_CASE("cuda cross-entropy: a bad label or partner on the device makes its row NaN",
+          "[cross_entropy]") {
   std::mt19937_64 rng(test_seed() + 5);
   for (int64_t C : {10, 5000}) {
     Case c;
@@ -424,13 +438,15 @@ TEST_CASE("cuda cross-entropy: host pointers are refused", "[cross_entropy]") {
   std::vector<float> z(40, 0.0f), loss(1, 0.0f);
   std::vector<int64_t> labels = {0, 1, 2, 3};
   DevBuf dz(z), dl(labels), dloss(4);
-  CHECK(fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, z.data(), 4, 10, 10, dl.get<int64_t>(),
-                              nullptr, nullptr, FASTMIX_REDUCTION_MEAN, 0.0f, -100, dloss.get<float>(),
-                              nullptr, 1.0f, nullptr) == FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, z.data(), 4, 10, 10,
+                              dl.get<int64_t>(), nullptr, nullptr, FASTMIX_REDUCTION_MEAN, 0.0f,
+                              -100, dloss.get<float>(), nullptr, 1.0f,
+                              nullptr) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(std::string(fastmix_last_error()).find("logits") != std::string::npos);
-  CHECK(fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, dz.get(), 4, 10, 10, dl.get<int64_t>(),
-                              nullptr, nullptr, FASTMIX_REDUCTION_MEAN, 0.0f, -100, loss.data(), nullptr,
-                              1.0f, nullptr) == FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, dz.get(), 4, 10, 10,
+                              dl.get<int64_t>(), nullptr, nullptr, FASTMIX_REDUCTION_MEAN, 0.0f,
+                              -100, loss.data(), nullptr, 1.0f,
+                              nullptr) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(std::string(fastmix_last_error()).find("loss") != std::string::npos);
   CHECK(poisoned(dloss.download<unsigned char>().data(), 4));
 }
@@ -451,14 +467,15 @@ TEST_CASE("cuda soft targets match the CPU backend bitwise", "[cross_entropy]") 
           const Inputs in = make_inputs(c, rng);
           const size_t es = dtype_size(d);
           std::vector<unsigned char> cpu(in.logits.size(), kPoison);
-          REQUIRE(fastmix_soft_targets(FASTMIX_DEVICE_CPU, d, in.labels.data(), mix ? in.lambdas.data() : nullptr,
-                                       mix ? in.partners.data() : nullptr, c.batch, C, eps, cpu.data() + es,
-                                       c.stride, nullptr) == FASTMIX_SUCCESS);
+          REQUIRE(fastmix_soft_targets(FASTMIX_DEVICE_CPU, d, in.labels.data(),
+                                       mix ? in.lambdas.data() : nullptr,
+                                       mix ? in.partners.data() : nullptr, c.batch, C, eps,
+                                       cpu.data() + es, c.stride, nullptr) == FASTMIX_SUCCESS);
           DevBuf labels(in.labels), lambdas(in.lambdas), partners(in.partners), t(in.logits.size());
           REQUIRE(fastmix_soft_targets(FASTMIX_DEVICE_CUDA, d, labels.get<int64_t>(),
                                        mix ? lambdas.get<float>() : nullptr,
-                                       mix ? partners.get<int64_t>() : nullptr, c.batch, C, eps, t.bytes(es),
-                                       c.stride, nullptr) == FASTMIX_SUCCESS);
+                                       mix ? partners.get<int64_t>() : nullptr, c.batch, C, eps,
+                                       t.bytes(es), c.stride, nullptr) == FASTMIX_SUCCESS);
           REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
           CAPTURE(dtype_name(d), mix, eps, C);
           CHECK(t.download<unsigned char>() == cpu);
@@ -471,8 +488,8 @@ TEST_CASE("cuda soft targets match the CPU backend bitwise", "[cross_entropy]") 
   Inputs in = make_inputs(c, rng);
   in.labels[0] = 8;
   DevBuf labels(in.labels), t(4 * 24);
-  REQUIRE(fastmix_soft_targets(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, labels.get<int64_t>(), nullptr, nullptr, 3, 8,
-                               0.0f, t.get(), 8, nullptr) == FASTMIX_SUCCESS);
+  REQUIRE(fastmix_soft_targets(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, labels.get<int64_t>(), nullptr,
+                               nullptr, 3, 8, 0.0f, t.get(), 8, nullptr) == FASTMIX_SUCCESS);
   const std::vector<float> h = t.download<float>();
   for (int j = 0; j < 8; ++j) CHECK(std::isnan(h[(size_t)j]));
   for (int j = 0; j < 8; ++j) CHECK(h[(size_t)(8 + j)] == (j == in.labels[1] ? 1.0f : 0.0f));

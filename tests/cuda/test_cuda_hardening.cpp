@@ -29,7 +29,9 @@ class Guarded {
   T *as() {
     return reinterpret_cast<T *>(data());
   }
-  void upload(const void *src) { FMT_CUDA(cudaMemcpy(data(), src, bytes_, cudaMemcpyHostToDevice)); }
+  void upload(const void *src) {
+    FMT_CUDA(cudaMemcpy(data(), src, bytes_, cudaMemcpyHostToDevice));
+  }
   std::vector<unsigned char> download() {
     std::vector<unsigned char> h(bytes_);
     FMT_CUDA(cudaMemcpy(h.data(), data(), bytes_, cudaMemcpyDeviceToHost));
@@ -44,7 +46,6 @@ class Guarded {
   DeviceBytes all_;
   size_t bytes_;
 };
-
 
 }  // namespace
 
@@ -65,8 +66,10 @@ TEST_CASE("cuda graphs: sample, blend, cross-entropy and soft targets replay to 
   for (int64_t &y : labels) y = (int64_t)(rng() % C);
   const std::vector<float> hl = random_lambdas(n, rng);
   const std::vector<int64_t> hp = make_partners(PartnerKind::permutation, n, rng);
-  DeviceBytes x = to_device(hx), z = to_device(hz), y = to_device(labels), l = to_device(hl), p = to_device(hp);
-  DeviceBytes lam(n * 4), par(n * 8), out(hx.size() * 4), loss(n * 4), grad(hz.size() * 4), tg(hz.size() * 4);
+  DeviceBytes x = to_device(hx), z = to_device(hz), y = to_device(labels), l = to_device(hl),
+              p = to_device(hp);
+  DeviceBytes lam(n * 4), par(n * 8), out(hx.size() * 4), loss(n * 4), grad(hz.size() * 4),
+      tg(hz.size() * 4);
   const uint64_t s = rng(), off = rng();
   struct Entry {
     const char *name;
@@ -75,21 +78,30 @@ TEST_CASE("cuda graphs: sample, blend, cross-entropy and soft targets replay to 
   };
   const std::vector<Entry> entries = {
       {"fastmix_sample",
-       [&] { return fastmix_sample(FASTMIX_DEVICE_CUDA, 0.4f, 1, FASTMIX_PAIRING_CYCLE, s, off, n, lam.as<float>(), par.as<int64_t>(), stream); },
+       [&] {
+         return fastmix_sample(FASTMIX_DEVICE_CUDA, 0.4f, 1, FASTMIX_PAIRING_CYCLE, s, off, n,
+                               lam.as<float>(), par.as<int64_t>(), stream);
+       },
        {&lam, &par}},
       {"fastmix_blend",
-       [&] { return fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, x.data(), out.data(), n, elems, elems, l.as<float>(), p.as<int64_t>(), stream); },
+       [&] {
+         return fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, x.data(), out.data(), n, elems,
+                              elems, l.as<float>(), p.as<int64_t>(), stream);
+       },
        {&out}},
       {"fastmix_cross_entropy",
        [&] {
-         return fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, z.data(), n, C, C, y.as<int64_t>(), l.as<float>(),
-                                      p.as<int64_t>(), FASTMIX_REDUCTION_NONE, 0.1f, -100, loss.as<float>(), grad.data(), 1.0f, stream);
+         return fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, z.data(), n, C, C,
+                                      y.as<int64_t>(), l.as<float>(), p.as<int64_t>(),
+                                      FASTMIX_REDUCTION_NONE, 0.1f, -100, loss.as<float>(),
+                                      grad.data(), 1.0f, stream);
        },
        {&loss, &grad}},
       {"fastmix_soft_targets",
        [&] {
-         return fastmix_soft_targets(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, y.as<int64_t>(), l.as<float>(), p.as<int64_t>(), n, C,
-                                     0.1f, tg.data(), C, stream);
+         return fastmix_soft_targets(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, y.as<int64_t>(),
+                                     l.as<float>(), p.as<int64_t>(), n, C, 0.1f, tg.data(), C,
+                                     stream);
        },
        {&tg}},
   };
@@ -112,7 +124,8 @@ TEST_CASE("cuda graphs: sample, blend, cross-entropy and soft targets replay to 
   FMT_CUDA(cudaStreamDestroy(stream));
 }
 
-TEST_CASE("cuda device seed: bitwise the CPU's, and a replayed graph draws afresh each time", "[cuda][graph][device_seed]") {
+TEST_CASE("cuda device seed: bitwise the CPU's, and a replayed graph draws afresh each time",
+          "[cuda][graph][device_seed]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x6a02);
@@ -131,9 +144,9 @@ TEST_CASE("cuda device seed: bitwise the CPU's, and a replayed graph draws afres
       so.upload(so_host);
       unsigned char *o = in_place ? x.data() : out.data();
       auto call = [&] {
-        return fastmix_mixup_device_seed(FASTMIX_DEVICE_CUDA, d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, so.as<uint64_t>(), inc,
-                                         x.data(), o, sh.batch, sh.elems, sh.stride, lam.as<float>(), par.as<int64_t>(),
-                                         stream);
+        return fastmix_mixup_device_seed(
+            FASTMIX_DEVICE_CUDA, d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, so.as<uint64_t>(), inc,
+            x.data(), o, sh.batch, sh.elems, sh.stride, lam.as<float>(), par.as<int64_t>(), stream);
       };
       cudaGraphExec_t exec = capture(stream, call);
       for (int replay = 0; replay < 3; ++replay) {
@@ -147,11 +160,13 @@ TEST_CASE("cuda device seed: bitwise the CPU's, and a replayed graph draws afres
         std::memcpy(cx.data(), hx.data(), bytes);
         std::vector<float> cl((size_t)sh.batch);
         std::vector<int64_t> cp((size_t)sh.batch);
-        REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CPU, d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, s, off0 + (uint64_t)replay * inc,
-                              cx.data(), in_place ? cx.data() : cout.data(), sh.batch, sh.elems, sh.stride, cl.data(),
-                              cp.data(), nullptr) == FASTMIX_SUCCESS);
+        REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CPU, d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, s,
+                              off0 + (uint64_t)replay * inc, cx.data(),
+                              in_place ? cx.data() : cout.data(), sh.batch, sh.elems, sh.stride,
+                              cl.data(), cp.data(), nullptr) == FASTMIX_SUCCESS);
         const std::vector<unsigned char> got = in_place ? x.download() : out.download();
-        CHECK(first_difference_nan_equal(d, got.data(), in_place ? cx.data() : cout.data(), span(sh)) == -1);
+        CHECK(first_difference_nan_equal(d, got.data(), in_place ? cx.data() : cout.data(),
+                                         span(sh)) == -1);
         CHECK(lam.download_as<float>() == cl);
         CHECK(par.download_as<int64_t>() == cp);
         const std::vector<uint64_t> now = so.download_as<uint64_t>();
@@ -164,20 +179,22 @@ TEST_CASE("cuda device seed: bitwise the CPU's, and a replayed graph draws afres
   DeviceBytes lam(1000 * 4), par(1000 * 8), so(16);
   const uint64_t so_host[2] = {5, 6};
   so.upload(so_host);
-  REQUIRE(fastmix_sample_device_seed(FASTMIX_DEVICE_CUDA, 0.3f, 0, FASTMIX_PAIRING_CYCLE, so.as<uint64_t>(), 0, 1000,
-                                     lam.as<float>(), par.as<int64_t>(), stream) == FASTMIX_SUCCESS);
+  REQUIRE(fastmix_sample_device_seed(FASTMIX_DEVICE_CUDA, 0.3f, 0, FASTMIX_PAIRING_CYCLE,
+                                     so.as<uint64_t>(), 0, 1000, lam.as<float>(), par.as<int64_t>(),
+                                     stream) == FASTMIX_SUCCESS);
   FMT_CUDA(cudaStreamSynchronize(stream));
   std::vector<float> cl(1000);
   std::vector<int64_t> cp(1000);
-  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.3f, 0, FASTMIX_PAIRING_CYCLE, 5, 6, 1000, cl.data(), cp.data(), nullptr) ==
-          FASTMIX_SUCCESS);
+  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, 0.3f, 0, FASTMIX_PAIRING_CYCLE, 5, 6, 1000, cl.data(),
+                         cp.data(), nullptr) == FASTMIX_SUCCESS);
   CHECK(lam.download_as<float>() == cl);
   CHECK(par.download_as<int64_t>() == cp);
   CHECK(so.download_as<uint64_t>() == std::vector<uint64_t>{5, 6});
   FMT_CUDA(cudaStreamDestroy(stream));
 }
 
-TEST_CASE("cuda streams: the same calls on several streams at once equal the CPU", "[cuda][concurrency]") {
+TEST_CASE("cuda streams: the same calls on several streams at once equal the CPU",
+          "[cuda][concurrency]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x6a03);
@@ -194,41 +211,49 @@ TEST_CASE("cuda streams: the same calls on several streams at once equal the CPU
   std::vector<DeviceBytes> out, lam, par, loss, grad;
   for (int k = 0; k < kStreams; ++k) {
     FMT_CUDA(cudaStreamCreateWithFlags(&streams[(size_t)k], cudaStreamNonBlocking));
-    out.emplace_back(hx.size() * 4), lam.emplace_back(n * 4), par.emplace_back(n * 8), loss.emplace_back(n * 4),
-        grad.emplace_back(hz.size() * 4);
+    out.emplace_back(hx.size() * 4), lam.emplace_back(n * 4), par.emplace_back(n * 8),
+        loss.emplace_back(n * 4), grad.emplace_back(hz.size() * 4);
   }
   for (int round = 0; round < 3; ++round)
     for (int k = 0; k < kStreams; ++k) {
       cudaStream_t st = streams[(size_t)k];
-      REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 1, kAllPairings[k % 3], 100 + (uint64_t)k, 7, x.data(),
-                            out[(size_t)k].data(), n, elems, elems, lam[(size_t)k].as<float>(), par[(size_t)k].as<int64_t>(),
+      REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 1, kAllPairings[k % 3],
+                            100 + (uint64_t)k, 7, x.data(), out[(size_t)k].data(), n, elems, elems,
+                            lam[(size_t)k].as<float>(), par[(size_t)k].as<int64_t>(),
                             st) == FASTMIX_SUCCESS);
-      REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, z.data(), n, C, C, y.as<int64_t>(),
-                                    lam[(size_t)k].as<float>(), par[(size_t)k].as<int64_t>(), FASTMIX_REDUCTION_NONE, 0.0f,
-                                    -100, loss[(size_t)k].as<float>(), grad[(size_t)k].data(), 1.0f, st) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, z.data(), n, C, C,
+                                    y.as<int64_t>(), lam[(size_t)k].as<float>(),
+                                    par[(size_t)k].as<int64_t>(), FASTMIX_REDUCTION_NONE, 0.0f,
+                                    -100, loss[(size_t)k].as<float>(), grad[(size_t)k].data(), 1.0f,
+                                    st) == FASTMIX_SUCCESS);
     }
   sync_ok();
   for (int k = 0; k < kStreams; ++k) {
     INFO("stream " << k);
     std::vector<float> co(hx.size()), cl((size_t)n), closs((size_t)n), cg(hz.size());
     std::vector<int64_t> cp((size_t)n);
-    REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.4f, 1, kAllPairings[k % 3], 100 + (uint64_t)k, 7, hx.data(),
-                          co.data(), n, elems, elems, cl.data(), cp.data(), nullptr) == FASTMIX_SUCCESS);
-    CHECK(first_difference_nan_equal(FASTMIX_FLOAT32, out[(size_t)k].download().data(), co.data(), n * elems) == -1);
+    REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.4f, 1, kAllPairings[k % 3],
+                          100 + (uint64_t)k, 7, hx.data(), co.data(), n, elems, elems, cl.data(),
+                          cp.data(), nullptr) == FASTMIX_SUCCESS);
+    CHECK(first_difference_nan_equal(FASTMIX_FLOAT32, out[(size_t)k].download().data(), co.data(),
+                                     n * elems) == -1);
     CHECK(lam[(size_t)k].download_as<float>() == cl);
     CHECK(par[(size_t)k].download_as<int64_t>() == cp);
-    REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, hz.data(), n, C, C, labels.data(), cl.data(), cp.data(),
-                                  FASTMIX_REDUCTION_NONE, 0.0f, -100, closs.data(), cg.data(), 1.0f,
-                                  nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, hz.data(), n, C, C,
+                                  labels.data(), cl.data(), cp.data(), FASTMIX_REDUCTION_NONE, 0.0f,
+                                  -100, closs.data(), cg.data(), 1.0f, nullptr) == FASTMIX_SUCCESS);
     const std::vector<float> gl = loss[(size_t)k].download_as<float>();
     for (int64_t i = 0; i < n; ++i)
-      CHECK(std::fabs(gl[(size_t)i] - closs[(size_t)i]) <= 1e-5f * (std::fabs(closs[(size_t)i]) + 10.0f));
+      CHECK(std::fabs(gl[(size_t)i] - closs[(size_t)i]) <=
+            1e-5f * (std::fabs(closs[(size_t)i]) + 10.0f));
   }
   for (cudaStream_t st : streams) FMT_CUDA(cudaStreamDestroy(st));
 }
 
-TEST_CASE("cuda faults: corrupt partners and labels make rows NaN, write nothing outside, and the next call works",
-          "[cuda][errors]") {
+TEST_CASE(
+    "cuda faults: corrupt partners and labels make rows NaN, write nothing outside, and the next "
+    "call works",
+    "[cuda][errors]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x6a04);
@@ -236,22 +261,26 @@ TEST_CASE("cuda faults: corrupt partners and labels make rows NaN, write nothing
   std::vector<float> hx((size_t)(n * elems)), hz((size_t)(n * C));
   for (float &v : hx) v = (float)random_value(FASTMIX_FLOAT32, rng);
   for (float &v : hz) v = (float)(rng() % 1000) * 0.01f - 5.0f;
-  std::vector<int64_t> partners = make_partners(PartnerKind::permutation, n, rng), labels((size_t)n);
+  std::vector<int64_t> partners = make_partners(PartnerKind::permutation, n, rng),
+                       labels((size_t)n);
   for (int64_t &y : labels) y = (int64_t)(rng() % C);
   const std::vector<float> hl = random_lambdas(n, rng);
   std::vector<int64_t> bad_p(partners), bad_y(labels);
   bad_p[1] = -1, bad_p[4] = n, bad_p[7] = INT64_MIN, bad_p[9] = INT64_MAX;
   bad_y[2] = C, bad_y[5] = -7, bad_y[11] = INT64_MAX;
-  Guarded x(hx.size() * 4), z(hz.size() * 4), l(n * 4), p(n * 8), y(n * 8), out(hx.size() * 4), loss(n * 4),
-      grad(hz.size() * 4), tg(hz.size() * 4);
-  x.upload(hx.data()), z.upload(hz.data()), l.upload(hl.data()), p.upload(bad_p.data()), y.upload(bad_y.data());
-  REQUIRE(fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, x.data(), out.data(), n, elems, elems, l.as<float>(),
-                        p.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
-  REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, z.data(), n, C, C, y.as<int64_t>(), l.as<float>(),
-                                p.as<int64_t>(), FASTMIX_REDUCTION_NONE, 0.0f, -100, loss.as<float>(), grad.data(), 1.0f,
-                                nullptr) == FASTMIX_SUCCESS);
-  REQUIRE(fastmix_soft_targets(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, y.as<int64_t>(), l.as<float>(), p.as<int64_t>(), n, C,
-                               0.0f, tg.data(), C, nullptr) == FASTMIX_SUCCESS);
+  Guarded x(hx.size() * 4), z(hz.size() * 4), l(n * 4), p(n * 8), y(n * 8), out(hx.size() * 4),
+      loss(n * 4), grad(hz.size() * 4), tg(hz.size() * 4);
+  x.upload(hx.data()), z.upload(hz.data()), l.upload(hl.data()), p.upload(bad_p.data()),
+      y.upload(bad_y.data());
+  REQUIRE(fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, x.data(), out.data(), n, elems, elems,
+                        l.as<float>(), p.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+  REQUIRE(fastmix_cross_entropy(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, z.data(), n, C, C,
+                                y.as<int64_t>(), l.as<float>(), p.as<int64_t>(),
+                                FASTMIX_REDUCTION_NONE, 0.0f, -100, loss.as<float>(), grad.data(),
+                                1.0f, nullptr) == FASTMIX_SUCCESS);
+  REQUIRE(fastmix_soft_targets(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, y.as<int64_t>(), l.as<float>(),
+                               p.as<int64_t>(), n, C, 0.0f, tg.data(), C,
+                               nullptr) == FASTMIX_SUCCESS);
   sync_ok();  // no trap, no sticky error
   for (Guarded *g : {&x, &z, &l, &p, &y, &out, &loss, &grad, &tg}) CHECK(g->guards_intact());
   const std::vector<unsigned char> o = out.download(), ls = loss.download();
@@ -259,25 +288,32 @@ TEST_CASE("cuda faults: corrupt partners and labels make rows NaN, write nothing
     CAPTURE(i);
     const bool bad_partner = bad_p[(size_t)i] < 0 || bad_p[(size_t)i] >= n;
     int64_t nans = 0;
-    for (int64_t j = 0; j < elems; ++j) nans += std::isnan(decode(FASTMIX_FLOAT32, o.data(), i * elems + j));
+    for (int64_t j = 0; j < elems; ++j)
+      nans += std::isnan(decode(FASTMIX_FLOAT32, o.data(), i * elems + j));
     if (bad_partner) CHECK(nans == elems);
     // a row's loss is NaN when its label, its partner or its partner's label is bad
     const bool bad_label = bad_y[(size_t)i] < 0 || bad_y[(size_t)i] >= C;
-    const bool bad_row = bad_label || bad_partner || (bad_y[(size_t)bad_p[(size_t)i]] < 0 || bad_y[(size_t)bad_p[(size_t)i]] >= C);
+    const bool bad_row =
+        bad_label || bad_partner ||
+        (bad_y[(size_t)bad_p[(size_t)i]] < 0 || bad_y[(size_t)bad_p[(size_t)i]] >= C);
     float li;
     std::memcpy(&li, ls.data() + 4 * i, 4);
-    if (bad_row) CHECK(std::isnan(li));
-    else CHECK(std::isfinite(li));
+    if (bad_row)
+      CHECK(std::isnan(li));
+    else
+      CHECK(std::isfinite(li));
   }
   // the next good call works and matches the CPU
-  p.upload(partners.data()), y.upload(labels.data()), out.upload(std::vector<unsigned char>(hx.size() * 4, kPoison).data());
-  REQUIRE(fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, x.data(), out.data(), n, elems, elems, l.as<float>(),
-                        p.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+  p.upload(partners.data()), y.upload(labels.data()),
+      out.upload(std::vector<unsigned char>(hx.size() * 4, kPoison).data());
+  REQUIRE(fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, x.data(), out.data(), n, elems, elems,
+                        l.as<float>(), p.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
   sync_ok();
   std::vector<float> co(hx.size());
-  REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, hx.data(), co.data(), n, elems, elems, hl.data(), partners.data(),
-                        nullptr) == FASTMIX_SUCCESS);
-  CHECK(first_difference_nan_equal(FASTMIX_FLOAT32, out.download().data(), co.data(), n * elems) == -1);
+  REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, hx.data(), co.data(), n, elems, elems,
+                        hl.data(), partners.data(), nullptr) == FASTMIX_SUCCESS);
+  CHECK(first_difference_nan_equal(FASTMIX_FLOAT32, out.download().data(), co.data(), n * elems) ==
+        -1);
   CHECK(out.guards_intact());
 }
 
@@ -290,13 +326,13 @@ TEST_CASE("cuda edge: extreme alphas give bitwise the CPU's lambdas", "[cuda][sa
   for (float alpha : {1e-3f, 1e-2f, 1e2f, 1e3f}) {
     CAPTURE(alpha);
     const uint64_t s = rng(), off = rng();
-    REQUIRE(fastmix_sample(FASTMIX_DEVICE_CUDA, alpha, 0, FASTMIX_PAIRING_PERMUTATION, s, off, n, lam.as<float>(),
-                           par.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_sample(FASTMIX_DEVICE_CUDA, alpha, 0, FASTMIX_PAIRING_PERMUTATION, s, off, n,
+                           lam.as<float>(), par.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
     sync_ok();
     std::vector<float> cl((size_t)n);
     std::vector<int64_t> cp((size_t)n);
-    REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, 0, FASTMIX_PAIRING_PERMUTATION, s, off, n, cl.data(), cp.data(),
-                           nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, 0, FASTMIX_PAIRING_PERMUTATION, s, off, n,
+                           cl.data(), cp.data(), nullptr) == FASTMIX_SUCCESS);
     CHECK(lam.download_as<float>() == cl);
     CHECK(par.download_as<int64_t>() == cp);
   }

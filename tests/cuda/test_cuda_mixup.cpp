@@ -18,10 +18,11 @@ namespace {
 
 constexpr int64_t kGuard = 4;  // elements before and after the batch
 
-std::string describe(fastmix_dtype d, const Shape &s, int64_t x_mis, int64_t out_mis, bool in_place) {
+std::string describe(fastmix_dtype d, const Shape &s, int64_t x_mis, int64_t out_mis,
+                     bool in_place) {
   std::ostringstream o;
-  o << dtype_name(d) << " batch " << s.batch << " elems " << s.elems << " stride " << s.stride << " x+" << x_mis
-    << " out+" << out_mis << (in_place ? " in place" : " out of place");
+  o << dtype_name(d) << " batch " << s.batch << " elems " << s.elems << " stride " << s.stride
+    << " x+" << x_mis << " out+" << out_mis << (in_place ? " in place" : " out of place");
   return o.str();
 }
 
@@ -62,11 +63,12 @@ void run_and_compare(const Run &r, std::mt19937_64 &rng, cudaStream_t stream = n
   std::vector<float> cpu_lam = lam;
   std::vector<int64_t> cpu_par = par;
   unsigned char *cx = hx.data() + g, *cout = r.in_place ? cx : hout.data() + g;
-  fastmix_status st =
-      r.mixup ? fastmix_mixup(FASTMIX_DEVICE_CPU, r.dtype, r.alpha, r.fold, r.pairing, seed, offset, cx, cout, n,
-                              r.shape.elems, r.shape.stride, cpu_lam.data(), cpu_par.data(), nullptr)
-              : fastmix_blend(FASTMIX_DEVICE_CPU, r.dtype, cx, cout, n, r.shape.elems, r.shape.stride, cpu_lam.data(),
-                              cpu_par.data(), nullptr);
+  fastmix_status st = r.mixup
+                          ? fastmix_mixup(FASTMIX_DEVICE_CPU, r.dtype, r.alpha, r.fold, r.pairing,
+                                          seed, offset, cx, cout, n, r.shape.elems, r.shape.stride,
+                                          cpu_lam.data(), cpu_par.data(), nullptr)
+                          : fastmix_blend(FASTMIX_DEVICE_CPU, r.dtype, cx, cout, n, r.shape.elems,
+                                          r.shape.stride, cpu_lam.data(), cpu_par.data(), nullptr);
   INFO("CPU: " << fastmix_last_error());
   REQUIRE(st == FASTMIX_SUCCESS);
   const std::vector<unsigned char> cpu_result = r.in_place ? hx.copy() : hout.copy();
@@ -76,10 +78,11 @@ void run_and_compare(const Run &r, std::mt19937_64 &rng, cudaStream_t stream = n
   dx.upload(x_before.data());
   DeviceBytes dlam = to_device(lam), dpar = to_device(par);
   unsigned char *gx = dx.data() + g, *gout = r.in_place ? gx : dout.data() + g;
-  st = r.mixup ? fastmix_mixup(FASTMIX_DEVICE_CUDA, r.dtype, r.alpha, r.fold, r.pairing, seed, offset, gx, gout, n,
-                               r.shape.elems, r.shape.stride, dlam.as<float>(), dpar.as<int64_t>(), stream)
-               : fastmix_blend(FASTMIX_DEVICE_CUDA, r.dtype, gx, gout, n, r.shape.elems, r.shape.stride,
-                               dlam.as<float>(), dpar.as<int64_t>(), stream);
+  st = r.mixup ? fastmix_mixup(FASTMIX_DEVICE_CUDA, r.dtype, r.alpha, r.fold, r.pairing, seed,
+                               offset, gx, gout, n, r.shape.elems, r.shape.stride, dlam.as<float>(),
+                               dpar.as<int64_t>(), stream)
+               : fastmix_blend(FASTMIX_DEVICE_CUDA, r.dtype, gx, gout, n, r.shape.elems,
+                               r.shape.stride, dlam.as<float>(), dpar.as<int64_t>(), stream);
   INFO("CUDA: " << fastmix_last_error());
   REQUIRE(st == FASTMIX_SUCCESS);
   sync_ok();
@@ -89,18 +92,22 @@ void run_and_compare(const Run &r, std::mt19937_64 &rng, cudaStream_t stream = n
 
   CHECK(first_difference(gpu_lam.data(), cpu_lam.data(), cpu_lam.size() * sizeof(float)) == -1);
   CHECK(gpu_par == cpu_par);
-  const int64_t diff = first_difference_nan_equal(r.dtype, gpu_result.data(), cpu_result.data(), total);
+  const int64_t diff =
+      first_difference_nan_equal(r.dtype, gpu_result.data(), cpu_result.data(), total);
   std::ostringstream where;
   if (diff >= 0)
-    where << "first difference at element " << diff << " (sample " << (diff - kGuard) / std::max<int64_t>(r.shape.stride, 1)
-          << "): GPU " << decode(r.dtype, gpu_result.data(), diff) << ", CPU " << decode(r.dtype, cpu_result.data(), diff);
+    where << "first difference at element " << diff << " (sample "
+          << (diff - kGuard) / std::max<int64_t>(r.shape.stride, 1) << "): GPU "
+          << decode(r.dtype, gpu_result.data(), diff) << ", CPU "
+          << decode(r.dtype, cpu_result.data(), diff);
   INFO(where.str());
   CHECK(diff == -1);
   if (!r.in_place) CHECK(first_difference(dx.download().data(), x_before.data(), bytes) == -1);
   if (r.reference) {
-    const std::vector<unsigned char> out_before = r.in_place ? x_before : std::vector<unsigned char>(bytes, kPoison);
-    CHECK(check_blend(r.dtype, r.shape, x_before.data(), kGuard, out_before.data(), gpu_result.data(), bytes, kGuard,
-                      gpu_lam.data(), gpu_par.data()) == "");
+    const std::vector<unsigned char> out_before =
+        r.in_place ? x_before : std::vector<unsigned char>(bytes, kPoison);
+    CHECK(check_blend(r.dtype, r.shape, x_before.data(), kGuard, out_before.data(),
+                      gpu_result.data(), bytes, kGuard, gpu_lam.data(), gpu_par.data()) == "");
   }
 }
 
@@ -117,16 +124,16 @@ TEST_CASE("cuda sample: lambdas and partners bitwise equal to the CPU's", "[cuda
         for (int64_t n : {0, 1, 2, 3, 7, 33, 1000, 4097, 65537, (1 << 20) + 7}) {
           if (n > 5000 && round++ % 4 != 0) continue;  // the big ones for a quarter of the settings
           const uint64_t s = rng(), off = rng();
-          INFO(pairing_name(pairing) << " fold " << fold << " alpha " << alpha << " batch " << n << " seed " << s
-                                     << " offset " << off);
+          INFO(pairing_name(pairing) << " fold " << fold << " alpha " << alpha << " batch " << n
+                                     << " seed " << s << " offset " << off);
           std::vector<float> cl((size_t)n + 1);
           std::vector<int64_t> cp((size_t)n + 1);
           poison(cl), poison(cp);
-          REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, s, off, n, cl.data(), cp.data(), nullptr) ==
-                  FASTMIX_SUCCESS);
+          REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, s, off, n, cl.data(),
+                                 cp.data(), nullptr) == FASTMIX_SUCCESS);
           DeviceBytes dl(cl.size() * sizeof(float)), dp(cp.size() * sizeof(int64_t));
-          REQUIRE(fastmix_sample(FASTMIX_DEVICE_CUDA, alpha, fold, pairing, s, off, n, dl.as<float>(),
-                                 dp.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+          REQUIRE(fastmix_sample(FASTMIX_DEVICE_CUDA, alpha, fold, pairing, s, off, n,
+                                 dl.as<float>(), dp.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
           sync_ok();
           const std::vector<float> gl = dl.download_as<float>();
           const std::vector<int64_t> gp = dp.download_as<int64_t>();
@@ -136,19 +143,23 @@ TEST_CASE("cuda sample: lambdas and partners bitwise equal to the CPU's", "[cuda
         }
 }
 
-TEST_CASE("cuda blend: bitwise the CPU's and the reference, odd shapes, all dtypes, misaligned, in/out of place",
-          "[cuda][blend][racecheck]") {
+TEST_CASE(
+    "cuda blend: bitwise the CPU's and the reference, odd shapes, all dtypes, misaligned, in/out "
+    "of place",
+    "[cuda][blend][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xc0a2);
-  const Shape shapes[] = {{1, 1, 1},        {2, 3, 3},       {3, 17, 19},         {7, 1000, 1000}, {33, 1031, 1034},
-                          {8, 1024, 1024},  {5, 4099, 4107}, {16, 8, 8},          {300, 2001, 2001},
-                          {1, 1 << 20, 1 << 20}, {3, 100003, 100008}};
+  const Shape shapes[] = {
+      {1, 1, 1},          {2, 3, 3},       {3, 17, 19}, {7, 1000, 1000},   {33, 1031, 1034},
+      {8, 1024, 1024},    {5, 4099, 4107}, {16, 8, 8},  {300, 2001, 2001}, {1, 1 << 20, 1 << 20},
+      {3, 100003, 100008}};
   for (fastmix_dtype d : kAllDtypes)
     for (const Shape &s : shapes)
       for (int mis = 0; mis < 3; ++mis)
         for (bool in_place : {false, true})
-          for (PartnerKind kind : {PartnerKind::permutation, PartnerKind::zeros, PartnerKind::random_map}) {
+          for (PartnerKind kind :
+               {PartnerKind::permutation, PartnerKind::zeros, PartnerKind::random_map}) {
             if (in_place && mis == 2) continue;
             // (0, 0) aligned; (1, 1) both one element past 16-byte alignment
             // (vector body with a scalar head); (1, 3) different misalignment.
@@ -171,11 +182,14 @@ TEST_CASE("cuda blend: a batch of 64 x 3 x 224 x 224 images", "[cuda][blend]") {
     }
 }
 
-TEST_CASE("cuda mixup: bitwise the CPU's (lambdas, partners, output), in and out of place", "[cuda][mixup][racecheck]") {
+TEST_CASE("cuda mixup: bitwise the CPU's (lambdas, partners, output), in and out of place",
+          "[cuda][mixup][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xc0a4);
-  const Shape shapes[] = {{1, 5, 5}, {2, 1, 1}, {3, 17, 19}, {33, 1031, 1034}, {64, 3 * 64 * 64, 3 * 64 * 64}, {0, 3, 3}};
+  const Shape shapes[] = {
+      {1, 5, 5}, {2, 1, 1}, {3, 17, 19}, {33, 1031, 1034}, {64, 3 * 64 * 64, 3 * 64 * 64},
+      {0, 3, 3}};
   const float alphas[] = {0.2f, 1.0f, 0.01f, 8.0f};
   int round = 0;
   for (fastmix_dtype d : kAllDtypes)
@@ -189,8 +203,8 @@ TEST_CASE("cuda mixup: bitwise the CPU's (lambdas, partners, output), in and out
             r.alpha = alphas[round % 4];
             r.fold = round++ % 3 == 0;
             r.pairing = pairing;
-            INFO(describe(d, s, r.x_mis, r.out_mis, in_place) << " " << pairing_name(pairing) << " alpha " << r.alpha
-                                                               << " fold " << r.fold);
+            INFO(describe(d, s, r.x_mis, r.out_mis, in_place)
+                 << " " << pairing_name(pairing) << " alpha " << r.alpha << " fold " << r.fold);
             run_and_compare(r, rng);
           }
 }
@@ -204,27 +218,32 @@ TEST_CASE("cuda blend on a non-default stream and with managed memory", "[cuda][
   for (fastmix_dtype d : kAllDtypes)
     for (bool in_place : {false, true}) {
       INFO(dtype_name(d) << (in_place ? " in place" : " out of place"));
-      run_and_compare(Run{d, {9, 3001, 3004}, 1, 1, in_place, PartnerKind::random_map}, rng, stream);
+      run_and_compare(Run{d, {9, 3001, 3004}, 1, 1, in_place, PartnerKind::random_map}, rng,
+                      stream);
     }
   FMT_CUDA(cudaStreamDestroy(stream));
 
   // managed memory for everything
   const Shape s{5, 77, 80};
   const int64_t n = span(s);
-  DeviceBytes x((size_t)n * 4, 0, true), out((size_t)n * 4, 0, true), lam(5 * 4, 0, true), par(5 * 8, 0, true);
+  DeviceBytes x((size_t)n * 4, 0, true), out((size_t)n * 4, 0, true), lam(5 * 4, 0, true),
+      par(5 * 8, 0, true);
   fill_random(FASTMIX_FLOAT32, x.data(), n, rng);
   const std::vector<unsigned char> x_before(x.data(), x.data() + x.size());
-  REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 3, 4, x.data(), out.data(),
-                        s.batch, s.elems, s.stride, lam.as<float>(), par.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+  REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 3, 4,
+                        x.data(), out.data(), s.batch, s.elems, s.stride, lam.as<float>(),
+                        par.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
   sync_ok();
   CHECK(is_single_cycle(par.as<int64_t>(), 5));
   const std::vector<unsigned char> poisoned((size_t)n * 4, kPoison);
-  CHECK(check_blend(FASTMIX_FLOAT32, s, x_before.data(), 0, poisoned.data(), out.data(), out.size(), 0,
-                    lam.as<float>(), par.as<int64_t>()) == "");
+  CHECK(check_blend(FASTMIX_FLOAT32, s, x_before.data(), 0, poisoned.data(), out.data(), out.size(),
+                    0, lam.as<float>(), par.as<int64_t>()) == "");
 }
 
-TEST_CASE("cuda blend: a partner out of range makes its sample NaN, the others are right, the next call works",
-          "[cuda][blend][errors]") {
+TEST_CASE(
+    "cuda blend: a partner out of range makes its sample NaN, the others are right, the next call "
+    "works",
+    "[cuda][blend][errors]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xc0a6);
@@ -243,21 +262,22 @@ TEST_CASE("cuda blend: a partner out of range makes its sample NaN, the others a
         std::vector<int64_t> good = par;
         const int64_t bad_rows[] = {1, 4, s.batch - 1};
         const int64_t bad_values[] = {s.batch, -1, INT64_MIN};
-        for (int k = 0; k < 3; ++k) par[(size_t)bad_rows[k]] = bad_values[k], good[(size_t)bad_rows[k]] = 0;
+        for (int k = 0; k < 3; ++k)
+          par[(size_t)bad_rows[k]] = bad_values[k], good[(size_t)bad_rows[k]] = 0;
 
         // the CPU with valid partners in the bad rows: the other rows must match
         Bytes hout(bytes, es);
         unsigned char *cout = in_place ? hx.data() : hout.data();
-        REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, hx.data(), cout, s.batch, s.elems, s.stride, lam.data(),
-                              good.data(), nullptr) == FASTMIX_SUCCESS);
+        REQUIRE(fastmix_blend(FASTMIX_DEVICE_CPU, d, hx.data(), cout, s.batch, s.elems, s.stride,
+                              lam.data(), good.data(), nullptr) == FASTMIX_SUCCESS);
         const std::vector<unsigned char> cpu = in_place ? hx.copy() : hout.copy();
 
         DeviceBytes dx(bytes, es), dout(bytes, es);
         dx.upload(x_before.data());
         DeviceBytes dlam = to_device(lam), dpar = to_device(par);
         unsigned char *gout = in_place ? dx.data() : dout.data();
-        REQUIRE(fastmix_blend(FASTMIX_DEVICE_CUDA, d, dx.data(), gout, s.batch, s.elems, s.stride, dlam.as<float>(),
-                              dpar.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+        REQUIRE(fastmix_blend(FASTMIX_DEVICE_CUDA, d, dx.data(), gout, s.batch, s.elems, s.stride,
+                              dlam.as<float>(), dpar.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
         sync_ok();  // no trap, no sticky error
         const std::vector<unsigned char> gpu = in_place ? dx.download() : dout.download();
         int64_t wrong = 0, not_nan = 0;
@@ -268,7 +288,8 @@ TEST_CASE("cuda blend: a partner out of range makes its sample NaN, the others a
             if (bad && j < s.elems)
               not_nan += !std::isnan(decode(d, gpu.data(), at));
             else
-              wrong += first_difference_nan_equal(d, gpu.data() + (size_t)at * es, cpu.data() + (size_t)at * es, 1) != -1;
+              wrong += first_difference_nan_equal(d, gpu.data() + (size_t)at * es,
+                                                  cpu.data() + (size_t)at * es, 1) != -1;
           }
         }
         CHECK(not_nan == 0);
@@ -278,8 +299,8 @@ TEST_CASE("cuda blend: a partner out of range makes its sample NaN, the others a
         dx.upload(x_before.data());
         dout.poison();
         DeviceBytes dgood = to_device(good);
-        REQUIRE(fastmix_blend(FASTMIX_DEVICE_CUDA, d, dx.data(), gout, s.batch, s.elems, s.stride, dlam.as<float>(),
-                              dgood.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+        REQUIRE(fastmix_blend(FASTMIX_DEVICE_CUDA, d, dx.data(), gout, s.batch, s.elems, s.stride,
+                              dlam.as<float>(), dgood.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
         sync_ok();
         const std::vector<unsigned char> again = in_place ? dx.download() : dout.download();
         CHECK(first_difference_nan_equal(d, again.data(), cpu.data(), total) == -1);
@@ -304,8 +325,9 @@ TEST_CASE("cuda mixup captured in a CUDA graph equals the direct call", "[cuda][
       DeviceBytes x(bytes), out(bytes), lam(32 * 4), par(32 * 8);
       unsigned char *o = in_place ? x.data() : out.data();
       auto call = [&] {
-        return fastmix_mixup(FASTMIX_DEVICE_CUDA, d, 0.4f, 1, FASTMIX_PAIRING_CYCLE, lib_seed, offset, x.data(), o,
-                             s.batch, s.elems, s.stride, lam.as<float>(), par.as<int64_t>(), stream);
+        return fastmix_mixup(FASTMIX_DEVICE_CUDA, d, 0.4f, 1, FASTMIX_PAIRING_CYCLE, lib_seed,
+                             offset, x.data(), o, s.batch, s.elems, s.stride, lam.as<float>(),
+                             par.as<int64_t>(), stream);
       };
       // direct
       x.upload(hx.data());
@@ -321,8 +343,8 @@ TEST_CASE("cuda mixup captured in a CUDA graph equals the direct call", "[cuda][
         out.poison(), lam.poison(), par.poison();
         FMT_CUDA(cudaGraphLaunch(exec, stream));
         FMT_CUDA(cudaStreamSynchronize(stream));
-        CHECK(first_difference_nan_equal(d, (in_place ? x.download() : out.download()).data(), direct.data(),
-                                         span(s)) == -1);
+        CHECK(first_difference_nan_equal(d, (in_place ? x.download() : out.download()).data(),
+                                         direct.data(), span(s)) == -1);
         CHECK(lam.download() == direct_lam);
         CHECK(par.download() == direct_par);
       }
@@ -344,16 +366,18 @@ TEST_CASE("cuda: host pointers are INVALID_VALUE and nothing is written", "[cuda
     const char *param;
     bool host_x, host_out, host_lam, host_par;
   };
-  for (const Case &c : {Case{"x", true, false, false, false}, Case{"out", false, true, false, false},
-                        Case{"lambdas", false, false, true, false}, Case{"partners", false, false, false, true}}) {
+  for (const Case &c :
+       {Case{"x", true, false, false, false}, Case{"out", false, true, false, false},
+        Case{"lambdas", false, false, true, false}, Case{"partners", false, false, false, true}}) {
     INFO("host " << c.param);
     void *x = c.host_x ? (void *)hx.data() : (void *)dx.data();
     void *out = c.host_out ? (void *)hout.data() : (void *)dout.data();
     float *lam = c.host_lam ? hlam.data() : dlam.as<float>();
     int64_t *par = c.host_par ? hpar.data() : dpar.as<int64_t>();
     dout.poison(), dlam.poison(), dpar.poison();
-    fastmix_status st = fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 1, 2,
-                                      x, out, s.batch, s.elems, s.stride, lam, par, nullptr);
+    fastmix_status st =
+        fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 1,
+                      2, x, out, s.batch, s.elems, s.stride, lam, par, nullptr);
     CHECK(st == FASTMIX_ERROR_INVALID_VALUE);
     CHECK(has_word(fastmix_last_error(), c.param));
     sync_ok();
@@ -366,16 +390,17 @@ TEST_CASE("cuda: host pointers are INVALID_VALUE and nothing is written", "[cuda
     // blend and sample too (lambdas and partners are inputs of blend)
     if (c.host_lam) {
       std::vector<float> l(4, 0.5f);
-      st = fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, dx.data(), dout.data(), s.batch, s.elems, s.stride,
-                         l.data(), dpar.as<int64_t>(), nullptr);
+      st = fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, dx.data(), dout.data(), s.batch,
+                         s.elems, s.stride, l.data(), dpar.as<int64_t>(), nullptr);
     } else {
       DeviceBytes dl = to_device(dl_host);
-      st = fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, dx.data(), dout.data(), s.batch, s.elems, s.stride,
-                         dl.as<float>(), hpar.data(), nullptr);
+      st = fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, dx.data(), dout.data(), s.batch,
+                         s.elems, s.stride, dl.as<float>(), hpar.data(), nullptr);
     }
     CHECK(st == FASTMIX_ERROR_INVALID_VALUE);
     CHECK(has_word(fastmix_last_error(), c.param));
-    st = fastmix_sample(FASTMIX_DEVICE_CUDA, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 1, 2, s.batch, lam, par, nullptr);
+    st = fastmix_sample(FASTMIX_DEVICE_CUDA, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 1, 2, s.batch,
+                        lam, par, nullptr);
     CHECK(st == FASTMIX_ERROR_INVALID_VALUE);
     CHECK(has_word(fastmix_last_error(), c.param));
     sync_ok();
@@ -387,8 +412,9 @@ TEST_CASE("cuda: host pointers are INVALID_VALUE and nothing is written", "[cuda
   // host x for blend
   DeviceBytes dl = to_device(dl_host);
   DeviceBytes dp = to_device(hpar);
-  CHECK(fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, hx.data(), dout.data(), s.batch, s.elems, s.stride,
-                      dl.as<float>(), dp.as<int64_t>(), nullptr) == FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(fastmix_blend(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, hx.data(), dout.data(), s.batch,
+                      s.elems, s.stride, dl.as<float>(), dp.as<int64_t>(),
+                      nullptr) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has_word(fastmix_last_error(), "x"));
   sync_ok();
   CHECK(all_poison(dout.download().data(), dout.size()));
@@ -397,18 +423,20 @@ TEST_CASE("cuda: host pointers are INVALID_VALUE and nothing is written", "[cuda
 TEST_CASE("cuda: bad arguments, batch 0, and in place beyond shared memory", "[cuda][errors]") {
   DeviceBytes dx(4096, 0), dout(4096), dlam(64), dpar(128);
   // argument checks are the same as on the CPU
-  CHECK(fastmix_sample(FASTMIX_DEVICE_CUDA, std::numeric_limits<float>::quiet_NaN(), 0, FASTMIX_PAIRING_FLIP, 1, 2, 4,
-                       dlam.as<float>(), dpar.as<int64_t>(), nullptr) == FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(fastmix_sample(FASTMIX_DEVICE_CUDA, std::numeric_limits<float>::quiet_NaN(), 0,
+                       FASTMIX_PAIRING_FLIP, 1, 2, 4, dlam.as<float>(), dpar.as<int64_t>(),
+                       nullptr) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has_word(fastmix_last_error(), "alpha"));
-  CHECK(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT16, 0.4f, 0, FASTMIX_PAIRING_FLIP, 1, 2, dx.data(),
-                      dx.data() + 2, 4, 8, 8, dlam.as<float>(), dpar.as<int64_t>(), nullptr) ==
-        FASTMIX_ERROR_INVALID_VALUE);
+  CHECK(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT16, 0.4f, 0, FASTMIX_PAIRING_FLIP, 1, 2,
+                      dx.data(), dx.data() + 2, 4, 8, 8, dlam.as<float>(), dpar.as<int64_t>(),
+                      nullptr) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has_word(fastmix_last_error(), "out"));
   // batch 0: success, nothing written
-  CHECK(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 1, 2, dx.data(),
-                      dout.data(), 0, 8, 8, dlam.as<float>(), dpar.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
-  CHECK(fastmix_sample(FASTMIX_DEVICE_CUDA, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 1, 2, 0, dlam.as<float>(),
-                       dpar.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+  CHECK(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 1, 2,
+                      dx.data(), dout.data(), 0, 8, 8, dlam.as<float>(), dpar.as<int64_t>(),
+                      nullptr) == FASTMIX_SUCCESS);
+  CHECK(fastmix_sample(FASTMIX_DEVICE_CUDA, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 1, 2, 0,
+                       dlam.as<float>(), dpar.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
   sync_ok();
   CHECK(all_poison(dout.download().data(), dout.size()));
   CHECK(all_poison(dlam.download().data(), dlam.size()));
@@ -419,8 +447,9 @@ TEST_CASE("cuda: bad arguments, batch 0, and in place beyond shared memory", "[c
   const int64_t n = 65536;
   DeviceBytes bx((size_t)n * 4, 0), bl((size_t)n * 4), bp((size_t)n * 8);
   FMT_CUDA(cudaMemset(bx.data(), 0, bx.size()));
-  CHECK(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 1, 2, bx.data(),
-                      bx.data(), n, 1, 1, bl.as<float>(), bp.as<int64_t>(), nullptr) == FASTMIX_ERROR_NOT_SUPPORTED);
+  CHECK(fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 1,
+                      2, bx.data(), bx.data(), n, 1, 1, bl.as<float>(), bp.as<int64_t>(),
+                      nullptr) == FASTMIX_ERROR_NOT_SUPPORTED);
   sync_ok();
   const std::vector<unsigned char> xs = bx.download();
   CHECK(std::all_of(xs.begin(), xs.end(), [](unsigned char c) { return c == 0; }));

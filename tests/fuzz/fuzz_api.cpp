@@ -36,14 +36,14 @@
 
 namespace {
 
-#define FUZZ_ASSERT(cond, ...)                                         \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      std::fprintf(stderr, "fuzz_api: contract violated: %s\n  ", #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                               \
+#define FUZZ_ASSERT(cond, ...)                                                      \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
+      std::fprintf(stderr, "fuzz_api: contract violated: %s\n  ", #cond);           \
+      std::fprintf(stderr, __VA_ARGS__);                                            \
       std::fprintf(stderr, "\n  fastmix_last_error(): %s\n", fastmix_last_error()); \
-      std::abort();                                                    \
-    }                                                                  \
+      std::abort();                                                                 \
+    }                                                                               \
   } while (0)
 
 constexpr int64_t kMaxBatch = 64, kMaxElems = 4096, kMaxClasses = 4096;
@@ -64,7 +64,9 @@ struct Buf {
   Buf(const Buf &) = delete;
   Buf &operator=(const Buf &) = delete;
   std::vector<unsigned char> snap() const { return std::vector<unsigned char>(p, p + n); }
-  bool same(const std::vector<unsigned char> &s) const { return n == 0 || std::memcmp(p, s.data(), n) == 0; }
+  bool same(const std::vector<unsigned char> &s) const {
+    return n == 0 || std::memcmp(p, s.data(), n) == 0;
+  }
 };
 
 size_t esize(fastmix_dtype d) { return d == FASTMIX_FLOAT32 ? 4 : 2; }
@@ -87,7 +89,9 @@ double decode(int d, const unsigned char *p, int64_t i) {
     return f;
   }
   const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
-  const double v = e == 0x1f ? (m ? NAN : INFINITY) : e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
+  const double v = e == 0x1f ? (m ? NAN : INFINITY)
+                   : e == 0  ? std::ldexp(m, -24)
+                             : std::ldexp(1024 + m, e - 25);
   return h & 0x8000 ? -v : v;
 }
 
@@ -108,29 +112,41 @@ int pick_enum(FuzzedDataProvider &f, int n) {
 // A size: mostly in [0, max], sometimes negative or anything.
 int64_t pick_size(FuzzedDataProvider &f, int64_t max) {
   switch (f.ConsumeIntegralInRange(0, 19)) {
-    case 0: return f.ConsumeIntegral<int64_t>();
-    case 1: return -f.ConsumeIntegralInRange<int64_t>(1, 3);
-    case 2: return f.ConsumeBool() ? FASTMIX_MAX_BATCH : FASTMIX_MAX_BATCH + 1;
-    case 3: return std::numeric_limits<int64_t>::max() - f.ConsumeIntegralInRange<int64_t>(0, 2);
-    default: return f.ConsumeIntegralInRange<int64_t>(0, max);
+    case 0:
+      return f.ConsumeIntegral<int64_t>();
+    case 1:
+      return -f.ConsumeIntegralInRange<int64_t>(1, 3);
+    case 2:
+      return f.ConsumeBool() ? FASTMIX_MAX_BATCH : FASTMIX_MAX_BATCH + 1;
+    case 3:
+      return std::numeric_limits<int64_t>::max() - f.ConsumeIntegralInRange<int64_t>(0, 2);
+    default:
+      return f.ConsumeIntegralInRange<int64_t>(0, max);
   }
 }
 
 float pick_float(FuzzedDataProvider &f, float lo, float hi) {
   switch (f.ConsumeIntegralInRange(0, 15)) {
-    case 0: return std::numeric_limits<float>::quiet_NaN();
-    case 1: return f.ConsumeBool() ? INFINITY : -INFINITY;
-    case 2: return f.ConsumeBool() ? 0.0f : -0.0f;
-    case 3: return std::numeric_limits<float>::denorm_min() * (float)f.ConsumeIntegralInRange(1, 100);
-    case 4: return f.ConsumeBool() ? std::numeric_limits<float>::max() : 1e-30f;
+    case 0:
+      return std::numeric_limits<float>::quiet_NaN();
+    case 1:
+      return f.ConsumeBool() ? INFINITY : -INFINITY;
+    case 2:
+      return f.ConsumeBool() ? 0.0f : -0.0f;
+    case 3:
+      return std::numeric_limits<float>::denorm_min() * (float)f.ConsumeIntegralInRange(1, 100);
+    case 4:
+      return f.ConsumeBool() ? std::numeric_limits<float>::max() : 1e-30f;
     case 5: {
       const uint32_t u = f.ConsumeIntegral<uint32_t>();
       float v;
       std::memcpy(&v, &u, 4);
       return v;
     }
-    case 6: return -f.ConsumeFloatingPointInRange<float>(lo, hi);
-    default: return f.ConsumeFloatingPointInRange<float>(lo, hi);
+    case 6:
+      return -f.ConsumeFloatingPointInRange<float>(lo, hi);
+    default:
+      return f.ConsumeFloatingPointInRange<float>(lo, hi);
   }
 }
 
@@ -151,14 +167,17 @@ bool fill_data(FuzzedDataProvider &f, int d, unsigned char *p, int64_t count) {
     uint64_t r = next_rand();
     if (es == 4) {
       uint32_t u = (uint32_t)r;
-      if (mode == 1 && ((u >> 23) & 0xff) == 0xff) u &= ~(1u << 23);    // finite, any magnitude
-      if (mode >= 2) u = (u & 0x80000000u) | ((u % 0x1000000u) + (114u << 23));  // |v| in ~[2^-13, 2^12)
+      if (mode == 1 && ((u >> 23) & 0xff) == 0xff) u &= ~(1u << 23);  // finite, any magnitude
+      if (mode >= 2)
+        u = (u & 0x80000000u) | ((u % 0x1000000u) + (114u << 23));  // |v| in ~[2^-13, 2^12)
       std::memcpy(p + 4 * i, &u, 4);
     } else {
       uint16_t h = (uint16_t)r;
       const uint16_t expmask = d == FASTMIX_FLOAT16 ? 0x7c00 : 0x7f80;
-      if (mode == 1 && (h & expmask) == expmask) h = (uint16_t)(h & ~(expmask & (expmask >> 1) & ~(expmask >> 2)));
-      if (mode >= 2) h = (uint16_t)((h & 0x83ff) | (d == FASTMIX_FLOAT16 ? 0x3800 : 0x3f00));  // ~[0.5, 2)
+      if (mode == 1 && (h & expmask) == expmask)
+        h = (uint16_t)(h & ~(expmask & (expmask >> 1) & ~(expmask >> 2)));
+      if (mode >= 2)
+        h = (uint16_t)((h & 0x83ff) | (d == FASTMIX_FLOAT16 ? 0x3800 : 0x3f00));  // ~[0.5, 2)
       std::memcpy(p + 2 * i, &h, 2);
     }
   }
@@ -173,11 +192,18 @@ bool fill_lambdas(FuzzedDataProvider &f, float *lam, int64_t n) {
   bool unit = true;
   for (int64_t i = 0; i < n; ++i) {
     float v;
-    if (wild) v = pick_float(f, 0.0f, 2.0f);
-    else switch (f.ConsumeIntegralInRange(0, 4)) {
-        case 0: v = 1.0f; break;
-        case 1: v = 0.0f; break;
-        default: v = f.ConsumeProbability<float>();
+    if (wild)
+      v = pick_float(f, 0.0f, 2.0f);
+    else
+      switch (f.ConsumeIntegralInRange(0, 4)) {
+        case 0:
+          v = 1.0f;
+          break;
+        case 1:
+          v = 0.0f;
+          break;
+        default:
+          v = f.ConsumeProbability<float>();
       }
     lam[i] = v;
     unit = unit && v >= 0.0f && v <= 1.0f;
@@ -187,18 +213,28 @@ bool fill_lambdas(FuzzedDataProvider &f, float *lam, int64_t n) {
 
 // Partners or labels: in [0, n) mostly, sometimes anything (and `also_ok`, an
 // ignore_index, when has_also).  Returns whether all are valid.
-bool fill_indices(FuzzedDataProvider &f, int64_t *idx, int64_t count, int64_t n, bool has_also, int64_t also_ok) {
+bool fill_indices(FuzzedDataProvider &f, int64_t *idx, int64_t count, int64_t n, bool has_also,
+                  int64_t also_ok) {
   const bool wild = f.ConsumeIntegralInRange(0, 5) == 0;
   bool ok = true;
   for (int64_t i = 0; i < count; ++i) {
     int64_t v = n > 0 ? (int64_t)(next_rand() % (uint64_t)n) : 0;
     if (wild && f.ConsumeIntegralInRange(0, 3) == 0) {
       switch (f.ConsumeIntegralInRange(0, 4)) {
-        case 0: v = -1; break;
-        case 1: v = n; break;
-        case 2: v = std::numeric_limits<int64_t>::min(); break;
-        case 3: v = has_also ? also_ok : -2; break;
-        default: v = f.ConsumeIntegral<int64_t>();
+        case 0:
+          v = -1;
+          break;
+        case 1:
+          v = n;
+          break;
+        case 2:
+          v = std::numeric_limits<int64_t>::min();
+          break;
+        case 3:
+          v = has_also ? also_ok : -2;
+          break;
+        default:
+          v = f.ConsumeIntegral<int64_t>();
       }
     }
     idx[i] = v;
@@ -222,7 +258,8 @@ bool is_permutation(const int64_t *p, int64_t n) {
 void check_status(fastmix_status s, const char *func) {
   FUZZ_ASSERT((int)s >= 0 && (int)s <= 6, "%s returned %d", func, (int)s);
   FUZZ_ASSERT(s != FASTMIX_ERROR_INTERNAL, "%s reported an internal error", func);
-  if (s != FASTMIX_SUCCESS) FUZZ_ASSERT(fastmix_last_error()[0] != '\0', "%s failed without a message", func);
+  if (s != FASTMIX_SUCCESS)
+    FUZZ_ASSERT(fastmix_last_error()[0] != '\0', "%s failed without a message", func);
   FUZZ_ASSERT(fastmix_status_string(s) != nullptr, "status string");
 }
 
@@ -267,8 +304,9 @@ void fuzz_sample(FuzzedDataProvider &f, bool device_seed) {
   const uint64_t inc = f.ConsumeIntegral<uint64_t>();
   const int64_t batch = pick_size(f, kMaxBatch);
   const Ptr pl = pick_ptr(f), pp = pick_ptr(f), ps = device_seed ? pick_ptr(f) : Ptr::ok;
-  bool valid = dev == FASTMIX_DEVICE_CPU && std::isfinite(alpha) && alpha > 0 && pairing >= 0 && pairing <= 2 &&
-               batch >= 0 && batch <= FASTMIX_MAX_BATCH && pl != Ptr::null && pp != Ptr::null && ps != Ptr::null;
+  bool valid = dev == FASTMIX_DEVICE_CPU && std::isfinite(alpha) && alpha > 0 && pairing >= 0 &&
+               pairing <= 2 && batch >= 0 && batch <= FASTMIX_MAX_BATCH && pl != Ptr::null &&
+               pp != Ptr::null && ps != Ptr::null;
   if (valid && batch > kMaxBatch) return;  // valid, but too large to allocate here
   const int64_t n = batch < 0 ? 0 : batch > kMaxBatch ? kMaxBatch : batch;
   // misaligned float/int64 arrays are not refused (no alignment is asked of
@@ -282,41 +320,50 @@ void fuzz_sample(FuzzedDataProvider &f, bool device_seed) {
   int64_t *p = pp == Ptr::null ? nullptr : reinterpret_cast<int64_t *>(par.p);
   uint64_t *s = ps == Ptr::null ? nullptr : reinterpret_cast<uint64_t *>(so.p);
   const fastmix_status st =
-      device_seed ? fastmix_sample_device_seed(as_enum<fastmix_device>(dev), alpha, fold,
-                                               as_enum<fastmix_pairing>(pairing), s, inc, batch, l, p, nullptr)
-                  : fastmix_sample(as_enum<fastmix_device>(dev), alpha, fold, as_enum<fastmix_pairing>(pairing),
-                                   seed, offset, batch, l, p, nullptr);
+      device_seed
+          ? fastmix_sample_device_seed(as_enum<fastmix_device>(dev), alpha, fold,
+                                       as_enum<fastmix_pairing>(pairing), s, inc, batch, l, p,
+                                       nullptr)
+          : fastmix_sample(as_enum<fastmix_device>(dev), alpha, fold,
+                           as_enum<fastmix_pairing>(pairing), seed, offset, batch, l, p, nullptr);
   check_status(st, func);
   if (st != FASTMIX_SUCCESS) {
-    FUZZ_ASSERT(!valid, "%s failed on valid arguments (batch %lld, alpha %g)", func, (long long)batch, (double)alpha);
-    FUZZ_ASSERT(lam.same(lam0) && par.same(par0) && so.same(so0), "%s failed but wrote an output", func);
+    FUZZ_ASSERT(!valid, "%s failed on valid arguments (batch %lld, alpha %g)", func,
+                (long long)batch, (double)alpha);
+    FUZZ_ASSERT(lam.same(lam0) && par.same(par0) && so.same(so0), "%s failed but wrote an output",
+                func);
     return;
   }
-  FUZZ_ASSERT(valid, "%s accepted an invalid argument (device %d, alpha %g, pairing %d, batch %lld)", func, dev,
-              (double)alpha, pairing, (long long)batch);
+  FUZZ_ASSERT(valid,
+              "%s accepted an invalid argument (device %d, alpha %g, pairing %d, batch %lld)", func,
+              dev, (double)alpha, pairing, (long long)batch);
   const float *lv = reinterpret_cast<const float *>(lam.p);
   const int64_t *pv = reinterpret_cast<const int64_t *>(par.p);
   for (int64_t i = 0; i < n; ++i) {
     const float lo = fold ? 0.5f : 0.0f;
-    FUZZ_ASSERT(lv[i] >= lo && lv[i] <= 1.0f, "%s: lambdas[%lld] = %g (alpha %g, fold %d)", func, (long long)i,
-                (double)lv[i], (double)alpha, fold);
+    FUZZ_ASSERT(lv[i] >= lo && lv[i] <= 1.0f, "%s: lambdas[%lld] = %g (alpha %g, fold %d)", func,
+                (long long)i, (double)lv[i], (double)alpha, fold);
   }
-  FUZZ_ASSERT(is_permutation(pv, n), "%s: partners are no permutation (batch %lld)", func, (long long)n);
+  FUZZ_ASSERT(is_permutation(pv, n), "%s: partners are no permutation (batch %lld)", func,
+              (long long)n);
   if (pairing == FASTMIX_PAIRING_FLIP)
     for (int64_t i = 0; i < n; ++i) FUZZ_ASSERT(pv[i] == n - 1 - i, "FLIP partner");
   if (pairing == FASTMIX_PAIRING_CYCLE && n > 1)
-    for (int64_t i = 0; i < n; ++i) FUZZ_ASSERT(pv[i] != i, "CYCLE partner of %lld is itself", (long long)i);
+    for (int64_t i = 0; i < n; ++i)
+      FUZZ_ASSERT(pv[i] != i, "CYCLE partner of %lld is itself", (long long)i);
   if (device_seed) {
     uint64_t after[2];
     std::memcpy(after, so.p, 16);
-    FUZZ_ASSERT(after[0] == seed && after[1] == offset + inc, "%s: seed_offset not advanced right", func);
+    FUZZ_ASSERT(after[0] == seed && after[1] == offset + inc, "%s: seed_offset not advanced right",
+                func);
     // bitwise the plain call
     Buf lam2((size_t)n * 4, 0), par2((size_t)n * 8, 0);
-    FUZZ_ASSERT(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, as_enum<fastmix_pairing>(pairing), seed, offset,
-                               batch, reinterpret_cast<float *>(lam2.p), reinterpret_cast<int64_t *>(par2.p),
-                               nullptr) == FASTMIX_SUCCESS,
+    FUZZ_ASSERT(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, as_enum<fastmix_pairing>(pairing),
+                               seed, offset, batch, reinterpret_cast<float *>(lam2.p),
+                               reinterpret_cast<int64_t *>(par2.p), nullptr) == FASTMIX_SUCCESS,
                 "plain fastmix_sample failed");
-    FUZZ_ASSERT(lam2.same(lam.snap()) && par2.same(par.snap()), "%s differs from fastmix_sample", func);
+    FUZZ_ASSERT(lam2.same(lam.snap()) && par2.same(par.snap()), "%s differs from fastmix_sample",
+                func);
   }
 }
 
@@ -332,17 +379,26 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
   const int64_t elems = pick_size(f, kMaxElems);
   int64_t stride = elems;
   switch (f.ConsumeIntegralInRange(0, 7)) {
-    case 0: stride = wrap_add(elems, -f.ConsumeIntegralInRange<int64_t>(1, 3)); break;  // too small
-    case 1: stride = f.ConsumeIntegral<int64_t>(); break;
-    case 2: case 3: stride = wrap_add(elems, f.ConsumeIntegralInRange<int64_t>(0, 70)); break;
-    default: break;
+    case 0:
+      stride = wrap_add(elems, -f.ConsumeIntegralInRange<int64_t>(1, 3));
+      break;  // too small
+    case 1:
+      stride = f.ConsumeIntegral<int64_t>();
+      break;
+    case 2:
+    case 3:
+      stride = wrap_add(elems, f.ConsumeIntegralInRange<int64_t>(0, 70));
+      break;
+    default:
+      break;
   }
   const float alpha = which ? pick_float(f, 1e-4f, 1e4f) : 1.0f;
   const int fold = which ? f.ConsumeIntegralInRange(0, 1) : 0;
   const int pairing = which ? pick_enum(f, 3) : 0;
   const uint64_t seed = f.ConsumeIntegral<uint64_t>(), offset = f.ConsumeIntegral<uint64_t>();
   const uint64_t inc = f.ConsumeIntegral<uint64_t>();
-  const int layout = f.ConsumeIntegralInRange(0, 15);  // 0-6 apart, 7-12 in place, 13 overlap, 14 x misaligned, 15 NULL
+  const int layout = f.ConsumeIntegralInRange(
+      0, 15);  // 0-6 apart, 7-12 in place, 13 overlap, 14 x misaligned, 15 NULL
   const Ptr pl = pick_ptr(f), pp = pick_ptr(f), ps = which == 2 ? pick_ptr(f) : Ptr::ok;
 
   const bool dtype_ok = valid_dtype(dtype);
@@ -350,7 +406,8 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
   const bool shape_ok = batch >= 0 && batch <= FASTMIX_MAX_BATCH && elems >= 0 && stride >= elems;
   const int64_t span = shape_ok ? span_bytes(batch, elems, stride, es) : 0;
   bool valid = dev == FASTMIX_DEVICE_CPU && dtype_ok && shape_ok && span >= 0 && pl != Ptr::null &&
-               pp != Ptr::null && ps != Ptr::null && layout != 15 && layout != 14 && ps != Ptr::misaligned;
+               pp != Ptr::null && ps != Ptr::null && layout != 15 && layout != 14 &&
+               ps != Ptr::misaligned;
   if (which) valid = valid && std::isfinite(alpha) && alpha > 0 && pairing >= 0 && pairing <= 2;
   if (valid && (batch > kMaxBatch || span > (int64_t)kMaxBytes)) return;  // too large to allocate
   const int64_t n = batch < 0 ? 0 : batch > kMaxBatch ? kMaxBatch : batch;
@@ -358,7 +415,8 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
   const bool overlap = layout == 13 && bytes > es;  // out = x + shift, inside x
   if (overlap) valid = false;
   const bool in_place = (layout >= 7 && layout <= 12) || (layout == 13 && !overlap);
-  const size_t shift = overlap ? es * (size_t)f.ConsumeIntegralInRange<int64_t>(1, (int64_t)(bytes / es) - 1) : 0;
+  const size_t shift =
+      overlap ? es * (size_t)f.ConsumeIntegralInRange<int64_t>(1, (int64_t)(bytes / es) - 1) : 0;
 
   // x and out: one allocation when they overlap (out = x + shift), else two.
   Buf xbuf(bytes + shift, layout == 14 ? 1 : 0), obuf(in_place || overlap ? 0 : bytes, 0);
@@ -375,7 +433,8 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
   }
   const uint64_t so_init[2] = {seed, offset};
   std::memcpy(so.p, so_init, 16);
-  const auto x0 = xbuf.snap(), o0 = obuf.snap(), lam0 = lam.snap(), par0 = par.snap(), so0 = so.snap();
+  const auto x0 = xbuf.snap(), o0 = obuf.snap(), lam0 = lam.snap(), par0 = par.snap(),
+             so0 = so.snap();
   float *l = pl == Ptr::null ? nullptr : reinterpret_cast<float *>(lam.p);
   int64_t *p = pp == Ptr::null ? nullptr : reinterpret_cast<int64_t *>(par.p);
   uint64_t *s = ps == Ptr::null ? nullptr : reinterpret_cast<uint64_t *>(so.p);
@@ -383,28 +442,37 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
   const fastmix_dtype t = as_enum<fastmix_dtype>(dtype);
   const fastmix_pairing pr = as_enum<fastmix_pairing>(pairing);
   fastmix_status st;
-  if (which == 0) st = fastmix_blend(d, t, x, out, batch, elems, stride, l, p, nullptr);
+  if (which == 0)
+    st = fastmix_blend(d, t, x, out, batch, elems, stride, l, p, nullptr);
   else if (which == 1)
-    st = fastmix_mixup(d, t, alpha, fold, pr, seed, offset, x, out, batch, elems, stride, l, p, nullptr);
-  else st = fastmix_mixup_device_seed(d, t, alpha, fold, pr, s, inc, x, out, batch, elems, stride, l, p, nullptr);
+    st = fastmix_mixup(d, t, alpha, fold, pr, seed, offset, x, out, batch, elems, stride, l, p,
+                       nullptr);
+  else
+    st = fastmix_mixup_device_seed(d, t, alpha, fold, pr, s, inc, x, out, batch, elems, stride, l,
+                                   p, nullptr);
   check_status(st, func);
   if (st != FASTMIX_SUCCESS) {
-    FUZZ_ASSERT(!valid, "%s failed on valid arguments (batch %lld, elems %lld, stride %lld, dtype %d)", func,
-                (long long)batch, (long long)elems, (long long)stride, dtype);
+    FUZZ_ASSERT(!valid,
+                "%s failed on valid arguments (batch %lld, elems %lld, stride %lld, dtype %d)",
+                func, (long long)batch, (long long)elems, (long long)stride, dtype);
     FUZZ_ASSERT(xbuf.same(x0) && obuf.same(o0) && lam.same(lam0) && par.same(par0) && so.same(so0),
                 "%s failed but wrote an output", func);
     return;
   }
-  FUZZ_ASSERT(valid, "%s accepted invalid arguments (device %d, dtype %d, batch %lld, elems %lld, stride %lld, "
-              "layout %d, alpha %g, pairing %d, partners ok %d)", func, dev, dtype, (long long)batch,
-              (long long)elems, (long long)stride, layout, (double)alpha, pairing, (int)par_ok);
+  FUZZ_ASSERT(
+      valid,
+      "%s accepted invalid arguments (device %d, dtype %d, batch %lld, elems %lld, stride %lld, "
+      "layout %d, alpha %g, pairing %d, partners ok %d)",
+      func, dev, dtype, (long long)batch, (long long)elems, (long long)stride, layout,
+      (double)alpha, pairing, (int)par_ok);
   if (which == 0) FUZZ_ASSERT(lam.same(lam0) && par.same(par0), "%s wrote its inputs", func);
   if (!in_place) FUZZ_ASSERT(xbuf.same(x0), "%s wrote x", func);
   const float *lv = reinterpret_cast<const float *>(lam.p);
   const int64_t *pv = reinterpret_cast<const int64_t *>(par.p);
   if (which) {
     FUZZ_ASSERT(is_permutation(pv, n), "%s: partners are no permutation", func);
-    for (int64_t i = 0; i < n; ++i) FUZZ_ASSERT(lv[i] >= 0.0f && lv[i] <= 1.0f, "%s: lambda %g", func, (double)lv[i]);
+    for (int64_t i = 0; i < n; ++i)
+      FUZZ_ASSERT(lv[i] >= 0.0f && lv[i] <= 1.0f, "%s: lambda %g", func, (double)lv[i]);
   }
   // Elements between samples untouched; samples finite when x is finite and lambdas in [0, 1].
   const unsigned char *o = in_place ? xbuf.p : obuf.p;
@@ -413,13 +481,15 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
     for (int64_t j = 0; j < elems; ++j) {
       const int64_t k = i * stride + j;
       const double v = decode(dtype, o, k);
-      FUZZ_ASSERT(!(x_finite && lam_unit) || std::isfinite(v),
-                  "%s: out[%lld][%lld] = %g from finite inputs (lambda %.9g, partner %lld, a %g, b %g)", func,
-                  (long long)i, (long long)j, v, (double)lv[i], (long long)pv[i], decode(dtype, x0.data(), k),
-                  decode(dtype, x0.data(), pv[i] * stride + j));
+      FUZZ_ASSERT(
+          !(x_finite && lam_unit) || std::isfinite(v),
+          "%s: out[%lld][%lld] = %g from finite inputs (lambda %.9g, partner %lld, a %g, b %g)",
+          func, (long long)i, (long long)j, v, (double)lv[i], (long long)pv[i],
+          decode(dtype, x0.data(), k), decode(dtype, x0.data(), pv[i] * stride + j));
     }
     if (i + 1 < n && elems > 0 && stride > elems)  // (elems 0: nothing spanned, nothing allocated)
-      FUZZ_ASSERT(std::memcmp(o + (size_t)(i * stride + elems) * es, before.data() + (size_t)(i * stride + elems) * es,
+      FUZZ_ASSERT(std::memcmp(o + (size_t)(i * stride + elems) * es,
+                              before.data() + (size_t)(i * stride + elems) * es,
                               (size_t)(stride - elems) * es) == 0,
                   "%s wrote between samples %lld and %lld", func, (long long)i, (long long)i + 1);
   }
@@ -428,12 +498,15 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
     Buf lam2((size_t)n * 4, 0), par2((size_t)n * 8, 0), out2(bytes, 0);
     if (bytes) std::memcpy(out2.p, x0.data(), bytes);  // blend in place on a copy of x
     FUZZ_ASSERT(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pr, seed, offset, batch,
-                               reinterpret_cast<float *>(lam2.p), reinterpret_cast<int64_t *>(par2.p),
-                               nullptr) == FASTMIX_SUCCESS, "sample");
-    FUZZ_ASSERT(lam2.same(lam.snap()) && par2.same(par.snap()), "%s: lambdas/partners differ from fastmix_sample", func);
+                               reinterpret_cast<float *>(lam2.p),
+                               reinterpret_cast<int64_t *>(par2.p), nullptr) == FASTMIX_SUCCESS,
+                "sample");
+    FUZZ_ASSERT(lam2.same(lam.snap()) && par2.same(par.snap()),
+                "%s: lambdas/partners differ from fastmix_sample", func);
     FUZZ_ASSERT(fastmix_blend(FASTMIX_DEVICE_CPU, t, out2.p, out2.p, batch, elems, stride,
-                              reinterpret_cast<float *>(lam2.p), reinterpret_cast<int64_t *>(par2.p),
-                              nullptr) == FASTMIX_SUCCESS, "blend");
+                              reinterpret_cast<float *>(lam2.p),
+                              reinterpret_cast<int64_t *>(par2.p), nullptr) == FASTMIX_SUCCESS,
+                "blend");
     // bitwise, except that NaN payloads may differ (the vector and scalar
     // conversions quiet NaNs differently; documented)
     for (int64_t i = 0; i < n; ++i)
@@ -441,13 +514,16 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
         const int64_t k = i * stride + j;
         const bool same = std::memcmp(out2.p + (size_t)k * es, o + (size_t)k * es, es) == 0 ||
                           (std::isnan(decode(dtype, out2.p, k)) && std::isnan(decode(dtype, o, k)));
-        FUZZ_ASSERT(same, "%s: sample %lld element %lld differs from fastmix_sample + fastmix_blend (%g vs %g)",
-                    func, (long long)i, (long long)j, decode(dtype, o, k), decode(dtype, out2.p, k));
+        FUZZ_ASSERT(
+            same,
+            "%s: sample %lld element %lld differs from fastmix_sample + fastmix_blend (%g vs %g)",
+            func, (long long)i, (long long)j, decode(dtype, o, k), decode(dtype, out2.p, k));
       }
     if (which == 2) {
       uint64_t after[2];
       std::memcpy(after, so.p, 16);
-      FUZZ_ASSERT(after[0] == seed && after[1] == offset + inc, "%s: seed_offset not advanced right", func);
+      FUZZ_ASSERT(after[0] == seed && after[1] == offset + inc,
+                  "%s: seed_offset not advanced right", func);
     }
   }
 }
@@ -459,91 +535,114 @@ void fuzz_loss(FuzzedDataProvider &f, int which) {
   if (skip_cuda(dev)) return;
   const int dtype = pick_enum(f, 3);
   const int64_t batch = pick_size(f, kMaxBatch);
-  const int64_t classes = f.ConsumeIntegralInRange(0, 15) == 0 ? pick_size(f, 1) : pick_size(f, kMaxClasses);
+  const int64_t classes =
+      f.ConsumeIntegralInRange(0, 15) == 0 ? pick_size(f, 1) : pick_size(f, kMaxClasses);
   int64_t stride = classes;
   switch (f.ConsumeIntegralInRange(0, 7)) {
-    case 0: stride = wrap_add(classes, -f.ConsumeIntegralInRange<int64_t>(1, 3)); break;
-    case 1: stride = f.ConsumeIntegral<int64_t>(); break;
-    case 2: case 3: stride = wrap_add(classes, f.ConsumeIntegralInRange<int64_t>(0, 40)); break;
-    default: break;
+    case 0:
+      stride = wrap_add(classes, -f.ConsumeIntegralInRange<int64_t>(1, 3));
+      break;
+    case 1:
+      stride = f.ConsumeIntegral<int64_t>();
+      break;
+    case 2:
+    case 3:
+      stride = wrap_add(classes, f.ConsumeIntegralInRange<int64_t>(0, 40));
+      break;
+    default:
+      break;
   }
-  const int mix = f.ConsumeIntegralInRange(0, 7);  // 0: lambdas only, 1: partners only, 2-4: plain, else mixup
+  const int mix =
+      f.ConsumeIntegralInRange(0, 7);  // 0: lambdas only, 1: partners only, 2-4: plain, else mixup
   const int red = pick_enum(f, 3);
   const float eps = f.ConsumeBool() ? 0.0f : pick_float(f, 0.0f, 1.0f);
   const int64_t ignore = f.ConsumeBool() ? -100 : f.ConsumeIntegralInRange<int64_t>(-2, 5);
-  const int gmode = which ? 0 : f.ConsumeIntegralInRange(0, 3);  // 0 none, 1 in place, 2 apart, 3 overlapping
+  const int gmode =
+      which ? 0 : f.ConsumeIntegralInRange(0, 3);  // 0 none, 1 in place, 2 apart, 3 overlapping
   const float scale = f.ConsumeBool() ? 1.0f : pick_float(f, 0.0f, 100.0f);
   const Ptr pz = pick_ptr(f), py = pick_ptr(f), pl = pick_ptr(f);
 
   const bool dtype_ok = valid_dtype(dtype);
   const size_t es = dtype_ok ? esize(as_enum<fastmix_dtype>(dtype)) : 4;
-  const bool shape_ok = batch >= 0 && batch <= FASTMIX_MAX_BATCH && classes >= 1 && stride >= classes;
+  const bool shape_ok =
+      batch >= 0 && batch <= FASTMIX_MAX_BATCH && classes >= 1 && stride >= classes;
   const int64_t span = shape_ok ? span_bytes(batch, classes, stride, es) : 0;
   bool valid = dev == FASTMIX_DEVICE_CPU && dtype_ok && shape_ok && span >= 0 && pz == Ptr::ok &&
-               py != Ptr::null && (which || pl != Ptr::null) && mix >= 2 && eps >= 0.0f && eps <= 1.0f;
+               py != Ptr::null && (which || pl != Ptr::null) && mix >= 2 && eps >= 0.0f &&
+               eps <= 1.0f;
   if (!which) valid = valid && red >= 0 && red <= 2;
   if (valid && (batch > kMaxBatch || span > (int64_t)kMaxBytes)) return;
   const int64_t n = batch < 0 ? 0 : batch > kMaxBatch ? kMaxBatch : batch;
   const size_t bytes = span > 0 && span <= (int64_t)kMaxBytes ? (size_t)span : 0;
   const bool overlap = gmode == 3 && bytes > es;  // grad = logits + shift: refused
   if (overlap) valid = false;
-  const size_t shift = overlap ? es * (size_t)f.ConsumeIntegralInRange<int64_t>(1, (int64_t)(bytes / es) - 1) : 0;
+  const size_t shift =
+      overlap ? es * (size_t)f.ConsumeIntegralInRange<int64_t>(1, (int64_t)(bytes / es) - 1) : 0;
 
-  Buf zbuf(which ? 0 : bytes + shift, pz == Ptr::misaligned ? 1 : 0), gbuf(gmode == 2 ? bytes : 0, 0);
+  Buf zbuf(which ? 0 : bytes + shift, pz == Ptr::misaligned ? 1 : 0),
+      gbuf(gmode == 2 ? bytes : 0, 0);
   Buf tbuf(which ? bytes : 0, pz == Ptr::misaligned ? 1 : 0);
-  const bool z_finite = which ? true : fill_data(f, dtype_ok ? dtype : 0, zbuf.p, (int64_t)((bytes + shift) / es));
+  const bool z_finite =
+      which ? true : fill_data(f, dtype_ok ? dtype : 0, zbuf.p, (int64_t)((bytes + shift) / es));
   Buf labels((size_t)n * 8, 0), lam((size_t)n * 4, 0), par((size_t)n * 8, 0);
   Buf loss((size_t)(red == FASTMIX_REDUCTION_NONE ? n : 1) * 4, 0);
   g_rng = f.ConsumeIntegral<uint64_t>() | 1;
-  const bool labels_ok =
-      fill_indices(f, reinterpret_cast<int64_t *>(labels.p), n, classes > 0 ? classes : 1, !which, ignore);
+  const bool labels_ok = fill_indices(f, reinterpret_cast<int64_t *>(labels.p), n,
+                                      classes > 0 ? classes : 1, !which, ignore);
   const bool par_ok = fill_indices(f, reinterpret_cast<int64_t *>(par.p), n, n, false, 0);
   const bool lam_unit = fill_lambdas(f, reinterpret_cast<float *>(lam.p), n);
   const bool mixed = mix >= 5 || mix <= 1;
   if (!labels_ok && n > 0 && classes >= 1) valid = false;
   if (mixed && !par_ok) valid = false;
 
-  const auto z0 = zbuf.snap(), g0 = gbuf.snap(), t0 = tbuf.snap(), y0 = labels.snap(), l0 = lam.snap(),
-             p0 = par.snap(), loss0 = loss.snap();
+  const auto z0 = zbuf.snap(), g0 = gbuf.snap(), t0 = tbuf.snap(), y0 = labels.snap(),
+             l0 = lam.snap(), p0 = par.snap(), loss0 = loss.snap();
   const int64_t *y = py == Ptr::null ? nullptr : reinterpret_cast<const int64_t *>(labels.p);
-  const float *lv = mix == 1 || (mix >= 2 && mix <= 4) ? nullptr : reinterpret_cast<const float *>(lam.p);
-  const int64_t *pv = mix == 0 || (mix >= 2 && mix <= 4) ? nullptr : reinterpret_cast<const int64_t *>(par.p);
+  const float *lv =
+      mix == 1 || (mix >= 2 && mix <= 4) ? nullptr : reinterpret_cast<const float *>(lam.p);
+  const int64_t *pv =
+      mix == 0 || (mix >= 2 && mix <= 4) ? nullptr : reinterpret_cast<const int64_t *>(par.p);
   float *lo = pl == Ptr::null ? nullptr : reinterpret_cast<float *>(loss.p);
   const fastmix_device d = as_enum<fastmix_device>(dev);
   const fastmix_dtype t = as_enum<fastmix_dtype>(dtype);
   fastmix_status st;
   void *g = gmode == 0 ? nullptr : gmode == 2 ? gbuf.p : zbuf.p + shift;  // shift 0: in place
   if (which)
-    st = fastmix_soft_targets(d, t, y, lv, pv, batch, classes, eps, pz == Ptr::null ? nullptr : tbuf.p, stride,
-                              nullptr);
+    st = fastmix_soft_targets(d, t, y, lv, pv, batch, classes, eps,
+                              pz == Ptr::null ? nullptr : tbuf.p, stride, nullptr);
   else if (((uint64_t)batch ^ (uint64_t)stride) & 1 && batch >= 0 && batch <= (1 << 16)) {
     // The workspace variant, with a workspace the checks accept (host memory:
     // the CPU ignores it, and CUDA calls stop at "no device" here); only for
     // batches whose workspace is small, the harness's own memory bound.
     size_t ws_bytes = 0;
-    if (fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, batch, as_enum<fastmix_reduction>(red),
+    if (fastmix_cross_entropy_workspace_size(FASTMIX_DEVICE_CUDA, batch,
+                                             as_enum<fastmix_reduction>(red),
                                              &ws_bytes) != FASTMIX_SUCCESS)
       ws_bytes = 0;
     std::vector<uint64_t> ws(ws_bytes / 8 + 1);
-    st = fastmix_cross_entropy_ws(d, t, pz == Ptr::null ? nullptr : zbuf.p, batch, classes, stride, y, lv, pv,
-                                  as_enum<fastmix_reduction>(red), eps, ignore, lo, g, scale, ws.data(),
-                                  ws.size() * 8, nullptr);
+    st = fastmix_cross_entropy_ws(d, t, pz == Ptr::null ? nullptr : zbuf.p, batch, classes, stride,
+                                  y, lv, pv, as_enum<fastmix_reduction>(red), eps, ignore, lo, g,
+                                  scale, ws.data(), ws.size() * 8, nullptr);
   } else {
-    st = fastmix_cross_entropy(d, t, pz == Ptr::null ? nullptr : zbuf.p, batch, classes, stride, y, lv, pv,
-                               as_enum<fastmix_reduction>(red), eps, ignore, lo, g, scale, nullptr);
+    st = fastmix_cross_entropy(d, t, pz == Ptr::null ? nullptr : zbuf.p, batch, classes, stride, y,
+                               lv, pv, as_enum<fastmix_reduction>(red), eps, ignore, lo, g, scale,
+                               nullptr);
   }
   check_status(st, func);
   if (st != FASTMIX_SUCCESS) {
-    FUZZ_ASSERT(!valid, "%s failed on valid arguments (batch %lld, classes %lld, stride %lld)", func,
-                (long long)batch, (long long)classes, (long long)stride);
-    FUZZ_ASSERT(zbuf.same(z0) && gbuf.same(g0) && tbuf.same(t0) && loss.same(loss0), "%s failed but wrote", func);
+    FUZZ_ASSERT(!valid, "%s failed on valid arguments (batch %lld, classes %lld, stride %lld)",
+                func, (long long)batch, (long long)classes, (long long)stride);
+    FUZZ_ASSERT(zbuf.same(z0) && gbuf.same(g0) && tbuf.same(t0) && loss.same(loss0),
+                "%s failed but wrote", func);
     FUZZ_ASSERT(labels.same(y0) && lam.same(l0) && par.same(p0), "%s wrote its inputs", func);
     return;
   }
-  FUZZ_ASSERT(valid, "%s accepted invalid arguments (device %d, dtype %d, batch %lld, classes %lld, stride %lld, "
-              "mix %d, reduction %d, eps %g, labels ok %d, partners ok %d, grad mode %d)", func, dev, dtype,
-              (long long)batch, (long long)classes, (long long)stride, mix, red, (double)eps, (int)labels_ok,
-              (int)par_ok, gmode);
+  FUZZ_ASSERT(
+      valid,
+      "%s accepted invalid arguments (device %d, dtype %d, batch %lld, classes %lld, stride %lld, "
+      "mix %d, reduction %d, eps %g, labels ok %d, partners ok %d, grad mode %d)",
+      func, dev, dtype, (long long)batch, (long long)classes, (long long)stride, mix, red,
+      (double)eps, (int)labels_ok, (int)par_ok, gmode);
   FUZZ_ASSERT(labels.same(y0) && lam.same(l0) && par.same(p0), "%s wrote its inputs", func);
   const bool g_in_place = g == zbuf.p;
   if (!g_in_place) FUZZ_ASSERT(zbuf.same(z0), "%s wrote the logits", func);
@@ -555,12 +654,14 @@ void fuzz_loss(FuzzedDataProvider &f, int which) {
     for (int64_t i = 0; i < n; ++i)
       for (int64_t c = 0; c < classes; ++c) {
         const double v = decode(dtype, tbuf.p, i * stride + c);
-        FUZZ_ASSERT(!lam_unit || (v >= 0.0 && v <= 1.0 + 1e-2), "%s: targets[%lld][%lld] = %g", func, (long long)i,
-                    (long long)c, v);
+        FUZZ_ASSERT(!lam_unit || (v >= 0.0 && v <= 1.0 + 1e-2), "%s: targets[%lld][%lld] = %g",
+                    func, (long long)i, (long long)c, v);
       }
     for (int64_t i = 0; i + 1 < n; ++i)
-      FUZZ_ASSERT(std::memcmp(tbuf.p + (size_t)(i * stride + classes) * es, t0.data() + (size_t)(i * stride + classes) * es,
-                              (size_t)(stride - classes) * es) == 0, "%s wrote between rows", func);
+      FUZZ_ASSERT(std::memcmp(tbuf.p + (size_t)(i * stride + classes) * es,
+                              t0.data() + (size_t)(i * stride + classes) * es,
+                              (size_t)(stride - classes) * es) == 0,
+                  "%s wrote between rows", func);
     return;
   }
   // The loss is finite when the logits are finite and moderate (|z| <= 1e30,
@@ -568,7 +669,8 @@ void fuzz_loss(FuzzedDataProvider &f, int which) {
   // MEAN the weights do not sum to 0 (documented NaN).
   double zmax = 0.0;
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < classes; ++c) zmax = std::max(zmax, std::fabs(decode(dtype, z0.data(), i * stride + c)));
+    for (int64_t c = 0; c < classes; ++c)
+      zmax = std::max(zmax, std::fabs(decode(dtype, z0.data(), i * stride + c)));
   double wsum = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     const double l1 = lv ? (double)lvv[i] : 1.0;
@@ -585,20 +687,22 @@ void fuzz_loss(FuzzedDataProvider &f, int which) {
     for (int64_t i = 0; i < nloss; ++i) {
       float v;
       std::memcpy(&v, loss.p + 4 * i, 4);
-      FUZZ_ASSERT(std::isfinite(v), "%s: loss[%lld] = %g from finite logits (max |z| %g)", func, (long long)i,
-                  (double)v, zmax);
+      FUZZ_ASSERT(std::isfinite(v), "%s: loss[%lld] = %g from finite logits (max |z| %g)", func,
+                  (long long)i, (double)v, zmax);
     }
   if (g && moderate && std::isfinite(scale) && !(mean && wsum < 1e-6) && gbound < dmax) {
     const unsigned char *gp = g_in_place ? zbuf.p : gbuf.p;
     for (int64_t i = 0; i < n; ++i)
       for (int64_t c = 0; c < classes; ++c)
-        FUZZ_ASSERT(std::isfinite(decode(dtype, gp, i * stride + c)), "%s: grad[%lld][%lld] not finite", func,
-                    (long long)i, (long long)c);
+        FUZZ_ASSERT(std::isfinite(decode(dtype, gp, i * stride + c)),
+                    "%s: grad[%lld][%lld] not finite", func, (long long)i, (long long)c);
   }
   if (gmode == 2)
     for (int64_t i = 0; i + 1 < n; ++i)
-      FUZZ_ASSERT(std::memcmp(gbuf.p + (size_t)(i * stride + classes) * es, g0.data() + (size_t)(i * stride + classes) * es,
-                              (size_t)(stride - classes) * es) == 0, "%s wrote between gradient rows", func);
+      FUZZ_ASSERT(std::memcmp(gbuf.p + (size_t)(i * stride + classes) * es,
+                              g0.data() + (size_t)(i * stride + classes) * es,
+                              (size_t)(stride - classes) * es) == 0,
+                  "%s wrote between gradient rows", func);
 }
 
 void fuzz_misc(FuzzedDataProvider &f) {
@@ -614,10 +718,13 @@ void fuzz_misc(FuzzedDataProvider &f) {
   const int64_t batch = f.ConsumeIntegralInRange<int64_t>(-2, FASTMIX_MAX_BATCH + 2);
   size_t bytes = 12345;
   const fastmix_status st = fastmix_cross_entropy_workspace_size(
-      as_enum<fastmix_device>(dev), batch, as_enum<fastmix_reduction>(red), f.ConsumeBool() ? &bytes : nullptr);
-  const bool ok_args = dev >= 0 && dev <= 1 && red >= 0 && red <= 2 && batch >= 0 && batch <= FASTMIX_MAX_BATCH;
+      as_enum<fastmix_device>(dev), batch, as_enum<fastmix_reduction>(red),
+      f.ConsumeBool() ? &bytes : nullptr);
+  const bool ok_args =
+      dev >= 0 && dev <= 1 && red >= 0 && red <= 2 && batch >= 0 && batch <= FASTMIX_MAX_BATCH;
   if (st == FASTMIX_SUCCESS) {
-    FUZZ_ASSERT(ok_args, "workspace_size accepted device %d, reduction %d, batch %lld", dev, red, (long long)batch);
+    FUZZ_ASSERT(ok_args, "workspace_size accepted device %d, reduction %d, batch %lld", dev, red,
+                (long long)batch);
     const size_t want = dev == 1 && red != 0 ? (8 + 4 * (size_t)batch + 7) / 8 * 8 : 0;
     FUZZ_ASSERT(bytes == want, "workspace_size gave %zu, want %zu", bytes, want);
   } else {
@@ -631,14 +738,30 @@ void fuzz_misc(FuzzedDataProvider &f) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzedDataProvider f(data, size);
   switch (f.ConsumeIntegralInRange(0, 8)) {
-    case 0: fuzz_sample(f, false); break;
-    case 1: fuzz_sample(f, true); break;
-    case 2: fuzz_images(f, 0); break;
-    case 3: fuzz_images(f, 1); break;
-    case 4: fuzz_images(f, 2); break;
-    case 5: fuzz_loss(f, 0); break;
-    case 6: fuzz_loss(f, 1); break;
-    default: fuzz_misc(f); break;
+    case 0:
+      fuzz_sample(f, false);
+      break;
+    case 1:
+      fuzz_sample(f, true);
+      break;
+    case 2:
+      fuzz_images(f, 0);
+      break;
+    case 3:
+      fuzz_images(f, 1);
+      break;
+    case 4:
+      fuzz_images(f, 2);
+      break;
+    case 5:
+      fuzz_loss(f, 0);
+      break;
+    case 6:
+      fuzz_loss(f, 1);
+      break;
+    default:
+      fuzz_misc(f);
+      break;
   }
   return 0;
 }
