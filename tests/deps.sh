@@ -39,7 +39,7 @@ if ! command -v nvcc >/dev/null; then
   done
 fi
 if ! command -v nvcc >/dev/null; then
-  echo "fastmix: nvcc (the CUDA toolkit, 12 or newer) is required and was not found" >&2
+  echo "fastmix: nvcc (the CUDA toolkit; CI uses 13.0) is required and was not found" >&2
   exit 1
 fi
 export FASTMIX_JOBS="${FASTMIX_JOBS:-$(nproc)}"
