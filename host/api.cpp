@@ -111,12 +111,6 @@ fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float a
 // ---- seed and offset read from memory (issue 6) ------------------------------
 namespace {
 
-// Whether the byte ranges [a, a + na) and [b, b + nb) share a byte.
-bool overlaps(const void *a, uint64_t na, const void *b, uint64_t nb) {
-  const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
-  return na > 0 && nb > 0 && x < y + nb && y < x + na;
-}
-
 // seed_offset: present, 8-byte aligned, and clear of every other buffer of
 // the call (x and out NULL for sampling; their geometry already validated).
 fastmix_status check_seed_offset(const char *func, const uint64_t *seed_offset, int64_t batch,

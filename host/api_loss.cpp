@@ -74,11 +74,11 @@ fastmix_status cross_entropy_call(const char *func, const fastmix_device &device
     if (grad_logits) {
       FM_TRY(check_rows(func, "grad_logits", "logits_stride", dtype, grad_logits, batch, classes,
                         logits_stride, &gspan));
-      const uintptr_t za = (uintptr_t)logits, ga = (uintptr_t)grad_logits;
-      FM_CHECK(za == ga || za + (uintptr_t)span <= ga || ga + (uintptr_t)gspan <= za,
-               "%s: grad_logits overlaps logits without being equal to it (only grad_logits == "
-               "logits, in place, is supported)",
-               func);
+      FM_CHECK(
+          grad_logits == logits || !overlaps(logits, (uint64_t)span, grad_logits, (uint64_t)gspan),
+          "%s: grad_logits overlaps logits without being equal to it (only grad_logits == "
+          "logits, in place, is supported)",
+          func);
     }
     if (enum_int(device) != FASTMIX_DEVICE_CUDA) workspace = nullptr;  // the CPU uses none
     if (workspace) {
@@ -88,15 +88,13 @@ fastmix_status cross_entropy_call(const char *func, const fastmix_device &device
                "fastmix_cross_entropy_workspace_size gives for this batch and reduction",
                func, workspace_bytes, need);
       FM_CHECK((uintptr_t)workspace % 8 == 0, "%s: workspace must be 8-byte aligned", func);
-      const uintptr_t w0 = (uintptr_t)workspace, w1 = w0 + need;
-      auto apart = [&](const void *p, int64_t bytes) {
-        const uintptr_t a0 = (uintptr_t)p, a1 = a0 + (uintptr_t)bytes;
-        return !p || bytes == 0 || w1 <= a0 || a1 <= w0;
+      const auto clear = [&](const void *p, int64_t bytes) {
+        return !overlaps(workspace, need, p, (uint64_t)bytes);
       };
       const int64_t loss_bytes = 4 * (enum_int(reduction) == FASTMIX_REDUCTION_NONE ? batch : 1);
-      FM_CHECK(apart(logits, span) && apart(grad_logits, gspan) && apart(loss, loss_bytes) &&
-                   apart(labels, 8 * batch) && apart(lambdas, 4 * batch) &&
-                   apart(partners, 8 * batch),
+      FM_CHECK(clear(logits, span) && clear(grad_logits, gspan) && clear(loss, loss_bytes) &&
+                   clear(labels, 8 * batch) && clear(lambdas, 4 * batch) &&
+                   clear(partners, 8 * batch),
                "%s: workspace overlaps another argument", func);
     }
     const CeArgs args{dtype,        logits,  batch,       classes,    logits_stride,

@@ -76,6 +76,13 @@ inline fastmix_status check_sampler(const char *func, float alpha, const fastmix
   return FASTMIX_SUCCESS;
 }
 
+// Whether the byte ranges [a, a + na) and [b, b + nb) share a byte (a NULL
+// or empty range shares none).
+inline bool overlaps(const void *a, uint64_t na, const void *b, uint64_t nb) {
+  const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+  return a && b && na > 0 && nb > 0 && x < y + nb && y < x + na;
+}
+
 // A [batch][stride] array of `dtype` with `cols` elements used per row: not
 // NULL, aligned to its element size, and its byte span ((batch - 1) * stride
 // + cols) * size (0 when batch == 0) representable.
@@ -110,8 +117,7 @@ inline fastmix_status check_images(const char *func, fastmix_dtype dtype, const 
   int64_t span = 0;
   FM_TRY(check_rows(func, "x", "sample_stride", dtype, x, rows, elems, stride, &span));
   FM_TRY(check_rows(func, "out", "sample_stride", dtype, out, rows, elems, stride, &span));
-  const uintptr_t xa = (uintptr_t)x, oa = (uintptr_t)out;
-  FM_CHECK(xa == oa || xa + (uintptr_t)span <= oa || oa + (uintptr_t)span <= xa,
+  FM_CHECK(x == out || !overlaps(x, (uint64_t)span, out, (uint64_t)span),
            "%s: out overlaps x without being equal to it (only out == x, in place, is supported)",
            func);
   return FASTMIX_SUCCESS;
