@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cuda_runtime.h>
 
-#include "../test_util.hpp"
+#include "../device.hpp"
 
 #include <fastmix/fastmix.h>
 
@@ -14,12 +14,6 @@
 #include <vector>
 
 namespace fmt_test {
-
-inline void cuda_check(cudaError_t e, const char *what) {
-  INFO(what << ": " << cudaGetErrorName(e) << " (" << cudaGetErrorString(e) << ")");
-  REQUIRE(e == cudaSuccess);
-}
-#define FMT_CUDA(expr) ::fmt_test::cuda_check((expr), #expr)
 
 // Device memory (or managed memory) whose data() lies `misalign` bytes past
 // cudaMalloc's 256-byte alignment; poisoned (0xff, NaN in every dtype) on
@@ -78,10 +72,7 @@ DeviceBytes to_device(const std::vector<T> &v) {
 }
 
 // After a fastmix call on the GPU: the queue ran without a (sticky) error.
-inline void sync_ok() {
-  FMT_CUDA(cudaDeviceSynchronize());
-  FMT_CUDA(cudaGetLastError());
-}
+inline void sync_ok() { finish(FASTMIX_DEVICE_CUDA); }
 
 // Captures `call` on `stream` into an executable graph; REQUIREs success.
 inline cudaGraphExec_t capture(cudaStream_t stream, const std::function<fastmix_status()> &call) {

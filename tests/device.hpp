@@ -1,0 +1,185 @@
+// The devices a test run covers and buffers that live on any of them, so that
+// one test body checks the CPU backend and the CUDA backend alike against the
+// same float64 reference.
+//
+// A run covers the CPU always, and CUDA when a device is present (a GPU, or
+// GPGPU-Sim under tests/sim/run.sh).  FASTMIX_TEST_DEVICES=cpu, =cuda or
+// =cpu,cuda narrows that list; the simulator run uses cuda alone, since the
+// CPU side of every case has already run in the plain suite.
+// FASTMIX_TEST_SIMULATOR=1 (set by tests/sim/run.sh) makes cases choose
+// the smaller sizes the simulator can afford (about 5-30 us per GPU thread):
+// smaller, not fewer, so that every kernel path still runs.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include "test_util.hpp"
+
+#include <fastmix/fastmix.h>
+
+#if FASTMIX_TEST_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fmt_test {
+
+inline const char *device_name(fastmix_device d) {
+  return d == FASTMIX_DEVICE_CPU ? "cpu" : "cuda";
+}
+
+inline bool on_simulator() {
+  const char *s = std::getenv("FASTMIX_TEST_SIMULATOR");
+  return s && std::string(s) == "1";
+}
+
+// The devices to run each case on.  Asking for CUDA where there is none is
+// a failure of the run, not a quiet skip.
+inline const std::vector<fastmix_device> &test_devices() {
+  static const std::vector<fastmix_device> devices = [] {
+    const char *env = std::getenv("FASTMIX_TEST_DEVICES");
+    const std::string want = env ? env : "";
+    const bool cuda_present = fastmix_cuda_device_count() > 0;
+    std::vector<fastmix_device> d;
+    if (want.empty() || want.find("cpu") != std::string::npos) d.push_back(FASTMIX_DEVICE_CPU);
+    if ((want.empty() && cuda_present) || want.find("cuda") != std::string::npos)
+      d.push_back(FASTMIX_DEVICE_CUDA);
+    return d;
+  }();
+  return devices;
+}
+
+#if FASTMIX_TEST_CUDA
+inline void cuda_check(cudaError_t e, const char *what) {
+  INFO(what << ": " << cudaGetErrorName(e) << " (" << cudaGetErrorString(e) << ")");
+  REQUIRE(e == cudaSuccess);
+}
+#define FMT_CUDA(expr) ::fmt_test::cuda_check((expr), #expr)
+#endif
+
+// After a fastmix call on `d`: the work has finished, and on CUDA the queue
+// ran without a (sticky) error.
+inline void finish(fastmix_device d) {
+#if FASTMIX_TEST_CUDA
+  if (d == FASTMIX_DEVICE_CUDA) {
+    FMT_CUDA(cudaDeviceSynchronize());
+    FMT_CUDA(cudaGetLastError());
+  }
+#else
+  (void)d;
+#endif
+}
+
+// `size` bytes on device `d` whose data() lies `misalign` bytes past a
+// 256-byte boundary, every byte set to `fill` (poison, NaN in every dtype, by
+// default).  Host memory for the CPU, cudaMalloc'd memory for CUDA.
+class Buffer {
+ public:
+  Buffer(fastmix_device d, size_t size, size_t misalign = 0, unsigned char fill = kPoison)
+      : dev_(d), size_(size) {
+    if (d == FASTMIX_DEVICE_CPU) {
+      host_ = std::vector<unsigned char>(size + misalign + 256);
+      const uintptr_t base = (uintptr_t)host_.data();
+      ptr_ = host_.data() + (256 - base % 256) % 256 + misalign;
+    } else {
+#if FASTMIX_TEST_CUDA
+      void *p = nullptr;
+      FMT_CUDA(cudaMalloc(&p, size + misalign + 256));
+      base_ = p;
+      ptr_ = static_cast<unsigned char *>(p) + misalign;
+#else
+      FAIL("CUDA buffer asked for in a test build without CUDA");
+#endif
+    }
+    set(fill);
+  }
+  ~Buffer() {
+#if FASTMIX_TEST_CUDA
+    if (base_) (void)cudaFree(base_);
+#endif
+  }
+  Buffer(const Buffer &) = delete;
+  Buffer &operator=(const Buffer &) = delete;
+  Buffer(Buffer &&o) noexcept
+      : dev_(o.dev_),
+        host_(std::move(o.host_)),
+        base_(std::exchange(o.base_, nullptr)),
+        ptr_(o.ptr_),
+        size_(o.size_) {}
+
+  fastmix_device device() const { return dev_; }
+  unsigned char *data() { return ptr_; }
+  template <class T>
+  T *as() {
+    return reinterpret_cast<T *>(ptr_);
+  }
+  size_t size() const { return size_; }
+
+  void upload(const void *src) { copy_in(src, size_); }
+  std::vector<unsigned char> copy() const {
+    std::vector<unsigned char> h(size_);
+    copy_out(h.data(), size_);
+    return h;
+  }
+  template <class T>
+  std::vector<T> copy_as() const {
+    std::vector<T> h(size_ / sizeof(T));
+    copy_out(h.data(), h.size() * sizeof(T));
+    return h;
+  }
+  void set(unsigned char fill) {
+    if (size_ == 0) return;
+    if (dev_ == FASTMIX_DEVICE_CPU) {
+      std::memset(ptr_, fill, size_);
+      return;
+    }
+#if FASTMIX_TEST_CUDA
+    FMT_CUDA(cudaMemset(ptr_, fill, size_));
+    FMT_CUDA(cudaDeviceSynchronize());
+#endif
+  }
+  void poison() { set(kPoison); }
+
+ private:
+  void copy_in(const void *src, size_t n) {
+    if (n == 0) return;
+    if (dev_ == FASTMIX_DEVICE_CPU) {
+      std::memcpy(ptr_, src, n);
+      return;
+    }
+#if FASTMIX_TEST_CUDA
+    FMT_CUDA(cudaMemcpy(ptr_, src, n, cudaMemcpyHostToDevice));
+#endif
+  }
+  void copy_out(void *dst, size_t n) const {
+    if (n == 0) return;
+    if (dev_ == FASTMIX_DEVICE_CPU) {
+      std::memcpy(dst, ptr_, n);
+      return;
+    }
+#if FASTMIX_TEST_CUDA
+    FMT_CUDA(cudaMemcpy(dst, ptr_, n, cudaMemcpyDeviceToHost));
+#endif
+  }
+
+  fastmix_device dev_;
+  std::vector<unsigned char> host_;
+  void *base_ = nullptr;
+  unsigned char *ptr_ = nullptr;
+  size_t size_ = 0;
+};
+
+// A buffer on `d` holding the elements of `v` (never of size 0: a call may
+// not be handed NULL, so an empty vector still gets one poisoned element).
+template <class T>
+Buffer to_device(fastmix_device d, const std::vector<T> &v, size_t misalign = 0) {
+  Buffer b(d, (v.empty() ? 1 : v.size()) * sizeof(T), misalign);
+  if (!v.empty()) b.upload(v.data());
+  return b;
+}
+
+}  // namespace fmt_test

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs every CUDA test case on GPGPU-Sim, the functional GPU simulator in
+# ../shared/gpgpu-sim, so that the kernels execute (and are compared with the
+# CPU backend) on a machine without a GPU.
+#
+#  1. builds fastmix for the simulator (-DFASTMIX_SIMULATOR=ON: static library,
+#     shared CUDA runtime, PTX for sm_75) into build/sim;
+#  2. runs each case in its own simulator process, FASTMIX_JOBS at a time, so
+#     that one crash cannot hide the others: the [devices] cases of
+#     fastmix_tests on CUDA alone (their CPU side ran in the plain suite), and
+#     every case of fastmix_cuda_tests except those the simulator cannot run
+#     (named, with the reason);
+#  3. fails unless every case passed and every kernel in the binary (each
+#     template instance: kernel x dtype x path x source) was launched by at
+#     least one case; writes the kernel -> first case table to
+#     build/sim/coverage.txt.
+# Without ../shared/gpgpu-sim it says that the simulated suite was skipped and
+# exits 0.  Usage: bash tests/sim/run.sh [Catch2 test spec to narrow the cases]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+sim=$(cd .. && pwd)/shared/gpgpu-sim
+if [[ ! -x $sim/run.sh ]]; then
+  echo "fastmix: $sim not found: the simulated CUDA suite was SKIPPED (no CUDA kernel ran)"
+  exit 0
+fi
+FASTMIX_TEST_DEPS=1 source tests/deps.sh
+jobs=$FASTMIX_JOBS
+build=build/sim
+out=$build/run
+spec=${1:-}
+
+echo "== simulated CUDA suite: building for GPGPU-Sim (sm_75 PTX) into $build"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFASTMIX_SIMULATOR=ON \
+  -DFASTMIX_WARNINGS_AS_ERRORS=ON >/dev/null
+cmake --build "$build" -j "$jobs" --target fastmix_tests fastmix_cuda_tests
+env_sh=$("$sim/build.sh" | tail -1)
+
+# The simulator's CUDA folder with ptxas replaced by a caching stand-in.
+sim_cuda=$(source "$env_sh" >/dev/null 2>&1; echo "$CUDA_INSTALL_PATH")
+farm=$root/$build/sim-cuda
+rm -rf "$farm" "$out"
+mkdir -p "$farm/bin" "$out/logs"
+for f in "$sim_cuda"/*; do [[ $(basename "$f") == bin ]] || ln -s "$f" "$farm/"; done
+for f in "$sim_cuda"/bin/*; do [[ $(basename "$f") == ptxas ]] || ln -s "$f" "$farm/bin/"; done
+ln -s "$root/tests/sim/ptxas-cache.sh" "$farm/bin/ptxas"
+export FASTMIX_SIM_REAL_PTXAS=$sim_cuda/bin/ptxas
+export FASTMIX_SIM_PTXAS_CACHE=$root/$build/ptxas-cache
+export FASTMIX_SIM_CUDA=$farm
+export FASTMIX_TEST_SIMULATOR=1 FASTMIX_TEST_DEVICES=cuda
+export FASTMIX_TEST_SEED=${FASTMIX_TEST_SEED:-$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}
+echo "   FASTMIX_TEST_SEED=$FASTMIX_TEST_SEED (set it to repeat this run's inputs)"
+
+tests=$root/$build/tests
+# Cases the simulator cannot run, by tag, with the reason.
+declare -A unsupported=(
+  [graph]="CUDA graphs and stream capture: the simulator has no graph API"
+  [managed]="managed memory: the simulator has no unified memory"
+  [large]="a full-size batch: hours on the simulator; the same kernel paths run at smaller sizes"
+)
+exclude=""
+for tag in "${!unsupported[@]}"; do exclude+="~[$tag]"; done
+list() { "$tests/$1" --list-test-names-only "$2" | sed -e '/^$/d' -e '/test cases*$/d' -e '/^Matching/d'; }
+: >"$out/cases"
+while IFS= read -r name; do printf 'fastmix_tests\t%s\n' "$name" >>"$out/cases"; done \
+  < <(list fastmix_tests "[devices]${spec:+$spec}")
+while IFS= read -r name; do printf 'fastmix_cuda_tests\t%s\n' "$name" >>"$out/cases"; done \
+  < <(list fastmix_cuda_tests "${exclude}${spec:+$spec}")
+for tag in "${!unsupported[@]}"; do
+  while IFS= read -r name; do
+    echo "   not run on the simulator: \"$name\" (${unsupported[$tag]})"
+  done < <(list fastmix_cuda_tests "[$tag]")
+done
+total=$(wc -l <"$out/cases")
+
+# One process per case, `jobs` at a time (PTX register counts cached first).
+echo "== simulated CUDA suite: $total cases, $jobs at a time"
+for b in fastmix_tests fastmix_cuda_tests; do
+  FASTMIX_SIM_WORKDIR=$out/warm-$b "$sim/run.sh" "$root/tests/sim/case.sh" "$tests/$b" \
+    --list-test-names-only >"$out/warm-$b.log" 2>&1 &
+done
+wait
+start=$SECONDS
+nl -ba -w1 -s$'\t' "$out/cases" |
+  xargs -d '\n' -P "$jobs" -I{} bash "$root/tests/sim/case.sh" --run "$sim/run.sh" "$tests" "$out" "{}"
+echo "   simulated in $((SECONDS - start)) s"
+
+passed=$(cat "$out"/logs/*.pass 2>/dev/null | wc -l)
+failed=$((total - passed))
+
+# Coverage: every kernel entry of the binary launched by some case.
+entries=$(grep -ho '^\(\.visible \)\?\.entry [A-Za-z0-9_]*' "$out"/warm-fastmix_tests/*.ptx |
+  awk '{print $NF}' | sort -u)
+: >"$build/coverage.txt"
+missing=0
+for k in $entries; do
+  first=$(grep -l "executing kernel $k\.\.\." "$out"/logs/*.log 2>/dev/null | sort -V | head -1 || true)
+  pretty=$(echo "$k" | c++filt | sed -e 's/fm::(anonymous namespace):://g' -e 's/(anonymous namespace):://g')
+  if [[ -z $first ]]; then
+    echo "   NOT LAUNCHED by any simulated case: $pretty"
+    missing=$((missing + 1))
+  else
+    printf '%s\t%s\n' "$pretty" "$(cut -f2 "${first%.log}.case")" >>"$build/coverage.txt"
+  fi
+done
+echo "   kernel coverage: $(wc -l <"$build/coverage.txt") of $(echo "$entries" | wc -w) kernel instances launched ($build/coverage.txt)"
+echo "simulated: $passed passed, $failed failed"
+[[ $failed -eq 0 && $missing -eq 0 ]]
