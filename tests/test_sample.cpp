@@ -1,10 +1,11 @@
-// fastmix_sample on the CPU: the shape of the draw (partners of the right
-// kind, lambdas in range, never NaN), reproducibility, and the counter
-// property (lambdas depend only on seed, offset and the sample index).
-// The distributions themselves are tested in test_stats.cpp.
+// fastmix_sample: on every device the shape of the draw (partners of the
+// right kind, lambdas in range, never NaN) and the draw bitwise the CPU's; on
+// the CPU reproducibility and the counter property (lambdas depend only on
+// seed, offset and the sample index).  The distributions themselves are
+// tested in test_stats.cpp.
 #include <catch2/catch.hpp>
 
-#include "test_util.hpp"
+#include "device.hpp"
 
 #include <fastmix/fastmix.h>
 
@@ -21,14 +22,20 @@ struct Draw {
   std::vector<int64_t> par;
 };
 
+// One draw on `dev` into poisoned buffers with one element more than the
+// batch, which must stay poison.
 Draw draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset,
-          int64_t batch) {
-  Draw d{std::vector<float>((size_t)batch), std::vector<int64_t>((size_t)batch)};
-  poison(d.lam), poison(d.par);
-  const fastmix_status st = fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, seed, offset,
-                                           batch, d.lam.data(), d.par.data(), nullptr);
-  INFO(fastmix_last_error());
+          int64_t batch, fastmix_device dev = FASTMIX_DEVICE_CPU) {
+  Buffer lb(dev, (size_t)(batch + 1) * sizeof(float)), pb(dev, (size_t)(batch + 1) * sizeof(int64_t));
+  const fastmix_status st = fastmix_sample(dev, alpha, fold, pairing, seed, offset, batch,
+                                           lb.as<float>(), pb.as<int64_t>(), nullptr);
+  INFO(device_name(dev) << ": " << fastmix_last_error());
   REQUIRE(st == FASTMIX_SUCCESS);
+  finish(dev);
+  Draw d{lb.copy_as<float>(), pb.copy_as<int64_t>()};
+  CHECK(all_poison(&d.lam.back(), sizeof(float)));
+  CHECK(all_poison(&d.par.back(), sizeof(int64_t)));
+  d.lam.pop_back(), d.par.pop_back();
   return d;
 }
 
@@ -40,22 +47,25 @@ bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
 }  // namespace
 
 TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundary batch sizes",
-          "[sample]") {
+          "[sample][devices]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x5a3);
+  const bool sim = on_simulator();
   std::vector<int64_t> batches;
   for (int64_t n = 1; n <= 70; ++n) batches.push_back(n);
   // around the sizes where the Feistel domain (a power of 4) changes
   for (int64_t n : {127, 128, 129, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097, 65535, 65536,
                     65537, 1000003})
-    batches.push_back(n);
+    if (!sim || n < 100000) batches.push_back(n);
+  for (fastmix_device dev : test_devices())
   for (int64_t n : batches)
     for (fastmix_pairing pairing : kAllPairings)
-      for (int rep = 0; rep < (n < 100 ? 4 : 1); ++rep) {
+      for (int rep = 0; rep < (n < 100 && !sim ? 4 : 1); ++rep) {
         const uint64_t s = rng(), off = rng();
-        INFO(pairing_name(pairing) << " batch " << n << " seed " << s << " offset " << off);
-        const Draw d = draw(0.4f, rep % 2, pairing, s, off, n);
+        INFO(device_name(dev) << " " << pairing_name(pairing) << " batch " << n << " seed " << s
+                              << " offset " << off);
+        const Draw d = draw(0.4f, (rep + (int)n) % 2, pairing, s, off, n, dev);
         REQUIRE(is_permutation(d.par.data(), n));
         if (n == 1) CHECK(d.par[0] == 0);
         if (pairing == FASTMIX_PAIRING_FLIP) {
@@ -77,7 +87,7 @@ TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundar
 }
 
 TEST_CASE("sample: lambdas lie in [0, 1] ([1/2, 1] folded) and are never NaN, for any alpha",
-          "[sample]") {
+          "[sample][devices]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x5a4);
@@ -95,10 +105,12 @@ TEST_CASE("sample: lambdas lie in [0, 1] ([1/2, 1] folded) and are never NaN, fo
                           1e6f,
                           1e30f,
                           FLT_MAX};
+  const int64_t n = on_simulator() ? 2000 : 20000;
+  for (fastmix_device dev : test_devices())
   for (float alpha : alphas)
     for (int fold : {0, 1}) {
-      INFO("alpha " << alpha << " fold " << fold);
-      const Draw d = draw(alpha, fold, FASTMIX_PAIRING_PERMUTATION, rng(), rng(), 20000);
+      INFO(device_name(dev) << " alpha " << alpha << " fold " << fold);
+      const Draw d = draw(alpha, fold, FASTMIX_PAIRING_PERMUTATION, rng(), rng(), n, dev);
       int bad = 0;
       for (float l : d.lam)
         if (!(l >= (fold ? 0.5f : 0.0f) && l <= 1.0f)) ++bad;
@@ -191,14 +203,37 @@ TEST_CASE("sample: different seeds or offsets give different draws (all 64 bits 
   }
 }
 
-TEST_CASE("sample with batch 0 succeeds and writes nothing", "[sample]") {
-  for (fastmix_pairing pairing : kAllPairings) {
-    std::vector<float> lam(3);
-    std::vector<int64_t> par(3);
-    poison(lam), poison(par);
-    CHECK(fastmix_sample(FASTMIX_DEVICE_CPU, 0.4f, 0, pairing, 1, 2, 0, lam.data(), par.data(),
-                         nullptr) == FASTMIX_SUCCESS);
-    CHECK(all_poison(lam));
-    CHECK(all_poison(par));
-  }
+TEST_CASE("sample with batch 0 succeeds and writes nothing", "[sample][devices]") {
+  for (fastmix_device dev : test_devices())
+    for (fastmix_pairing pairing : kAllPairings) {
+      INFO(device_name(dev) << " " << pairing_name(pairing));
+      const Draw d = draw(0.4f, 0, pairing, 1, 2, 0, dev);  // checks the poison itself
+      CHECK(d.lam.empty());
+    }
+}
+
+TEST_CASE("sample on every device is bitwise the CPU's draw, grid-stride sizes included",
+          "[sample][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0xc0a1);
+  // On CUDA, sizes past one grid of 480 blocks of 256 threads run the
+  // kernel's grid-stride loop; 130001 does so on the simulator's 30 SMs.
+  std::vector<int64_t> sizes = {0, 1, 2, 3, 7, 33, 1000, 4097, 65537, (1 << 20) + 7};
+  if (on_simulator()) sizes = {0, 1, 2, 3, 7, 33, 1000, 4097, 130001};
+  int round = 0;
+  for (fastmix_device dev : test_devices())
+    for (fastmix_pairing pairing : kAllPairings)
+      for (int fold : {0, 1})
+        for (float alpha : {1e-3f, 0.01f, 0.4f, 1.0f, 3.0f, 1000.0f})
+          for (int64_t n : sizes) {
+            if (n > 5000 && round++ % 4 != 0) continue;  // the big ones for a quarter of the settings
+            const uint64_t s = rng(), off = rng();
+            INFO(device_name(dev) << " " << pairing_name(pairing) << " fold " << fold << " alpha "
+                                  << alpha << " batch " << n << " seed " << s << " offset " << off);
+            const Draw cpu = draw(alpha, fold, pairing, s, off, n);
+            const Draw got = draw(alpha, fold, pairing, s, off, n, dev);
+            CHECK(same_bits(got.lam, cpu.lam));
+            CHECK(got.par == cpu.par);
+          }
 }
