@@ -15,6 +15,8 @@
 // their GB/s is an effective rate and the ratio is a plain time ratio.
 #include <fastmix/fastmix.h>
 
+#include "../kernels/math/dtype.cuh"  // the library's one dtype_size
+
 #include <cuda_runtime.h>
 #include <omp.h>
 
@@ -54,7 +56,6 @@ void check_cuda(cudaError_t e, const char *what) {
   if (e != cudaSuccess) die(what, cudaGetErrorString(e));
 }
 
-size_t esize(fastmix_dtype d) { return d == FASTMIX_FLOAT32 ? 4 : 2; }
 const char *dname(fastmix_dtype d) {
   return d == FASTMIX_FLOAT32 ? "float32" : d == FASTMIX_FLOAT16 ? "float16" : "bfloat16";
 }
@@ -129,7 +130,7 @@ struct Backend {
 
 // Random values in [-1, 1] of the storage type.
 std::vector<unsigned char> random_data(fastmix_dtype d, size_t n, unsigned seed) {
-  std::vector<unsigned char> v(n * esize(d));
+  std::vector<unsigned char> v(n * fm::dtype_size(d));
   uint32_t s = seed * 2654435761u + 1;
   for (size_t i = 0; i < n; ++i) {
     s = s * 1664525u + 1013904223u;
@@ -375,7 +376,7 @@ struct Bench {
     for (const Shape &s : shapes)
       for (fastmix_dtype d : dtypes) {
         const int64_t elems = s.c * s.h * s.w, total = s.n * elems;
-        const size_t bytes = (size_t)total * esize(d);
+        const size_t bytes = (size_t)total * fm::dtype_size(d);
         // CPU: rotate over enough input copies that one run's data is out of cache.
         const int copies = !be.cuda && bytes < ((size_t)64 << 20) ? 4 : 1;
         std::vector<void *> xs;
@@ -438,7 +439,7 @@ struct Bench {
     for (const Shape &sh : shapes)
       for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_BFLOAT16}) {
         const int64_t total = sh.n * sh.c;
-        const size_t bytes = (size_t)total * esize(d);
+        const size_t bytes = (size_t)total * fm::dtype_size(d);
         void *z = be.alloc(bytes), *grad = be.alloc(bytes);
         void *logp = be.alloc((size_t)total * 4), *g = be.alloc((size_t)total * 4);
         auto init = random_data(d, (size_t)total, 11u);

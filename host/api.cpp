@@ -59,10 +59,9 @@ fastmix_status fastmix_sample(fastmix_device device, float alpha, int fold, fast
   static const char *func = "fastmix_sample";
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
-    if (device == FASTMIX_DEVICE_CUDA)
-      return cuda_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners, stream);
-    cpu_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners);
-    return FASTMIX_SUCCESS;
+    const Draw draw{alpha, fold, pairing, Seed{Seed::kValue, seed, offset, nullptr, 0}};
+    return run(device, cpu_sample, cuda_sample, SampleArgs{func, draw, batch, lambdas, partners},
+               stream);
   });
 }
 
@@ -75,14 +74,9 @@ fastmix_status fastmix_blend(fastmix_device device, fastmix_dtype dtype, const v
     FM_TRY(check_dtype(func, dtype));
     FM_TRY(check_batch(func, batch));
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
-    FM_TRY(check_draw_outputs(func, lambdas, partners));
-    if (device == FASTMIX_DEVICE_CUDA)
-      return cuda_blend(dtype, x, out, batch, sample_elems, sample_stride,
-                        const_cast<float *>(lambdas), const_cast<int64_t *>(partners), nullptr,
-                        stream);
-    FM_TRY(check_partners_host(func, partners, batch));
-    cpu_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners);
-    return FASTMIX_SUCCESS;
+    FM_TRY(check_lambdas_partners(func, lambdas, partners));
+    const Images images{dtype, x, out, batch, sample_elems, sample_stride};
+    return run(device, cpu_blend, cuda_blend, BlendArgs{func, images, lambdas, partners}, stream);
   });
 }
 
@@ -95,27 +89,24 @@ fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float a
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
     FM_TRY(check_dtype(func, dtype));
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
-    if (device == FASTMIX_DEVICE_CUDA) {
-      const MixupDraw draw{alpha, fold, pairing, seed, offset};
-      return cuda_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners, &draw,
-                        stream);
-    }
-    cpu_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners);
-    cpu_blend(dtype, x, out, batch, sample_elems, sample_stride, lambdas, partners);
-    return FASTMIX_SUCCESS;
+    const Draw draw{alpha, fold, pairing, Seed{Seed::kValue, seed, offset, nullptr, 0}};
+    const Images images{dtype, x, out, batch, sample_elems, sample_stride};
+    return run(device, cpu_mixup, cuda_mixup, MixupArgs{func, draw, images, lambdas, partners},
+               stream);
   });
 }
 
 }  // extern "C"
 
-// ---- seed and offset read from memory (issue 6) ------------------------------
+// ---- seed and offset read from memory when the work runs ----------------------
 namespace {
 
-// seed_offset: present, 8-byte aligned, and clear of every other buffer of
-// the call (x and out NULL for sampling; their geometry already validated).
+// seed_offset: present, 8-byte aligned, and clear of lambdas, partners and
+// the byte span of `images` (NULL: a draw without a blend; its geometry
+// already validated).
 fastmix_status check_seed_offset(const char *func, const uint64_t *seed_offset, int64_t batch,
-                                 const float *lambdas, const int64_t *partners, fastmix_dtype dtype,
-                                 const void *x, const void *out, int64_t elems, int64_t stride) {
+                                 const float *lambdas, const int64_t *partners,
+                                 const Images *images) {
   FM_CHECK(seed_offset != nullptr, "%s: seed_offset must not be NULL", func);
   FM_CHECK((uintptr_t)seed_offset % 8 == 0, "%s: seed_offset must be 8-byte aligned", func);
   const uint64_t n = (uint64_t)batch, so = 2 * sizeof(uint64_t);
@@ -123,11 +114,12 @@ fastmix_status check_seed_offset(const char *func, const uint64_t *seed_offset, 
            "%s: seed_offset overlaps lambdas", func);
   FM_CHECK(!overlaps(seed_offset, so, partners, n * sizeof(int64_t)),
            "%s: seed_offset overlaps partners", func);
-  if (x && batch > 0 && elems > 0) {
+  if (images && batch > 0 && images->elems > 0) {
     const uint64_t span =
-        ((uint64_t)(batch - 1) * (uint64_t)stride + (uint64_t)elems) * dtype_size(dtype);
-    FM_CHECK(!overlaps(seed_offset, so, x, span), "%s: seed_offset overlaps x", func);
-    FM_CHECK(!overlaps(seed_offset, so, out, span), "%s: seed_offset overlaps out", func);
+        ((uint64_t)(batch - 1) * (uint64_t)images->stride + (uint64_t)images->elems) *
+        dtype_size(images->dtype);
+    FM_CHECK(!overlaps(seed_offset, so, images->x, span), "%s: seed_offset overlaps x", func);
+    FM_CHECK(!overlaps(seed_offset, so, images->out, span), "%s: seed_offset overlaps out", func);
   }
   return FASTMIX_SUCCESS;
 }
@@ -143,15 +135,10 @@ fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha, in
   static const char *func = "fastmix_sample_device_seed";
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
-    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, FASTMIX_FLOAT32, nullptr,
-                             nullptr, 0, 0));
-    if (device == FASTMIX_DEVICE_CUDA)
-      return cuda_draw_device_seed(FASTMIX_FLOAT32, alpha, fold, pairing, seed_offset,
-                                   offset_increment, nullptr, nullptr, batch, 0, 0, lambdas,
-                                   partners, stream);
-    cpu_draw_device_seed(FASTMIX_FLOAT32, alpha, fold, pairing, seed_offset, offset_increment,
-                         nullptr, nullptr, batch, 0, 0, lambdas, partners);
-    return FASTMIX_SUCCESS;
+    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, nullptr));
+    const Draw draw{alpha, fold, pairing, Seed{Seed::kMemory, 0, 0, seed_offset, offset_increment}};
+    return run(device, cpu_sample, cuda_sample, SampleArgs{func, draw, batch, lambdas, partners},
+               stream);
   });
 }
 
@@ -165,15 +152,11 @@ fastmix_status fastmix_mixup_device_seed(fastmix_device device, fastmix_dtype dt
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
     FM_TRY(check_dtype(func, dtype));
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
-    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, dtype, x, out,
-                             sample_elems, sample_stride));
-    if (device == FASTMIX_DEVICE_CUDA)
-      return cuda_draw_device_seed(dtype, alpha, fold, pairing, seed_offset, offset_increment, x,
-                                   out, batch, sample_elems, sample_stride, lambdas, partners,
-                                   stream);
-    cpu_draw_device_seed(dtype, alpha, fold, pairing, seed_offset, offset_increment, x, out, batch,
-                         sample_elems, sample_stride, lambdas, partners);
-    return FASTMIX_SUCCESS;
+    const Images images{dtype, x, out, batch, sample_elems, sample_stride};
+    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, &images));
+    const Draw draw{alpha, fold, pairing, Seed{Seed::kMemory, 0, 0, seed_offset, offset_increment}};
+    return run(device, cpu_mixup, cuda_mixup, MixupArgs{func, draw, images, lambdas, partners},
+               stream);
   });
 }
 

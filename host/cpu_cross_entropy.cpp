@@ -1,6 +1,7 @@
 // The CPU backend of the mixup cross-entropy and the soft targets.  The
-// per-row math is kernels/cross_entropy.cuh, shared with the CUDA kernels.
-// Arguments, labels and partners arrive validated by host/api_loss.cpp.
+// per-row math is kernels/math/cross_entropy.cuh, shared with the CUDA
+// kernels.  Arguments arrive validated by host/api_loss.cpp; the labels and
+// partners, host memory here, are checked before any output is written.
 //
 // Rows are spread over an OpenMP team.  Each row is decoded once into a
 // float32 buffer (the thread's own), then: max, sum of exp(z - max) and sum of
@@ -8,11 +9,12 @@
 // from the buffer (so grad_logits == logits is safe).  For MEAN and SUM the
 // float32 row losses are kept and summed afterwards in row order in float64:
 // the result does not depend on the number of threads.
-#include "internal.hpp"
-
-#include "../kernels/cross_entropy.cuh"
+#include "../kernels/math/cross_entropy.cuh"
+#include "../kernels/math/dtype.cuh"
 #include "cpu_simd.hpp"
+#include "validate.hpp"
 
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -115,7 +117,7 @@ void grad_row(const CeRow &r, const float *e, float *g, int64_t n, float inv_sum
 }
 
 template <class T>
-void cross_entropy_typed(const CeArgs &a) {
+void cross_entropy_typed(const CrossEntropyArgs &a) {
   using raw = typename T::raw;
   const raw *logits = static_cast<const raw *>(a.logits);
   raw *grad = static_cast<raw *>(a.grad);
@@ -170,46 +172,33 @@ void cross_entropy_typed(const CeArgs &a) {
 }
 
 template <class T>
-void soft_targets_typed(const int64_t *labels, const float *lambdas, const int64_t *partners,
-                        int64_t n, int64_t C, float eps, void *targets, int64_t stride) {
+void soft_targets_typed(const SoftTargetsArgs &a) {
   using raw = typename T::raw;
-  raw *t = static_cast<raw *>(targets);
-  const float eps_c = eps / (float)C;
+  raw *t = static_cast<raw *>(a.targets);
+  const int64_t n = a.batch, C = a.classes;
+  const float eps = a.eps, eps_c = a.eps / (float)C;
 #pragma omp parallel for schedule(static) if (n * C > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) {
-    const StRow r = st_row(labels, lambdas, partners, i, n, C);
-    raw *row = t + i * stride;
+    const LabelPair r = st_row(a.labels, a.lambdas, a.partners, i, n, C);
+    raw *row = t + i * a.stride;
     for (int64_t c = 0; c < C; ++c) row[c] = T::store(soft_target(r, c, eps, eps_c));
   }
 }
 
 }  // namespace
 
-void cpu_cross_entropy(const CeArgs &a) {
-  switch (a.dtype) {
-    case FASTMIX_FLOAT32:
-      return cross_entropy_typed<f32>(a);
-    case FASTMIX_FLOAT16:
-      return cross_entropy_typed<f16>(a);
-    case FASTMIX_BFLOAT16:
-      return cross_entropy_typed<bf16>(a);
-  }
+fastmix_status cpu_cross_entropy(const CrossEntropyArgs &a, void *) {
+  if (a.partners) FM_TRY(check_partners_host(a.func, a.partners, a.batch));
+  FM_TRY(check_labels_host(a.func, a.labels, a.batch, a.classes, true, a.ignore_index));
+  dispatch_dtype(a.dtype, [&](auto t) { cross_entropy_typed<decltype(t)>(a); });
+  return FASTMIX_SUCCESS;
 }
 
-void cpu_soft_targets(fastmix_dtype dtype, const int64_t *labels, const float *lambdas,
-                      const int64_t *partners, int64_t batch, int64_t classes, float eps,
-                      void *targets, int64_t stride) {
-  switch (dtype) {
-    case FASTMIX_FLOAT32:
-      return soft_targets_typed<f32>(labels, lambdas, partners, batch, classes, eps, targets,
-                                     stride);
-    case FASTMIX_FLOAT16:
-      return soft_targets_typed<f16>(labels, lambdas, partners, batch, classes, eps, targets,
-                                     stride);
-    case FASTMIX_BFLOAT16:
-      return soft_targets_typed<bf16>(labels, lambdas, partners, batch, classes, eps, targets,
-                                      stride);
-  }
+fastmix_status cpu_soft_targets(const SoftTargetsArgs &a, void *) {
+  if (a.partners) FM_TRY(check_partners_host(a.func, a.partners, a.batch));
+  FM_TRY(check_labels_host(a.func, a.labels, a.batch, a.classes, false, 0));
+  dispatch_dtype(a.dtype, [&](auto t) { soft_targets_typed<decltype(t)>(a); });
+  return FASTMIX_SUCCESS;
 }
 
 }  // namespace fm

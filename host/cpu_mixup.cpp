@@ -1,10 +1,10 @@
-// The CPU backend of sampling and blending: the same shared math as the CUDA
-// kernels (kernels/sampler.cuh, kernels/common.cuh), spread over an OpenMP
-// team.  Arguments arrive validated by host/api.cpp.
-#include "internal.hpp"
-
-#include "../kernels/sampler.cuh"
+// The CPU backend of sampling, blending and the fused mixup: the same shared
+// math as the CUDA kernels (kernels/math/sampler.cuh, kernels/math/common.cuh),
+// spread over an OpenMP team.  Arguments arrive validated by host/api.cpp.
+#include "../kernels/math/dtype.cuh"
+#include "../kernels/math/sampler.cuh"
 #include "cpu_simd.hpp"
+#include "validate.hpp"
 
 #include <algorithm>
 #include <type_traits>
@@ -144,52 +144,53 @@ void blend_in_place(typename T::raw *x, int64_t batch, int64_t elems, int64_t st
 }
 
 template <class T>
-void blend_typed(const void *x, void *out, int64_t batch, int64_t elems, int64_t stride,
-                 const float *lambdas, const int64_t *partners) {
+void blend_typed(const Images &im, const float *lambdas, const int64_t *partners) {
   using raw = typename T::raw;
-  if (x == out)
-    blend_in_place<T>(static_cast<raw *>(out), batch, elems, stride, lambdas, partners);
+  if (im.x == im.out)
+    blend_in_place<T>(static_cast<raw *>(im.out), im.batch, im.elems, im.stride, lambdas, partners);
   else
-    blend_out_of_place<T>(static_cast<const raw *>(x), static_cast<raw *>(out), batch, elems,
-                          stride, lambdas, partners);
+    blend_out_of_place<T>(static_cast<const raw *>(im.x), static_cast<raw *>(im.out), im.batch,
+                          im.elems, im.stride, lambdas, partners);
 }
 
-}  // namespace
+void blend_images(const Images &im, const float *lambdas, const int64_t *partners) {
+  if (im.batch == 0 || im.elems == 0) return;
+  dispatch_dtype(im.dtype, [&](auto t) { blend_typed<decltype(t)>(im, lambdas, partners); });
+}
 
-void cpu_sample(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset,
-                int64_t batch, float *lambdas, int64_t *partners) {
-  const BetaParams bp = make_beta_params(alpha, fold);
-  const Pairing pr = make_pairing(pairing, seed, offset, (uint64_t)batch);
+// Draws lambdas and partners with seed and offset; a seed in memory is host
+// memory here, read once before the draw and advanced after it.
+void draw(const Draw &d, int64_t batch, float *lambdas, int64_t *partners) {
+  const bool in_memory = d.seed.kind == Seed::kMemory;
+  const uint64_t seed = in_memory ? d.seed.ptr[0] : d.seed.seed;
+  const uint64_t offset = in_memory ? d.seed.ptr[1] : d.seed.offset;
+  const BetaParams bp = make_beta_params(d.alpha, d.fold);
+  const Pairing pr = make_pairing(d.pairing, seed, offset, (uint64_t)batch);
 #pragma omp parallel for schedule(static) if (batch > 256)
   for (int64_t i = 0; i < batch; ++i) {
     lambdas[i] = beta_lambda(bp, seed, offset, (uint64_t)i);
     partners[i] = partner(pr, (uint64_t)i);
   }
+  if (in_memory) d.seed.ptr[1] = offset + d.seed.increment;  // unsigned: wraps mod 2^64
 }
 
-void cpu_blend(fastmix_dtype dtype, const void *x, void *out, int64_t batch, int64_t elems,
-               int64_t stride, const float *lambdas, const int64_t *partners) {
-  if (batch == 0 || elems == 0) return;
-  switch (dtype) {
-    case FASTMIX_FLOAT32:
-      return blend_typed<f32>(x, out, batch, elems, stride, lambdas, partners);
-    case FASTMIX_FLOAT16:
-      return blend_typed<f16>(x, out, batch, elems, stride, lambdas, partners);
-    case FASTMIX_BFLOAT16:
-      return blend_typed<bf16>(x, out, batch, elems, stride, lambdas, partners);
-  }
+}  // namespace
+
+fastmix_status cpu_sample(const SampleArgs &a, void *) {
+  draw(a.draw, a.batch, a.lambdas, a.partners);
+  return FASTMIX_SUCCESS;
 }
 
-// The CPU twin of the device-seed entry points (issue 6): the pointer is host
-// memory, read once before the draw and advanced after it.
-void cpu_draw_device_seed(fastmix_dtype dtype, float alpha, int fold, fastmix_pairing pairing,
-                          uint64_t *seed_offset, uint64_t increment, const void *x, void *out,
-                          int64_t batch, int64_t elems, int64_t stride, float *lambdas,
-                          int64_t *partners) {
-  const uint64_t seed = seed_offset[0], offset = seed_offset[1];
-  cpu_sample(alpha, fold, pairing, seed, offset, batch, lambdas, partners);
-  if (x) cpu_blend(dtype, x, out, batch, elems, stride, lambdas, partners);
-  seed_offset[1] = offset + increment;  // unsigned: wraps mod 2^64
+fastmix_status cpu_blend(const BlendArgs &a, void *) {
+  FM_TRY(check_partners_host(a.func, a.partners, a.images.batch));
+  blend_images(a.images, a.lambdas, a.partners);
+  return FASTMIX_SUCCESS;
+}
+
+fastmix_status cpu_mixup(const MixupArgs &a, void *) {
+  draw(a.draw, a.images.batch, a.lambdas, a.partners);
+  blend_images(a.images, a.lambdas, a.partners);
+  return FASTMIX_SUCCESS;
 }
 
 }  // namespace fm

@@ -1,11 +1,11 @@
 // CPU-only helpers for the vectorised loops of the CPU backend: run-time
 // detection of AVX2/F16C, whole-row conversions between the storage types
 // and float32, and an exp that the compiler can vectorise.  The results are
-// those of the shared conversions in kernels/common.cuh (round to nearest
+// those of the shared conversions in kernels/math/common.cuh (round to nearest
 // even; NaN payloads aside).
 #pragma once
 
-#include "../kernels/common.cuh"
+#include "../kernels/math/common.cuh"
 
 #include <stdint.h>
 
@@ -80,23 +80,15 @@ void encode_row(const float *in, typename T::raw *out, int64_t n) {
   for (int64_t j = 0; j < n; ++j) out[j] = T::store(in[j]);
 }
 
-// exp(x) without branches or calls, so that loops over it vectorise: Cody-Waite
-// reduction by ln 2 (rounding with the 1.5 * 2^23 trick), a degree-7
-// polynomial, and the power of two built in the exponent bits.  About 2 ulp;
+// exp(x) without branches or calls, so that loops over it vectorise: the
+// shared reduction and polynomial of kernels/math/common.cuh (k rounded with
+// the 1.5 * 2^23 trick) and the power of two built in the exponent bits.  About 2 ulp;
 // 0 below -87.3 (where exp is under FLT_MIN), NaN for NaN.
 inline float exp_vec(float x) {
   const float xc = x > 88.0f ? 88.0f : x;
   const float shifted = xc * 1.44269504f + 12582912.0f;  // k in the low mantissa bits
   const float kf = shifted - 12582912.0f;
-  const float r = (xc - kf * 0.693145751953125f) - kf * 1.42860677e-06f;
-  float p = 1.98412698e-04f;
-  p = p * r + 1.38888889e-03f;
-  p = p * r + 8.33333377e-03f;
-  p = p * r + 4.16666679e-02f;
-  p = p * r + 1.66666672e-01f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  const float p = exp_poly(ln2_reduce(xc, kf));
   // k from the bits, not by a float-to-int conversion (undefined for NaN).
   const uint32_t k = f32_bits(shifted) - 0x4b400000u;
   const float scale = f32_from_bits((k + 127u) << 23);

@@ -3,7 +3,9 @@
 // returns the error status.
 #pragma once
 
-#include "internal.hpp"
+#include "backend.hpp"
+
+#include "../kernels/math/dtype.cuh"
 
 #include <cmath>
 #include <cstring>
@@ -123,9 +125,9 @@ inline fastmix_status check_images(const char *func, fastmix_dtype dtype, const 
   return FASTMIX_SUCCESS;
 }
 
-// The outputs every sampling entry point writes.
-inline fastmix_status check_draw_outputs(const char *func, const float *lambdas,
-                                         const int64_t *partners) {
+// lambdas and partners, which sampling writes and blending reads: present.
+inline fastmix_status check_lambdas_partners(const char *func, const float *lambdas,
+                                             const int64_t *partners) {
   FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
   FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
   return FASTMIX_SUCCESS;
@@ -138,7 +140,16 @@ inline fastmix_status check_sample_args(const char *func, const fastmix_device &
   FM_TRY(check_device(func, device));
   FM_TRY(check_sampler(func, alpha, pairing));
   FM_TRY(check_batch(func, batch));
-  return check_draw_outputs(func, lambdas, partners);
+  return check_lambdas_partners(func, lambdas, partners);
+}
+
+inline fastmix_status check_reduction(const char *func, const fastmix_reduction &reduction) {
+  const int red = enum_int(reduction);
+  FM_CHECK(red == FASTMIX_REDUCTION_NONE || red == FASTMIX_REDUCTION_MEAN ||
+               red == FASTMIX_REDUCTION_SUM,
+           "%s: reduction must be FASTMIX_REDUCTION_NONE (0), _MEAN (1) or _SUM (2), got %d", func,
+           red);
+  return FASTMIX_SUCCESS;
 }
 
 // Host-side partners (CPU backend): each in [0, batch), checked before any
@@ -150,6 +161,28 @@ inline fastmix_status check_partners_host(const char *func, const int64_t *partn
              "%s: partners[%lld] = %lld is outside [0, batch = %lld)", func, (long long)i,
              (long long)partners[i], (long long)batch);
   return FASTMIX_SUCCESS;
+}
+
+// Host-side labels (CPU backend): each ignore_index (when `ignore` is set)
+// or in [0, classes), checked before any output is written.
+inline fastmix_status check_labels_host(const char *func, const int64_t *labels, int64_t batch,
+                                        int64_t classes, bool ignore, int64_t ignore_index) {
+  for (int64_t i = 0; i < batch; ++i) {
+    const int64_t y = labels[i];
+    if ((ignore && y == ignore_index) || (y >= 0 && y < classes)) continue;
+    return fail(FASTMIX_ERROR_LABEL_OUT_OF_RANGE,
+                "%s: labels[%lld] = %lld is outside [0, classes = %lld)%s", func, (long long)i,
+                (long long)y, (long long)classes, ignore ? " and is not ignore_index" : "");
+  }
+  return FASTMIX_SUCCESS;
+}
+
+// Runs the operation on the backend `device` names: the one place that picks
+// the backend (device already validated).
+template <class Args>
+fastmix_status run(const fastmix_device &device, fastmix_status (*cpu)(const Args &, void *),
+                   fastmix_status (*cuda)(const Args &, void *), const Args &args, void *stream) {
+  return (device == FASTMIX_DEVICE_CUDA ? cuda : cpu)(args, stream);
 }
 
 }  // namespace fm

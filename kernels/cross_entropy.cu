@@ -1,6 +1,7 @@
 // CUDA kernels of the mixup cross-entropy and the soft targets, with their
-// launchers.  The per-row math is kernels/cross_entropy.cuh, shared with the
-// CPU backend; this file holds the launch geometry and the memory movement.
+// launchers.  The per-row math is kernels/math/cross_entropy.cuh, shared with
+// the CPU backend; this file holds the GPU's way to the row statistics (an
+// online accumulator), the launch geometry and the memory movement.
 // docs/loss.md explains the design; in short:
 //
 //  - A team works on one row at a time: a warp when the row has at most
@@ -17,17 +18,23 @@
 //    the team barrier that precedes any write.  Rows too long for shared memory
 //    are read a second time (mostly from L2).
 //  - NONE: ce_kernel<..., false> with a grid of up to a full wave; row i's
-//    loss goes to loss[i].  MEAN and SUM: ce_kernel<..., true> with ONE block,
+//    loss goes to loss[i].
+//  - MEAN and SUM without a workspace: ce_kernel<..., true> with ONE block,
 //    which first sums the weights (the MEAN denominator, needed by the
 //    gradient), then walks all rows with the same teams, each team leader
 //    adding its row losses in row order to a float64, and finally reduces the
-//    leaders' sums with cub::BlockReduce.  The API gives no scratch memory and
-//    a call may not allocate, so there is nowhere to put per-block partial sums
-//    of a multi-block grid; one block is the only deterministic, scratch-free
-//    way to reduce in the same pass that reads the logits (its cost is in
-//    docs/loss.md).
-#include "cross_entropy.cuh"
+//    leaders' sums with cub::BlockReduce.  A call may not allocate, so without
+//    scratch memory there is nowhere to put per-block partial sums of a
+//    multi-block grid; one block is the only deterministic way to reduce in
+//    the same pass that reads the logits (its cost is in docs/loss.md).
+//  - MEAN and SUM with the caller's workspace (fastmix_cross_entropy_ws):
+//    ce_weight_kernel writes the MEAN denominator to the workspace, the rows
+//    run over the whole grid as for NONE with their losses going to the
+//    workspace, and ce_sum_kernel adds those in a fixed order: the same bits
+//    as the single block, at the speed of a full grid.
 #include "cuda_util.cuh"
+#include "math/cross_entropy.cuh"
+#include "math/dtype.cuh"
 
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
@@ -40,6 +47,61 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kVecBytes = 16;
 constexpr int kUnroll = 4;             // 16-byte loads in flight per thread
 constexpr int64_t kWarpMaxVecs = 256;  // rows up to 256 vectors (1024 fp32, 2048 fp16) per warp
+
+// ---- the online log-sum-exp accumulator -------------------------------------
+// m: running maximum, s: sum of exp(z - m), sz: sum of z.  Adding -inf to an
+// accumulator whose maximum is -inf counts it as exp(0) (the row's lse then
+// stays -inf whatever s is); a NaN makes s NaN.
+struct CeAcc {
+  float m, s, sz;
+};
+
+__device__ __forceinline__ CeAcc ce_acc_init() { return CeAcc{-INFINITY, 0.0f, 0.0f}; }
+
+__device__ __forceinline__ void ce_acc_add(CeAcc &a, float x) {
+  if (x > a.m) {
+    a.s = a.s * expf(a.m - x) + 1.0f;
+    a.m = x;
+  } else {
+    a.s += x == a.m ? 1.0f : expf(x - a.m);
+  }
+  a.sz += x;
+}
+
+// Adds N values with one rescale: the maximum of the N first, then one exp
+// per value, independent of each other (instruction-level parallelism).
+// Same conventions as ce_acc_add.
+template <int N>
+__device__ __forceinline__ void ce_acc_add_n(CeAcc &a, const float (&x)[N]) {
+  float vm = x[0];
+  for (int k = 1; k < N; ++k) vm = x[k] > vm ? x[k] : vm;
+  if (vm > a.m) {
+    a.s = a.s * expf(a.m - vm);
+    a.m = vm;
+  }
+  for (int k = 0; k < N; ++k) {
+    a.s += x[k] == a.m ? 1.0f : expf(x[k] - a.m);
+    a.sz += x[k];
+  }
+}
+
+// Symmetric in its arguments up to NaN: combine(a, b) and combine(b, a) are
+// bitwise equal (IEEE + and * commute), so butterfly reductions give every
+// lane the same value.
+__device__ __forceinline__ float ce_acc_scale(const CeAcc &a, float m) {
+  return a.m == m ? a.s : a.s * expf(a.m - m);
+}
+
+__device__ __forceinline__ CeAcc ce_acc_combine(const CeAcc &a, const CeAcc &b) {
+  const float m = a.m > b.m ? a.m : b.m;
+  return CeAcc{m, ce_acc_scale(a, m) + ce_acc_scale(b, m), a.sz + b.sz};
+}
+
+// One gradient element from the logit x itself, with CUDA's expf.
+__device__ __forceinline__ float ce_grad(const CeRow &r, int64_t c, float x, float m, float logs,
+                                         float eps, float eps_c, float k) {
+  return ce_grad_p(r, c, expf((x - m) - logs), eps, eps_c, k);
+}
 
 struct CeParams {
   const void *logits;
@@ -301,7 +363,7 @@ __global__ void __launch_bounds__(kStThreads)
   for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
     const int64_t i = item / chunks, c0 = (item % chunks) * kStChunk;
     const int64_t c1 = c0 + kStChunk < C ? c0 + kStChunk : C;
-    const StRow r = st_row(labels, lambdas, partners, i, n, C);
+    const LabelPair r = st_row(labels, lambdas, partners, i, n, C);
     typename T::raw *row = t + i * stride;
     for (int64_t c = c0 + threadIdx.x; c < c1; c += kStThreads)
       row[c] = T::store(soft_target(r, c, eps, eps_c));
@@ -309,13 +371,7 @@ __global__ void __launch_bounds__(kStThreads)
 }
 
 // ---- host side --------------------------------------------------------------
-template <class T>
-fastmix_status launch_ce(const char *func, const Device &dev, const CeArgs &a,
-                         cudaStream_t stream) {
-  constexpr int64_t V = kVecBytes / (int64_t)sizeof(typename T::raw);
-  const bool reduce_in_grid = a.reduction != FASTMIX_REDUCTION_NONE && a.workspace && a.batch > 0;
-  const bool reduce = a.reduction != FASTMIX_REDUCTION_NONE && !reduce_in_grid;
-  if (a.batch == 0 && !reduce) return FASTMIX_SUCCESS;
+CeParams make_params(const CrossEntropyArgs &a) {
   CeParams p{a.logits,
              a.grad,
              a.labels,
@@ -333,31 +389,28 @@ fastmix_status launch_ce(const char *func, const Device &dev, const CeArgs &a,
              0,
              ((uintptr_t)a.grad - (uintptr_t)a.logits) % kVecBytes == 0,
              nullptr};
-  // With a workspace, MEAN/SUM run the rows like NONE over the whole grid:
-  // [double denominator][float row losses], then ce_sum_kernel reduces them.
-  double *ws_weight = static_cast<double *>(a.workspace);
-  float *ws_rows = reinterpret_cast<float *>(static_cast<char *>(a.workspace) + 8);
-  if (reduce_in_grid) {
-    p.loss = ws_rows;
-    if (a.reduction == FASTMIX_REDUCTION_MEAN) {
-      ce_weight_kernel<<<1, kThreads, 0, stream>>>(p, ws_weight);
-      FM_TRY(launched(func));
-      p.weight_sum_dev = ws_weight;
-    }
-  }
-  const int64_t row_vecs = a.classes / V;  // no row has more aligned vectors
+  return p;
+}
+
+// Launches ce_kernel over the rows of p: warp or block teams by the row
+// length, the row cache in shared memory when the gradient is asked and it
+// fits, and one block (kReduce: MEAN/SUM reduced in the kernel) or up to a
+// full wave.
+template <class T, bool kReduce>
+fastmix_status launch_rows(const char *func, const Device &dev, CeParams p, cudaStream_t stream) {
+  constexpr int64_t V = kVecBytes / (int64_t)sizeof(typename T::raw);
+  const int64_t row_vecs = p.classes / V;  // no row has more aligned vectors
   const bool block_team = row_vecs > kWarpMaxVecs;
   const int64_t teams = block_team ? 1 : kWarps;
   void (*kernel)(CeParams) =
-      block_team ? (reduce ? ce_kernel<T, true, true> : ce_kernel<T, true, false>)
-                 : (reduce ? ce_kernel<T, false, true> : ce_kernel<T, false, false>);
+      block_team ? ce_kernel<T, true, kReduce> : ce_kernel<T, false, kReduce>;
 
   cudaFuncAttributes attr;
   cudaError_t err = cudaFuncGetAttributes(&attr, kernel);
   if (err != cudaSuccess) return cuda_error(func, err);
   const int64_t smem_room = (int64_t)dev.smem_optin - (int64_t)attr.sharedSizeBytes;
   int64_t smem = 0;
-  if (a.grad && row_vecs > 0 && teams * row_vecs * kVecBytes <= smem_room) {
+  if (p.grad && row_vecs > 0 && teams * row_vecs * kVecBytes <= smem_room) {
     p.cache_vecs = row_vecs;
     smem = teams * row_vecs * kVecBytes;
   }
@@ -368,41 +421,67 @@ fastmix_status launch_ce(const char *func, const Device &dev, const CeArgs &a,
     if (err != cudaSuccess) return cuda_error(func, err);
   }
   int64_t grid = 1;
-  if (!reduce) {
+  if (!kReduce) {
     int per_sm = 0;
     err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, (size_t)smem);
     if (err != cudaSuccess) return cuda_error(func, err);
     const int64_t wave = (int64_t)dev.sms * (per_sm > 0 ? per_sm : 1);
-    const int64_t blocks = (a.batch + teams - 1) / teams;
+    const int64_t blocks = (p.batch + teams - 1) / teams;
     grid = blocks < wave ? blocks : wave;
   }
   kernel<<<(unsigned)grid, kThreads, (size_t)smem, stream>>>(p);
-  if (!reduce_in_grid) return launched(func);
-  FM_TRY(launched(func));
-  ce_sum_kernel<<<1, kThreads, 0, stream>>>(ws_rows, a.batch, p.weight_sum_dev, a.loss,
-                                            a.reduction);
   return launched(func);
 }
 
+// MEAN/SUM with the caller's workspace, [double denominator][float row
+// losses]: the denominator (MEAN), the rows over the whole grid, then their
+// sum in a fixed order into loss[0].
 template <class T>
-fastmix_status launch_st(const char *func, const Device &dev, const int64_t *labels,
-                         const float *lambdas, const int64_t *partners, int64_t n, int64_t C,
-                         float eps, void *targets, int64_t stride, cudaStream_t stream) {
-  if (n == 0) return FASTMIX_SUCCESS;
+fastmix_status launch_ce_workspace(const Device &dev, const CrossEntropyArgs &a,
+                                   cudaStream_t stream) {
+  double *ws_weight = static_cast<double *>(a.workspace);
+  float *ws_rows = reinterpret_cast<float *>(static_cast<char *>(a.workspace) + 8);
+  CeParams p = make_params(a);
+  p.loss = ws_rows;
+  if (a.reduction == FASTMIX_REDUCTION_MEAN) {
+    ce_weight_kernel<<<1, kThreads, 0, stream>>>(p, ws_weight);
+    FM_TRY(launched(a.func));
+    p.weight_sum_dev = ws_weight;
+  }
+  FM_TRY((launch_rows<T, false>(a.func, dev, p, stream)));
+  ce_sum_kernel<<<1, kThreads, 0, stream>>>(ws_rows, a.batch, p.weight_sum_dev, a.loss,
+                                            a.reduction);
+  return launched(a.func);
+}
+
+template <class T>
+fastmix_status launch_ce(const Device &dev, const CrossEntropyArgs &a, cudaStream_t stream) {
+  if (a.reduction == FASTMIX_REDUCTION_NONE)
+    return a.batch == 0 ? FASTMIX_SUCCESS
+                        : launch_rows<T, false>(a.func, dev, make_params(a), stream);
+  // An empty batch still writes the reduced loss (MEAN: NaN, SUM: 0).
+  if (a.workspace && a.batch > 0) return launch_ce_workspace<T>(dev, a, stream);
+  return launch_rows<T, true>(a.func, dev, make_params(a), stream);
+}
+
+template <class T>
+fastmix_status launch_st(const Device &dev, const SoftTargetsArgs &a, cudaStream_t stream) {
+  if (a.batch == 0) return FASTMIX_SUCCESS;
+  const int64_t n = a.batch, C = a.classes;
   const int64_t chunks = (C + kStChunk - 1) / kStChunk;
   const int64_t items = n * chunks;
   const int64_t wave = (int64_t)dev.sms * 8;
   const int64_t grid = items < wave ? items : wave;
   soft_targets_kernel<T><<<(unsigned)grid, kStThreads, 0, stream>>>(
-      labels, lambdas, partners, n, C, eps, eps / (float)C, static_cast<typename T::raw *>(targets),
-      stride, chunks);
-  return launched(func);
+      a.labels, a.lambdas, a.partners, n, C, a.eps, a.eps / (float)C,
+      static_cast<typename T::raw *>(a.targets), a.stride, chunks);
+  return launched(a.func);
 }
 
 }  // namespace
 
-fastmix_status cuda_cross_entropy(const CeArgs &a, void *stream) {
-  const char *func = "fastmix_cross_entropy";
+fastmix_status cuda_cross_entropy(const CrossEntropyArgs &a, void *stream) {
+  const char *func = a.func;
   Device dev;
   FM_TRY(current_device(func, &dev));
   FM_TRY(check_pointer(func, "logits", a.logits, dev));
@@ -413,40 +492,19 @@ fastmix_status cuda_cross_entropy(const CeArgs &a, void *stream) {
   if (a.grad) FM_TRY(check_pointer(func, "grad_logits", a.grad, dev));
   if (a.workspace) FM_TRY(check_pointer(func, "workspace", a.workspace, dev));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  switch (a.dtype) {
-    case FASTMIX_FLOAT32:
-      return launch_ce<f32>(func, dev, a, s);
-    case FASTMIX_FLOAT16:
-      return launch_ce<f16>(func, dev, a, s);
-    case FASTMIX_BFLOAT16:
-      return launch_ce<bf16>(func, dev, a, s);
-  }
-  return fail(FASTMIX_ERROR_INTERNAL, "%s: unhandled dtype", func);
+  return dispatch_dtype(a.dtype, [&](auto t) { return launch_ce<decltype(t)>(dev, a, s); });
 }
 
-fastmix_status cuda_soft_targets(fastmix_dtype dtype, const int64_t *labels, const float *lambdas,
-                                 const int64_t *partners, int64_t batch, int64_t classes, float eps,
-                                 void *targets, int64_t stride, void *stream) {
-  const char *func = "fastmix_soft_targets";
+fastmix_status cuda_soft_targets(const SoftTargetsArgs &a, void *stream) {
+  const char *func = a.func;
   Device dev;
   FM_TRY(current_device(func, &dev));
-  FM_TRY(check_pointer(func, "labels", labels, dev));
-  if (lambdas) FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
-  if (partners) FM_TRY(check_pointer(func, "partners", partners, dev));
-  FM_TRY(check_pointer(func, "targets", targets, dev));
+  FM_TRY(check_pointer(func, "labels", a.labels, dev));
+  if (a.lambdas) FM_TRY(check_pointer(func, "lambdas", a.lambdas, dev));
+  if (a.partners) FM_TRY(check_pointer(func, "partners", a.partners, dev));
+  FM_TRY(check_pointer(func, "targets", a.targets, dev));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case FASTMIX_FLOAT32:
-      return launch_st<f32>(func, dev, labels, lambdas, partners, batch, classes, eps, targets,
-                            stride, s);
-    case FASTMIX_FLOAT16:
-      return launch_st<f16>(func, dev, labels, lambdas, partners, batch, classes, eps, targets,
-                            stride, s);
-    case FASTMIX_BFLOAT16:
-      return launch_st<bf16>(func, dev, labels, lambdas, partners, batch, classes, eps, targets,
-                             stride, s);
-  }
-  return fail(FASTMIX_ERROR_INTERNAL, "%s: unhandled dtype", func);
+  return dispatch_dtype(a.dtype, [&](auto t) { return launch_st<decltype(t)>(dev, a, s); });
 }
 
 }  // namespace fm

@@ -1,9 +1,10 @@
 // Host-side helpers of the CUDA launchers (kernels/*.cu): the current device,
-// pointer checks and launch-error reporting.  Moved out of mixup.cu so that
-// every launcher checks devices and pointers the same way.
+// pointer checks and launch-error reporting, so that every launcher checks
+// devices and pointers the same way.  host/backend.hpp, the interface the
+// launchers implement, is the only header of host/ that kernels/ includes.
 #pragma once
 
-#include "../host/internal.hpp"
+#include "../host/backend.hpp"
 
 #include <cuda_runtime.h>
 

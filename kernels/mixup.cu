@@ -1,7 +1,6 @@
 // CUDA kernels for sampling, blending and the fused mixup, with their
-// launchers.  The math comes from sampler.cuh and common.cuh, shared with the
-// CPU backend; this file holds only the launch geometry and the memory
-// movement.
+// launchers.  The math comes from kernels/math/, shared with the CPU
+// backend; this file holds only the launch geometry and the memory movement.
 //
 // Traffic: blending must read each input element and write each output
 // element once, 2 bytes moved per byte of the batch.
@@ -16,11 +15,13 @@
 //    whatever the partners are.
 // The fused mixup uses the same kernels with a source that draws lambda and
 // partner in registers instead of reading them.
-#include "../host/internal.hpp"
 #include "cuda_util.cuh"
-#include "sampler.cuh"
+#include "math/dtype.cuh"
+#include "math/sampler.cuh"
 
 #include <cuda_runtime.h>
+
+#include <type_traits>
 
 namespace fm {
 namespace {
@@ -64,7 +65,7 @@ struct DrawSource {
   __device__ DrawSource resolve() const { return *this; }
 };
 
-// Issue 6: seed and offset read from device memory when the kernel runs (so a
+// Seed and offset read from device memory when the kernel runs (so a
 // captured graph draws afresh at each replay).  Every thread reads them and
 // keys the pairing itself at kernel start (make_pairing is the host's code),
 // so the draw is bitwise that of DrawSource with the same values.  The kernel
@@ -335,18 +336,52 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
 }
 
 template <class Source>
-fastmix_status dispatch_blend(const char *func, const Device &dev, fastmix_dtype dtype,
-                              const void *x, void *out, int64_t n, int64_t elems, int64_t stride,
+fastmix_status dispatch_blend(const char *func, const Device &dev, const Images &im,
                               const Source &src, cudaStream_t stream) {
-  switch (dtype) {
-    case FASTMIX_FLOAT32:
-      return launch_blend<f32>(func, dev, x, out, n, elems, stride, src, stream);
-    case FASTMIX_FLOAT16:
-      return launch_blend<f16>(func, dev, x, out, n, elems, stride, src, stream);
-    case FASTMIX_BFLOAT16:
-      return launch_blend<bf16>(func, dev, x, out, n, elems, stride, src, stream);
+  return dispatch_dtype(im.dtype, [&](auto t) {
+    return launch_blend<decltype(t)>(func, dev, im.x, im.out, im.batch, im.elems, im.stride, src,
+                                     stream);
+  });
+}
+
+// Calls f(source) with the source that draws lambdas and partners as `d`
+// says: keyed on the host (a seed value) or by the kernel (a seed in memory).
+template <class F>
+fastmix_status with_draw_source(const Draw &d, int64_t batch, float *lambdas, int64_t *partners,
+                                F &&f) {
+  const BetaParams beta = make_beta_params(d.alpha, d.fold);
+  if (d.seed.kind == Seed::kMemory)
+    return f(
+        DeviceSeedSource{beta, (int)d.pairing, (uint64_t)batch, d.seed.ptr, lambdas, partners});
+  return f(DrawSource{beta, make_pairing(d.pairing, d.seed.seed, d.seed.offset, (uint64_t)batch),
+                      d.seed.seed, d.seed.offset, lambdas, partners});
+}
+
+// A seed in memory, or NULL.
+const uint64_t *seed_pointer(const Draw &d) {
+  return d.seed.kind == Seed::kMemory ? d.seed.ptr : nullptr;
+}
+
+// The pointer checks of every call here, in the order of the entry points'
+// parameters: seed_offset (a seed in memory), x and out (a blend), lambdas,
+// partners.
+fastmix_status check_pointers(const char *func, const Device &dev, const uint64_t *seed_offset,
+                              const Images *im, const float *lambdas, const int64_t *partners) {
+  if (seed_offset) FM_TRY(check_pointer(func, "seed_offset", seed_offset, dev));
+  if (im) {
+    FM_TRY(check_pointer(func, "x", im->x, dev));
+    FM_TRY(check_pointer(func, "out", im->out, dev));
   }
-  return fail(FASTMIX_ERROR_INTERNAL, "%s: unhandled dtype", func);
+  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
+  return check_pointer(func, "partners", partners, dev);
+}
+
+// After a draw from a seed in memory: the increment, queued on the same
+// stream so that it runs after the drawing kernel has read the offset.
+fastmix_status advance_offset(const char *func, const Seed &seed, cudaStream_t stream) {
+  if (seed.kind != Seed::kMemory || seed.increment == 0) return FASTMIX_SUCCESS;
+  advance_offset_kernel<<<1, 1, 0, stream>>>(seed.ptr, seed.increment);
+  return launched(func);
 }
 
 }  // namespace
@@ -360,88 +395,42 @@ int cuda_device_count() {
   return count;
 }
 
-fastmix_status cuda_sample(float alpha, int fold, fastmix_pairing pairing, uint64_t seed,
-                           uint64_t offset, int64_t batch, float *lambdas, int64_t *partners,
-                           void *stream) {
-  const char *func = "fastmix_sample";
+fastmix_status cuda_sample(const SampleArgs &a, void *stream) {
   Device dev;
-  FM_TRY(current_device(func, &dev));
-  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
-  FM_TRY(check_pointer(func, "partners", partners, dev));
-  if (batch == 0) return FASTMIX_SUCCESS;
-  const DrawSource src{make_beta_params(alpha, fold),
-                       make_pairing(pairing, seed, offset, (uint64_t)batch),
-                       seed,
-                       offset,
-                       lambdas,
-                       partners};
-  const int64_t blocks = (batch + kThreads - 1) / kThreads;
-  const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-  sample_kernel<DrawSource>
-      <<<(unsigned)grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(batch, src);
-  return launched(func);
-}
-
-fastmix_status cuda_blend(fastmix_dtype dtype, const void *x, void *out, int64_t batch,
-                          int64_t elems, int64_t stride, float *lambdas, int64_t *partners,
-                          const MixupDraw *draw, void *stream) {
-  const char *func = draw ? "fastmix_mixup" : "fastmix_blend";
-  Device dev;
-  FM_TRY(current_device(func, &dev));
-  FM_TRY(check_pointer(func, "x", x, dev));
-  FM_TRY(check_pointer(func, "out", out, dev));
-  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
-  FM_TRY(check_pointer(func, "partners", partners, dev));
-  if (batch == 0) return FASTMIX_SUCCESS;
+  FM_TRY(current_device(a.func, &dev));
+  FM_TRY(check_pointers(a.func, dev, seed_pointer(a.draw), nullptr, a.lambdas, a.partners));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (draw) {
-    const DrawSource src{make_beta_params(draw->alpha, draw->fold),
-                         make_pairing(draw->pairing, draw->seed, draw->offset, (uint64_t)batch),
-                         draw->seed,
-                         draw->offset,
-                         lambdas,
-                         partners};
-    return dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, src, s);
-  }
-  return dispatch_blend(func, dev, dtype, x, out, batch, elems, stride,
-                        GivenSource{lambdas, partners}, s);
-}
-
-fastmix_status cuda_draw_device_seed(fastmix_dtype dtype, float alpha, int fold,
-                                     fastmix_pairing pairing, uint64_t *seed_offset,
-                                     uint64_t increment, const void *x, void *out, int64_t batch,
-                                     int64_t elems, int64_t stride, float *lambdas,
-                                     int64_t *partners, void *stream) {
-  const char *func = x ? "fastmix_mixup_device_seed" : "fastmix_sample_device_seed";
-  Device dev;
-  FM_TRY(current_device(func, &dev));
-  FM_TRY(check_pointer(func, "seed_offset", seed_offset, dev));
-  if (x) {
-    FM_TRY(check_pointer(func, "x", x, dev));
-    FM_TRY(check_pointer(func, "out", out, dev));
-  }
-  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
-  FM_TRY(check_pointer(func, "partners", partners, dev));
-  const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (batch > 0) {
-    const DeviceSeedSource src{make_beta_params(alpha, fold),
-                               (int)pairing,
-                               (uint64_t)batch,
-                               seed_offset,
-                               lambdas,
-                               partners};
-    if (x) {
-      FM_TRY(dispatch_blend(func, dev, dtype, x, out, batch, elems, stride, src, s));
-    } else {
-      const int64_t blocks = (batch + kThreads - 1) / kThreads;
+  if (a.batch > 0) {
+    FM_TRY(with_draw_source(a.draw, a.batch, a.lambdas, a.partners, [&](const auto &src) {
+      const int64_t blocks = (a.batch + kThreads - 1) / kThreads;
       const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-      sample_kernel<DeviceSeedSource><<<(unsigned)grid, kThreads, 0, s>>>(batch, src);
-      FM_TRY(launched(func));
-    }
+      sample_kernel<std::decay_t<decltype(src)>><<<(unsigned)grid, kThreads, 0, s>>>(a.batch, src);
+      return launched(a.func);
+    }));
   }
-  if (increment == 0) return FASTMIX_SUCCESS;
-  advance_offset_kernel<<<1, 1, 0, s>>>(seed_offset, increment);
-  return launched(func);
+  return advance_offset(a.func, a.draw.seed, s);
+}
+
+fastmix_status cuda_blend(const BlendArgs &a, void *stream) {
+  Device dev;
+  FM_TRY(current_device(a.func, &dev));
+  FM_TRY(check_pointers(a.func, dev, nullptr, &a.images, a.lambdas, a.partners));
+  if (a.images.batch == 0) return FASTMIX_SUCCESS;
+  return dispatch_blend(a.func, dev, a.images, GivenSource{a.lambdas, a.partners},
+                        static_cast<cudaStream_t>(stream));
+}
+
+fastmix_status cuda_mixup(const MixupArgs &a, void *stream) {
+  Device dev;
+  FM_TRY(current_device(a.func, &dev));
+  FM_TRY(check_pointers(a.func, dev, seed_pointer(a.draw), &a.images, a.lambdas, a.partners));
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (a.images.batch > 0) {
+    FM_TRY(with_draw_source(a.draw, a.images.batch, a.lambdas, a.partners, [&](const auto &src) {
+      return dispatch_blend(a.func, dev, a.images, src, s);
+    }));
+  }
+  return advance_offset(a.func, a.draw.seed, s);
 }
 
 }  // namespace fm

@@ -198,7 +198,7 @@ FASTMIX_API fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_d
                                                 void *targets, int64_t targets_stride,
                                                 void *stream);
 
-/* Seed and offset read from memory when the work runs (issue 6), so that a
+/* Seed and offset read from memory when the work runs, so that a
  * CUDA graph captured once draws afresh at every replay:
  *   seed_offset       two uint64 on `device`: seed_offset[0] = seed,
  *                     seed_offset[1] = offset; 8-byte aligned; must not

@@ -12,6 +12,7 @@ if fastmix.cuda_device_count() == 0 or not torch.cuda.is_available():
                 allow_module_level=True)
 
 import fastmix.torch as ft  # noqa: E402
+import fastmix.timm as ftimm  # noqa: E402
 
 DEVICES = [f"cuda:{i}" for i in range(min(torch.cuda.device_count(), 2))]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -92,9 +93,9 @@ def test_soft_targets_and_timm_mixup(device):
                                                              label_smoothing=0.1))
     x = torch.randn(8, 3, 4, 4)
     xc = x.to(device)
-    mix_cpu = ft.Mixup(mixup_alpha=0.8, mode="elem", num_classes=10,
+    mix_cpu = ftimm.Mixup(mixup_alpha=0.8, mode="elem", num_classes=10,
                        generator=fastmix.Generator(3))
-    mix_gpu = ft.Mixup(mixup_alpha=0.8, mode="elem", num_classes=10,
+    mix_gpu = ftimm.Mixup(mixup_alpha=0.8, mode="elem", num_classes=10,
                        generator=fastmix.Generator(3))
     _, t_cpu = mix_cpu(x, y)
     _, t_gpu = mix_gpu(xc, y.to(device))

@@ -8,6 +8,7 @@ F = torch.nn.functional
 
 import fastmix  # noqa: E402
 import fastmix.torch as ft  # noqa: E402
+import fastmix.timm as ftimm  # noqa: E402
 
 
 @pytest.fixture
@@ -186,7 +187,7 @@ def test_timm_mixup(gen, mode, prob, smoothing):
     b, c = 16, 10
     x = torch.randn(b, 3, 4, 4, generator=gen)
     y = torch.randint(0, c, (b,), generator=gen)
-    mix = ft.Mixup(mixup_alpha=0.8, prob=prob, mode=mode, label_smoothing=smoothing,
+    mix = ftimm.Mixup(mixup_alpha=0.8, prob=prob, mode=mode, label_smoothing=smoothing,
                    num_classes=c, generator=fastmix.Generator(5))
     x0 = x.clone()
     xm, target = mix(x, y)
@@ -210,17 +211,24 @@ def test_timm_mixup(gen, mode, prob, smoothing):
                                rtol=1e-6, atol=1e-7)
 
 
+def test_timm_mixup_lives_in_fastmix_timm():
+    # One MixUp in fastmix.torch; timm's spelling only in fastmix.timm.
+    assert fastmix.timm.Mixup is ftimm.Mixup
+    assert not hasattr(ft, "Mixup") and "Mixup" not in ft.__all__
+
+
 def test_timm_mixup_arguments():
     with pytest.raises(fastmix.NotSupportedError):
-        ft.Mixup(cutmix_alpha=1.0)
+        ftimm.Mixup(cutmix_alpha=1.0)
     with pytest.raises(fastmix.NotSupportedError):
-        ft.Mixup(cutmix_minmax=(0.2, 0.8))
+        ftimm.Mixup(cutmix_minmax=(0.2, 0.8))
     with pytest.raises(fastmix.InvalidValueError):
-        ft.Mixup(mode="half")
+        ftimm.Mixup(mode="half")
     with pytest.raises(fastmix.InvalidValueError, match="even"):
-        ft.Mixup(num_classes=3)(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))
+        ftimm.Mixup(num_classes=3)(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))
     with pytest.raises(fastmix.InvalidValueError) as e:
-        ft.Mixup(mixup_alpha=0.0, num_classes=3)(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
+        ftimm.Mixup(mixup_alpha=0.0, num_classes=3)(torch.zeros(4, 2),
+                                                     torch.zeros(4, dtype=torch.long))
     assert "alpha" in str(e.value)
 
 

@@ -8,8 +8,9 @@ cross-entropy) for NumPy, PyTorch and CuPy arrays, through the C library.
 
 Results are arrays of the input's library on the input's device.  CUDA work
 is queued on the current stream of that library with the input's device
-current.  The PyTorch layer (autograd, nn.Modules, a timm-style Mixup) is
-``fastmix.torch``, imported only when asked for.
+current.  The PyTorch layer (autograd, nn.Modules) is ``fastmix.torch`` and
+the drop-in for timm's Mixup is ``fastmix.timm.Mixup``, each imported only
+when asked for.
 
 Randomness: every draw takes a (seed, offset) pair from a ``Generator``
 (``Generator(seed)`` uses offset 0 for its first draw, then 1, 2, ...), and
@@ -28,19 +29,17 @@ import numpy as _np
 from ._version import __version__
 from ._lib import (CudaError, FastmixError, InternalError, InvalidValueError,
                    LabelOutOfRangeError, NoDeviceError, NotSupportedError, Status, check, lib,
-                   library_path, raise_invalid)
+                   library_path, pairing_code, raise_invalid, reduction_code)
 from . import _arrays as _a
 
 __all__ = [
     "__version__", "cuda_device_count", "manual_seed", "Generator", "default_generator",
     "sample", "blend", "mixup", "cross_entropy", "soft_targets", "Status", "FastmixError",
     "InvalidValueError", "NotSupportedError", "NoDeviceError", "CudaError",
-    "LabelOutOfRangeError", "InternalError", "library_path", "MAX_BATCH",
+    "LabelOutOfRangeError", "InternalError", "library_path", "MAX_BATCH", "next_draw",
 ]
 
 MAX_BATCH = 4294967295  # FASTMIX_MAX_BATCH
-_PAIRINGS = {"permutation": 0, "cycle": 1, "flip": 2}
-_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 _CPU, _CUDA = 0, 1
 _U64 = 1 << 64
 # A valid host pointer for calls that only validate their scalar arguments.
@@ -138,11 +137,11 @@ def _generator(generator) -> Generator:
     return generator
 
 
-def _pairing(pairing, func) -> int:
-    if not isinstance(pairing, str) or pairing.lower() not in _PAIRINGS:
-        raise_invalid(f"{func}: pairing must be one of 'permutation', 'cycle', 'flip', "
-                      f"got {pairing!r}")
-    return _PAIRINGS[pairing.lower()]
+def next_draw(generator=None) -> tuple[int, int]:
+    """Takes one ``(seed, offset)`` draw from ``generator`` (the default
+    generator when None), as every sampling call does: for layers that draw
+    once and then make several calls with that seed and offset."""
+    return _generator(generator).next_draw()
 
 
 def _float_dtype(d: "_a.Desc", func: str, name: str) -> int:
@@ -184,7 +183,7 @@ def sample(batch, alpha=0.4, *, fold=True, pairing="permutation", generator=None
     batch = operator.index(batch)
     alpha = float(alpha)
     fold = 1 if fold else 0
-    pairing = _pairing(pairing, func)
+    pairing = pairing_code(pairing, func)
     g = _generator(generator)
     ref = _like(like, func)
     _check_sampler(func, alpha, fold, pairing, batch)
@@ -252,7 +251,7 @@ def mixup(x, alpha=0.4, *, fold=True, pairing="permutation", generator=None, out
     func = "fastmix.mixup"
     alpha = float(alpha)
     fold = 1 if fold else 0
-    pairing = _pairing(pairing, func)
+    pairing = pairing_code(pairing, func)
     g = _generator(generator)
     dx, do, out, dtype, batch, elems, stride = _images(func, x, out)
     _check_sampler(func, alpha, fold, pairing, batch)
@@ -301,9 +300,7 @@ def cross_entropy(logits, labels, lambdas=None, partners=None, *, reduction="mea
     if len(dz.shape) != 2:
         raise_invalid(f"{func}: logits must have shape (batch, classes), got {tuple(dz.shape)}")
     batch, classes, row = _a.sample_layout(dz, func, "logits")
-    if not isinstance(reduction, str) or reduction.lower() not in _REDUCTIONS:
-        raise_invalid(f"{func}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-    red = _REDUCTIONS[reduction.lower()]
+    red = reduction_code(reduction, func)
     dy = _a.describe(labels, func, "labels")
     _a.same_device(dz, dy, func, "labels", "logits")
     dy = _a.contiguous_1d(dy, "int64", batch, func, "labels", _a.INT_DTYPES)
@@ -366,8 +363,9 @@ def soft_targets(labels, num_classes, lambdas=None, partners=None, *, label_smoo
 
 
 def __getattr__(name):
-    # `fastmix.torch` is imported on first use, so NumPy users need no PyTorch.
-    if name == "torch":
+    # `fastmix.torch` and `fastmix.timm` are imported on first use, so NumPy
+    # users need no PyTorch.
+    if name in ("torch", "timm"):
         import importlib
-        return importlib.import_module(".torch", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'fastmix' has no attribute {name!r}")

@@ -217,3 +217,24 @@ def check(status: int) -> None:
 def raise_invalid(message: str):
     """An argument error found in Python before the C call."""
     raise InvalidValueError(message, Status.INVALID_VALUE)
+
+
+# The C enums fastmix_pairing and fastmix_reduction by their Python names, in
+# the order of their values (fastmix and fastmix.torch both use these).
+PAIRINGS = {"permutation": 0, "cycle": 1, "flip": 2}
+REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+
+def pairing_code(pairing, func: str) -> int:
+    """The fastmix_pairing value of a pairing name (case-insensitive)."""
+    if not isinstance(pairing, str) or pairing.lower() not in PAIRINGS:
+        raise_invalid(f"{func}: pairing must be one of 'permutation', 'cycle', 'flip', "
+                      f"got {pairing!r}")
+    return PAIRINGS[pairing.lower()]
+
+
+def reduction_code(reduction, func: str) -> int:
+    """The fastmix_reduction value of a reduction name (case-insensitive)."""
+    if not isinstance(reduction, str) or reduction.lower() not in REDUCTIONS:
+        raise_invalid(f"{func}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+    return REDUCTIONS[reduction.lower()]

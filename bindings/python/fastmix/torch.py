@@ -1,4 +1,4 @@
-"""PyTorch layer of fastmix: autograd, nn.Modules, torch.compile, timm.
+"""PyTorch layer of fastmix: autograd, nn.Modules, torch.compile.
 
     mixup = fastmix.torch.MixUp(alpha=0.4)
     x, target = mixup(images, labels)                   # target: a MixedTarget
@@ -9,7 +9,8 @@ The kernels are registered as custom operators (``torch.ops.fastmix.*``,
 through ``torch.library.custom_op``) with fake implementations, so
 ``torch.compile`` traces them without breaking the graph.  The loss is a
 fused forward: the kernel writes the loss and its gradient w.r.t. the logits
-in one pass; backward only scales that gradient by ``grad_output``.
+in one pass; backward only scales that gradient by ``grad_output``.  The
+drop-in for timm's ``Mixup`` is ``fastmix.timm.Mixup``.
 """
 from __future__ import annotations
 
@@ -19,13 +20,11 @@ import torch
 from torch import Tensor
 
 import fastmix as _fm
-from ._lib import InvalidValueError, NotSupportedError, Status
+from ._lib import PAIRINGS, REDUCTIONS, pairing_code, reduction_code
 
-__all__ = ["MixedTarget", "MixUp", "cross_entropy", "MixUpCrossEntropyLoss", "Mixup", "mixup",
-           "blend", "soft_targets"]
+__all__ = ["MixedTarget", "MixUp", "cross_entropy", "MixUpCrossEntropyLoss", "mixup", "blend",
+           "soft_targets"]
 
-_PAIRINGS = {"permutation": 0, "cycle": 1, "flip": 2}
-_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 _U64 = 1 << 64
 
 
@@ -37,10 +36,6 @@ def _to_u64(v: int) -> int:
     return v % _U64
 
 
-def _invalid(message: str):
-    raise InvalidValueError(message, Status.INVALID_VALUE)
-
-
 # ---------------------------------------------------------------- operators ---
 
 @torch.library.custom_op("fastmix::mixup", mutates_args=())
@@ -49,7 +44,7 @@ def _mixup_op(x: Tensor, alpha: float, fold: bool, pairing: int, seed: int,
     x = x.contiguous()
     g = _fm.Generator(_to_u64(seed))
     g.offset = _to_u64(offset)
-    return _fm.mixup(x, alpha, fold=fold, pairing=list(_PAIRINGS)[pairing], generator=g)
+    return _fm.mixup(x, alpha, fold=fold, pairing=list(PAIRINGS)[pairing], generator=g)
 
 
 @_mixup_op.register_fake
@@ -64,7 +59,7 @@ def _mixup_inplace_op(x: Tensor, alpha: float, fold: bool, pairing: int, seed: i
                       offset: int) -> Tuple[Tensor, Tensor]:
     g = _fm.Generator(_to_u64(seed))
     g.offset = _to_u64(offset)
-    _, lam, par = _fm.mixup(x, alpha, fold=fold, pairing=list(_PAIRINGS)[pairing], generator=g,
+    _, lam, par = _fm.mixup(x, alpha, fold=fold, pairing=list(PAIRINGS)[pairing], generator=g,
                             out=x)
     return lam, par
 
@@ -126,11 +121,11 @@ def _ce_op(logits: Tensor, labels: Tensor, lambdas: Optional[Tensor], partners: 
     logits = logits.contiguous()
     if need_grad:
         return _fm.cross_entropy(logits, labels, lambdas, partners,
-                                 reduction=list(_REDUCTIONS)[reduction],
+                                 reduction=list(REDUCTIONS)[reduction],
                                  label_smoothing=label_smoothing, ignore_index=ignore_index,
                                  return_grad=True)
     loss = _fm.cross_entropy(logits, labels, lambdas, partners,
-                             reduction=list(_REDUCTIONS)[reduction],
+                             reduction=list(REDUCTIONS)[reduction],
                              label_smoothing=label_smoothing, ignore_index=ignore_index)
     return loss, logits.new_empty((0,))
 
@@ -191,17 +186,10 @@ class MixedTarget(NamedTuple):
     partners: Tensor
 
 
-def _pairing_code(pairing) -> int:
-    if not isinstance(pairing, str) or pairing.lower() not in _PAIRINGS:
-        _invalid(f"fastmix.torch: pairing must be one of 'permutation', 'cycle', 'flip', "
-                 f"got {pairing!r}")
-    return _PAIRINGS[pairing.lower()]
-
-
 @torch.compiler.disable
 def _draw(generator) -> Tuple[int, int]:
     # Python state: runs eagerly (a graph break) inside torch.compile.
-    seed, offset = _fm._generator(generator).next_draw()
+    seed, offset = _fm.next_draw(generator)
     return _to_i64(seed), _to_i64(offset)
 
 
@@ -209,7 +197,7 @@ def mixup(x: Tensor, alpha: float = 0.4, *, fold: bool = True, pairing: str = "p
           generator: Optional[_fm.Generator] = None, inplace: bool = False):
     """``fastmix.mixup`` for tensors: returns ``(x_mixed, lambdas, partners)``;
     differentiable w.r.t. x (out of place)."""
-    code = _pairing_code(pairing)
+    code = pairing_code(pairing, "fastmix.torch")
     seed, offset = _draw(generator)
     if inplace:
         lam, par = torch.ops.fastmix.mixup_(x, float(alpha), bool(fold), code, seed, offset)
@@ -240,12 +228,10 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean", label_smoothi
         labels, lambdas, partners = target
     else:
         labels, lambdas, partners = target, None, None
-    if not isinstance(reduction, str) or reduction.lower() not in _REDUCTIONS:
-        _invalid(f"fastmix.torch.cross_entropy: reduction must be 'none', 'mean' or 'sum', "
-                 f"got {reduction!r}")
+    red = reduction_code(reduction, "fastmix.torch.cross_entropy")
     need_grad = bool(torch.is_grad_enabled() and logits.requires_grad)
     loss, _ = torch.ops.fastmix.cross_entropy(logits, labels, lambdas, partners,
-                                              _REDUCTIONS[reduction.lower()],
+                                              red,
                                               float(label_smoothing), int(ignore_index),
                                               need_grad)
     return loss
@@ -269,7 +255,7 @@ class MixUp(torch.nn.Module):
     def __init__(self, alpha: float = 0.4, fold: bool = True, pairing: str = "permutation",
                  generator: Optional[_fm.Generator] = None, inplace: bool = False):
         super().__init__()
-        _pairing_code(pairing)
+        pairing_code(pairing, "fastmix.torch")
         self.alpha, self.fold, self.pairing = float(alpha), bool(fold), pairing
         self.generator, self.inplace = generator, inplace
 
@@ -298,71 +284,3 @@ class MixUpCrossEntropyLoss(torch.nn.Module):
     def forward(self, logits: Tensor, target) -> Tensor:
         return cross_entropy(logits, target, self.reduction, self.label_smoothing,
                              self.ignore_index)
-
-
-class Mixup:
-    """A drop-in for the mixup part of ``timm.data.Mixup``:
-    ``x, target = mixup_fn(x, target)`` mixes x in place and returns dense,
-    smoothed soft targets ``(batch, num_classes)`` (float32), as timm does.
-
-    timm's semantics: no fold, FLIP pairing (sample i with batch - 1 - i), an
-    even batch, and ``mode`` "batch" (one lambda for the batch), "pair" (one
-    per pair i, batch - 1 - i) or "elem" (one per sample); each lambda is
-    ``Beta(mixup_alpha, mixup_alpha)`` with probability ``prob``, else 1 (no
-    mixing).  The soft targets are ``(1 - eps) * (lam * onehot(y1) + (1 - lam)
-    * onehot(y2)) + eps / num_classes``, from ``fastmix_soft_targets``.
-    CutMix (``cutmix_alpha > 0`` or ``cutmix_minmax``) raises
-    ``fastmix.NotSupportedError`` for now.  The lambdas of the last call are
-    kept in ``self.lambdas``.
-    """
-
-    def __init__(self, mixup_alpha: float = 1.0, cutmix_alpha: float = 0.0, cutmix_minmax=None,
-                 prob: float = 1.0, switch_prob: float = 0.5, mode: str = "batch",
-                 correct_lam: bool = True, label_smoothing: float = 0.1,
-                 num_classes: int = 1000, generator: Optional[_fm.Generator] = None):
-        if cutmix_alpha > 0.0 or cutmix_minmax is not None:
-            raise NotSupportedError("fastmix.torch.Mixup: CutMix (cutmix_alpha > 0 or "
-                                    "cutmix_minmax) is not supported yet", Status.NOT_SUPPORTED)
-        if mode not in ("batch", "pair", "elem"):
-            _invalid(f"fastmix.torch.Mixup: mode must be 'batch', 'pair' or 'elem', got {mode!r}")
-        if not 0.0 <= prob <= 1.0:
-            _invalid(f"fastmix.torch.Mixup: prob must be in [0, 1], got {prob}")
-        self.mixup_alpha, self.mix_prob, self.mode = float(mixup_alpha), float(prob), mode
-        self.label_smoothing, self.num_classes = float(label_smoothing), int(num_classes)
-        self.switch_prob, self.correct_lam = switch_prob, correct_lam  # CutMix only
-        self.generator = generator
-        self.mixup_enabled = True
-        self.lambdas = None
-
-    def __call__(self, x: Tensor, target: Tensor):
-        b = x.shape[0]
-        if b % 2 != 0:
-            _invalid(f"fastmix.torch.Mixup: the batch size must be even (timm pairs sample i "
-                     f"with batch - 1 - i), got {b}")
-        gen = _fm._generator(self.generator)
-        seed, offset = gen.next_draw()
-        g = _fm.Generator(seed)
-        g.offset = offset
-        lam, par = _fm.sample(b, self.mixup_alpha, fold=False, pairing="flip", generator=g,
-                              like=x)
-        # Whether each lambda is used (probability prob): a CPU torch generator
-        # seeded from the same (seed, offset), so a call is reproducible.
-        tg = torch.Generator().manual_seed((seed * 0x9E3779B97F4A7C15 + offset) % (1 << 63))
-        use = torch.rand(b, generator=tg) < self.mix_prob
-        if not self.mixup_enabled:
-            use[:] = False
-        use = use.to(x.device)
-        one = torch.ones_like(lam)
-        if self.mode == "batch":
-            lam = torch.where(use[0], lam[0], one[0]).expand(b).contiguous()
-        elif self.mode == "pair":
-            half = torch.where(use[: b // 2], lam[: b // 2], one[: b // 2])
-            lam = torch.cat([half, half.flip(0)])
-        else:
-            lam = torch.where(use, lam, one)
-        self.lambdas = lam
-        if b and not bool((lam == 1).all()):
-            _fm.blend(x, lam, par, out=x)
-        targets = _fm.soft_targets(target, self.num_classes, lam.to(target.device),
-                                   par.to(target.device), label_smoothing=self.label_smoothing)
-        return x, targets

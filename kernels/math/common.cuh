@@ -123,4 +123,28 @@ struct bf16 {
 // CPU and the GPU round identically; lam == 1 gives exactly a (for finite b).
 FM_HD float blend(float lam, float mu, float a, float b) { return lam * a + mu * b; }
 
+// ---------------------------------------------------------------------------
+// The exp polynomial of both of our own exps (fm::exp_nonpos in sampler.cuh,
+// the CPU's vectorisable fm::exp_vec): Cody-Waite reduction of x by k ln 2,
+// with ln 2 split so that k * kLn2Hi is exact for |k| < 2^12, then the
+// degree-7 Taylor polynomial of exp on the reduced argument (|r| <= ~0.35).
+// The caller scales by 2^k in its own way.
+// ---------------------------------------------------------------------------
+constexpr float kLn2Hi = 0.693145751953125f;  // few mantissa bits: k * kLn2Hi is exact
+constexpr float kLn2Lo = 1.42860677e-06f;
+
+FM_HD float ln2_reduce(float x, float kf) { return (x - kf * kLn2Hi) - kf * kLn2Lo; }
+
+FM_HD float exp_poly(float r) {
+  float p = 1.98412698e-04f;    // 1/5040
+  p = p * r + 1.38888889e-03f;  // 1/720
+  p = p * r + 8.33333377e-03f;  // 1/120
+  p = p * r + 4.16666679e-02f;  // 1/24
+  p = p * r + 1.66666672e-01f;  // 1/6
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  return p;
+}
+
 }  // namespace fm

@@ -57,25 +57,14 @@ FM_HD float log_pos(float x) {
   p = p * z + 0.4f;         // 2/5
   p = p * z + 0.66666669f;  // 2/3
   const float ef = (float)e;
-  const float ln2_hi = 0.693145751953125f;  // few mantissa bits: ef * ln2_hi is exact
-  const float ln2_lo = 1.42860677e-06f;
-  return ef * ln2_hi + ((ef * ln2_lo + s * (z * p)) + 2.0f * s);
+  return ef * kLn2Hi + ((ef * kLn2Lo + s * (z * p)) + 2.0f * s);
 }
 
 // exp(x) for x <= 0 (returns 0 below the subnormal range).
 FM_HD float exp_nonpos(float x) {
   if (!(x > -104.0f)) return 0.0f;
   const float kf = floorf(x * 1.44269504f + 0.5f);
-  const float ln2_hi = 0.693145751953125f, ln2_lo = 1.42860677e-06f;
-  const float r = (x - kf * ln2_hi) - kf * ln2_lo;  // |r| <= ~0.35
-  float p = 1.98412698e-04f;                        // 1/5040
-  p = p * r + 1.38888889e-03f;                      // 1/720
-  p = p * r + 8.33333377e-03f;                      // 1/120
-  p = p * r + 4.16666679e-02f;                      // 1/24
-  p = p * r + 1.66666672e-01f;                      // 1/6
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  float p = exp_poly(ln2_reduce(x, kf));
   int k = (int)kf;  // in [-150, 1]
   if (k < -126) {
     p *= 5.42101086e-20f;  // 2^-64
@@ -185,8 +174,8 @@ FM_HD uint32_t mix32(uint32_t h) {  // MurmurHash3's finalizer
   return h;
 }
 
-// Host and device: the device-seed kernels (issue 6) key the pairing from a
-// seed and offset they read from memory when they run.
+// Host and device: the kernels that read seed and offset from device memory
+// key the pairing themselves when they run.
 FM_HD Pairing make_pairing(int kind, uint64_t seed, uint64_t offset, uint64_t batch) {
   Pairing p;
   p.n = (uint32_t)batch;

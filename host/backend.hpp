@@ -1,0 +1,151 @@
+// The backend interface: what the entry points of the C ABI (host/api*.cpp)
+// hand to a backend, and the functions each backend implements with the same
+// signature, cpu_* (host/cpu_*.cpp) and cuda_* (kernels/*.cu, or
+// host/cuda_stub.cpp in a build without the CUDA backend).  Not installed.
+//
+// This is the one header of host/ that kernels/ includes; the CPU backend in
+// turn includes only the shared math of kernels/math/.  Every operation has
+// one argument struct, filled by its entry point after all arguments passed
+// validation.  `func` is the name of the entry point that was called: every
+// message a backend records starts with it.  A backend checks only what the
+// entry point cannot (the CPU: partners and labels in host memory; CUDA: the
+// device, the pointers, shared memory), then works; the CPU backend ignores
+// `stream`.
+#pragma once
+
+#include <fastmix/fastmix.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FM_TRY(expr)                                      \
+  do {                                                    \
+    const fastmix_status fm_status_ = (expr);             \
+    if (fm_status_ != FASTMIX_SUCCESS) return fm_status_; \
+  } while (0)
+
+namespace fm {
+
+// Records the detail of a failure for fastmix_last_error() and returns `status`.
+fastmix_status fail(fastmix_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+// Where a draw's seed and offset come from.
+struct Seed {
+  enum Kind {
+    kValue,   // seed and offset as given
+    kMemory,  // ptr = {seed, offset}, read when the work runs (on the CUDA
+              // backend: by the kernel, so a captured graph draws afresh at
+              // each replay); afterwards ptr[1] += increment (mod 2^64)
+  } kind;
+  uint64_t seed, offset;  // kValue
+  uint64_t *ptr;          // kMemory: 8-byte aligned, clear of every other buffer
+  uint64_t increment;     // kMemory
+};
+
+// How lambdas and partners are drawn.
+struct Draw {
+  float alpha;
+  int fold;
+  fastmix_pairing pairing;
+  Seed seed;
+};
+
+// A batch of samples, the input and output of a blend: `batch` rows of
+// `elems` elements, `stride` elements apart; out == x (in place) or no
+// overlap.
+struct Images {
+  fastmix_dtype dtype;
+  const void *x;
+  void *out;
+  int64_t batch, elems, stride;
+};
+
+// fastmix_sample and fastmix_sample_device_seed.
+struct SampleArgs {
+  const char *func;
+  Draw draw;
+  int64_t batch;
+  float *lambdas;
+  int64_t *partners;
+};
+
+// fastmix_blend: lambdas and partners given.
+struct BlendArgs {
+  const char *func;
+  Images images;
+  const float *lambdas;
+  const int64_t *partners;
+};
+
+// fastmix_mixup and fastmix_mixup_device_seed: draw, write lambdas and
+// partners, blend.
+struct MixupArgs {
+  const char *func;
+  Draw draw;
+  Images images;
+  float *lambdas;
+  int64_t *partners;
+};
+
+// fastmix_cross_entropy and fastmix_cross_entropy_ws.
+struct CrossEntropyArgs {
+  const char *func;
+  fastmix_dtype dtype;
+  const void *logits;
+  int64_t batch, classes, stride;
+  const int64_t *labels;
+  const float *lambdas;  // NULL together with partners: plain cross-entropy
+  const int64_t *partners;
+  fastmix_reduction reduction;
+  float eps;
+  int64_t ignore_index;
+  float *loss;
+  void *grad;  // NULL: no gradient
+  float grad_scale;
+  // CUDA, MEAN and SUM: >= ce_workspace_bytes(batch, reduction) bytes, or
+  // NULL (the reduction then runs in a single block).  Always NULL on the CPU.
+  void *workspace;
+};
+
+// fastmix_soft_targets.
+struct SoftTargetsArgs {
+  const char *func;
+  fastmix_dtype dtype;
+  const int64_t *labels;
+  const float *lambdas;  // NULL together with partners: smoothed one-hot targets
+  const int64_t *partners;
+  int64_t batch, classes;
+  float eps;
+  void *targets;
+  int64_t stride;
+};
+
+// fastmix_cross_entropy_workspace_size on CUDA: a double (the MEAN
+// denominator), then one float per row (the row losses).
+inline size_t ce_workspace_bytes(int64_t batch, fastmix_reduction reduction) {
+  if (reduction == FASTMIX_REDUCTION_NONE) return 0;
+  return ((size_t)8 + 4 * (size_t)batch + 7) & ~(size_t)7;
+}
+
+// ---- the backends: the same signatures on both sides -------------------------
+fastmix_status cpu_sample(const SampleArgs &a, void *stream);
+fastmix_status cpu_blend(const BlendArgs &a, void *stream);
+fastmix_status cpu_mixup(const MixupArgs &a, void *stream);
+fastmix_status cpu_cross_entropy(const CrossEntropyArgs &a, void *stream);
+fastmix_status cpu_soft_targets(const SoftTargetsArgs &a, void *stream);
+
+// Each queues its kernels on `stream`, never allocates, never synchronizes,
+// and reports launch errors.  Without the CUDA backend each returns
+// FASTMIX_ERROR_NO_DEVICE.
+fastmix_status cuda_sample(const SampleArgs &a, void *stream);
+fastmix_status cuda_blend(const BlendArgs &a, void *stream);
+fastmix_status cuda_mixup(const MixupArgs &a, void *stream);
+fastmix_status cuda_cross_entropy(const CrossEntropyArgs &a, void *stream);
+fastmix_status cuda_soft_targets(const SoftTargetsArgs &a, void *stream);
+int cuda_device_count();
+
+}  // namespace fm
