@@ -22,7 +22,8 @@ fastmix_status check_mix(const char *func, const float *lambdas, const int64_t *
            "%s: lambdas and partners must both be given (mixup) or both be NULL (plain); "
            "got lambdas %s and partners %s",
            func, lambdas ? "non-NULL" : "NULL", partners ? "non-NULL" : "NULL");
-  return FASTMIX_SUCCESS;
+  FM_TRY(check_array(func, "lambdas", lambdas, /*optional=*/true));
+  return check_array(func, "partners", partners, /*optional=*/true);
 }
 
 fastmix_status check_smoothing(const char *func, float eps) {
@@ -49,10 +50,10 @@ fastmix_status check_cross_entropy(const CrossEntropyArgs &a, size_t workspace_b
   int64_t span = 0, gspan = 0;
   FM_TRY(check_rows(func, "logits", "logits_stride", a.dtype, a.logits, a.batch, a.classes,
                     a.stride, &span));
-  FM_CHECK(a.labels != nullptr, "%s: labels must not be NULL", func);
+  FM_TRY(check_array(func, "labels", a.labels));
   FM_TRY(check_mix(func, a.lambdas, a.partners));
   FM_TRY(check_smoothing(func, a.eps));
-  FM_CHECK(a.loss != nullptr, "%s: loss must not be NULL", func);
+  FM_TRY(check_array(func, "loss", a.loss));
   if (a.grad) {
     FM_TRY(check_rows(func, "grad_logits", "logits_stride", a.dtype, a.grad, a.batch, a.classes,
                       a.stride, &gspan));
@@ -144,7 +145,7 @@ fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_dtype dtype,
     FM_TRY(check_device(func, device));
     FM_TRY(check_dtype(func, dtype));
     FM_TRY(check_batch(func, batch));
-    FM_CHECK(labels != nullptr, "%s: labels must not be NULL", func);
+    FM_TRY(check_array(func, "labels", labels));
     FM_TRY(check_mix(func, lambdas, partners));
     FM_TRY(check_classes(func, classes, targets_stride, "targets_stride"));
     FM_TRY(check_smoothing(func, label_smoothing));

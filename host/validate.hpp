@@ -125,12 +125,23 @@ inline fastmix_status check_images(const char *func, fastmix_dtype dtype, const 
   return FASTMIX_SUCCESS;
 }
 
-// lambdas and partners, which sampling writes and blending reads: present.
+// An array of T that a call reads or writes: aligned to its element size,
+// and not NULL unless `optional`.  A misaligned pointer would fault a CUDA
+// kernel and poison the caller's CUDA context, so both backends refuse it.
+template <class T>
+inline fastmix_status check_array(const char *func, const char *name, const T *ptr,
+                                  bool optional = false) {
+  FM_CHECK(optional || ptr != nullptr, "%s: %s must not be NULL", func, name);
+  FM_CHECK((uintptr_t)ptr % alignof(T) == 0, "%s: %s must be aligned to its element size (%u bytes)",
+           func, name, (unsigned)alignof(T));
+  return FASTMIX_SUCCESS;
+}
+
+// lambdas and partners, which sampling writes and blending reads.
 inline fastmix_status check_lambdas_partners(const char *func, const float *lambdas,
                                              const int64_t *partners) {
-  FM_CHECK(lambdas != nullptr, "%s: lambdas must not be NULL", func);
-  FM_CHECK(partners != nullptr, "%s: partners must not be NULL", func);
-  return FASTMIX_SUCCESS;
+  FM_TRY(check_array(func, "lambdas", lambdas));
+  return check_array(func, "partners", partners);
 }
 
 // Everything fastmix_sample checks (the mixup calls check it too).
