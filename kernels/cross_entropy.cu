@@ -414,12 +414,8 @@ fastmix_status launch_rows(const char *func, const Device &dev, CeParams p, cuda
     p.cache_vecs = row_vecs;
     smem = teams * row_vecs * kVecBytes;
   }
-  if (smem > 48 * 1024) {
-    // Always the same value (the device's maximum), so concurrent calls from
-    // other threads never lower it under a launch that needs more.
-    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_room);
-    if (err != cudaSuccess) return cuda_error(func, err);
-  }
+  if (smem > 48 * 1024)
+    FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)smem_room));
   int64_t grid = 1;
   if (!kReduce) {
     int per_sm = 0;
@@ -429,8 +425,7 @@ fastmix_status launch_rows(const char *func, const Device &dev, CeParams p, cuda
     const int64_t blocks = (p.batch + teams - 1) / teams;
     grid = blocks < wave ? blocks : wave;
   }
-  kernel<<<(unsigned)grid, kThreads, (size_t)smem, stream>>>(p);
-  return launched(func);
+  return launch(func, kernel, (unsigned)grid, kThreads, (size_t)smem, stream, p);
 }
 
 // MEAN/SUM with the caller's workspace, [double denominator][float row
@@ -444,14 +439,12 @@ fastmix_status launch_ce_workspace(const Device &dev, const CrossEntropyArgs &a,
   CeParams p = make_params(a);
   p.loss = ws_rows;
   if (a.reduction == FASTMIX_REDUCTION_MEAN) {
-    ce_weight_kernel<<<1, kThreads, 0, stream>>>(p, ws_weight);
-    FM_TRY(launched(a.func));
+    FM_TRY(launch(a.func, ce_weight_kernel, 1, kThreads, 0, stream, p, ws_weight));
     p.weight_sum_dev = ws_weight;
   }
   FM_TRY((launch_rows<T, false>(a.func, dev, p, stream)));
-  ce_sum_kernel<<<1, kThreads, 0, stream>>>(ws_rows, a.batch, p.weight_sum_dev, a.loss,
-                                            a.reduction);
-  return launched(a.func);
+  return launch(a.func, ce_sum_kernel, 1, kThreads, 0, stream, ws_rows, a.batch, p.weight_sum_dev,
+                a.loss, a.reduction);
 }
 
 template <class T>
@@ -472,10 +465,9 @@ fastmix_status launch_st(const Device &dev, const SoftTargetsArgs &a, cudaStream
   const int64_t items = n * chunks;
   const int64_t wave = (int64_t)dev.sms * 8;
   const int64_t grid = items < wave ? items : wave;
-  soft_targets_kernel<T><<<(unsigned)grid, kStThreads, 0, stream>>>(
-      a.labels, a.lambdas, a.partners, n, C, a.eps, a.eps / (float)C,
-      static_cast<typename T::raw *>(a.targets), a.stride, chunks);
-  return launched(a.func);
+  return launch(a.func, soft_targets_kernel<T>, (unsigned)grid, kStThreads, 0, stream, a.labels,
+                a.lambdas, a.partners, n, C, a.eps, a.eps / (float)C,
+                static_cast<typename T::raw *>(a.targets), a.stride, chunks);
 }
 
 }  // namespace

@@ -8,9 +8,20 @@
 
 #include <cuda_runtime.h>
 
+#include <mutex>
+#include <set>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
 namespace fm {
 
+// A failed runtime call of this fastmix call: FASTMIX_ERROR_CUDA with the
+// runtime's message.  The runtime's last-error slot is read back so that the
+// failure, now reported, is not found again by a later check (a sticky error,
+// which breaks the context, stays whatever is done).
 inline fastmix_status cuda_error(const char *func, cudaError_t err) {
+  (void)cudaGetLastError();
   return fail(FASTMIX_ERROR_CUDA, "%s: %s (%s)", func, cudaGetErrorName(err),
               cudaGetErrorString(err));
 }
@@ -42,11 +53,14 @@ inline fastmix_status check_pointer(const char *func, const char *name, const vo
                                     const Device &dev) {
   cudaPointerAttributes attr;
   const cudaError_t err = cudaPointerGetAttributes(&attr, ptr);
-  if (err != cudaSuccess) {
+  // Only cudaErrorInvalidValue speaks of the pointer; anything else (a
+  // context broken by an earlier fault, say) is the runtime's own failure.
+  if (err == cudaErrorInvalidValue) {
     (void)cudaGetLastError();
     return fail(FASTMIX_ERROR_INVALID_VALUE, "%s: %s is not a pointer CUDA knows (%s)", func, name,
                 cudaGetErrorString(err));
   }
+  if (err != cudaSuccess) return cuda_error(func, err);
   if (attr.type == cudaMemoryTypeUnregistered ||
       (attr.type == cudaMemoryTypeHost && attr.devicePointer == nullptr))
     return fail(FASTMIX_ERROR_INVALID_VALUE,
@@ -59,9 +73,44 @@ inline fastmix_status check_pointer(const char *func, const char *name, const vo
   return FASTMIX_SUCCESS;
 }
 
-inline fastmix_status launched(const char *func) {
-  const cudaError_t err = cudaGetLastError();
+// Lets `kernel` use up to `bytes` of dynamic shared memory on `dev`: asked
+// once per kernel and device, always with the same value (the most any call
+// uses, the device's opt-in maximum less the kernel's static shared memory),
+// so that a call from another thread never lowers the limit under a launch
+// that needs more.
+inline fastmix_status allow_dynamic_smem(const char *func, const void *kernel, const Device &dev,
+                                         int bytes) {
+  static std::mutex mutex;
+  static std::set<std::pair<const void *, int>> done;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (done.count({kernel, dev.id})) return FASTMIX_SUCCESS;
+  const cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (err != cudaSuccess) return cuda_error(func, err);
+  done.insert({kernel, dev.id});
+  return FASTMIX_SUCCESS;
+}
+
+template <class Tuple, size_t... I>
+fastmix_status launch_tuple(const char *func, const void *kernel, unsigned grid, unsigned block,
+                            size_t smem, cudaStream_t stream, Tuple &params,
+                            std::index_sequence<I...>) {
+  void *args[] = {static_cast<void *>(&std::get<I>(params))...};
+  const cudaError_t err = cudaLaunchKernel(kernel, dim3(grid), dim3(block), args, smem, stream);
   return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), reporting the launch's own
+// error: cudaLaunchKernel returns it, so an error that an earlier runtime call
+// left in the last-error slot (the caller's) is neither taken for the
+// launch's nor cleared.
+template <class... P, class... A>
+fastmix_status launch(const char *func, void (*kernel)(P...), unsigned grid, unsigned block,
+                      size_t smem, cudaStream_t stream, const A &...args) {
+  static_assert(sizeof...(P) == sizeof...(A), "one argument per kernel parameter");
+  std::tuple<std::decay_t<P>...> params(static_cast<std::decay_t<P>>(args)...);
+  return launch_tuple(func, reinterpret_cast<const void *>(kernel), grid, block, smem, stream,
+                      params, std::index_sequence_for<P...>{});
 }
 
 }  // namespace fm

@@ -290,12 +290,10 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
     const raw *xs = static_cast<const raw *>(x);
     raw *os = static_cast<raw *>(out);
     if (g.vec)
-      blend_rows_kernel<T, true, Source>
-          <<<(unsigned)grid, kThreads, 0, stream>>>(xs, os, n, elems, stride, g.head, chunks, src);
-    else
-      blend_rows_kernel<T, false, Source>
-          <<<(unsigned)grid, kThreads, 0, stream>>>(xs, os, n, elems, stride, 0, chunks, src);
-    return launched(func);
+      return launch(func, blend_rows_kernel<T, true, Source>, (unsigned)grid, kThreads, 0, stream,
+                    xs, os, n, elems, stride, g.head, chunks, src);
+    return launch(func, blend_rows_kernel<T, false, Source>, (unsigned)grid, kThreads, 0, stream, xs,
+                  os, n, elems, stride, int64_t(0), chunks, src);
   }
   // In place: pick the widest strip that keeps two blocks per SM where it can.
   const int64_t fixed = (8 * n + 15) & ~int64_t(15);
@@ -327,12 +325,10 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
   raw *xs = static_cast<raw *>(out);
   auto kernel =
       g.vec ? blend_staged_kernel<T, true, Source> : blend_staged_kernel<T, false, Source>;
-  cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-  if (err != cudaSuccess) return cuda_error(func, err);
-  kernel<<<(unsigned)grid, kThreads, (size_t)smem, stream>>>(xs, n, elems, stride, g.head, width,
-                                                             strips, src);
-  return launched(func);
+  if (smem > 48 * 1024)
+    FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)limit));
+  return launch(func, kernel, (unsigned)grid, kThreads, (size_t)smem, stream, xs, n, elems, stride,
+                g.head, width, strips, src);
 }
 
 template <class Source>
@@ -380,8 +376,7 @@ fastmix_status check_pointers(const char *func, const Device &dev, const uint64_
 // stream so that it runs after the drawing kernel has read the offset.
 fastmix_status advance_offset(const char *func, const Seed &seed, cudaStream_t stream) {
   if (seed.kind != Seed::kMemory || seed.increment == 0) return FASTMIX_SUCCESS;
-  advance_offset_kernel<<<1, 1, 0, stream>>>(seed.ptr, seed.increment);
-  return launched(func);
+  return launch(func, advance_offset_kernel, 1, 1, 0, stream, seed.ptr, seed.increment);
 }
 
 }  // namespace
@@ -404,8 +399,8 @@ fastmix_status cuda_sample(const SampleArgs &a, void *stream) {
     FM_TRY(with_draw_source(a.draw, a.batch, a.lambdas, a.partners, [&](const auto &src) {
       const int64_t blocks = (a.batch + kThreads - 1) / kThreads;
       const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-      sample_kernel<std::decay_t<decltype(src)>><<<(unsigned)grid, kThreads, 0, s>>>(a.batch, src);
-      return launched(a.func);
+      return launch(a.func, sample_kernel<std::decay_t<decltype(src)>>, (unsigned)grid, kThreads, 0,
+                    s, a.batch, src);
     }));
   }
   return advance_offset(a.func, a.draw.seed, s);
