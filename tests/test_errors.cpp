@@ -4,7 +4,7 @@
 // error is per thread, and status strings are never NULL.
 #include <catch2/catch.hpp>
 
-#include "test_util.hpp"
+#include "device.hpp"
 
 #include <fastmix/fastmix.h>
 
@@ -366,5 +366,116 @@ TEST_CASE("errors: status strings are never NULL, also for unknown codes", "[err
     const char *str = fastmix_status_string((fastmix_status)s);
     REQUIRE(str != nullptr);
     CHECK(known.count(str) == 0);
+  }
+}
+
+// A lambdas, partners, labels or loss pointer that is not aligned to its
+// element size would fault a CUDA kernel (and poison the caller's CUDA
+// context): every entry point refuses it up front, on every device, naming
+// it, and writes nothing.
+TEST_CASE("errors: misaligned lambdas, partners, labels and loss are refused on every device",
+          "[errors][devices]") {
+  const int64_t n = 4, C = 5;
+  for (fastmix_device dev : test_devices()) {
+    Buffer x(dev, 256, 0, 0), out(dev, 256), lam(dev, 64), par(dev, 128), labels(dev, 128, 0, 0),
+        loss(dev, 64), so(dev, 16, 0, 0), tg(dev, 256);
+    // Valid contents where a call reads them: partners and labels 0.
+    par.set(0);
+    // Each parameter shifted off its alignment by a few bytes.
+    float *lam_bad = reinterpret_cast<float *>(lam.data() + 2);
+    int64_t *par_bad = reinterpret_cast<int64_t *>(par.data() + 4);
+    int64_t *lab_bad = reinterpret_cast<int64_t *>(labels.data() + 4);
+    float *loss_bad = reinterpret_cast<float *>(loss.data() + 1);
+    float *l = lam.as<float>();
+    int64_t *p = par.as<int64_t>(), *y = labels.as<int64_t>();
+    const std::vector<unsigned char> lam0 = lam.copy(), par0 = par.copy(), out0 = out.copy(),
+                                     loss0 = loss.copy(), so0 = so.copy(), tg0 = tg.copy();
+    struct Call {
+      const char *param;
+      std::function<fastmix_status()> call;
+    };
+    const std::vector<Call> calls = {
+        {"lambdas",
+         [&] {
+           return fastmix_sample(dev, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 1, 2, n, lam_bad, p, nullptr);
+         }},
+        {"partners",
+         [&] {
+           return fastmix_sample(dev, 0.4f, 0, FASTMIX_PAIRING_CYCLE, 1, 2, n, l, par_bad, nullptr);
+         }},
+        {"lambdas",
+         [&] {
+           return fastmix_blend(dev, FASTMIX_FLOAT32, x.data(), out.data(), n, 3, 3, lam_bad, p,
+                                nullptr);
+         }},
+        {"partners",
+         [&] {
+           return fastmix_blend(dev, FASTMIX_FLOAT32, x.data(), out.data(), n, 3, 3, l, par_bad,
+                                nullptr);
+         }},
+        {"lambdas",
+         [&] {
+           return fastmix_mixup(dev, FASTMIX_FLOAT16, 0.4f, 1, FASTMIX_PAIRING_FLIP, 1, 2, x.data(),
+                                out.data(), n, 3, 3, lam_bad, p, nullptr);
+         }},
+        {"partners",
+         [&] {
+           return fastmix_mixup(dev, FASTMIX_FLOAT16, 0.4f, 1, FASTMIX_PAIRING_FLIP, 1, 2, x.data(),
+                                x.data(), n, 3, 3, l, par_bad, nullptr);
+         }},
+        {"partners",
+         [&] {
+           return fastmix_mixup_device_seed(dev, FASTMIX_FLOAT32, 0.4f, 0,
+                                            FASTMIX_PAIRING_PERMUTATION, so.as<uint64_t>(), 1,
+                                            x.data(), out.data(), n, 3, 3, l, par_bad, nullptr);
+         }},
+        {"labels",
+         [&] {
+           return fastmix_cross_entropy(dev, FASTMIX_FLOAT32, x.data(), n, C, C, lab_bad, l, p,
+                                        FASTMIX_REDUCTION_NONE, 0.0f, -100, loss.as<float>(),
+                                        nullptr, 1.0f, nullptr);
+         }},
+        {"lambdas",
+         [&] {
+           return fastmix_cross_entropy(dev, FASTMIX_FLOAT32, x.data(), n, C, C, y, lam_bad, p,
+                                        FASTMIX_REDUCTION_MEAN, 0.1f, -100, loss.as<float>(),
+                                        out.data(), 1.0f, nullptr);
+         }},
+        {"partners",
+         [&] {
+           return fastmix_cross_entropy(dev, FASTMIX_BFLOAT16, x.data(), n, C, C, y, l, par_bad,
+                                        FASTMIX_REDUCTION_SUM, 0.0f, -100, loss.as<float>(),
+                                        nullptr, 1.0f, nullptr);
+         }},
+        {"loss",
+         [&] {
+           return fastmix_cross_entropy(dev, FASTMIX_FLOAT32, x.data(), n, C, C, y, nullptr,
+                                        nullptr, FASTMIX_REDUCTION_NONE, 0.0f, -100, loss_bad,
+                                        nullptr, 1.0f, nullptr);
+         }},
+        {"labels",
+         [&] {
+           return fastmix_soft_targets(dev, FASTMIX_FLOAT32, lab_bad, nullptr, nullptr, n, C, 0.1f,
+                                       tg.data(), C, nullptr);
+         }},
+        {"partners",
+         [&] {
+           return fastmix_soft_targets(dev, FASTMIX_FLOAT16, y, l, par_bad, n, C, 0.0f, tg.data(),
+                                       C, nullptr);
+         }},
+    };
+    int k = 0;
+    for (const Call &c : calls) {
+      INFO(device_name(dev) << " call " << k++ << ": misaligned " << c.param);
+      reset_last_error(c.param);
+      check_failure(c.call(), FASTMIX_ERROR_INVALID_VALUE, c.param);
+      finish(dev);
+      CHECK(lam.copy() == lam0);
+      CHECK(par.copy() == par0);
+      CHECK(out.copy() == out0);
+      CHECK(loss.copy() == loss0);
+      CHECK(so.copy() == so0);
+      CHECK(tg.copy() == tg0);
+    }
   }
 }

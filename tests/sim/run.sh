@@ -56,6 +56,7 @@ tests=$root/$build/tests
 declare -A unsupported=(
   [graph]="CUDA graphs and stream capture: the simulator has no graph API"
   [managed]="managed memory: the simulator has no unified memory"
+  [threads]="host threads calling at once: the simulated runtime is not thread-safe"
   [large]="a full-size batch: hours on the simulator; the same kernel paths run at smaller sizes"
 )
 exclude=""
