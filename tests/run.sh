@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds fastmix with warnings as errors (the CUDA kernels included, with
-# nvcc) and runs every test: the C/C++/CUDA suite through CTest, then the
-# Python package's suite (pip install . into .venv, pytest).
+# nvcc) and runs every test: the C/C++/CUDA suite through CTest, every CUDA
+# case on the GPGPU-Sim simulator of ../shared (tests/sim/run.sh), the suite
+# under ASan+UBSan, a minute of fuzzing, then the Python package's suite
+# (pip install . into .venv, pytest).
 # Usage: bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +14,11 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFASTMIX_WARNINGS_AS_ERRORS=O
 cmake --build "$build" -j "$FASTMIX_JOBS"
 ctest --test-dir "$build" --output-on-failure -j "$FASTMIX_JOBS"
 
-# Issue 6: the C/C++ suite again under ASan+UBSan, then the C ABI fuzzed for
-# a bounded time (FASTMIX_FUZZ_SECONDS, default 60).
+# The CUDA kernels executed on the simulator, compared with the CPU backend.
+bash tests/sim/run.sh
+
+# The C/C++ suite again under ASan+UBSan, then the C ABI fuzzed for a
+# bounded time (FASTMIX_FUZZ_SECONDS, default 60).
 bash tests/sanitize.sh build/sanitize
 bash tests/fuzz/run.sh "${FASTMIX_FUZZ_SECONDS:-60}"
 

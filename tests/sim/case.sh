@@ -5,10 +5,12 @@
 #     OUT/logs/INDEX.log (the simulator's output), .case, and .pass on success,
 #     and prints one line for it (the test's own output too when it failed);
 #   case.sh PROGRAM ARGS... (inside the simulator's environment)
-#     points the simulator at the CUDA folder whose ptxas caches its answers.
+#     points the simulator at the CUDA folder whose ptxas caches its answers
+#     and preloads tests/sim/launch_shim.c (FASTMIX_SIM_LAUNCH_SHIM).
 set -uo pipefail
 if [[ ${1:-} != --run ]]; then
   export CUDA_INSTALL_PATH=$FASTMIX_SIM_CUDA
+  export LD_PRELOAD=$FASTMIX_SIM_LAUNCH_SHIM${LD_PRELOAD:+:$LD_PRELOAD}
   exec "$@"
 fi
 sim_run=$2 tests=$3 out=$4

@@ -47,6 +47,10 @@ ln -s "$root/tests/sim/ptxas-cache.sh" "$farm/bin/ptxas"
 export FASTMIX_SIM_REAL_PTXAS=$sim_cuda/bin/ptxas
 export FASTMIX_SIM_PTXAS_CACHE=$root/$build/ptxas-cache
 export FASTMIX_SIM_CUDA=$farm
+# The simulator's cudaLaunchKernel needs the launch configuration pushed first.
+export FASTMIX_SIM_LAUNCH_SHIM=$root/$build/liblaunch_shim.so
+cc -shared -fPIC -O2 -Wall -Werror -I"$sim_cuda/include" tests/sim/launch_shim.c \
+  -o "$FASTMIX_SIM_LAUNCH_SHIM" -ldl
 export FASTMIX_TEST_SIMULATOR=1 FASTMIX_TEST_DEVICES=cuda
 export FASTMIX_TEST_SEED=${FASTMIX_TEST_SEED:-$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}
 echo "   FASTMIX_TEST_SEED=$FASTMIX_TEST_SEED (set it to repeat this run's inputs)"
@@ -56,7 +60,7 @@ tests=$root/$build/tests
 declare -A unsupported=(
   [graph]="CUDA graphs and stream capture: the simulator has no graph API"
   [managed]="managed memory: the simulator has no unified memory"
-  [threads]="host threads calling at once: the simulated runtime is not thread-safe"
+  [threads]="host threads calling at once: the simulated runtime keeps its state (last error, streams) in unlocked globals"
   [large]="a full-size batch: hours on the simulator; the same kernel paths run at smaller sizes"
 )
 exclude=""
