@@ -29,7 +29,10 @@ if [[ $rc -eq 0 ]] && grep -q '^All tests passed' "$log"; then
   printf '   passed  %4ds %5d launches  %s: %s\n' "$secs" "$kernels" "$binary" "$name"
 else
   printf '   FAILED  %4ds %5d launches  %s: %s (exit %d; log %s)\n' "$secs" "$kernels" "$binary" "$name" "$rc" "$log"
+  # The test's own lines, without the simulator's.
   grep -v -e '^GPGPU-Sim' -e '^\s*$' -e '^self exe links' -e '^Extracting' -e '^Running md5sum' \
-    -e '^[-a-zA-Z_]* *[-0-9.,:a-zA-Z]* *#' "$log" | tail -40 | sed 's/^/      | /'
+    -e '^[-a-zA-Z_]* *[-0-9.,:a-zA-Z]* *#' -e '^padded cta size' -e '^Max CTA' \
+    -e '^Destroy streams' -e '^gpgpu_simulation_' -e '^\[cuda_runtime_api' "$log" | tail -40 |
+    sed 's/^/      | /'
 fi
 rm -rf "$out/work/$index"
