@@ -46,13 +46,20 @@ prefix=()
 build=build/gpu
 step configure 120 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" "${prefix[@]}" &&
   step build 300 cmake --build "$build" -j "$(nproc)"
+# fastmix_cuda_tests: the CUDA-only cases; fastmix_tests: the cases of every
+# device, run here on CUDA alone (ctest runs them on the CPU and CUDA).
 tests="$build/tests/fastmix_cuda_tests"
+shared="$build/tests/fastmix_tests"
 if [ -x "$tests" ]; then
   step cuda_tests 120 "$tests"
-  step cpu_tests 120 ctest --test-dir "$build" -E cuda_tests -j "$(nproc)"
+  step device_tests 240 ctest --test-dir "$build" -E cuda_tests -j "$(nproc)"
   if command -v compute-sanitizer >/dev/null; then
     step memcheck 150 compute-sanitizer --tool memcheck --error-exitcode 1 "$tests"
+    step memcheck_devices 240 env FASTMIX_TEST_DEVICES=cuda compute-sanitizer --tool memcheck \
+      --error-exitcode 1 "$shared" "[devices]"
     step racecheck 120 compute-sanitizer --tool racecheck --error-exitcode 1 "$tests" "[racecheck]"
+    step racecheck_devices 180 env FASTMIX_TEST_DEVICES=cuda compute-sanitizer --tool racecheck \
+      --error-exitcode 1 "$shared" "[racecheck]"
   else
     rows+=("compute-sanitizer      not found")
   fi

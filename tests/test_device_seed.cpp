@@ -1,11 +1,13 @@
-// fastmix_sample_device_seed and fastmix_mixup_device_seed on the CPU backend
-// (issue 6): seed and offset read from memory give bitwise the draw of
-// fastmix_sample / fastmix_mixup with the same values; the offset advances by
-// offset_increment (mod 2^64) after every successful call, batch 0 included;
-// a failed call writes nothing, seed_offset included.
+// fastmix_sample_device_seed and fastmix_mixup_device_seed on every device:
+// the seed and offset read from memory (device memory on CUDA) give bitwise
+// the draw and the output of fastmix_sample / fastmix_mixup with the same
+// values on that device, the CPU's draw, and the blend reference; the offset
+// advances by offset_increment (mod 2^64) after every successful call, batch
+// 0 included, and stays as it was with increment 0; a failed call writes
+// nothing, seed_offset included.
 #include <catch2/catch.hpp>
 
-#include "test_util.hpp"
+#include "device.hpp"
 
 #include <fastmix/fastmix.h>
 
@@ -24,131 +26,193 @@ E bad_enum(int v) {
   return e;
 }
 
+// The CPU's draw, the contract every device's draw must meet bitwise.
+void cpu_draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset,
+              int64_t batch, std::vector<float> &lam, std::vector<int64_t> &par) {
+  lam.assign((size_t)batch, 0.0f), par.assign((size_t)batch, 0);
+  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, seed, offset, batch, lam.data(),
+                         par.data(), nullptr) == FASTMIX_SUCCESS);
+}
+
+// seed_offset in a buffer of `dev` (device memory on CUDA).
+Buffer seed_offset_on(fastmix_device dev, uint64_t seed, uint64_t offset) {
+  return to_device(dev, std::vector<uint64_t>{seed, offset});
+}
+
+bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
+  return a.size() == b.size() &&
+         first_difference(a.data(), b.data(), a.size() * sizeof(float)) == -1;
+}
+
 }  // namespace
 
 TEST_CASE(
     "device seed: sample equals fastmix_sample with the stored seed and offset, then advances",
-    "[device_seed]") {
+    "[device_seed][devices]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xd5ee);
-  for (fastmix_pairing pr : kAllPairings)
-    for (int fold : {0, 1})
-      for (int64_t batch : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{17}, int64_t{300}}) {
-        INFO(pairing_name(pr) << " fold " << fold << " batch " << batch);
-        const uint64_t s = rng(), off = rng(), inc = rng() % 3 == 0 ? 0 : rng();
-        const float alpha = 0.05f + (float)(rng() % 1000) * 0.01f;
-        CAPTURE(s, off, inc, alpha);
-        std::vector<float> lam_ref((size_t)batch), lam((size_t)batch);
-        std::vector<int64_t> par_ref((size_t)batch), par((size_t)batch);
-        poison(lam), poison(par);
-        REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pr, s, off, batch, lam_ref.data(),
-                               par_ref.data(), nullptr) == FASTMIX_SUCCESS);
-        uint64_t so[2] = {s, off};
-        REQUIRE(fastmix_sample_device_seed(FASTMIX_DEVICE_CPU, alpha, fold, pr, so, inc, batch,
-                                           lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
-        CHECK(std::memcmp(lam.data(), lam_ref.data(), lam.size() * 4) == 0);
-        CHECK(par == par_ref);
-        CHECK(so[0] == s);
-        CHECK(so[1] == off + inc);  // unsigned: wraps mod 2^64
-      }
+  int round = 0;
+  for (fastmix_device dev : test_devices())
+    for (fastmix_pairing pr : kAllPairings)
+      for (int fold : {0, 1})
+        for (int64_t batch : {1, 2, 3, 17, 300, 1000}) {
+          INFO(device_name(dev) << " " << pairing_name(pr) << " fold " << fold << " batch "
+                                << batch);
+          // increment 0 every fifth call (so with every batch): seed_offset is only read
+          const uint64_t s = rng(), off = rng(), inc = round++ % 5 == 0 ? 0 : rng();
+          const float alpha = 0.05f + (float)(rng() % 1000) * 0.01f;
+          CAPTURE(s, off, inc, alpha);
+          Buffer lam_ref(dev, (size_t)batch * 4), par_ref(dev, (size_t)batch * 8),
+              lam(dev, (size_t)batch * 4), par(dev, (size_t)batch * 8);
+          REQUIRE(fastmix_sample(dev, alpha, fold, pr, s, off, batch, lam_ref.as<float>(),
+                                 par_ref.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+          Buffer so = seed_offset_on(dev, s, off);
+          REQUIRE(fastmix_sample_device_seed(dev, alpha, fold, pr, so.as<uint64_t>(), inc, batch,
+                                             lam.as<float>(), par.as<int64_t>(),
+                                             nullptr) == FASTMIX_SUCCESS);
+          finish(dev);
+          const std::vector<float> l = lam.copy_as<float>();
+          const std::vector<int64_t> p = par.copy_as<int64_t>();
+          CHECK(same_bits(l, lam_ref.copy_as<float>()));
+          CHECK(p == par_ref.copy_as<int64_t>());
+          std::vector<float> cl;
+          std::vector<int64_t> cp;
+          cpu_draw(alpha, fold, pr, s, off, batch, cl, cp);
+          CHECK(same_bits(l, cl));
+          CHECK(p == cp);
+          const std::vector<uint64_t> now = so.copy_as<uint64_t>();
+          CHECK(now[0] == s);
+          CHECK(now[1] == off + inc);  // unsigned: wraps mod 2^64
+        }
 }
 
-TEST_CASE("device seed: mixup equals fastmix_mixup bitwise, every dtype, in and out of place",
-          "[device_seed]") {
+TEST_CASE(
+    "device seed: mixup equals fastmix_mixup bitwise and the blend reference, every dtype, in and "
+    "out of place",
+    "[device_seed][devices]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xd5ef);
-  for (fastmix_dtype d : kAllDtypes)
-    for (bool in_place : {false, true})
-      for (const Shape &sh : {Shape{5, 7, 9}, Shape{33, 3 * 8 * 8, 3 * 8 * 8}, Shape{1, 4, 4}}) {
-        INFO(dtype_name(d) << (in_place ? " in place" : " out of place") << " batch " << sh.batch
-                           << " elems " << sh.elems << " stride " << sh.stride);
-        const size_t bytes = (size_t)span(sh) * dtype_size(d);
-        Bytes x(bytes, 0, 0), x_ref(bytes, 0, 0), out(bytes), out_ref(bytes);
-        fill_random(d, x.data(), span(sh), rng);
-        std::memcpy(x_ref.data(), x.data(), bytes);
-        const uint64_t s = rng(), off = rng(), inc = 1;
-        std::vector<float> lam((size_t)sh.batch), lam_ref((size_t)sh.batch);
-        std::vector<int64_t> par((size_t)sh.batch), par_ref((size_t)sh.batch);
-        poison(lam), poison(par);
-        void *o_ref = in_place ? (void *)x_ref.data() : out_ref.data();
-        void *o = in_place ? (void *)x.data() : out.data();
-        REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CPU, d, 0.4f, 1, FASTMIX_PAIRING_CYCLE, s, off,
-                              x_ref.data(), o_ref, sh.batch, sh.elems, sh.stride, lam_ref.data(),
-                              par_ref.data(), nullptr) == FASTMIX_SUCCESS);
-        uint64_t so[2] = {s, off};
-        REQUIRE(fastmix_mixup_device_seed(FASTMIX_DEVICE_CPU, d, 0.4f, 1, FASTMIX_PAIRING_CYCLE, so,
-                                          inc, x.data(), o, sh.batch, sh.elems, sh.stride,
-                                          lam.data(), par.data(), nullptr) == FASTMIX_SUCCESS);
-        CHECK(std::memcmp(o, o_ref, bytes) == 0);
-        CHECK(std::memcmp(lam.data(), lam_ref.data(), lam.size() * 4) == 0);
-        CHECK(par == par_ref);
-        CHECK(so[0] == s);
-        CHECK(so[1] == off + 1);
-        // and the output is the blend reference (not only equal to fastmix_mixup)
-        if (!in_place) {
-          const std::string err = check_blend(d, sh, x.data(), 0, out_ref.data(), out.data(), bytes,
-                                              0, lam.data(), par.data());
-          CHECK(err == "");
-        }
-      }
+  for (fastmix_device dev : test_devices())
+    for (fastmix_dtype d : kAllDtypes)
+      for (bool in_place : {false, true})
+        // rows of 16-byte vectors or not (stride 9, or 4 fp16/bf16 elements)
+        for (const Shape &sh : {Shape{5, 7, 9}, Shape{33, 3 * 8 * 8, 3 * 8 * 8}, Shape{1, 4, 4}})
+          for (int64_t mis : {0, 1}) {  // x misaligned by `mis` elements, out aligned
+            INFO(device_name(dev) << " " << dtype_name(d)
+                                  << (in_place ? " in place" : " out of place") << " batch "
+                                  << sh.batch << " elems " << sh.elems << " stride " << sh.stride
+                                  << " x+" << mis);
+            const size_t es = dtype_size(d), bytes = (size_t)span(sh) * es;
+            std::vector<unsigned char> x_before(bytes);
+            fill_random(d, x_before.data(), span(sh), rng);
+            Buffer x(dev, bytes, (size_t)mis * es), x_ref(dev, bytes, (size_t)mis * es),
+                out(dev, bytes), out_ref(dev, bytes);
+            x.upload(x_before.data()), x_ref.upload(x_before.data());
+            const uint64_t s = rng(), off = rng(), inc = 1;
+            Buffer lam(dev, (size_t)sh.batch * 4), par(dev, (size_t)sh.batch * 8),
+                lam_ref(dev, (size_t)sh.batch * 4), par_ref(dev, (size_t)sh.batch * 8);
+            void *o_ref = in_place ? x_ref.data() : out_ref.data();
+            void *o = in_place ? x.data() : out.data();
+            REQUIRE(fastmix_mixup(dev, d, 0.4f, 1, FASTMIX_PAIRING_CYCLE, s, off, x_ref.data(),
+                                  o_ref, sh.batch, sh.elems, sh.stride, lam_ref.as<float>(),
+                                  par_ref.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+            Buffer so = seed_offset_on(dev, s, off);
+            REQUIRE(fastmix_mixup_device_seed(dev, d, 0.4f, 1, FASTMIX_PAIRING_CYCLE,
+                                              so.as<uint64_t>(), inc, x.data(), o, sh.batch,
+                                              sh.elems, sh.stride, lam.as<float>(),
+                                              par.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+            finish(dev);
+            const std::vector<unsigned char> got = in_place ? x.copy() : out.copy();
+            const std::vector<unsigned char> want = in_place ? x_ref.copy() : out_ref.copy();
+            CHECK(first_difference(got.data(), want.data(), bytes) == -1);
+            const std::vector<float> l = lam.copy_as<float>();
+            const std::vector<int64_t> p = par.copy_as<int64_t>();
+            CHECK(same_bits(l, lam_ref.copy_as<float>()));
+            CHECK(p == par_ref.copy_as<int64_t>());
+            std::vector<float> cl;
+            std::vector<int64_t> cp;
+            cpu_draw(0.4f, 1, FASTMIX_PAIRING_CYCLE, s, off, sh.batch, cl, cp);
+            CHECK(same_bits(l, cl));
+            CHECK(p == cp);
+            const std::vector<uint64_t> now = so.copy_as<uint64_t>();
+            CHECK(now[0] == s);
+            CHECK(now[1] == off + 1);
+            if (!in_place) CHECK(x.copy() == x_before);
+            // and the output is the blend reference (not only equal to fastmix_mixup)
+            const std::vector<unsigned char> out_before =
+                in_place ? x_before : std::vector<unsigned char>(bytes, kPoison);
+            CHECK(check_blend(d, sh, x_before.data(), 0, out_before.data(), got.data(), bytes, 0,
+                              l.data(), p.data()) == "");
+          }
 }
 
 TEST_CASE("device seed: repeated calls walk the offsets (what a replayed graph does)",
-          "[device_seed]") {
+          "[device_seed][devices]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xd5f0);
   const int64_t batch = 24, elems = 50;
-  std::vector<float> x((size_t)(batch * elems));
-  for (float &v : x) v = (float)random_value(FASTMIX_FLOAT32, rng);
-  const uint64_t s = rng(), off0 = ~uint64_t{0} - 2;  // crosses the 2^64 wrap
-  const uint64_t inc = 1;
-  uint64_t so[2] = {s, off0};
-  std::vector<std::vector<float>> lams;
-  for (int k = 0; k < 6; ++k) {
-    CAPTURE(k);
-    std::vector<float> out((size_t)(batch * elems)), out_ref(out.size()), lam((size_t)batch),
-        lam_ref((size_t)batch);
-    std::vector<int64_t> par((size_t)batch), par_ref((size_t)batch);
-    poison(out), poison(lam), poison(par);
-    REQUIRE(fastmix_mixup_device_seed(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.8f, 0,
-                                      FASTMIX_PAIRING_PERMUTATION, so, inc, x.data(), out.data(),
-                                      batch, elems, elems, lam.data(), par.data(),
-                                      nullptr) == FASTMIX_SUCCESS);
-    REQUIRE(fastmix_mixup(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.8f, 0, FASTMIX_PAIRING_PERMUTATION,
-                          s, off0 + (uint64_t)k, x.data(), out_ref.data(), batch, elems, elems,
-                          lam_ref.data(), par_ref.data(), nullptr) == FASTMIX_SUCCESS);
-    CHECK(std::memcmp(out.data(), out_ref.data(), out.size() * 4) == 0);
-    CHECK(std::memcmp(lam.data(), lam_ref.data(), lam.size() * 4) == 0);
-    CHECK(par == par_ref);
-    CHECK(so[1] == off0 + (uint64_t)(k + 1));
-    lams.push_back(lam);
+  for (fastmix_device dev : test_devices()) {
+    INFO(device_name(dev));
+    std::vector<float> xh((size_t)(batch * elems));
+    for (float &v : xh) v = (float)random_value(FASTMIX_FLOAT32, rng);
+    Buffer x = to_device(dev, xh);
+    const uint64_t s = rng(), off0 = ~uint64_t{0} - 2;  // crosses the 2^64 wrap
+    const uint64_t inc = 1;
+    Buffer so = seed_offset_on(dev, s, off0);
+    std::vector<std::vector<float>> lams;
+    for (int k = 0; k < 6; ++k) {
+      CAPTURE(k);
+      const size_t n = xh.size() * 4;
+      Buffer out(dev, n), out_ref(dev, n), lam(dev, (size_t)batch * 4),
+          lam_ref(dev, (size_t)batch * 4), par(dev, (size_t)batch * 8),
+          par_ref(dev, (size_t)batch * 8);
+      REQUIRE(fastmix_mixup_device_seed(dev, FASTMIX_FLOAT32, 0.8f, 0, FASTMIX_PAIRING_PERMUTATION,
+                                        so.as<uint64_t>(), inc, x.data(), out.data(), batch, elems,
+                                        elems, lam.as<float>(), par.as<int64_t>(),
+                                        nullptr) == FASTMIX_SUCCESS);
+      REQUIRE(fastmix_mixup(dev, FASTMIX_FLOAT32, 0.8f, 0, FASTMIX_PAIRING_PERMUTATION, s,
+                            off0 + (uint64_t)k, x.data(), out_ref.data(), batch, elems, elems,
+                            lam_ref.as<float>(), par_ref.as<int64_t>(),
+                            nullptr) == FASTMIX_SUCCESS);
+      finish(dev);
+      CHECK(out.copy() == out_ref.copy());
+      const std::vector<float> l = lam.copy_as<float>();
+      CHECK(same_bits(l, lam_ref.copy_as<float>()));
+      CHECK(par.copy_as<int64_t>() == par_ref.copy_as<int64_t>());
+      CHECK(so.copy_as<uint64_t>()[1] == off0 + (uint64_t)(k + 1));
+      lams.push_back(l);
+    }
+    // fresh draws: no two steps give the same lambdas
+    for (size_t a = 0; a < lams.size(); ++a)
+      for (size_t b = a + 1; b < lams.size(); ++b) CHECK(lams[a] != lams[b]);
   }
-  // fresh draws: no two steps give the same lambdas
-  for (size_t a = 0; a < lams.size(); ++a)
-    for (size_t b = a + 1; b < lams.size(); ++b) CHECK(lams[a] != lams[b]);
 }
 
-TEST_CASE("device seed: batch 0 writes no output but still advances the offset", "[device_seed]") {
-  float lam[2];
-  int64_t par[2];
-  float x[2] = {1, 2}, out[2];
-  std::memset(lam, kPoison, sizeof lam), std::memset(par, kPoison, sizeof par),
-      std::memset(out, kPoison, sizeof out);
-  uint64_t so[2] = {7, 40};
-  REQUIRE(fastmix_sample_device_seed(FASTMIX_DEVICE_CPU, 0.4f, 1, FASTMIX_PAIRING_CYCLE, so, 5, 0,
-                                     lam, par, nullptr) == FASTMIX_SUCCESS);
-  CHECK(so[0] == 7);
-  CHECK(so[1] == 45);
-  REQUIRE(fastmix_mixup_device_seed(FASTMIX_DEVICE_CPU, FASTMIX_FLOAT32, 0.4f, 1,
-                                    FASTMIX_PAIRING_CYCLE, so, 5, x, out, 0, 2, 2, lam, par,
-                                    nullptr) == FASTMIX_SUCCESS);
-  CHECK(so[1] == 50);
-  CHECK(all_poison(lam, sizeof lam));
-  CHECK(all_poison(par, sizeof par));
-  CHECK(all_poison(out, sizeof out));
+TEST_CASE("device seed: batch 0 writes no output but still advances the offset",
+          "[device_seed][devices]") {
+  for (fastmix_device dev : test_devices()) {
+    INFO(device_name(dev));
+    Buffer lam(dev, 8), par(dev, 16), out(dev, 8);
+    Buffer x = to_device(dev, std::vector<float>{1, 2});
+    Buffer so = seed_offset_on(dev, 7, 40);
+    REQUIRE(fastmix_sample_device_seed(dev, 0.4f, 1, FASTMIX_PAIRING_CYCLE, so.as<uint64_t>(), 5, 0,
+                                       lam.as<float>(), par.as<int64_t>(),
+                                       nullptr) == FASTMIX_SUCCESS);
+    finish(dev);
+    CHECK(so.copy_as<uint64_t>() == std::vector<uint64_t>{7, 45});
+    REQUIRE(fastmix_mixup_device_seed(dev, FASTMIX_FLOAT32, 0.4f, 1, FASTMIX_PAIRING_CYCLE,
+                                      so.as<uint64_t>(), 5, x.data(), out.data(), 0, 2, 2,
+                                      lam.as<float>(), par.as<int64_t>(),
+                                      nullptr) == FASTMIX_SUCCESS);
+    finish(dev);
+    CHECK(so.copy_as<uint64_t>() == std::vector<uint64_t>{7, 50});
+    CHECK(all_poison(lam.copy()));
+    CHECK(all_poison(par.copy()));
+    CHECK(all_poison(out.copy()));
+  }
 }
 
 TEST_CASE("device seed: bad arguments fail, name the parameter and change nothing",
