@@ -74,7 +74,7 @@ std::string run_blend(fastmix_device dev, const BlendCase &c, std::mt19937_64 &r
 
 TEST_CASE(
     "blend equals the float32 reference: dtypes, odd shapes, strides, alignment, in/out of place",
-    "[blend][devices]") {
+    "[blend][devices][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xb1e4d);

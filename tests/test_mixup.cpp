@@ -27,7 +27,7 @@ void cpu_draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uin
 }  // namespace
 
 TEST_CASE("mixup is sample + blend, bitwise, draws the CPU's lambdas and equals the reference",
-          "[mixup][devices]") {
+          "[mixup][devices][racecheck]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x313c5);
