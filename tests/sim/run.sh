@@ -19,7 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
-sim=$(cd .. && pwd)/shared/gpgpu-sim
+source tests/sim/env.sh
+sim=$FASTMIX_SIM_DIR
 if [[ ! -x $sim/run.sh ]]; then
   echo "fastmix: $sim not found: the simulated CUDA suite was SKIPPED (no CUDA kernel ran)"
   exit 0
@@ -34,23 +35,11 @@ echo "== simulated CUDA suite: building for GPGPU-Sim (sm_75 PTX) into $build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFASTMIX_SIMULATOR=ON \
   -DFASTMIX_WARNINGS_AS_ERRORS=ON >/dev/null
 cmake --build "$build" -j "$jobs" --target fastmix_tests fastmix_cuda_tests
-env_sh=$("$sim/build.sh" | tail -1)
-
-# The simulator's CUDA folder with ptxas replaced by a caching stand-in.
-sim_cuda=$(source "$env_sh" >/dev/null 2>&1; echo "$CUDA_INSTALL_PATH")
-farm=$root/$build/sim-cuda
-rm -rf "$farm" "$out"
-mkdir -p "$farm/bin" "$out/logs"
-for f in "$sim_cuda"/*; do [[ $(basename "$f") == bin ]] || ln -s "$f" "$farm/"; done
-for f in "$sim_cuda"/bin/*; do [[ $(basename "$f") == ptxas ]] || ln -s "$f" "$farm/bin/"; done
-ln -s "$root/tests/sim/ptxas-cache.sh" "$farm/bin/ptxas"
-export FASTMIX_SIM_REAL_PTXAS=$sim_cuda/bin/ptxas
-export FASTMIX_SIM_PTXAS_CACHE=$root/$build/ptxas-cache
-export FASTMIX_SIM_CUDA=$farm
-# The simulator's cudaLaunchKernel needs the launch configuration pushed first.
-export FASTMIX_SIM_LAUNCH_SHIM=$root/$build/liblaunch_shim.so
-cc -shared -fPIC -O2 -Wall -Werror -I"$sim_cuda/include" tests/sim/launch_shim.c \
-  -o "$FASTMIX_SIM_LAUNCH_SHIM" -ldl
+# The simulator's environment: ptxas answers cached in $build/ptxas-cache,
+# the launch shim preloaded (tests/sim/env.sh).
+fastmix_sim_env "$build"
+rm -rf "$out"
+mkdir -p "$out/logs"
 export FASTMIX_TEST_SIMULATOR=1 FASTMIX_TEST_DEVICES=cuda
 export FASTMIX_TEST_SEED=${FASTMIX_TEST_SEED:-$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')}
 echo "   FASTMIX_TEST_SEED=$FASTMIX_TEST_SEED (set it to repeat this run's inputs)"

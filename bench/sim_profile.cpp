@@ -1,0 +1,231 @@
+// fastmix-sim-profile: every CUDA op of the public C API once, for each
+// storage type, on device buffers, for bench/sim_profile.sh, which runs this
+// program on GPGPU-Sim and turns the simulator's instruction counts into
+// thread-instructions per element.
+//
+//   fastmix-sim-profile [--images N C H W] [--logits N C] [--samples N]
+//
+// Before each call it prints one line
+//   @@fastmix-profile OP DTYPE ELEMENTS
+// (ELEMENTS: image elements for blend and mixup, logits for the loss, target
+// elements for the soft targets, samples for sample) and after it, once the
+// device is idle, "@@fastmix-profile end"; the kernels the simulator reports
+// in between belong to that call.  Setup work (uploads, the lambdas and
+// partners the blends read) is announced as OP "setup".  Each call is
+// followed by cudaDeviceSynchronize so that its kernels finish before the
+// next line; the simulator prints to the same stdout, so the order holds.
+#include <fastmix/fastmix.h>
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+[[noreturn]] void die(const char *what, const char *detail) {
+  std::fprintf(stderr, "fastmix-sim-profile: %s: %s\n", what, detail);
+  std::exit(1);
+}
+
+void check(fastmix_status s, const char *what) {
+  if (s != FASTMIX_SUCCESS) die(what, fastmix_last_error());
+}
+
+void check_cuda(cudaError_t e, const char *what) {
+  if (e != cudaSuccess) die(what, cudaGetErrorString(e));
+}
+
+const char *dname(fastmix_dtype d) {
+  return d == FASTMIX_FLOAT32 ? "float32" : d == FASTMIX_FLOAT16 ? "float16" : "bfloat16";
+}
+
+size_t dsize(fastmix_dtype d) { return d == FASTMIX_FLOAT32 ? 4 : 2; }
+
+void begin(const char *op, fastmix_dtype d, int64_t elements) {
+  std::printf("@@fastmix-profile %s %s %lld\n", op, dname(d), (long long)elements);
+  std::fflush(stdout);
+}
+
+void end(const char *what) {
+  check_cuda(cudaDeviceSynchronize(), what);
+  std::printf("@@fastmix-profile end\n");
+  std::fflush(stdout);
+}
+
+// Values spread over [lo, hi) in the storage type (finite and normal, so no
+// call takes a NaN or subnormal path).
+std::vector<unsigned char> values(fastmix_dtype d, size_t n, float lo, float hi, uint32_t seed) {
+  std::vector<unsigned char> v(n * dsize(d));
+  uint32_t s = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    float f = lo + (hi - lo) * (float)(s >> 8) * (1.0f / 16777216.0f);
+    if (f > -1.0f / 1024 && f < 1.0f / 1024) f = 1.0f / 1024;  // normal in float16 too
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if (d == FASTMIX_FLOAT32) {
+      std::memcpy(&v[4 * i], &f, 4);
+      continue;
+    }
+    // Truncation is good enough for inputs: only the value range matters here.
+    const uint16_t h = d == FASTMIX_BFLOAT16
+                           ? (uint16_t)(u >> 16)
+                           : (uint16_t)(((u >> 16) & 0x8000u) |
+                                        ((((u >> 23) & 0xffu) - 112u) << 10) | ((u >> 13) & 0x3ffu));
+    std::memcpy(&v[2 * i], &h, 2);
+  }
+  return v;
+}
+
+void *device_alloc(size_t bytes) {
+  void *p = nullptr;
+  check_cuda(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
+  return p;
+}
+
+void *upload(const std::vector<unsigned char> &host) {
+  void *p = device_alloc(host.size());
+  check_cuda(cudaMemcpy(p, host.data(), host.size(), cudaMemcpyHostToDevice), "upload");
+  return p;
+}
+
+int64_t parse(const char *s) {
+  char *e = nullptr;
+  const long long v = std::strtoll(s, &e, 10);
+  if (!e || *e || v <= 0) die("not a positive integer", s);
+  return (int64_t)v;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  // The smallest sizes at which the per-element figures have converged (each
+  // thread of every launch handles many elements, and the fixed cost per
+  // block is under 2% of the figure), to keep the simulated run to minutes:
+  // 64x3x128x128 images (at 16x3x128x128 the out-of-place figures are still
+  // 6% higher); 8x32000 logits (the loss kernel's figure is the same at
+  // 32x32000: one block per row, so its cost is per row); 65536 samples.
+  int64_t n = 64, c = 3, h = 128, w = 128, rows = 8, classes = 32000, samples = 1 << 16;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto need = [&](int k) {
+      if (i + k >= argc) die("missing values for", a.c_str());
+    };
+    if (a == "--images") {
+      need(4);
+      n = parse(argv[i + 1]), c = parse(argv[i + 2]), h = parse(argv[i + 3]),
+      w = parse(argv[i + 4]);
+      i += 4;
+    } else if (a == "--logits") {
+      need(2);
+      rows = parse(argv[i + 1]), classes = parse(argv[i + 2]);
+      i += 2;
+    } else if (a == "--samples") {
+      need(1);
+      samples = parse(argv[++i]);
+    } else if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: fastmix-sim-profile [--images N C H W] [--logits N C] [--samples N]\n");
+      return 0;
+    } else {
+      die("unknown argument", a.c_str());
+    }
+  }
+  if (fastmix_cuda_device_count() == 0) die("CUDA", "no device (run it on the simulator)");
+  const fastmix_device dev = FASTMIX_DEVICE_CUDA;
+  const fastmix_pairing perm = FASTMIX_PAIRING_PERMUTATION;
+  const float alpha = 0.4f;
+  const int64_t elems = c * h * w, total = n * elems, logits = rows * classes;
+  std::printf("@@fastmix-profile shape images %lldx%lldx%lldx%lld logits %lldx%lld samples %lld\n",
+              (long long)n, (long long)c, (long long)h, (long long)w, (long long)rows,
+              (long long)classes, (long long)samples);
+
+  // Lambdas and partners of the images and of the logit rows.
+  begin("setup", FASTMIX_FLOAT32, 0);
+  float *lam = static_cast<float *>(device_alloc(4 * (size_t)n));
+  int64_t *part = static_cast<int64_t *>(device_alloc(8 * (size_t)n));
+  float *lam_draw = static_cast<float *>(device_alloc(4 * (size_t)n));
+  int64_t *part_draw = static_cast<int64_t *>(device_alloc(8 * (size_t)n));
+  check(fastmix_sample(dev, alpha, 1, perm, 3, 0, n, lam, part, nullptr), "fastmix_sample");
+  float *row_lam = static_cast<float *>(device_alloc(4 * (size_t)rows));
+  int64_t *row_part = static_cast<int64_t *>(device_alloc(8 * (size_t)rows));
+  check(fastmix_sample(dev, alpha, 1, perm, 5, 0, rows, row_lam, row_part, nullptr),
+        "fastmix_sample");
+  std::vector<int64_t> host_labels((size_t)rows);
+  for (int64_t i = 0; i < rows; ++i) host_labels[(size_t)i] = (i * 7919) % classes;
+  int64_t *labels = static_cast<int64_t *>(device_alloc(8 * (size_t)rows));
+  check_cuda(cudaMemcpy(labels, host_labels.data(), 8 * (size_t)rows, cudaMemcpyHostToDevice),
+             "upload");
+  float *loss = static_cast<float *>(device_alloc(4 * (size_t)rows));
+  size_t ws_bytes = 0;
+  check(fastmix_cross_entropy_workspace_size(dev, rows, FASTMIX_REDUCTION_MEAN, &ws_bytes),
+        "workspace size");
+  void *ws = device_alloc(ws_bytes);
+  end("setup");
+
+  begin("sample", FASTMIX_FLOAT32, samples);
+  {
+    float *l = static_cast<float *>(device_alloc(4 * (size_t)samples));
+    int64_t *p = static_cast<int64_t *>(device_alloc(8 * (size_t)samples));
+    check(fastmix_sample(dev, alpha, 1, perm, 7, 0, samples, l, p, nullptr), "fastmix_sample");
+    end("sample");
+    cudaFree(l);
+    cudaFree(p);
+  }
+
+  for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_FLOAT16, FASTMIX_BFLOAT16}) {
+    begin("setup", d, 0);
+    const auto xs = values(d, (size_t)total, -1.0f, 1.0f, 7);
+    void *x = upload(xs), *y = upload(xs);
+    void *out = device_alloc((size_t)total * dsize(d));
+    void *z = upload(values(d, (size_t)logits, -4.0f, 4.0f, 11));
+    void *grad = device_alloc((size_t)logits * dsize(d));
+    void *targets = device_alloc((size_t)logits * dsize(d));
+    end("setup");
+
+    begin("blend", d, total);
+    check(fastmix_blend(dev, d, x, out, n, elems, elems, lam, part, nullptr), "fastmix_blend");
+    end("blend");
+    begin("blend-inplace", d, total);
+    check(fastmix_blend(dev, d, y, y, n, elems, elems, lam, part, nullptr), "fastmix_blend");
+    end("blend in place");
+    begin("mixup", d, total);
+    check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 0, x, out, n, elems, elems, lam_draw,
+                        part_draw, nullptr),
+          "fastmix_mixup");
+    end("mixup");
+    begin("mixup-inplace", d, total);
+    check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 1, y, y, n, elems, elems, lam_draw, part_draw,
+                        nullptr),
+          "fastmix_mixup");
+    end("mixup in place");
+    begin("loss-none", d, logits);
+    check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,
+                                   FASTMIX_REDUCTION_NONE, 0.1f, -100, loss, grad, 1.0f, nullptr, 0,
+                                   nullptr),
+          "fastmix_cross_entropy_ws NONE");
+    end("loss NONE");
+    begin("loss-mean-ws", d, logits);
+    check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,
+                                   FASTMIX_REDUCTION_MEAN, 0.1f, -100, loss, grad, 1.0f, ws,
+                                   ws_bytes, nullptr),
+          "fastmix_cross_entropy_ws MEAN");
+    end("loss MEAN");
+    begin("soft-targets", d, logits);
+    check(fastmix_soft_targets(dev, d, labels, row_lam, row_part, rows, classes, 0.1f, targets,
+                               classes, nullptr),
+          "fastmix_soft_targets");
+    end("soft targets");
+    for (void *p : {x, y, out, z, grad, targets}) cudaFree(p);
+  }
+  for (void *p : {(void *)lam, (void *)part, (void *)lam_draw, (void *)part_draw, (void *)row_lam,
+                  (void *)row_part, (void *)labels, (void *)loss, ws})
+    cudaFree(p);
+  std::printf("@@fastmix-profile done\n");
+  return 0;
+}
