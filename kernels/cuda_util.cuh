@@ -27,7 +27,10 @@ inline fastmix_status cuda_error(const char *func, cudaError_t err) {
 }
 
 struct Device {
-  int id, sms, smem_optin;
+  int id, sms;
+  int smem_optin;     // dynamic shared memory one block may opt in to
+  int smem_per_sm;    // shared memory of one SM, shared by its blocks
+  int smem_reserved;  // taken from the SM's shared memory by every block
 };
 
 inline fastmix_status current_device(const char *func, Device *dev) {
@@ -43,6 +46,12 @@ inline fastmix_status current_device(const char *func, Device *dev) {
   if (err == cudaSuccess)
     err =
         cudaDeviceGetAttribute(&dev->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev->id);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&dev->smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
+                                 dev->id);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&dev->smem_reserved, cudaDevAttrReservedSharedMemoryPerBlock,
+                                 dev->id);
   return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
 }
 
@@ -88,6 +97,17 @@ inline fastmix_status allow_dynamic_smem(const char *func, const void *kernel, c
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   if (err != cudaSuccess) return cuda_error(func, err);
   done.insert({kernel, dev.id});
+  return FASTMIX_SUCCESS;
+}
+
+// How many blocks of `kernel` with `threads` threads and `smem` bytes of
+// dynamic shared memory run at once on one SM (at least 1).
+inline fastmix_status blocks_per_sm(const char *func, const void *kernel, int threads, size_t smem,
+                                    int *blocks) {
+  const cudaError_t err =
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, kernel, threads, smem);
+  if (err != cudaSuccess) return cuda_error(func, err);
+  if (*blocks < 1) *blocks = 1;
   return FASTMIX_SUCCESS;
 }
 

@@ -4,7 +4,7 @@
 //
 // Traffic: blending must read each input element and write each output
 // element once, 2 bytes moved per byte of the batch.
-//  - Out of place (blend_rows_kernel): a block handles one 16 KiB chunk of one
+//  - Out of place (blend_rows_kernel): a block handles one 32 KiB chunk of one
 //    sample.  Work items are ordered sample-fastest, so the blocks in flight
 //    cover the same column chunk of every sample at once (a few MiB): the
 //    partner chunk a block reads is the own chunk of another block in flight,
@@ -14,7 +14,8 @@
 //    then writes it back, so every partner is read before it is overwritten,
 //    whatever the partners are.
 // The fused mixup uses the same kernels with a source that draws lambda and
-// partner in registers instead of reading them.
+// partner instead of reading them: once per work item out of place, once per
+// sample and block in place.
 #include "cuda_util.cuh"
 #include "math/dtype.cuh"
 #include "math/sampler.cuh"
@@ -28,7 +29,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kVecBytes = 16;
-constexpr int kUnroll = 4;  // 16-byte vectors per thread per chunk
+constexpr int kUnroll = 8;  // 16-byte vectors per thread per chunk (a chunk is 32 KiB)
 constexpr int64_t kChunkVecs = kThreads * kUnroll;
 constexpr uint32_t kBadPartner = 0xffffffffu;
 
@@ -84,6 +85,17 @@ struct DeviceSeedSource {
 };
 
 // ---- 16-byte vectors of any storage type ------------------------------------
+// float32 moves as float4, so the loaded registers are the operands; the
+// 16-bit types move as uint4 and are unpacked per element.
+template <class T>
+struct Vec16 {
+  using type = uint4;
+};
+template <>
+struct Vec16<f32> {
+  using type = float4;
+};
+
 template <class T>
 __device__ __forceinline__ uint4 blend_vec(const uint4 &a, const uint4 &b, float lam, float mu) {
   using raw = typename T::raw;
@@ -97,11 +109,37 @@ __device__ __forceinline__ uint4 blend_vec(const uint4 &a, const uint4 &b, float
   return o;
 }
 
+// bfloat16 two at a time: a 32-bit word holds two, and each unpacks to a
+// float by a shift or a mask and packs back the same way.
+__device__ __forceinline__ uint32_t blend_bf16x2(uint32_t a, uint32_t b, float lam, float mu) {
+  const float lo = blend(lam, mu, f32_from_bits(a << 16), f32_from_bits(b << 16));
+  const float hi = blend(lam, mu, f32_from_bits(a & 0xffff0000u), f32_from_bits(b & 0xffff0000u));
+#if __CUDA_ARCH__ >= 800
+  const __nv_bfloat162 r = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&r);
+#else
+  return (bf16_round_bits(f32_bits(hi)) & 0xffff0000u) | (bf16_round_bits(f32_bits(lo)) >> 16);
+#endif
+}
+
+template <>
+__device__ __forceinline__ uint4 blend_vec<bf16>(const uint4 &a, const uint4 &b, float lam,
+                                                 float mu) {
+  return make_uint4(blend_bf16x2(a.x, b.x, lam, mu), blend_bf16x2(a.y, b.y, lam, mu),
+                    blend_bf16x2(a.z, b.z, lam, mu), blend_bf16x2(a.w, b.w, lam, mu));
+}
+
 template <class T>
-__device__ __forceinline__ uint4 nan_vec() {
+__device__ __forceinline__ float4 blend_vec(const float4 &a, const float4 &b, float lam, float mu) {
+  return make_float4(blend(lam, mu, a.x, b.x), blend(lam, mu, a.y, b.y), blend(lam, mu, a.z, b.z),
+                     blend(lam, mu, a.w, b.w));
+}
+
+template <class T>
+__device__ __forceinline__ typename Vec16<T>::type nan_vec() {
   using raw = typename T::raw;
   constexpr int n = kVecBytes / (int)sizeof(raw);
-  uint4 o;
+  typename Vec16<T>::type o;
   raw *po = reinterpret_cast<raw *>(&o);
   FM_UNROLL
   for (int k = 0; k < n; ++k) po[k] = T::store(quiet_nan());
@@ -115,45 +153,97 @@ __device__ __forceinline__ typename T::raw blend_one(typename T::raw a, const ty
 }
 
 // ---- out of place -----------------------------------------------------------
+// Work item `item` is chunk item / n of sample item % n (sample-fastest).  A
+// block walks items blockIdx.x, + gridDim.x, ...; it carries (sample, chunk)
+// along instead of dividing per item, and its first warp draws (or reads)
+// lambda and partner for the block's next 32 items at once, one lane each,
+// into shared memory, so the draw costs one thread per item instead of every
+// thread of the block.
+constexpr int kDrawAhead = 32;
+
+template <class Source>
+__device__ __forceinline__ void fetch_samples(const Source &rs, int64_t item, int64_t items,
+                                              int64_t n, float *lam_s, int64_t *par_s) {
+  if (threadIdx.x < kDrawAhead) {
+    const int64_t it = item + (int64_t)threadIdx.x * gridDim.x;
+    if (it < items) {
+      const int64_t i = it % n;
+      const Sample s = rs.get(i, n);
+      if (it < n) rs.publish(i, s);  // chunk 0 of sample i publishes it
+      lam_s[threadIdx.x] = s.lam;
+      par_s[threadIdx.x] = s.partner;
+    }
+  }
+}
+
+// One thread's vectors of a chunk: kUnroll 16-byte vectors kThreads apart
+// from av/bv/ov, those below `left` (all of them when Full).  bv == NULL: the
+// partner is out of range and the vectors become NaN.
+template <class T, bool Full, class V>
+__device__ __forceinline__ void blend_chunk(const V *av, const V *bv, V *ov, int64_t left, float lam,
+                                            float mu) {
+  V ra[kUnroll], rb[kUnroll];
+  FM_UNROLL
+  for (int k = 0; k < kUnroll; ++k)
+    if (Full || k * kThreads < left) ra[k] = __ldg(av + k * kThreads);
+  if (bv) {
+    FM_UNROLL
+    for (int k = 0; k < kUnroll; ++k)
+      if (Full || k * kThreads < left) rb[k] = __ldg(bv + k * kThreads);
+    FM_UNROLL
+    for (int k = 0; k < kUnroll; ++k)
+      if (Full || k * kThreads < left) ov[k * kThreads] = blend_vec<T>(ra[k], rb[k], lam, mu);
+  } else {
+    FM_UNROLL
+    for (int k = 0; k < kUnroll; ++k)
+      if (Full || k * kThreads < left) ov[k * kThreads] = nan_vec<T>();
+  }
+}
+
 // Vec: x and out share their offset from 16-byte alignment in every sample, so
 // each sample is [head scalars][16-byte vectors][tail scalars].
+// Up to 255 registers (a thread holds 2 x kUnroll vectors): two resident
+// blocks already keep 256 KiB in flight per SM, more than its share of the
+// memory system's bandwidth-delay product.
 template <class T, bool Vec, class Source>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 1)
     blend_rows_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
                       int64_t n, int64_t elems, int64_t stride, int64_t head,
                       int64_t chunks_per_row, Source src) {
   using raw = typename T::raw;
   constexpr int64_t V = kVecBytes / (int64_t)sizeof(raw);
+  __shared__ float lam_s[kDrawAhead];
+  __shared__ int64_t par_s[kDrawAhead];
   const int64_t items = n * chunks_per_row;
   const auto rs = src.resolve();
+  const int64_t nvec = Vec ? (elems - head) / V : 0;
+  const int64_t step_i = gridDim.x % n, step_c = gridDim.x / n;
+  int64_t i = blockIdx.x % n, chunk = blockIdx.x / n;
+  int slot = kDrawAhead;
   for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
-    const int64_t i = item % n, chunk = item / n;
-    const Sample s = rs.get(i, n);
-    if (chunk == 0 && threadIdx.x == 0) rs.publish(i, s);
-    const float lam = s.lam, mu = 1.0f - lam;
+    if (slot == kDrawAhead) {  // the same in every thread of the block
+      __syncthreads();         // the previous batch has been read
+      fetch_samples(rs, item, items, n, lam_s, par_s);
+      __syncthreads();
+      slot = 0;
+    }
+    const float lam = lam_s[slot], mu = 1.0f - lam;
+    const int64_t p = par_s[slot++];
     const raw *a = x + i * stride;
-    const raw *b = s.partner >= 0 ? x + s.partner * stride : nullptr;
+    const raw *b = p >= 0 ? x + p * stride : nullptr;
     raw *o = out + i * stride;
     if (Vec) {
-      const int64_t nvec = (elems - head) / V;
-      const uint4 *av = reinterpret_cast<const uint4 *>(a + head);
-      const uint4 *bv = reinterpret_cast<const uint4 *>(b + head);
-      uint4 *ov = reinterpret_cast<uint4 *>(o + head);
-      const int64_t v0 = chunk * kChunkVecs + threadIdx.x;
-      uint4 ra[kUnroll], rb[kUnroll];
-      FM_UNROLL
-      for (int k = 0; k < kUnroll; ++k) {
-        const int64_t v = v0 + k * kThreads;
-        if (v < nvec) {
-          ra[k] = __ldg(av + v);
-          if (b) rb[k] = __ldg(bv + v);
-        }
-      }
-      FM_UNROLL
-      for (int k = 0; k < kUnroll; ++k) {
-        const int64_t v = v0 + k * kThreads;
-        if (v < nvec) ov[v] = b ? blend_vec<T>(ra[k], rb[k], lam, mu) : nan_vec<T>();
-      }
+      using vec = typename Vec16<T>::type;
+      const int64_t v0 = chunk * kChunkVecs + threadIdx.x, left = nvec - v0;
+      const vec *av = reinterpret_cast<const vec *>(a + head) + v0;
+      const vec *bv = reinterpret_cast<const vec *>(b + head) + v0;
+      vec *ov = reinterpret_cast<vec *>(o + head) + v0;
+      // All kUnroll vectors of this thread lie in the sample in every chunk
+      // but a sample's last: that case runs without per-vector bounds checks.
+      if ((kUnroll - 1) * kThreads < left)
+        blend_chunk<T, true>(av, b ? bv : nullptr, ov, left, lam, mu);
+      else
+        blend_chunk<T, false>(av, b ? bv : nullptr, ov, left, lam, mu);
       if (chunk == 0) {  // the unaligned edges of the sample
         const int64_t tail0 = head + nvec * V;
         for (int64_t j = threadIdx.x; j < head + (elems - tail0); j += kThreads) {
@@ -167,10 +257,25 @@ __global__ void __launch_bounds__(kThreads)
       for (int64_t j = j0 + threadIdx.x; j < j1; j += kThreads)
         o[j] = blend_one<T>(__ldg(a + j), b ? b + j : nullptr, lam, mu);
     }
+    i += step_i, chunk += step_c;
+    if (i >= n) i -= n, ++chunk;
   }
 }
 
 // ---- in place ---------------------------------------------------------------
+// (row, column) of cell k = threadIdx.x, + kThreads, ... in a row-major grid
+// `width` cells wide, advanced by additions: one division per thread and
+// strip instead of two per cell.
+struct CellWalk {
+  uint32_t r0, c0, dr, dc, width;
+  __device__ explicit CellWalk(uint32_t w)
+      : r0(threadIdx.x / w), c0(threadIdx.x % w), dr(kThreads / w), dc(kThreads % w), width(w) {}
+  __device__ void next(uint32_t &r, uint32_t &c) const {
+    r += dr, c += dc;
+    if (c >= width) c -= width, ++r;
+  }
+};
+
 // Shared memory: lam[n] floats, partner[n] u32, then the strip, n x width raw
 // elements (16-byte aligned).  Strip s < strips covers the vector columns
 // [head + s*width, ...); with Vec, strip `strips` holds the unaligned edges.
@@ -204,46 +309,76 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t w =
         is_edge ? edge : ((Vec ? tail0 : elems) - c0 < width ? (Vec ? tail0 : elems) - c0 : width);
     if (Vec && !is_edge) {
-      const uint32_t wv = (uint32_t)(w / V), cells = (uint32_t)n * wv;
-      uint4 *tile_v = reinterpret_cast<uint4 *>(tile);
-      for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
-        const uint32_t r = k / wv, c = k % wv;
-        tile_v[(int64_t)r * (width / V) + c] =
-            *reinterpret_cast<const uint4 *>(x + r * stride + c0 + c * V);
-      }
-      __syncthreads();
-      for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
-        const uint32_t r = k / wv, c = k % wv, p = p_s[r];
-        const float lam = lam_s[r], mu = 1.0f - lam;
-        const uint4 v = p == kBadPartner
-                            ? nan_vec<T>()
-                            : blend_vec<T>(tile_v[(int64_t)r * (width / V) + c],
-                                           tile_v[(int64_t)p * (width / V) + c], lam, mu);
-        *reinterpret_cast<uint4 *>(x + r * stride + c0 + c * V) = v;
+      // Cells are 16-byte vectors, row-major over (sample, vector column).
+      using vec = typename Vec16<T>::type;
+      const uint32_t wv = (uint32_t)(w / V), pitch = (uint32_t)(width / V);
+      vec *tile_v = reinterpret_cast<vec *>(tile);
+      const raw *base = x + c0;
+      if (kThreads % wv == 0) {
+        // Every full strip: a thread keeps its column and steps over rows
+        // kThreads / wv apart, so its addresses advance by additions.
+        const uint32_t c = threadIdx.x % wv, r0 = threadIdx.x / wv, dr = kThreads / wv;
+        const int64_t gstep = (int64_t)dr * stride;
+        const uint32_t tstep = dr * pitch;
+        const raw *g = base + r0 * stride + c * V;
+        vec *t = tile_v + r0 * pitch + c;
+        for (uint32_t r = r0; r < n; r += dr, g += gstep, t += tstep)
+          *t = *reinterpret_cast<const vec *>(g);
+        __syncthreads();
+        raw *o = x + c0 + r0 * stride + c * V;
+        t = tile_v + r0 * pitch + c;
+        const vec *tcol = tile_v + c;
+        for (uint32_t r = r0; r < n; r += dr, o += gstep, t += tstep) {
+          const uint32_t p = p_s[r];
+          const float lam = lam_s[r], mu = 1.0f - lam;
+          *reinterpret_cast<vec *>(o) =
+              p == kBadPartner ? nan_vec<T>() : blend_vec<T>(*t, tcol[p * pitch], lam, mu);
+        }
+      } else {
+        // The last, narrower strip: cells dealt out to the threads in turn.
+        const uint32_t cells = (uint32_t)n * wv;
+        const CellWalk walk(wv);
+        for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
+          tile_v[r * pitch + c] = *reinterpret_cast<const vec *>(base + r * stride + c * V);
+          walk.next(r, c);
+        }
+        __syncthreads();
+        for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
+          const uint32_t p = p_s[r];
+          const float lam = lam_s[r], mu = 1.0f - lam;
+          *reinterpret_cast<vec *>(x + r * stride + c0 + c * V) =
+              p == kBadPartner ? nan_vec<T>()
+                               : blend_vec<T>(tile_v[r * pitch + c], tile_v[p * pitch + c], lam, mu);
+          walk.next(r, c);
+        }
       }
     } else {
       const uint32_t cells = (uint32_t)(n * w);
-      for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
-        const uint32_t r = k / (uint32_t)w, c = k % (uint32_t)w;
+      const CellWalk walk((uint32_t)w);
+      for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
         const int64_t col = is_edge ? (c < head ? c : tail0 + (c - head)) : c0 + c;
         tile[(int64_t)r * width + c] = x[r * stride + col];
+        walk.next(r, c);
       }
       __syncthreads();
-      for (uint32_t k = threadIdx.x; k < cells; k += kThreads) {
-        const uint32_t r = k / (uint32_t)w, c = k % (uint32_t)w, p = p_s[r];
+      for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
+        const uint32_t p = p_s[r];
         const int64_t col = is_edge ? (c < head ? c : tail0 + (c - head)) : c0 + c;
         const float lam = lam_s[r], mu = 1.0f - lam;
         x[r * stride + col] =
             blend_one<T>(tile[(int64_t)r * width + c],
                          p == kBadPartner ? nullptr : &tile[(int64_t)p * width + c], lam, mu);
+        walk.next(r, c);
       }
     }
     __syncthreads();  // the strip buffer is reused by the next strip
   }
 }
 
+// Not memory-bound: one block per SM is enough occupancy, and the bound lets
+// the device-seed variant keep its pairing keys in registers.
 template <class Source>
-__global__ void __launch_bounds__(kThreads) sample_kernel(int64_t n, Source src) {
+__global__ void __launch_bounds__(kThreads, 1) sample_kernel(int64_t n, Source src) {
   const auto rs = src.resolve();
   for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * kThreads)
@@ -286,16 +421,21 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
     const int64_t body = g.vec ? (elems - g.head) / V * V : elems;
     const int64_t chunks = body > 0 ? (body + per_chunk - 1) / per_chunk : 1;
     const int64_t items = n * chunks;
-    const int64_t grid = items < (int64_t)dev.sms * 8 ? items : (int64_t)dev.sms * 8;
     const raw *xs = static_cast<const raw *>(x);
     raw *os = static_cast<raw *>(out);
-    if (g.vec)
-      return launch(func, blend_rows_kernel<T, true, Source>, (unsigned)grid, kThreads, 0, stream,
-                    xs, os, n, elems, stride, g.head, chunks, src);
-    return launch(func, blend_rows_kernel<T, false, Source>, (unsigned)grid, kThreads, 0, stream, xs,
-                  os, n, elems, stride, int64_t(0), chunks, src);
+    auto kernel = g.vec ? blend_rows_kernel<T, true, Source> : blend_rows_kernel<T, false, Source>;
+    // One wave of resident blocks: every block is in flight from the start,
+    // so the partner chunk a block reads is being read by another block too.
+    int per_sm = 0;
+    FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, 0, &per_sm));
+    const int64_t wave = (int64_t)dev.sms * per_sm;
+    const int64_t grid = items < wave ? items : wave;
+    return launch(func, kernel, (unsigned)grid, kThreads, 0, stream, xs, os, n, elems, stride,
+                  g.vec ? g.head : int64_t(0), chunks, src);
   }
-  // In place: pick the widest strip that keeps two blocks per SM where it can.
+  // In place: the widest strip that keeps two blocks per SM where the batch
+  // allows (each block also costs the SM its reserved shared memory), else
+  // one block per SM with all the shared memory a block may have.
   const int64_t fixed = (8 * n + 15) & ~int64_t(15);
   const int64_t limit = dev.smem_optin;
   if (fixed + n * (int64_t)sizeof(raw) > limit)
@@ -304,11 +444,17 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
         "%s: in place on CUDA needs batch * (8 + %d) <= %lld bytes of shared memory, batch is "
         "%lld; blend out of place instead",
         func, (int)sizeof(raw), (long long)limit, (long long)n);
-  const int64_t budget = fixed + n * 64 * (int64_t)sizeof(raw) < limit / 2 ? limit / 2 : limit;
+  int64_t half = (int64_t)dev.smem_per_sm / 2 - dev.smem_reserved;
+  if (half > limit) half = limit;
+  const int64_t budget = fixed + n * 64 * (int64_t)sizeof(raw) <= half ? half : limit;
   int64_t width = (budget - fixed) / (n * (int64_t)sizeof(raw));
   if (width > 4096) width = 4096;
   if (g.vec) {
-    width = width / V * V;
+    // A power of two of vectors, at most one per thread: the full strips
+    // then take the kernel's fast loop.
+    int64_t wv = 1;
+    while (wv * 2 <= width / V && wv * 2 <= kThreads) wv *= 2;
+    width = wv * V;
     if (width < 2 * V) g = Geometry{false, 0};
   }
   const int64_t cols = g.vec ? (elems - g.head) / V * V : elems;
@@ -321,12 +467,16 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
   const int64_t edge = g.vec ? elems - cols : 0;
   const int64_t total = strips + (edge > 0 ? 1 : 0);  // may be 0: block 0 still publishes
   const int64_t smem = fixed + ((n * width * (int64_t)sizeof(raw) + 15) & ~int64_t(15));
-  const int64_t grid = total < 1 ? 1 : total < (int64_t)dev.sms * 2 ? total : (int64_t)dev.sms * 2;
   raw *xs = static_cast<raw *>(out);
   auto kernel =
       g.vec ? blend_staged_kernel<T, true, Source> : blend_staged_kernel<T, false, Source>;
   if (smem > 48 * 1024)
     FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)limit));
+  int per_sm = 0;
+  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)smem,
+                       &per_sm));
+  const int64_t wave = (int64_t)dev.sms * per_sm;
+  const int64_t grid = total < 1 ? 1 : total < wave ? total : wave;
   return launch(func, kernel, (unsigned)grid, kThreads, (size_t)smem, stream, xs, n, elems, stride,
                 g.head, width, strips, src);
 }
