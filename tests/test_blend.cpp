@@ -123,8 +123,8 @@ TEST_CASE("blend of larger batches (several chunks and strips, the grid-stride l
                                Shape{5, 3 * 112 * 112 + 7, 3 * 112 * 112 + 9},
                                Shape{2, 200003, 200003}};
   if (on_simulator())  // several 16 KiB chunks per sample, several strips, more items than blocks
-    shapes = {Shape{64, 3 * 16 * 16 + 1, 3 * 16 * 16 + 1}, Shape{300, 61, 61},
-              Shape{3, 20011, 20013}};
+    shapes = {Shape{64, 3 * 16 * 16 + 1, 3 * 16 * 16 + 1}, Shape{64, 3 * 16 * 16, 3 * 16 * 16},
+              Shape{300, 61, 61}, Shape{3, 20011, 20013}};
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
       for (const Shape &s : shapes)

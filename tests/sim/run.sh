@@ -82,7 +82,7 @@ nl -ba -w1 -s$'\t' "$out/cases" |
   xargs -d '\n' -P "$jobs" -I{} bash "$root/tests/sim/case.sh" --run "$sim/run.sh" "$tests" "$out" "{}"
 echo "   simulated in $((SECONDS - start)) s"
 
-passed=$(cat "$out"/logs/*.pass 2>/dev/null | wc -l)
+passed=$(find "$out/logs" -name "*.pass" | wc -l)
 failed=$((total - passed))
 
 # Coverage: every kernel entry of the binary launched by some case.
@@ -97,7 +97,7 @@ for k in $entries; do
     echo "   NOT LAUNCHED by any simulated case: $pretty"
     missing=$((missing + 1))
   else
-    printf '%s\t%s\n' "$pretty" "$(cut -f2 "${first%.log}.case")" >>"$build/coverage.txt"
+    printf '%s\t%s\n' "$pretty" "$(cut -f2- "${first%.log}.case" | sed 's/\t/: /')" >>"$build/coverage.txt"
   fi
 done
 echo "   kernel coverage: $(wc -l <"$build/coverage.txt") of $(echo "$entries" | wc -w) kernel instances launched ($build/coverage.txt)"
