@@ -4,8 +4,8 @@
 //
 // Traffic: blending must read each input element and write each output
 // element once, 2 bytes moved per byte of the batch.
-//  - Out of place (blend_rows_kernel): a block handles one 32 KiB chunk of one
-//    sample.  Work items are ordered sample-fastest, so the blocks in flight
+//  - Out of place (blend_rows_kernel): a block handles one chunk of one sample
+//    (32 elements per thread: 32 KiB of float32, 16 KiB of 16-bit types).  Work items are ordered sample-fastest, so the blocks in flight
 //    cover the same column chunk of every sample at once (a few MiB): the
 //    partner chunk a block reads is the own chunk of another block in flight,
 //    and one of the two reads hits L2.
@@ -29,8 +29,13 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kVecBytes = 16;
-constexpr int kUnroll = 8;  // 16-byte vectors per thread per chunk (a chunk is 32 KiB)
-constexpr int64_t kChunkVecs = kThreads * kUnroll;
+// 16-byte vectors per thread per chunk: 32 elements of every type, so that a
+// chunk's fixed cost is spread as thinly; a chunk is 32 KiB of float32 and
+// 16 KiB of the 16-bit types (whose threads then need half the registers).
+template <class T>
+constexpr int kUnroll = 32 * (int)sizeof(typename T::raw) / 16;
+template <class T>
+constexpr int64_t kChunkVecs = kThreads * kUnroll<T>;
 constexpr uint32_t kBadPartner = 0xffffffffu;
 
 // ---- where lambda and partner of a sample come from ------------------------
@@ -176,33 +181,34 @@ __device__ __forceinline__ void fetch_samples(const Source &rs, int64_t item, in
   }
 }
 
-// One thread's vectors of a chunk: kUnroll 16-byte vectors kThreads apart
+// One thread's vectors of a chunk: kUnroll<T> 16-byte vectors kThreads apart
 // from av/bv/ov, those below `left` (all of them when Full).  bv == NULL: the
 // partner is out of range and the vectors become NaN.
 template <class T, bool Full, class V>
 __device__ __forceinline__ void blend_chunk(const V *av, const V *bv, V *ov, int64_t left, float lam,
                                             float mu) {
-  V ra[kUnroll], rb[kUnroll];
+  constexpr int U = kUnroll<T>;
+  V ra[U], rb[U];
   FM_UNROLL
-  for (int k = 0; k < kUnroll; ++k)
+  for (int k = 0; k < U; ++k)
     if (Full || k * kThreads < left) ra[k] = __ldg(av + k * kThreads);
   if (bv) {
     FM_UNROLL
-    for (int k = 0; k < kUnroll; ++k)
+    for (int k = 0; k < U; ++k)
       if (Full || k * kThreads < left) rb[k] = __ldg(bv + k * kThreads);
     FM_UNROLL
-    for (int k = 0; k < kUnroll; ++k)
+    for (int k = 0; k < U; ++k)
       if (Full || k * kThreads < left) ov[k * kThreads] = blend_vec<T>(ra[k], rb[k], lam, mu);
   } else {
     FM_UNROLL
-    for (int k = 0; k < kUnroll; ++k)
+    for (int k = 0; k < U; ++k)
       if (Full || k * kThreads < left) ov[k * kThreads] = nan_vec<T>();
   }
 }
 
 // Vec: x and out share their offset from 16-byte alignment in every sample, so
 // each sample is [head scalars][16-byte vectors][tail scalars].
-// Up to 255 registers (a thread holds 2 x kUnroll vectors): two resident
+// Up to 255 registers (a thread holds 2 x kUnroll<T> vectors): two resident
 // blocks already keep 256 KiB in flight per SM, more than its share of the
 // memory system's bandwidth-delay product.
 template <class T, bool Vec, class Source>
@@ -234,13 +240,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     raw *o = out + i * stride;
     if (Vec) {
       using vec = typename Vec16<T>::type;
-      const int64_t v0 = chunk * kChunkVecs + threadIdx.x, left = nvec - v0;
+      const int64_t v0 = chunk * kChunkVecs<T> + threadIdx.x, left = nvec - v0;
       const vec *av = reinterpret_cast<const vec *>(a + head) + v0;
       const vec *bv = reinterpret_cast<const vec *>(b + head) + v0;
       vec *ov = reinterpret_cast<vec *>(o + head) + v0;
-      // All kUnroll vectors of this thread lie in the sample in every chunk
+      // All kUnroll<T> vectors of this thread lie in the sample in every chunk
       // but a sample's last: that case runs without per-vector bounds checks.
-      if ((kUnroll - 1) * kThreads < left)
+      if ((kUnroll<T> - 1) * kThreads < left)
         blend_chunk<T, true>(av, b ? bv : nullptr, ov, left, lam, mu);
       else
         blend_chunk<T, false>(av, b ? bv : nullptr, ov, left, lam, mu);
@@ -252,8 +258,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
     } else {
-      const int64_t j0 = chunk * kChunkVecs * V;
-      const int64_t j1 = j0 + kChunkVecs * V < elems ? j0 + kChunkVecs * V : elems;
+      const int64_t j0 = chunk * kChunkVecs<T> * V;
+      const int64_t j1 = j0 + kChunkVecs<T> * V < elems ? j0 + kChunkVecs<T> * V : elems;
       for (int64_t j = j0 + threadIdx.x; j < j1; j += kThreads)
         o[j] = blend_one<T>(__ldg(a + j), b ? b + j : nullptr, lam, mu);
     }
@@ -417,7 +423,7 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
   const int64_t V = kVecBytes / (int64_t)sizeof(raw);
   Geometry g = geometry(x, out, elems, stride, sizeof(raw));
   if (x != out) {
-    const int64_t per_chunk = kChunkVecs * V;
+    const int64_t per_chunk = kChunkVecs<T> * V;
     const int64_t body = g.vec ? (elems - g.head) / V * V : elems;
     const int64_t chunks = body > 0 ? (body + per_chunk - 1) / per_chunk : 1;
     const int64_t items = n * chunks;
