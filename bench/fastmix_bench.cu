@@ -16,6 +16,8 @@
 // their GB/s is an effective rate and the ratio is a plain time ratio.
 #include <fastmix/fastmix.h>
 
+#include "bench_util.hpp"
+
 #include "../kernels/math/dtype.cuh"  // the library's one dtype_size
 
 #include <cuda_runtime.h>
@@ -34,6 +36,8 @@
 #include <string>
 #include <vector>
 
+const char *const bench::kProgram = "fastmix-bench";
+
 namespace {
 
 // ---- options and records ---------------------------------------------------
@@ -47,22 +51,10 @@ struct Record {
   double median_us = 0, min_us = 0, bytes = 0, gbps = 0, ceiling_gbps = 0;
 };
 
-[[noreturn]] void die(const char *what, const char *detail) {
-  std::fprintf(stderr, "fastmix-bench: %s: %s\n", what, detail);
-  std::exit(1);
-}
-
-void check(fastmix_status s, const char *what) {
-  if (s != FASTMIX_SUCCESS) die(what, fastmix_last_error());
-}
-
-void check_cuda(cudaError_t e, const char *what) {
-  if (e != cudaSuccess) die(what, cudaGetErrorString(e));
-}
-
-const char *dname(fastmix_dtype d) {
-  return d == FASTMIX_FLOAT32 ? "float32" : d == FASTMIX_FLOAT16 ? "float16" : "bfloat16";
-}
+using bench::check;
+using bench::check_cuda;
+using bench::die;
+using bench::dname;
 
 // ---- memory and timing of one backend ---------------------------------------
 struct Backend {

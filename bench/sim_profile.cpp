@@ -16,6 +16,8 @@
 // next line; the simulator prints to the same stdout, so the order holds.
 #include <fastmix/fastmix.h>
 
+#include "bench_util.hpp"
+
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -25,24 +27,14 @@
 #include <string>
 #include <vector>
 
+const char *const bench::kProgram = "fastmix-sim-profile";
+
 namespace {
 
-[[noreturn]] void die(const char *what, const char *detail) {
-  std::fprintf(stderr, "fastmix-sim-profile: %s: %s\n", what, detail);
-  std::exit(1);
-}
-
-void check(fastmix_status s, const char *what) {
-  if (s != FASTMIX_SUCCESS) die(what, fastmix_last_error());
-}
-
-void check_cuda(cudaError_t e, const char *what) {
-  if (e != cudaSuccess) die(what, cudaGetErrorString(e));
-}
-
-const char *dname(fastmix_dtype d) {
-  return d == FASTMIX_FLOAT32 ? "float32" : d == FASTMIX_FLOAT16 ? "float16" : "bfloat16";
-}
+using bench::check;
+using bench::check_cuda;
+using bench::die;
+using bench::dname;
 
 size_t dsize(fastmix_dtype d) { return d == FASTMIX_FLOAT32 ? 4 : 2; }
 
