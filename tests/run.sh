@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds fastmix with warnings as errors (the CUDA kernels included, with
 # nvcc) and runs every test: the C/C++/CUDA suite through CTest, every CUDA
-# case on the GPGPU-Sim simulator of ../shared (tests/sim/run.sh), the suite
+# case on the GPGPU-Sim simulator of ../shared (tests/sim/run.sh), the
+# resource check of the sm_90 kernels (bench/resources.sh), the suite
 # under ASan+UBSan, a minute of fuzzing, then the Python package's suite
 # (pip install . into .venv, pytest).
 # Usage: bash tests/run.sh
@@ -16,6 +17,11 @@ ctest --test-dir "$build" --output-on-failure -j "$FASTMIX_JOBS"
 
 # The CUDA kernels executed on the simulator, compared with the CPU backend.
 bash tests/sim/run.sh
+
+# The sm_90 kernels of this build: no register spills, 16-byte loads and
+# stores in the vector paths (bench/resources.sh prints registers and blocks
+# per SM too).
+bash bench/resources.sh --lib "$build/libfastmix.so"
 
 # The C/C++ suite again under ASan+UBSan, then the C ABI fuzzed for a
 # bounded time (FASTMIX_FUZZ_SECONDS, default 60).
