@@ -72,6 +72,10 @@ typedef enum fastmix_reduction {
   FASTMIX_REDUCTION_SUM = 2
 } fastmix_reduction;
 
+/* Every pointer argument must be aligned to its element size (float: 4,
+ * int64_t and uint64_t: 8, image/logit/target storage: 4 or 2 bytes);
+ * a misaligned one is FASTMIX_ERROR_INVALID_VALUE on every device. */
+
 /* The largest batch (number of samples) any call accepts: 2^32 - 1. */
 #define FASTMIX_MAX_BATCH INT64_C(4294967295)
 
