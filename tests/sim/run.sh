@@ -69,6 +69,7 @@ for tag in "${!unsupported[@]}"; do
   done < <(list fastmix_cuda_tests "[$tag]")
 done
 total=$(wc -l <"$out/cases")
+[[ $total -gt 0 ]] || { echo "fastmix: no test case to simulate" >&2; exit 1; }
 
 # One process per case, `jobs` at a time (PTX register counts cached first).
 echo "== simulated CUDA suite: $total cases, $jobs at a time"
@@ -88,6 +89,7 @@ failed=$((total - passed))
 # Coverage: every kernel entry of the binary launched by some case.
 entries=$(grep -ho '^\(\.visible \)\?\.entry [A-Za-z0-9_]*' "$out"/warm-fastmix_tests/*.ptx |
   awk '{print $NF}' | sort -u)
+[[ -n $entries ]] || { echo "fastmix: no kernel found in the simulator's PTX ($out/warm-fastmix_tests)" >&2; exit 1; }
 : >"$build/coverage.txt"
 missing=0
 for k in $entries; do
