@@ -305,3 +305,48 @@ def test_compile_fullgraph(gen):
     want.backward()
     torch.testing.assert_close(loss, want)
     torch.testing.assert_close(g_compiled, model.weight.grad)
+
+
+def test_alpha_must_be_a_real_number():
+    x = torch.randn(8, 3, 4, 4)
+    labels = torch.randint(0, 10, (8,))
+    # the labels in alpha's place: refused with a hint, never converted
+    with pytest.raises(fastmix.InvalidValueError, match="takes no labels"):
+        ft.mixup(x, labels)
+    for bad in ("0.4", None, torch.tensor(0.4), float("nan"), 0.0, -1.0):
+        with pytest.raises(fastmix.InvalidValueError, match="alpha"):
+            ft.mixup(x, bad)
+        with pytest.raises(fastmix.InvalidValueError, match="alpha"):
+            ft.MixUp(alpha=bad)  # at construction, not at the first call
+        with pytest.raises(fastmix.InvalidValueError, match="alpha"):
+            fastmix.sample(8, bad)
+        with pytest.raises(fastmix.InvalidValueError, match="alpha"):
+            fastmix.mixup(x.numpy(), bad)
+    # NumPy scalars and ints are real numbers
+    ft.mixup(x, np.float32(0.4))
+    ft.MixUp(alpha=1)(x, labels)
+
+
+def test_mixup_module_checks_the_labels_at_the_call():
+    with pytest.raises(fastmix.InvalidValueError, match="one entry per sample"):
+        ft.MixUp()(torch.randn(8, 3, 4, 4), torch.randint(0, 10, (6,)))
+
+
+def test_inplace_mixup_of_a_tensor_that_requires_grad_is_refused():
+    leaf = torch.randn(8, 3, 4, 4, requires_grad=True)
+    before = leaf.detach().clone()
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        ft.MixUp(inplace=True)(leaf, torch.arange(8))
+    with pytest.raises(RuntimeError, match="requires grad"):
+        ft.mixup(leaf * 2, inplace=True)
+    assert torch.equal(leaf.detach(), before)
+    with torch.no_grad():  # outside autograd, as PyTorch allows
+        ft.mixup(leaf, inplace=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA device")
+def test_like_cuda_without_a_device_is_no_device_error():
+    with pytest.raises(fastmix.NoDeviceError, match="CUDA"):
+        fastmix.sample(8, 0.4, like=torch.device("cuda"))
+    with pytest.raises(fastmix.NoDeviceError):
+        fastmix.sample(8, 0.4, like="cuda:0")

@@ -29,7 +29,8 @@ import numpy as _np
 from ._version import __version__
 from ._lib import (CudaError, FastmixError, InternalError, InvalidValueError,
                    LabelOutOfRangeError, NoDeviceError, NotSupportedError, Status, check, lib,
-                   library_path, pairing_code, raise_invalid, reduction_code)
+                   MAX_BATCH, alpha_value, check_sampler, library_path, pairing_code,
+                   raise_invalid, reduction_code)
 from . import _arrays as _a
 
 __all__ = [
@@ -39,12 +40,10 @@ __all__ = [
     "LabelOutOfRangeError", "InternalError", "library_path", "MAX_BATCH", "next_draw",
 ]
 
-MAX_BATCH = 4294967295  # FASTMIX_MAX_BATCH
 _CPU, _CUDA = 0, 1
 _U64 = 1 << 64
-# A valid host pointer for calls that only validate their scalar arguments.
+# The array `like` defaults to: results are NumPy arrays on the CPU.
 _dummy = _np.zeros(4, dtype=_np.float64)
-_DUMMY = _dummy.ctypes.data
 
 
 def cuda_device_count() -> int:
@@ -159,15 +158,11 @@ def _like(like, func):
     t = _a._torch()
     if t is not None and isinstance(like, (t.device, str)) and not isinstance(like, _np.ndarray):
         dev = t.device(like)
+        if dev.type == "cuda" and not t.cuda.is_available():
+            raise NoDeviceError(f"{func}: like={like!r} asks for CUDA, but PyTorch sees no "
+                                "usable CUDA device", Status.NO_DEVICE)
         return _a.describe(t.empty(0, device=dev), func, "like")
     return _a.describe(like, func, "like")
-
-
-def _check_sampler(func, alpha, fold, pairing, batch):
-    """Validates the scalar arguments of a draw in C (with no output written),
-    so that their errors carry the C library's message."""
-    b = batch if (batch < 0 or batch > MAX_BATCH) else 0
-    check(lib.fastmix_sample(_CPU, alpha, fold, pairing, 0, 0, b, _DUMMY, _DUMMY, None))
 
 
 def sample(batch, alpha=0.4, *, fold=True, pairing="permutation", generator=None, like=None):
@@ -181,12 +176,12 @@ def sample(batch, alpha=0.4, *, fold=True, pairing="permutation", generator=None
     """
     func = "fastmix.sample"
     batch = operator.index(batch)
-    alpha = float(alpha)
+    alpha = alpha_value(alpha, func)
     fold = 1 if fold else 0
     pairing = pairing_code(pairing, func)
     g = _generator(generator)
     ref = _like(like, func)
-    _check_sampler(func, alpha, fold, pairing, batch)
+    check_sampler(func, alpha, fold, pairing, batch)
     lambdas = _a.empty(ref, (batch,), "float32")
     partners = _a.empty(ref, (batch,), "int64")
     dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
@@ -249,12 +244,12 @@ def mixup(x, alpha=0.4, *, fold=True, pairing="permutation", generator=None, out
     Returns ``(out, lambdas, partners)``; ``out=x`` mixes in place.
     """
     func = "fastmix.mixup"
-    alpha = float(alpha)
+    alpha = alpha_value(alpha, func)
     fold = 1 if fold else 0
     pairing = pairing_code(pairing, func)
     g = _generator(generator)
     dx, do, out, dtype, batch, elems, stride = _images(func, x, out)
-    _check_sampler(func, alpha, fold, pairing, batch)
+    check_sampler(func, alpha, fold, pairing, batch)
     lambdas = _a.empty(dx, (batch,), "float32")
     partners = _a.empty(dx, (batch,), "int64")
     dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import math
+import numbers
 import os
 
 from ._version import __version__
@@ -219,6 +221,9 @@ def raise_invalid(message: str):
     raise InvalidValueError(message, Status.INVALID_VALUE)
 
 
+MAX_BATCH = 4294967295  # FASTMIX_MAX_BATCH
+_SAMPLER_DUMMY = (ctypes.c_int64 * 2)()
+
 # The C enums fastmix_pairing and fastmix_reduction by their Python names, in
 # the order of their values (fastmix and fastmix.torch both use these).
 PAIRINGS = {"permutation": 0, "cycle": 1, "flip": 2}
@@ -231,6 +236,29 @@ def pairing_code(pairing, func: str) -> int:
         raise_invalid(f"{func}: pairing must be one of 'permutation', 'cycle', 'flip', "
                       f"got {pairing!r}")
     return PAIRINGS[pairing.lower()]
+
+
+def alpha_value(alpha, func: str) -> float:
+    """alpha as a float, if it is a real number (Python's or NumPy's); its
+    range is the C library's to check (check_sampler), so that the message
+    is the library's.  Anything else (a string, None, a tensor) is refused
+    here rather than converted: a tensor in alpha's place is usually the
+    labels, passed to a functional form that takes none."""
+    if isinstance(alpha, (bool, str, bytes)) or not isinstance(alpha, numbers.Real):
+        hint = ""
+        if hasattr(alpha, "shape"):
+            hint = (" (the functional mixup takes no labels: mixup(x, alpha=0.4) returns "
+                    "(x_mixed, lambdas, partners); MixUp()(x, labels) returns (x_mixed, target))")
+        raise_invalid(f"{func}: alpha must be a real number, got {type(alpha).__name__}{hint}")
+    return float(alpha)
+
+
+def check_sampler(func: str, alpha: float, fold: int, pairing: int, batch: int) -> None:
+    """Validates the scalar arguments of a draw in C (with no output written),
+    so that their errors carry the C library's message."""
+    b = batch if (batch < 0 or batch > MAX_BATCH) else 0
+    dummy = ctypes.addressof(_SAMPLER_DUMMY)  # never written: batch is 0 or invalid
+    check(lib.fastmix_sample(0, alpha, fold, pairing, 0, 0, b, dummy, dummy, None))
 
 
 def reduction_code(reduction, func: str) -> int:

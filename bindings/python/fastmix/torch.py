@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 import fastmix as _fm
-from ._lib import PAIRINGS, REDUCTIONS, pairing_code, reduction_code
+from ._lib import (PAIRINGS, REDUCTIONS, alpha_value, check_sampler, pairing_code, raise_invalid,
+                   reduction_code)
 
 __all__ = ["MixedTarget", "MixUp", "cross_entropy", "MixUpCrossEntropyLoss", "mixup", "blend",
            "soft_targets"]
@@ -196,13 +197,23 @@ def _draw(generator) -> Tuple[int, int]:
 def mixup(x: Tensor, alpha: float = 0.4, *, fold: bool = True, pairing: str = "permutation",
           generator: Optional[_fm.Generator] = None, inplace: bool = False):
     """``fastmix.mixup`` for tensors: returns ``(x_mixed, lambdas, partners)``;
-    differentiable w.r.t. x (out of place)."""
-    code = pairing_code(pairing, "fastmix.torch")
+    differentiable w.r.t. x (out of place).  It takes no labels: for
+    ``(x_mixed, target)`` use ``MixUp()(x, labels)``.  ``inplace=True``
+    overwrites x, which autograd cannot follow: refused, as PyTorch refuses
+    in-place operations, when x requires grad."""
+    func = "fastmix.torch.mixup"
+    a = alpha_value(alpha, func)
+    code = pairing_code(pairing, func)
+    if inplace and x.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError(f"{func}: inplace=True on a tensor that requires grad: "
+                           + ("a leaf Variable that requires grad is being used in an in-place "
+                              "operation." if x.is_leaf else
+                              "its gradient would be wrong; mix out of place"))
     seed, offset = _draw(generator)
     if inplace:
-        lam, par = torch.ops.fastmix.mixup_(x, float(alpha), bool(fold), code, seed, offset)
+        lam, par = torch.ops.fastmix.mixup_(x, a, bool(fold), code, seed, offset)
         return x, lam, par
-    return torch.ops.fastmix.mixup(x, float(alpha), bool(fold), code, seed, offset)
+    return torch.ops.fastmix.mixup(x, a, bool(fold), code, seed, offset)
 
 
 def blend(x: Tensor, lambdas: Tensor, partners: Tensor) -> Tensor:
@@ -255,11 +266,16 @@ class MixUp(torch.nn.Module):
     def __init__(self, alpha: float = 0.4, fold: bool = True, pairing: str = "permutation",
                  generator: Optional[_fm.Generator] = None, inplace: bool = False):
         super().__init__()
-        pairing_code(pairing, "fastmix.torch")
-        self.alpha, self.fold, self.pairing = float(alpha), bool(fold), pairing
+        func = "fastmix.torch.MixUp"
+        self.alpha = alpha_value(alpha, func)
+        check_sampler(func, self.alpha, int(bool(fold)), pairing_code(pairing, func), 0)
+        self.fold, self.pairing = bool(fold), pairing
         self.generator, self.inplace = generator, inplace
 
     def forward(self, x: Tensor, y: Tensor):
+        if x.dim() < 1 or y.dim() < 1 or y.shape[0] != x.shape[0]:
+            raise_invalid(f"fastmix.torch.MixUp: labels must have one entry per sample: x has "
+                          f"shape {tuple(x.shape)}, labels {tuple(y.shape)}")
         if not self.training:
             b = x.shape[0]
             return x, MixedTarget(y, torch.ones(b, device=x.device),
