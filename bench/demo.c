@@ -36,6 +36,7 @@ int main(void) {
   const float alpha = 0.4f;
   const uint64_t seed = 2017;
   fastmix_device dev = fastmix_cuda_device_count() > 0 ? FASTMIX_DEVICE_CUDA : FASTMIX_DEVICE_CPU;
+  if (dev == FASTMIX_DEVICE_CPU) printf("no CUDA device found, running on the CPU\n");
 
   float *x = malloc(bytes), *out = malloc(bytes), *lambdas = malloc(sizeof(float) * batch);
   int64_t *partners = malloc(sizeof(int64_t) * batch);

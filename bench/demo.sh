@@ -6,7 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/deps.sh
 
+# The build takes a few minutes the first time (nvcc compiles every kernel
+# for two GPU generations): its progress lines and errors are shown, the
+# rest of CMake's output is not.
 build=build/demo
+echo "fastmix demo: configuring $build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build "$build" -j "$FASTMIX_JOBS" --target fastmix-demo >/dev/null
+echo "fastmix demo: building (a few minutes the first time)"
+cmake --build "$build" -j "$FASTMIX_JOBS" --target fastmix-demo 2>&1 |
+  grep --line-buffered -E '^\[ *[0-9]+%\]|[Ee]rror'
+echo
 "$build/bench/fastmix-demo"

@@ -1,7 +1,7 @@
 """Trains a small MLP with fastmix's mixup on synthetic 3x8x8 images of 10
 classes, on the CPU, for a few seconds, and prints the loss going down.
 
-    python docs/examples/train_mixup.py [--steps 150] [--device cpu]
+    python docs/examples/train_mixup.py [--steps 100] [--device cpu]
 
 The pattern: mix the batch, forward, fused mixup loss, backward.
 """

@@ -48,4 +48,15 @@ echo "pkg-config --cflags --libs fastmix: $flags"
   -Wl,-rpath,"$libdir"
 "$tmp/consumer_pc"
 
+step "pkg-config consumer: the README's command line, as written"
+readme_line=$(grep -o 'cc app\.c \$(pkg-config --cflags --libs fastmix)[^`]*' "$here/../../README.md" | head -1)
+if [[ -z $readme_line ]]; then
+  echo "FAIL: README.md has no 'cc app.c \$(pkg-config --cflags --libs fastmix) ...' line" >&2
+  exit 1
+fi
+echo "$readme_line"
+mkdir -p "$tmp/readme"
+cp "$here/consumer.c" "$tmp/readme/app.c"
+(cd "$tmp/readme" && eval "\"$cc\"${readme_line#cc}" && ./a.out)
+
 step "install consumer: all passed"
