@@ -350,3 +350,21 @@ def test_like_cuda_without_a_device_is_no_device_error():
         fastmix.sample(8, 0.4, like=torch.device("cuda"))
     with pytest.raises(fastmix.NoDeviceError):
         fastmix.sample(8, 0.4, like="cuda:0")
+
+
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+def test_timm_mixup_partners_feed_the_fused_loss(gen, mode):
+    eps, C, b = 0.1, 11, 8
+    mixup_fn = ftimm.Mixup(mixup_alpha=0.8, mode=mode, label_smoothing=eps, num_classes=C,
+                           generator=fastmix.Generator(int(torch.randint(1 << 30, (1,), generator=gen))))
+    with pytest.raises(fastmix.InvalidValueError):
+        mixup_fn.mixed_target(torch.zeros(b, dtype=torch.int64))  # nothing mixed yet
+    x = torch.randn(b, 3, 4, 4, generator=gen)
+    y = torch.randint(0, C, (b,), generator=gen)
+    _, dense = mixup_fn(x, y)
+    target = mixup_fn.mixed_target(y)
+    assert torch.equal(target.partners, torch.arange(b - 1, -1, -1))  # timm's flip
+    z = torch.randn(b, C, generator=gen, dtype=torch.float64)
+    want = (-(dense.double() * F.log_softmax(z, dim=1)).sum(1)).mean()
+    got = ft.cross_entropy(z.float(), target, label_smoothing=eps)
+    assert abs(got.item() - want.item()) <= 1e-5 * abs(want.item())

@@ -30,8 +30,11 @@ class Mixup:
     mixing).  The soft targets are ``(1 - eps) * (lam * onehot(y1) + (1 - lam)
     * onehot(y2)) + eps / num_classes``, from ``fastmix_soft_targets``.
     CutMix (``cutmix_alpha > 0`` or ``cutmix_minmax``) raises
-    ``fastmix.NotSupportedError`` for now.  The lambdas of the last call are
-    kept in ``self.lambdas``.
+    ``fastmix.NotSupportedError`` for now.  The lambdas and partners of the
+    last call are kept in ``self.lambdas`` and ``self.partners``;
+    ``mixed_target(target)`` gives them as the ``MixedTarget`` of
+    ``fastmix.torch.cross_entropy``, which computes the same loss as the soft
+    targets without building them (pass ``label_smoothing`` there too).
     """
 
     def __init__(self, mixup_alpha: float = 1.0, cutmix_alpha: float = 0.0, cutmix_minmax=None,
@@ -51,7 +54,7 @@ class Mixup:
         self.switch_prob, self.correct_lam = switch_prob, correct_lam  # CutMix only
         self.generator = generator
         self.mixup_enabled = True
-        self.lambdas = None
+        self.lambdas = self.partners = None
 
     def __call__(self, x: Tensor, target: Tensor):
         b = x.shape[0]
@@ -78,9 +81,18 @@ class Mixup:
             lam = torch.cat([half, half.flip(0)])
         else:
             lam = torch.where(use, lam, one)
-        self.lambdas = lam
+        self.lambdas, self.partners = lam, par
         if b and not bool((lam == 1).all()):
             _fm.blend(x, lam, par, out=x)
         targets = _fm.soft_targets(target, self.num_classes, lam.to(target.device),
                                    par.to(target.device), label_smoothing=self.label_smoothing)
         return x, targets
+
+    def mixed_target(self, target: Tensor):
+        """The last call's mixing of ``target`` (int64 labels) as a
+        ``fastmix.torch.MixedTarget`` for the fused loss."""
+        if self.lambdas is None:
+            raise_invalid("fastmix.timm.Mixup.mixed_target: no batch has been mixed yet")
+        from .torch import MixedTarget
+        return MixedTarget(target, self.lambdas.to(target.device),
+                           self.partners.to(target.device))
