@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole C/C++ test suite under AddressSanitizer + UndefinedBehaviorSanitizer
-# (issue 6): a separate build with -DFASTMIX_SANITIZE=address,undefined (host
+# The whole C/C++ test suite under AddressSanitizer + UndefinedBehaviorSanitizer:
+# a separate build with -DFASTMIX_SANITIZE=address,undefined (host
 # code of the library and of the tests; nvcc's code is not instrumented), then
 # CTest.  Any sanitizer report aborts the test that triggers it.
 # Usage: bash tests/sanitize.sh [build dir, default build/sanitize]

@@ -1,4 +1,4 @@
-// Concurrency (issue 6): every entry point called from many threads at once,
+// Concurrency: every entry point called from many threads at once,
 // with different seeds, shared read-only inputs and separate outputs, gives
 // bitwise the single-threaded result; fastmix_last_error() stays per thread
 // while other threads fail and succeed around it.

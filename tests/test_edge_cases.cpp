@@ -1,4 +1,4 @@
-// Numerical edge cases on the CPU backend (issue 6): extreme alphas, logits
+// Numerical edge cases on the CPU backend: extreme alphas, logits
 // with NaN and +-inf, constant rows, one class, a million classes, blends at
 // the largest finite values of each dtype, and subnormal inputs.  Every check
 // is against an independent float64 computation or an exact property.

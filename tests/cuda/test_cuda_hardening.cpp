@@ -1,4 +1,4 @@
-// CUDA hardening tests (issue 6): every CUDA entry point captured in a graph
+// CUDA hardening tests: every CUDA entry point captured in a graph
 // and replayed; the device-seed entry points drawing afresh at every replay;
 // several streams at once; corrupt partners and labels on the device with
 // guard zones around every buffer; extreme alphas bitwise equal to the CPU.

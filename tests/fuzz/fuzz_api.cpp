@@ -1,5 +1,5 @@
-// libFuzzer harness for the whole C ABI of fastmix on the CPU backend
-// (issue 6).  Built by tests/fuzz/run.sh with clang, -fsanitize=fuzzer,
+// libFuzzer harness for the whole C ABI of fastmix on the CPU backend.
+// Built by tests/fuzz/run.sh with clang, -fsanitize=fuzzer,
 // address,undefined against the library's host sources (CUDA stubbed out).
 //
 // Each input drives one entry point with arbitrary sizes, strides, enum values,
