@@ -398,8 +398,7 @@ struct Bench {
            const std::string &variant, const std::string &mode, double bytes,
            std::pair<double, double> t, double case_ceiling = 0) {
     const double c = case_ceiling > 0 ? case_ceiling : ceiling;
-    Record r{op,      be.cuda ? "cuda" : "cpu", dtype, shape, variant, mode, t.first, t.second,
-             bytes,   0,
+    Record r{op, be.cuda ? "cuda" : "cpu", dtype, shape, variant, mode, t.first, t.second, bytes, 0,
              c};
     r.gbps = bytes / (t.first * 1e-6) / 1e9;
     records.push_back(r);
@@ -634,8 +633,8 @@ int main(int argc, char **argv) {
     name = prop.name;
   }
   const double ceiling = measure_ceiling(be, opt.quick);
-  std::printf("fastmix-bench %d on %s; ceiling (%s, read + write) %.1f GB/s%s\n",
-              fastmix_version(), name.c_str(),
+  std::printf("fastmix-bench %d on %s; ceiling (%s, read + write) %.1f GB/s%s\n", fastmix_version(),
+              name.c_str(),
               opt.cuda ? "device-to-device copy of 1 GiB" : "copy of 256 MiB, all threads", ceiling,
               opt.cuda ? "" : "; each case: a copy of its own buffers and bytes (\"copy GB/s\")");
   Bench b{opt, be, ceiling, {}};

@@ -65,10 +65,10 @@ std::vector<unsigned char> values(fastmix_dtype d, size_t n, float lo, float hi,
       continue;
     }
     // Truncation is good enough for inputs: only the value range matters here.
-    const uint16_t h = d == FASTMIX_BFLOAT16
-                           ? (uint16_t)(u >> 16)
-                           : (uint16_t)(((u >> 16) & 0x8000u) |
-                                        ((((u >> 23) & 0xffu) - 112u) << 10) | ((u >> 13) & 0x3ffu));
+    const uint16_t h = d == FASTMIX_BFLOAT16 ? (uint16_t)(u >> 16)
+                                             : (uint16_t)(((u >> 16) & 0x8000u) |
+                                                          ((((u >> 23) & 0xffu) - 112u) << 10) |
+                                                          ((u >> 13) & 0x3ffu));
     std::memcpy(&v[2 * i], &h, 2);
   }
   return v;
@@ -121,8 +121,7 @@ int main(int argc, char **argv) {
       need(1);
       samples = parse(argv[++i]);
     } else if (a == "--help" || a == "-h") {
-      std::printf(
-          "usage: fastmix-sim-profile [--images N C H W] [--logits N C] [--samples N]\n");
+      std::printf("usage: fastmix-sim-profile [--images N C H W] [--logits N C] [--samples N]\n");
       return 0;
     } else {
       die("unknown argument", a.c_str());
@@ -187,8 +186,8 @@ int main(int argc, char **argv) {
     check(fastmix_blend(dev, d, y, y, n, elems, elems, lam, part, nullptr), "fastmix_blend");
     end("blend in place");
     begin("mixup", d, total);
-    check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 0, x, out, n, elems, elems, lam_draw,
-                        part_draw, nullptr),
+    check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 0, x, out, n, elems, elems, lam_draw, part_draw,
+                        nullptr),
           "fastmix_mixup");
     end("mixup");
     begin("mixup-inplace", d, total);

@@ -132,8 +132,9 @@ template <class T>
 inline fastmix_status check_array(const char *func, const char *name, const T *ptr,
                                   bool optional = false) {
   FM_CHECK(optional || ptr != nullptr, "%s: %s must not be NULL", func, name);
-  FM_CHECK((uintptr_t)ptr % alignof(T) == 0, "%s: %s must be aligned to its element size (%u bytes)",
-           func, name, (unsigned)alignof(T));
+  FM_CHECK((uintptr_t)ptr % alignof(T) == 0,
+           "%s: %s must be aligned to its element size (%u bytes)", func, name,
+           (unsigned)alignof(T));
   return FASTMIX_SUCCESS;
 }
 

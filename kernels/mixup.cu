@@ -5,10 +5,11 @@
 // Traffic: blending must read each input element and write each output
 // element once, 2 bytes moved per byte of the batch.
 //  - Out of place (blend_rows_kernel): a block handles one chunk of one sample
-//    (32 elements per thread: 32 KiB of float32, 16 KiB of 16-bit types).  Work items are ordered sample-fastest, so the blocks in flight
-//    cover the same column chunk of every sample at once (a few MiB): the
-//    partner chunk a block reads is the own chunk of another block in flight,
-//    and one of the two reads hits L2.
+//    (32 elements per thread: 32 KiB of float32, 16 KiB of 16-bit types).
+//    Work items are ordered sample-fastest, so the blocks in flight cover the
+//    same column chunk of every sample at once (a few MiB): the partner chunk
+//    a block reads is the own chunk of another block in flight, and one of the
+//    two reads hits L2.
 //  - In place (blend_staged_kernel): a block owns a strip of columns of every
 //    sample, stages the strip of the whole batch in shared memory and only
 //    then writes it back, so every partner is read before it is overwritten,
@@ -35,7 +36,7 @@ constexpr int kVecBytes = 16;
 template <class T>
 constexpr int kUnroll = 32 * (int)sizeof(typename T::raw) / 16;
 template <class T>
-constexpr int64_t kChunkVecs = kThreads * kUnroll<T>;
+constexpr int64_t kChunkVecs = int64_t{kUnroll<T>} * kThreads;
 constexpr uint32_t kBadPartner = 0xffffffffu;
 
 // ---- where lambda and partner of a sample come from ------------------------
@@ -185,8 +186,8 @@ __device__ __forceinline__ void fetch_samples(const Source &rs, int64_t item, in
 // from av/bv/ov, those below `left` (all of them when Full).  bv == NULL: the
 // partner is out of range and the vectors become NaN.
 template <class T, bool Full, class V>
-__device__ __forceinline__ void blend_chunk(const V *av, const V *bv, V *ov, int64_t left, float lam,
-                                            float mu) {
+__device__ __forceinline__ void blend_chunk(const V *av, const V *bv, V *ov, int64_t left,
+                                            float lam, float mu) {
   constexpr int U = kUnroll<T>;
   V ra[U], rb[U];
   FM_UNROLL
@@ -353,8 +354,9 @@ __global__ void __launch_bounds__(kThreads)
           const uint32_t p = p_s[r];
           const float lam = lam_s[r], mu = 1.0f - lam;
           *reinterpret_cast<vec *>(x + r * stride + c0 + c * V) =
-              p == kBadPartner ? nan_vec<T>()
-                               : blend_vec<T>(tile_v[r * pitch + c], tile_v[p * pitch + c], lam, mu);
+              p == kBadPartner
+                  ? nan_vec<T>()
+                  : blend_vec<T>(tile_v[r * pitch + c], tile_v[p * pitch + c], lam, mu);
           walk.next(r, c);
         }
       }
@@ -479,8 +481,8 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
   if (smem > 48 * 1024)
     FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)limit));
   int per_sm = 0;
-  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)smem,
-                       &per_sm));
+  FM_TRY(
+      blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)smem, &per_sm));
   const int64_t wave = (int64_t)dev.sms * per_sm;
   const int64_t grid = total < 1 ? 1 : total < wave ? total : wave;
   return launch(func, kernel, (unsigned)grid, kThreads, (size_t)smem, stream, xs, n, elems, stride,

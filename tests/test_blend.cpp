@@ -66,8 +66,8 @@ std::string run_blend(fastmix_device dev, const BlendCase &c, std::mt19937_64 &r
   const std::vector<unsigned char> out_before =
       c.in_place ? x_before : std::vector<unsigned char>(bytes, kPoison);
   const std::vector<unsigned char> now = c.in_place ? x_now : ob.copy();
-  return check_blend(c.dtype, c.shape, x_before.data(), kGuard, out_before.data(), now.data(), bytes,
-                     kGuard, lam.data(), par.data());
+  return check_blend(c.dtype, c.shape, x_before.data(), kGuard, out_before.data(), now.data(),
+                     bytes, kGuard, lam.data(), par.data());
 }
 
 }  // namespace
@@ -80,8 +80,8 @@ TEST_CASE(
   std::mt19937_64 rng = make_rng(0xb1e4d);
   const bool sim = on_simulator();
   // On the simulator: every path still, with fewer batch sizes and partner maps.
-  const std::vector<int64_t> batches = sim ? std::vector<int64_t>{3, 33}
-                                           : std::vector<int64_t>{1, 2, 3, 7, 33};
+  const std::vector<int64_t> batches =
+      sim ? std::vector<int64_t>{3, 33} : std::vector<int64_t>{1, 2, 3, 7, 33};
   const std::vector<int64_t> sizes =
       sim ? std::vector<int64_t>{1, 17, 1031} : std::vector<int64_t>{1, 3, 17, 1031};
   const std::vector<PartnerKind> kinds =
@@ -206,7 +206,8 @@ TEST_CASE("blend with lambda 1 gives x, with lambda 0 the partner (by value)", "
         int bad = 0;
         for (int64_t i = 0; i < s.batch; ++i)
           for (int64_t j = 0; j < s.elems; ++j) {
-            const double want = decode(d, xh.data(), (l == 1.0f ? i : par[(size_t)i]) * s.stride + j);
+            const double want =
+                decode(d, xh.data(), (l == 1.0f ? i : par[(size_t)i]) * s.stride + j);
             if (!(decode(d, os.data(), i * s.stride + j) == want)) ++bad;
           }
         CHECK(bad == 0);

@@ -32,14 +32,19 @@ TEST_CASE("mixup is sample + blend, bitwise, draws the CPU's lambdas and equals 
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x313c5);
   const float alphas[] = {0.2f, 1.0f, 5.0f, 0.01f};
-  std::vector<Shape> shapes = {Shape{1, 1, 1},       Shape{1, 17, 20},       Shape{2, 3, 3},
-                               Shape{3, 17, 19},     Shape{7, 1000, 1000},   Shape{33, 1031, 1034},
+  std::vector<Shape> shapes = {Shape{1, 1, 1},
+                               Shape{1, 17, 20},
+                               Shape{2, 3, 3},
+                               Shape{3, 17, 19},
+                               Shape{7, 1000, 1000},
+                               Shape{33, 1031, 1034},
                                Shape{64, 3 * 32 * 32, 3 * 32 * 32 + 2}};
   // The simulator: a vector, a scalar-edged and a many-sample shape, one fold
   // setting per shape (both across the run).
   const bool sim = on_simulator();
-  if (sim) shapes = {Shape{1, 1, 1}, Shape{3, 17, 19}, Shape{33, 1031, 1034},
-                     Shape{64, 3 * 8 * 8, 3 * 8 * 8 + 2}};
+  if (sim)
+    shapes = {Shape{1, 1, 1}, Shape{3, 17, 19}, Shape{33, 1031, 1034},
+              Shape{64, 3 * 8 * 8, 3 * 8 * 8 + 2}};
   int round = 0;
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
@@ -47,65 +52,65 @@ TEST_CASE("mixup is sample + blend, bitwise, draws the CPU's lambdas and equals 
         for (int fold : {0, 1})
           for (const Shape &s : shapes)
             if (!sim || (fold + (int)pairing + s.batch) % 2 == 0)
-            for (bool in_place : {false, true})
-              for (int mis : {0, 1}) {
-                const float alpha = alphas[round++ % 4];
-                const uint64_t lib_seed = rng(), offset = rng() >> (rng() % 64);
-                INFO(device_name(dev) << " " << dtype_name(d) << " " << pairing_name(pairing)
-                                      << " fold " << fold << " alpha " << alpha << " batch "
-                                      << s.batch << " elems " << s.elems << " stride " << s.stride
-                                      << (in_place ? " in place" : " out of place")
-                                      << " misaligned " << mis << " seed " << lib_seed
-                                      << " offset " << offset);
-                const size_t es = dtype_size(d);
-                const int64_t total = span(s) + 2 * kGuard;
-                const size_t bytes = (size_t)total * es, g = (size_t)kGuard * es;
-                std::vector<unsigned char> x_before(bytes);
-                fill_random(d, x_before.data(), total, rng);
-                Buffer x1(dev, bytes, (size_t)mis * es), x2(dev, bytes, (size_t)mis * es);
-                x1.upload(x_before.data()), x2.upload(x_before.data());
-                Buffer o1(dev, bytes, (size_t)(mis ? 3 : 0) * es),
-                    o2(dev, bytes, (size_t)(mis ? 3 : 0) * es);
-                unsigned char *out1 = in_place ? x1.data() + g : o1.data() + g;
-                unsigned char *out2 = in_place ? x2.data() + g : o2.data() + g;
-                Buffer l1(dev, (size_t)s.batch * 4), l2(dev, (size_t)s.batch * 4);
-                Buffer p1(dev, (size_t)s.batch * 8), p2(dev, (size_t)s.batch * 8);
+              for (bool in_place : {false, true})
+                for (int mis : {0, 1}) {
+                  const float alpha = alphas[round++ % 4];
+                  const uint64_t lib_seed = rng(), offset = rng() >> (rng() % 64);
+                  INFO(device_name(dev)
+                       << " " << dtype_name(d) << " " << pairing_name(pairing) << " fold " << fold
+                       << " alpha " << alpha << " batch " << s.batch << " elems " << s.elems
+                       << " stride " << s.stride << (in_place ? " in place" : " out of place")
+                       << " misaligned " << mis << " seed " << lib_seed << " offset " << offset);
+                  const size_t es = dtype_size(d);
+                  const int64_t total = span(s) + 2 * kGuard;
+                  const size_t bytes = (size_t)total * es, g = (size_t)kGuard * es;
+                  std::vector<unsigned char> x_before(bytes);
+                  fill_random(d, x_before.data(), total, rng);
+                  Buffer x1(dev, bytes, (size_t)mis * es), x2(dev, bytes, (size_t)mis * es);
+                  x1.upload(x_before.data()), x2.upload(x_before.data());
+                  Buffer o1(dev, bytes, (size_t)(mis ? 3 : 0) * es),
+                      o2(dev, bytes, (size_t)(mis ? 3 : 0) * es);
+                  unsigned char *out1 = in_place ? x1.data() + g : o1.data() + g;
+                  unsigned char *out2 = in_place ? x2.data() + g : o2.data() + g;
+                  Buffer l1(dev, (size_t)s.batch * 4), l2(dev, (size_t)s.batch * 4);
+                  Buffer p1(dev, (size_t)s.batch * 8), p2(dev, (size_t)s.batch * 8);
 
-                REQUIRE(fastmix_mixup(dev, d, alpha, fold, pairing, lib_seed, offset,
-                                      x1.data() + g, out1, s.batch, s.elems, s.stride,
-                                      l1.as<float>(), p1.as<int64_t>(),
-                                      nullptr) == FASTMIX_SUCCESS);
-                REQUIRE(fastmix_sample(dev, alpha, fold, pairing, lib_seed, offset, s.batch,
-                                       l2.as<float>(), p2.as<int64_t>(),
-                                       nullptr) == FASTMIX_SUCCESS);
-                REQUIRE(fastmix_blend(dev, d, x2.data() + g, out2, s.batch, s.elems, s.stride,
-                                      l2.as<float>(), p2.as<int64_t>(),
-                                      nullptr) == FASTMIX_SUCCESS);
-                finish(dev);
-                const std::vector<float> lam1 = l1.copy_as<float>(), lam2 = l2.copy_as<float>();
-                const std::vector<int64_t> par1 = p1.copy_as<int64_t>(),
-                                           par2 = p2.copy_as<int64_t>();
-                CHECK(first_difference(lam1.data(), lam2.data(), lam1.size() * 4) == -1);
-                CHECK(par1 == par2);
-                std::vector<float> lam_cpu;
-                std::vector<int64_t> par_cpu;
-                cpu_draw(alpha, fold, pairing, lib_seed, offset, s.batch, lam_cpu, par_cpu);
-                CHECK(first_difference(lam1.data(), lam_cpu.data(), lam1.size() * 4) == -1);
-                CHECK(par1 == par_cpu);
-                const std::vector<unsigned char> now1 = in_place ? x1.copy() : o1.copy();
-                const std::vector<unsigned char> now2 = in_place ? x2.copy() : o2.copy();
-                CHECK(first_difference(now1.data(), now2.data(), bytes) == -1);
-                // The draw itself is checked by [sample] and [stats]; here: a valid one.
-                bool lam_ok = true;
-                for (float l : lam1) lam_ok = lam_ok && l >= (fold ? 0.5f : 0.0f) && l <= 1.0f;
-                CHECK(lam_ok);
-                CHECK(is_permutation(par1.data(), s.batch));
-                if (!in_place) CHECK(first_difference(x1.copy().data(), x_before.data(), bytes) == -1);
-                const std::vector<unsigned char> out_before =
-                    in_place ? x_before : std::vector<unsigned char>(bytes, kPoison);
-                CHECK(check_blend(d, s, x_before.data(), kGuard, out_before.data(), now1.data(),
-                                  bytes, kGuard, lam1.data(), par1.data()) == "");
-              }
+                  REQUIRE(fastmix_mixup(dev, d, alpha, fold, pairing, lib_seed, offset,
+                                        x1.data() + g, out1, s.batch, s.elems, s.stride,
+                                        l1.as<float>(), p1.as<int64_t>(),
+                                        nullptr) == FASTMIX_SUCCESS);
+                  REQUIRE(fastmix_sample(dev, alpha, fold, pairing, lib_seed, offset, s.batch,
+                                         l2.as<float>(), p2.as<int64_t>(),
+                                         nullptr) == FASTMIX_SUCCESS);
+                  REQUIRE(fastmix_blend(dev, d, x2.data() + g, out2, s.batch, s.elems, s.stride,
+                                        l2.as<float>(), p2.as<int64_t>(),
+                                        nullptr) == FASTMIX_SUCCESS);
+                  finish(dev);
+                  const std::vector<float> lam1 = l1.copy_as<float>(), lam2 = l2.copy_as<float>();
+                  const std::vector<int64_t> par1 = p1.copy_as<int64_t>(),
+                                             par2 = p2.copy_as<int64_t>();
+                  CHECK(first_difference(lam1.data(), lam2.data(), lam1.size() * 4) == -1);
+                  CHECK(par1 == par2);
+                  std::vector<float> lam_cpu;
+                  std::vector<int64_t> par_cpu;
+                  cpu_draw(alpha, fold, pairing, lib_seed, offset, s.batch, lam_cpu, par_cpu);
+                  CHECK(first_difference(lam1.data(), lam_cpu.data(), lam1.size() * 4) == -1);
+                  CHECK(par1 == par_cpu);
+                  const std::vector<unsigned char> now1 = in_place ? x1.copy() : o1.copy();
+                  const std::vector<unsigned char> now2 = in_place ? x2.copy() : o2.copy();
+                  CHECK(first_difference(now1.data(), now2.data(), bytes) == -1);
+                  // The draw itself is checked by [sample] and [stats]; here: a valid one.
+                  bool lam_ok = true;
+                  for (float l : lam1) lam_ok = lam_ok && l >= (fold ? 0.5f : 0.0f) && l <= 1.0f;
+                  CHECK(lam_ok);
+                  CHECK(is_permutation(par1.data(), s.batch));
+                  if (!in_place)
+                    CHECK(first_difference(x1.copy().data(), x_before.data(), bytes) == -1);
+                  const std::vector<unsigned char> out_before =
+                      in_place ? x_before : std::vector<unsigned char>(bytes, kPoison);
+                  CHECK(check_blend(d, s, x_before.data(), kGuard, out_before.data(), now1.data(),
+                                    bytes, kGuard, lam1.data(), par1.data()) == "");
+                }
 }
 
 TEST_CASE("mixup with batch 0 succeeds and writes nothing", "[mixup][devices]") {
@@ -136,8 +141,8 @@ TEST_CASE("mixup with batch 1 and odd batches works in every pairing", "[mixup][
     for (fastmix_dtype d : kAllDtypes)
       for (fastmix_pairing pairing : kAllPairings)
         for (int64_t batch : {1, 3, 5, 9, 15, 17, 31}) {
-          INFO(device_name(dev) << " " << dtype_name(d) << " " << pairing_name(pairing)
-                                << " batch " << batch);
+          INFO(device_name(dev) << " " << dtype_name(d) << " " << pairing_name(pairing) << " batch "
+                                << batch);
           const Shape s{batch, 13, 13};
           const size_t es = dtype_size(d);
           const size_t bytes = (size_t)span(s) * es;

@@ -26,7 +26,8 @@ struct Draw {
 // batch, which must stay poison.
 Draw draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset,
           int64_t batch, fastmix_device dev = FASTMIX_DEVICE_CPU) {
-  Buffer lb(dev, (size_t)(batch + 1) * sizeof(float)), pb(dev, (size_t)(batch + 1) * sizeof(int64_t));
+  Buffer lb(dev, (size_t)(batch + 1) * sizeof(float)),
+      pb(dev, (size_t)(batch + 1) * sizeof(int64_t));
   const fastmix_status st = fastmix_sample(dev, alpha, fold, pairing, seed, offset, batch,
                                            lb.as<float>(), pb.as<int64_t>(), nullptr);
   INFO(device_name(dev) << ": " << fastmix_last_error());
@@ -59,31 +60,31 @@ TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundar
                     65537, 1000003})
     if (!sim || n < 5000) batches.push_back(n);  // the 65536 boundary: see the bitwise test below
   for (fastmix_device dev : test_devices())
-  for (int64_t n : batches)
-    for (fastmix_pairing pairing : kAllPairings)
-      for (int rep = 0; rep < (n < 100 && !sim ? 4 : 1); ++rep) {
-        const uint64_t s = rng(), off = rng();
-        INFO(device_name(dev) << " " << pairing_name(pairing) << " batch " << n << " seed " << s
-                              << " offset " << off);
-        const Draw d = draw(0.4f, (rep + (int)n) % 2, pairing, s, off, n, dev);
-        REQUIRE(is_permutation(d.par.data(), n));
-        if (n == 1) CHECK(d.par[0] == 0);
-        if (pairing == FASTMIX_PAIRING_FLIP) {
-          bool flip = true;
-          for (int64_t i = 0; i < n; ++i) flip = flip && d.par[(size_t)i] == n - 1 - i;
-          CHECK(flip);
-        }
-        if (pairing == FASTMIX_PAIRING_CYCLE) {
-          CHECK(is_single_cycle(d.par.data(), n));
-          bool no_fixed = true, no_swap = true;
-          for (int64_t i = 0; i < n; ++i) {
-            no_fixed = no_fixed && (n == 1 || d.par[(size_t)i] != i);
-            no_swap = no_swap && (n <= 2 || d.par[(size_t)d.par[(size_t)i]] != i);
+    for (int64_t n : batches)
+      for (fastmix_pairing pairing : kAllPairings)
+        for (int rep = 0; rep < (n < 100 && !sim ? 4 : 1); ++rep) {
+          const uint64_t s = rng(), off = rng();
+          INFO(device_name(dev) << " " << pairing_name(pairing) << " batch " << n << " seed " << s
+                                << " offset " << off);
+          const Draw d = draw(0.4f, (rep + (int)n) % 2, pairing, s, off, n, dev);
+          REQUIRE(is_permutation(d.par.data(), n));
+          if (n == 1) CHECK(d.par[0] == 0);
+          if (pairing == FASTMIX_PAIRING_FLIP) {
+            bool flip = true;
+            for (int64_t i = 0; i < n; ++i) flip = flip && d.par[(size_t)i] == n - 1 - i;
+            CHECK(flip);
           }
-          CHECK(no_fixed);
-          CHECK(no_swap);
+          if (pairing == FASTMIX_PAIRING_CYCLE) {
+            CHECK(is_single_cycle(d.par.data(), n));
+            bool no_fixed = true, no_swap = true;
+            for (int64_t i = 0; i < n; ++i) {
+              no_fixed = no_fixed && (n == 1 || d.par[(size_t)i] != i);
+              no_swap = no_swap && (n <= 2 || d.par[(size_t)d.par[(size_t)i]] != i);
+            }
+            CHECK(no_fixed);
+            CHECK(no_swap);
+          }
         }
-      }
 }
 
 TEST_CASE("sample: lambdas lie in [0, 1] ([1/2, 1] folded) and are never NaN, for any alpha",
@@ -107,15 +108,15 @@ TEST_CASE("sample: lambdas lie in [0, 1] ([1/2, 1] folded) and are never NaN, fo
                           FLT_MAX};
   const int64_t n = on_simulator() ? 2000 : 20000;
   for (fastmix_device dev : test_devices())
-  for (float alpha : alphas)
-    for (int fold : {0, 1}) {
-      INFO(device_name(dev) << " alpha " << alpha << " fold " << fold);
-      const Draw d = draw(alpha, fold, FASTMIX_PAIRING_PERMUTATION, rng(), rng(), n, dev);
-      int bad = 0;
-      for (float l : d.lam)
-        if (!(l >= (fold ? 0.5f : 0.0f) && l <= 1.0f)) ++bad;
-      CHECK(bad == 0);
-    }
+    for (float alpha : alphas)
+      for (int fold : {0, 1}) {
+        INFO(device_name(dev) << " alpha " << alpha << " fold " << fold);
+        const Draw d = draw(alpha, fold, FASTMIX_PAIRING_PERMUTATION, rng(), rng(), n, dev);
+        int bad = 0;
+        for (float l : d.lam)
+          if (!(l >= (fold ? 0.5f : 0.0f) && l <= 1.0f)) ++bad;
+        CHECK(bad == 0);
+      }
 }
 
 TEST_CASE("sample: the same arguments give bitwise the same draw", "[sample]") {
@@ -231,9 +232,8 @@ TEST_CASE("sample on every device is bitwise the CPU's draw, grid-stride sizes i
       for (int fold : {0, 1})
         for (float alpha : {1e-3f, 0.01f, 0.4f, 1.0f, 3.0f, 1000.0f})
           for (int64_t n : sizes) {
-            const bool chosen =
-                sim ? pairing == FASTMIX_PAIRING_CYCLE && fold == 1 && alpha == 0.4f
-                    : round++ % 4 == 0;
+            const bool chosen = sim ? pairing == FASTMIX_PAIRING_CYCLE && fold == 1 && alpha == 0.4f
+                                    : round++ % 4 == 0;
             if (n > 5000 && !chosen) continue;
             const uint64_t s = rng(), off = rng();
             INFO(device_name(dev) << " " << pairing_name(pairing) << " fold " << fold << " alpha "

@@ -29,10 +29,9 @@ TEST_CASE("cuda: an error the caller left pending is not blamed on fastmix, nor 
     // not sticky, waits in the last-error slot.
     REQUIRE(cudaSetDevice(1 << 20) == cudaErrorInvalidDevice);
     void *o = in_place ? (void *)x.data() : (void *)out.data();
-    const fastmix_status st =
-        fastmix_mixup(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION,
-                      rng(), 0, x.data(), o, s.batch, s.elems, s.stride, lam.as<float>(),
-                      par.as<int64_t>(), nullptr);
+    const fastmix_status st = fastmix_mixup(
+        FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, rng(), 0,
+        x.data(), o, s.batch, s.elems, s.stride, lam.as<float>(), par.as<int64_t>(), nullptr);
     INFO(fastmix_last_error());
     CHECK(st == FASTMIX_SUCCESS);
     const cudaError_t left = cudaGetLastError();
@@ -47,9 +46,9 @@ TEST_CASE("cuda: an error the caller left pending is not blamed on fastmix, nor 
     const std::vector<float> l = lam.download_as<float>();
     const std::vector<int64_t> p = par.download_as<int64_t>();
     const std::vector<unsigned char> got = in_place ? x.download() : out.download();
-    const std::vector<unsigned char> before(reinterpret_cast<const unsigned char *>(hx.data()),
-                                            reinterpret_cast<const unsigned char *>(hx.data()) +
-                                                hx.size() * 4);
+    const std::vector<unsigned char> before(
+        reinterpret_cast<const unsigned char *>(hx.data()),
+        reinterpret_cast<const unsigned char *>(hx.data()) + hx.size() * 4);
     const std::vector<unsigned char> out_before =
         in_place ? before : std::vector<unsigned char>(hx.size() * 4, kPoison);
     CHECK(check_blend(FASTMIX_FLOAT32, s, before.data(), 0, out_before.data(), got.data(),
@@ -76,7 +75,8 @@ TEST_CASE("cuda: in-place blends of different batch sizes from several threads a
       std::vector<int64_t> hp((size_t)n);
       for (int64_t i = 0; i < n; ++i) hp[(size_t)i] = (i + 1) % n;
       void *x = nullptr, *l = nullptr, *p = nullptr;
-      if (cudaMalloc(&x, hx.size() * 4) != cudaSuccess || cudaMalloc(&l, hl.size() * 4) != cudaSuccess ||
+      if (cudaMalloc(&x, hx.size() * 4) != cudaSuccess ||
+          cudaMalloc(&l, hl.size() * 4) != cudaSuccess ||
           cudaMalloc(&p, hp.size() * 8) != cudaSuccess) {
         ++failures;
         return;
