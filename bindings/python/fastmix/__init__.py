@@ -62,25 +62,35 @@ def _u64(value, func: str, name: str) -> int:
 
 
 class Generator:
-    """A seed and an offset that advances by one per draw.
+    """A seed and an offset that advances by one per draw, or, for one rank
+    of a distributed job, by ``world_size``.
 
     ``Generator(seed)`` makes its first draw with offset 0, the next with
     offset 1, and so on; draw k is ``fastmix_sample(..., seed, k, ...)`` (or
-    ``fastmix_mixup``) in C, bit for bit.  ``Generator()`` takes a random seed
-    from the operating system.  Thread-safe.
+    ``fastmix_mixup``) in C, bit for bit.  ``Generator(seed, rank=r,
+    world_size=w)`` makes draw k with offset ``k * w + r``: the ranks of a job
+    share the seed and never share a (seed, offset), so their draws are
+    independent, and a run with the same seed repeats bit for bit.
+    ``Generator()`` takes a random seed from the operating system (give every
+    rank the same one).  Thread-safe.
     """
 
-    def __init__(self, seed: int | None = None):
+    def __init__(self, seed: int | None = None, *, rank: int = 0, world_size: int = 1):
+        rank, world_size = operator.index(rank), operator.index(world_size)
+        if not (world_size >= 1 and 0 <= rank < world_size):
+            raise_invalid(f"fastmix.Generator: rank must be in [0, world_size), got rank {rank}, "
+                          f"world_size {world_size}")
         self._lock = threading.Lock()
+        self._rank, self._world = rank, world_size
         self.manual_seed(seed)
 
     def manual_seed(self, seed: int | None = None) -> "Generator":
-        """Sets the seed (a random one when None) and resets the offset to 0."""
+        """Sets the seed (a random one when None) and rewinds to the first draw."""
         if seed is None:
             seed = int.from_bytes(os.urandom(8), "little")
         seed = _u64(seed, "fastmix.Generator", "seed")
         with self._lock:
-            self._seed, self._offset = seed, 0
+            self._seed, self._offset = seed, self._rank
         return self
 
     @property
@@ -88,8 +98,17 @@ class Generator:
         return self._seed
 
     @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def world_size(self) -> int:
+        return self._world
+
+    @property
     def offset(self) -> int:
-        """The offset the next draw will use; assignable (e.g. to resume a run)."""
+        """The offset the next draw will use; assignable (e.g. to resume a run:
+        ``step * world_size + rank`` before draw ``step``)."""
         return self._offset
 
     @offset.setter
@@ -109,14 +128,15 @@ class Generator:
             self._seed, self._offset = seed, offset
 
     def next_draw(self) -> tuple:
-        """(seed, offset) for one draw, advancing the offset by one."""
+        """(seed, offset) for one draw, advancing the offset by world_size."""
         with self._lock:
             seed, offset = self._seed, self._offset
-            self._offset = (offset + 1) % _U64
+            self._offset = (offset + self._world) % _U64
         return seed, offset
 
     def __repr__(self):
-        return f"fastmix.Generator(seed={self._seed}, offset={self._offset})"
+        dist = f", rank={self._rank}, world_size={self._world}" if self._world > 1 else ""
+        return f"fastmix.Generator(seed={self._seed}, offset={self._offset}{dist})"
 
 
 default_generator = Generator()
