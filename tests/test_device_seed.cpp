@@ -26,22 +26,9 @@ E bad_enum(int v) {
   return e;
 }
 
-// The CPU's draw, the contract every device's draw must meet bitwise.
-void cpu_draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset,
-              int64_t batch, std::vector<float> &lam, std::vector<int64_t> &par) {
-  lam.assign((size_t)batch, 0.0f), par.assign((size_t)batch, 0);
-  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, seed, offset, batch, lam.data(),
-                         par.data(), nullptr) == FASTMIX_SUCCESS);
-}
-
 // seed_offset in a buffer of `dev` (device memory on CUDA).
 Buffer seed_offset_on(fastmix_device dev, uint64_t seed, uint64_t offset) {
   return to_device(dev, std::vector<uint64_t>{seed, offset});
-}
-
-bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
-  return a.size() == b.size() &&
-         first_difference(a.data(), b.data(), a.size() * sizeof(float)) == -1;
 }
 
 }  // namespace

@@ -16,14 +16,6 @@ using namespace fmt_test;
 
 namespace {
 constexpr int64_t kGuard = 3;
-
-// The CPU's draw, the contract every device's draw must meet bitwise.
-void cpu_draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset,
-              int64_t batch, std::vector<float> &lam, std::vector<int64_t> &par) {
-  lam.assign((size_t)batch, 0.0f), par.assign((size_t)batch, 0);
-  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, seed, offset, batch, lam.data(),
-                         par.data(), nullptr) == FASTMIX_SUCCESS);
-}
 }  // namespace
 
 TEST_CASE("mixup is sample + blend, bitwise, draws the CPU's lambdas and equals the reference",

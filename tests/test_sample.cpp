@@ -40,11 +40,6 @@ Draw draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_
   return d;
 }
 
-bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
-  return a.size() == b.size() &&
-         first_difference(a.data(), b.data(), a.size() * sizeof(float)) == -1;
-}
-
 }  // namespace
 
 TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundary batch sizes",
