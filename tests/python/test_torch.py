@@ -284,7 +284,9 @@ def test_opcheck(gen):
                           (y, 7, lam, par, 0.1, torch.float32))
 
 
-def test_compile_fullgraph(gen):
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compile_fullgraph(gen, backend):
+    # inductor generates and compiles C++ for the CPU (about 30 s here)
     torch._dynamo.reset()
     model = torch.nn.Linear(12, 7)
     x = torch.randn(8, 12, generator=gen)
@@ -296,7 +298,7 @@ def test_compile_fullgraph(gen):
         xm = ft.blend(x, lam, par)
         return ft.cross_entropy(model(xm), ft.MixedTarget(y, lam, par), label_smoothing=0.1)
 
-    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(step, fullgraph=True, backend=backend)
     loss = compiled(x, y, lam, par)
     loss.backward()
     g_compiled = model.weight.grad.clone()
