@@ -209,9 +209,10 @@ __device__ __forceinline__ void blend_chunk(const V *av, const V *bv, V *ov, int
 
 // Vec: x and out share their offset from 16-byte alignment in every sample, so
 // each sample is [head scalars][16-byte vectors][tail scalars].
-// Up to 255 registers (a thread holds 2 x kUnroll<T> vectors): two resident
-// blocks already keep 256 KiB in flight per SM, more than its share of the
-// memory system's bandwidth-delay product.
+// Up to 255 registers (a thread holds 2 x kUnroll<T> vectors, 256 bytes of
+// float32 loads in flight): two resident blocks keep 128 KiB in flight per SM
+// (64 KiB for the 16-bit types), more than its ~30 KiB share of an H200's
+// bandwidth-delay product.
 template <class T, bool Vec, class Source>
 __global__ void __launch_bounds__(kThreads, 1)
     blend_rows_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
