@@ -182,18 +182,24 @@ Buffer to_device(fastmix_device d, const std::vector<T> &v, size_t misalign = 0)
   return b;
 }
 
-// The CPU's draw, the contract every device's draw must meet bitwise.
-inline void cpu_draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_t offset,
-                     int64_t batch, std::vector<float> &lam, std::vector<int64_t> &par) {
-  lam.assign((size_t)batch, 0.0f), par.assign((size_t)batch, 0);
-  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, seed, offset, batch, lam.data(),
-                         par.data(), nullptr) == FASTMIX_SUCCESS);
-}
-
 // Whether two float vectors are bitwise equal (NaN payloads included).
 inline bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
   return a.size() == b.size() &&
          first_difference(a.data(), b.data(), a.size() * sizeof(float)) == -1;
+}
+
+// Checks that lambdas and partners drawn on some device are bitwise the CPU's
+// draw for the same arguments: the contract every device's draw must meet.
+inline void check_is_cpu_draw(const std::vector<float> &lam, const std::vector<int64_t> &par,
+                              float alpha, int fold, fastmix_pairing pairing, uint64_t seed,
+                              uint64_t offset) {
+  const int64_t batch = (int64_t)lam.size();
+  std::vector<float> cpu_lam((size_t)batch);
+  std::vector<int64_t> cpu_par((size_t)batch);
+  REQUIRE(fastmix_sample(FASTMIX_DEVICE_CPU, alpha, fold, pairing, seed, offset, batch,
+                         cpu_lam.data(), cpu_par.data(), nullptr) == FASTMIX_SUCCESS);
+  CHECK(same_bits(lam, cpu_lam));
+  CHECK(par == cpu_par);
 }
 
 }  // namespace fmt_test

@@ -63,11 +63,7 @@ TEST_CASE(
           const std::vector<int64_t> p = par.copy_as<int64_t>();
           CHECK(same_bits(l, lam_ref.copy_as<float>()));
           CHECK(p == par_ref.copy_as<int64_t>());
-          std::vector<float> cl;
-          std::vector<int64_t> cp;
-          cpu_draw(alpha, fold, pr, s, off, batch, cl, cp);
-          CHECK(same_bits(l, cl));
-          CHECK(p == cp);
+          check_is_cpu_draw(l, p, alpha, fold, pr, s, off);
           const std::vector<uint64_t> now = so.copy_as<uint64_t>();
           CHECK(now[0] == s);
           CHECK(now[1] == off + inc);  // unsigned: wraps mod 2^64
@@ -118,11 +114,7 @@ TEST_CASE(
             const std::vector<int64_t> p = par.copy_as<int64_t>();
             CHECK(same_bits(l, lam_ref.copy_as<float>()));
             CHECK(p == par_ref.copy_as<int64_t>());
-            std::vector<float> cl;
-            std::vector<int64_t> cp;
-            cpu_draw(0.4f, 1, FASTMIX_PAIRING_CYCLE, s, off, sh.batch, cl, cp);
-            CHECK(same_bits(l, cl));
-            CHECK(p == cp);
+            check_is_cpu_draw(l, p, 0.4f, 1, FASTMIX_PAIRING_CYCLE, s, off);
             const std::vector<uint64_t> now = so.copy_as<uint64_t>();
             CHECK(now[0] == s);
             CHECK(now[1] == off + 1);

@@ -83,11 +83,7 @@ TEST_CASE("mixup is sample + blend, bitwise, draws the CPU's lambdas and equals 
                                              par2 = p2.copy_as<int64_t>();
                   CHECK(first_difference(lam1.data(), lam2.data(), lam1.size() * 4) == -1);
                   CHECK(par1 == par2);
-                  std::vector<float> lam_cpu;
-                  std::vector<int64_t> par_cpu;
-                  cpu_draw(alpha, fold, pairing, lib_seed, offset, s.batch, lam_cpu, par_cpu);
-                  CHECK(first_difference(lam1.data(), lam_cpu.data(), lam1.size() * 4) == -1);
-                  CHECK(par1 == par_cpu);
+                  check_is_cpu_draw(lam1, par1, alpha, fold, pairing, lib_seed, offset);
                   const std::vector<unsigned char> now1 = in_place ? x1.copy() : o1.copy();
                   const std::vector<unsigned char> now2 = in_place ? x2.copy() : o2.copy();
                   CHECK(first_difference(now1.data(), now2.data(), bytes) == -1);
