@@ -99,33 +99,6 @@ fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float a
 }  // extern "C"
 
 // ---- seed and offset read from memory when the work runs ----------------------
-namespace {
-
-// seed_offset: present, 8-byte aligned, and clear of lambdas, partners and
-// the byte span of `images` (NULL: a draw without a blend; its geometry
-// already validated).
-fastmix_status check_seed_offset(const char *func, const uint64_t *seed_offset, int64_t batch,
-                                 const float *lambdas, const int64_t *partners,
-                                 const Images *images) {
-  FM_CHECK(seed_offset != nullptr, "%s: seed_offset must not be NULL", func);
-  FM_CHECK((uintptr_t)seed_offset % 8 == 0, "%s: seed_offset must be 8-byte aligned", func);
-  const uint64_t n = (uint64_t)batch, so = 2 * sizeof(uint64_t);
-  FM_CHECK(!overlaps(seed_offset, so, lambdas, n * sizeof(float)),
-           "%s: seed_offset overlaps lambdas", func);
-  FM_CHECK(!overlaps(seed_offset, so, partners, n * sizeof(int64_t)),
-           "%s: seed_offset overlaps partners", func);
-  if (images && batch > 0 && images->elems > 0) {
-    const uint64_t span =
-        ((uint64_t)(batch - 1) * (uint64_t)images->stride + (uint64_t)images->elems) *
-        dtype_size(images->dtype);
-    FM_CHECK(!overlaps(seed_offset, so, images->x, span), "%s: seed_offset overlaps x", func);
-    FM_CHECK(!overlaps(seed_offset, so, images->out, span), "%s: seed_offset overlaps out", func);
-  }
-  return FASTMIX_SUCCESS;
-}
-
-}  // namespace
-
 extern "C" {
 
 fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha, int fold,
@@ -135,7 +108,7 @@ fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha, in
   static const char *func = "fastmix_sample_device_seed";
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
-    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, nullptr));
+    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, nullptr, nullptr, 0));
     const Draw draw{alpha, fold, pairing, Seed{Seed::kMemory, 0, 0, seed_offset, offset_increment}};
     return run(device, cpu_sample, cuda_sample, SampleArgs{func, draw, batch, lambdas, partners},
                stream);
@@ -153,7 +126,8 @@ fastmix_status fastmix_mixup_device_seed(fastmix_device device, fastmix_dtype dt
     FM_TRY(check_dtype(func, dtype));
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
     const Images images{dtype, x, out, batch, sample_elems, sample_stride};
-    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, &images));
+    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, x, out,
+                              image_span(images)));
     const Draw draw{alpha, fold, pairing, Seed{Seed::kMemory, 0, 0, seed_offset, offset_increment}};
     return run(device, cpu_mixup, cuda_mixup, MixupArgs{func, draw, images, lambdas, partners},
                stream);

@@ -124,6 +124,44 @@ struct SoftTargetsArgs {
   int64_t stride;
 };
 
+// Images with a height and width, for CutMix: `batch` images of `dtype`,
+// each dense in `layout`, image i at element i * stride; out == x (in
+// place) or no overlap.
+struct CutImages {
+  fastmix_dtype dtype;
+  fastmix_layout layout;
+  const void *x;
+  void *out;
+  int64_t batch, channels, height, width, stride;
+};
+
+// fastmix_cutmix_sample and its device-seed form.
+struct CutmixSampleArgs {
+  const char *func;
+  fastmix_mix_config config;  // validated
+  Seed seed;
+  int64_t batch, height, width;
+  float *lambdas;
+  int64_t *partners;
+  int32_t *boxes;
+};
+
+// fastmix_cutmix_apply: lambdas, partners and boxes given.
+struct CutmixApplyArgs {
+  const char *func;
+  CutImages images;
+  const float *lambdas;
+  const int64_t *partners;
+  const int32_t *boxes;
+};
+
+// fastmix_cutmix and its device-seed form: the draw, then the apply.
+struct CutmixArgs {
+  const char *func;
+  CutmixSampleArgs draw;  // batch, height, width those of `images`
+  CutImages images;
+};
+
 // fastmix_cross_entropy_workspace_size on CUDA: a double (the MEAN
 // denominator), then one float per row (the row losses).
 inline size_t ce_workspace_bytes(int64_t batch, fastmix_reduction reduction) {
@@ -137,6 +175,9 @@ fastmix_status cpu_blend(const BlendArgs &a, void *stream);
 fastmix_status cpu_mixup(const MixupArgs &a, void *stream);
 fastmix_status cpu_cross_entropy(const CrossEntropyArgs &a, void *stream);
 fastmix_status cpu_soft_targets(const SoftTargetsArgs &a, void *stream);
+fastmix_status cpu_cutmix_sample(const CutmixSampleArgs &a, void *stream);
+fastmix_status cpu_cutmix_apply(const CutmixApplyArgs &a, void *stream);
+fastmix_status cpu_cutmix(const CutmixArgs &a, void *stream);
 
 // Each queues its kernels on `stream`, never allocates, never synchronizes,
 // and reports launch errors.  Without the CUDA backend each returns
@@ -146,6 +187,9 @@ fastmix_status cuda_blend(const BlendArgs &a, void *stream);
 fastmix_status cuda_mixup(const MixupArgs &a, void *stream);
 fastmix_status cuda_cross_entropy(const CrossEntropyArgs &a, void *stream);
 fastmix_status cuda_soft_targets(const SoftTargetsArgs &a, void *stream);
+fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *stream);
+fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *stream);
+fastmix_status cuda_cutmix(const CutmixArgs &a, void *stream);
 int cuda_device_count();
 
 }  // namespace fm

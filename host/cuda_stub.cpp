@@ -20,5 +20,8 @@ fastmix_status cuda_blend(const BlendArgs &a, void *) { return no_cuda(a.func); 
 fastmix_status cuda_mixup(const MixupArgs &a, void *) { return no_cuda(a.func); }
 fastmix_status cuda_cross_entropy(const CrossEntropyArgs &a, void *) { return no_cuda(a.func); }
 fastmix_status cuda_soft_targets(const SoftTargetsArgs &a, void *) { return no_cuda(a.func); }
+fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *) { return no_cuda(a.func); }
+fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *) { return no_cuda(a.func); }
+fastmix_status cuda_cutmix(const CutmixArgs &a, void *) { return no_cuda(a.func); }
 
 }  // namespace fm

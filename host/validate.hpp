@@ -71,10 +71,10 @@ inline fastmix_status check_sampler(const char *func, float alpha, const fastmix
   FM_CHECK(std::isfinite(alpha) && alpha > 0.0f, "%s: alpha must be finite and > 0, got %g", func,
            (double)alpha);
   const int p = enum_int(pairing);
-  FM_CHECK(
-      p == FASTMIX_PAIRING_PERMUTATION || p == FASTMIX_PAIRING_CYCLE || p == FASTMIX_PAIRING_FLIP,
-      "%s: pairing must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1) or _FLIP (2), got %d", func,
-      p);
+  FM_CHECK(p >= FASTMIX_PAIRING_PERMUTATION && p <= FASTMIX_PAIRING_ROLL,
+           "%s: pairing must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1), _FLIP (2) or _ROLL "
+           "(3), got %d",
+           func, p);
   return FASTMIX_SUCCESS;
 }
 
@@ -186,6 +186,33 @@ inline fastmix_status check_labels_host(const char *func, const int64_t *labels,
                 "%s: labels[%lld] = %lld is outside [0, classes = %lld)%s", func, (long long)i,
                 (long long)y, (long long)classes, ignore ? " and is not ignore_index" : "");
   }
+  return FASTMIX_SUCCESS;
+}
+
+// Bytes from the first element of a blend's images to the end of the last.
+inline uint64_t image_span(const Images &im) {
+  if (im.batch == 0 || im.elems == 0) return 0;
+  return ((uint64_t)(im.batch - 1) * (uint64_t)im.stride + (uint64_t)im.elems) *
+         dtype_size(im.dtype);
+}
+
+// seed_offset: present, 8-byte aligned, and clear of lambdas, partners,
+// boxes (NULL: none) and the `span` bytes of x and out (NULL: none).
+inline fastmix_status check_seed_offset(const char *func, const uint64_t *seed_offset,
+                                        int64_t batch, const float *lambdas,
+                                        const int64_t *partners, const void *x, const void *out,
+                                        uint64_t span, const int32_t *boxes = nullptr) {
+  FM_CHECK(seed_offset != nullptr, "%s: seed_offset must not be NULL", func);
+  FM_CHECK((uintptr_t)seed_offset % 8 == 0, "%s: seed_offset must be 8-byte aligned", func);
+  const uint64_t n = (uint64_t)batch, so = 2 * sizeof(uint64_t);
+  FM_CHECK(!overlaps(seed_offset, so, lambdas, n * sizeof(float)),
+           "%s: seed_offset overlaps lambdas", func);
+  FM_CHECK(!overlaps(seed_offset, so, partners, n * sizeof(int64_t)),
+           "%s: seed_offset overlaps partners", func);
+  FM_CHECK(!overlaps(seed_offset, so, boxes, 4 * n * sizeof(int32_t)),
+           "%s: seed_offset overlaps boxes", func);
+  FM_CHECK(!overlaps(seed_offset, so, x, span), "%s: seed_offset overlaps x", func);
+  FM_CHECK(!overlaps(seed_offset, so, out, span), "%s: seed_offset overlaps out", func);
   return FASTMIX_SUCCESS;
 }
 

@@ -133,4 +133,19 @@ fastmix_status launch(const char *func, void (*kernel)(P...), unsigned grid, uns
                       params, std::index_sequence_for<P...>{});
 }
 
+// The increment of the device-seed calls: queued after the drawing kernel on
+// the same stream, so stream order (also inside a graph) makes it race-free.
+// (A template, so that a file that never launches it compiles no copy.)
+template <int = 0>
+__global__ void advance_offset_kernel(uint64_t *seed_offset, uint64_t increment) {
+  seed_offset[1] += increment;
+}
+
+// After a draw from a seed in memory: the increment, queued on the same
+// stream so that it runs after the drawing kernel has read the offset.
+inline fastmix_status advance_offset(const char *func, const Seed &seed, cudaStream_t stream) {
+  if (seed.kind != Seed::kMemory || seed.increment == 0) return FASTMIX_SUCCESS;
+  return launch(func, advance_offset_kernel<>, 1, 1, 0, stream, seed.ptr, seed.increment);
+}
+
 }  // namespace fm

@@ -17,6 +17,7 @@
 // The fused mixup uses the same kernels with a source that draws lambda and
 // partner instead of reading them: once per work item out of place, once per
 // sample and block in place.
+#include "blend_vec.cuh"
 #include "cuda_util.cuh"
 #include "math/dtype.cuh"
 #include "math/sampler.cuh"
@@ -29,7 +30,6 @@ namespace fm {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kVecBytes = 16;
 // 16-byte vectors per thread per chunk: 32 elements of every type, so that a
 // chunk's fixed cost is spread as thinly; a chunk is 32 KiB of float32 and
 // 16 KiB of the 16-bit types (whose threads then need half the registers).
@@ -89,74 +89,6 @@ struct DeviceSeedSource {
     return DrawSource{beta, make_pairing(kind, seed, offset, n), seed, offset, lambdas, partners};
   }
 };
-
-// ---- 16-byte vectors of any storage type ------------------------------------
-// float32 moves as float4, so the loaded registers are the operands; the
-// 16-bit types move as uint4 and are unpacked per element.
-template <class T>
-struct Vec16 {
-  using type = uint4;
-};
-template <>
-struct Vec16<f32> {
-  using type = float4;
-};
-
-template <class T>
-__device__ __forceinline__ uint4 blend_vec(const uint4 &a, const uint4 &b, float lam, float mu) {
-  using raw = typename T::raw;
-  constexpr int n = kVecBytes / (int)sizeof(raw);
-  uint4 o;
-  const raw *pa = reinterpret_cast<const raw *>(&a);
-  const raw *pb = reinterpret_cast<const raw *>(&b);
-  raw *po = reinterpret_cast<raw *>(&o);
-  FM_UNROLL
-  for (int k = 0; k < n; ++k) po[k] = T::store(blend(lam, mu, T::load(pa[k]), T::load(pb[k])));
-  return o;
-}
-
-// bfloat16 two at a time: a 32-bit word holds two, and each unpacks to a
-// float by a shift or a mask and packs back the same way.
-__device__ __forceinline__ uint32_t blend_bf16x2(uint32_t a, uint32_t b, float lam, float mu) {
-  const float lo = blend(lam, mu, f32_from_bits(a << 16), f32_from_bits(b << 16));
-  const float hi = blend(lam, mu, f32_from_bits(a & 0xffff0000u), f32_from_bits(b & 0xffff0000u));
-#if __CUDA_ARCH__ >= 800
-  const __nv_bfloat162 r = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t *>(&r);
-#else
-  return (bf16_round_bits(f32_bits(hi)) & 0xffff0000u) | (bf16_round_bits(f32_bits(lo)) >> 16);
-#endif
-}
-
-template <>
-__device__ __forceinline__ uint4 blend_vec<bf16>(const uint4 &a, const uint4 &b, float lam,
-                                                 float mu) {
-  return make_uint4(blend_bf16x2(a.x, b.x, lam, mu), blend_bf16x2(a.y, b.y, lam, mu),
-                    blend_bf16x2(a.z, b.z, lam, mu), blend_bf16x2(a.w, b.w, lam, mu));
-}
-
-template <class T>
-__device__ __forceinline__ float4 blend_vec(const float4 &a, const float4 &b, float lam, float mu) {
-  return make_float4(blend(lam, mu, a.x, b.x), blend(lam, mu, a.y, b.y), blend(lam, mu, a.z, b.z),
-                     blend(lam, mu, a.w, b.w));
-}
-
-template <class T>
-__device__ __forceinline__ typename Vec16<T>::type nan_vec() {
-  using raw = typename T::raw;
-  constexpr int n = kVecBytes / (int)sizeof(raw);
-  typename Vec16<T>::type o;
-  raw *po = reinterpret_cast<raw *>(&o);
-  FM_UNROLL
-  for (int k = 0; k < n; ++k) po[k] = T::store(quiet_nan());
-  return o;
-}
-
-template <class T>
-__device__ __forceinline__ typename T::raw blend_one(typename T::raw a, const typename T::raw *b,
-                                                     float lam, float mu) {
-  return T::store(b ? blend(lam, mu, T::load(a), T::load(*b)) : quiet_nan());
-}
 
 // ---- out of place -----------------------------------------------------------
 // Work item `item` is chunk item / n of sample item % n (sample-fastest).  A
@@ -394,12 +326,6 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(int64_t n, Source s
     rs.publish(i, rs.get(i, n));
 }
 
-// The increment of the device-seed calls: queued after the drawing kernel on
-// the same stream, so stream order (also inside a graph) makes it race-free.
-__global__ void advance_offset_kernel(uint64_t *seed_offset, uint64_t increment) {
-  seed_offset[1] += increment;
-}
-
 // ---- host side --------------------------------------------------------------
 // Geometry shared by both blend kernels for one call.
 struct Geometry {
@@ -529,13 +455,6 @@ fastmix_status check_pointers(const char *func, const Device &dev, const uint64_
   }
   FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
   return check_pointer(func, "partners", partners, dev);
-}
-
-// After a draw from a seed in memory: the increment, queued on the same
-// stream so that it runs after the drawing kernel has read the offset.
-fastmix_status advance_offset(const char *func, const Seed &seed, cudaStream_t stream) {
-  if (seed.kind != Seed::kMemory || seed.increment == 0) return FASTMIX_SUCCESS;
-  return launch(func, advance_offset_kernel, 1, 1, 0, stream, seed.ptr, seed.increment);
 }
 
 }  // namespace

@@ -84,7 +84,7 @@ const std::vector<SampleCase> &sample_cases() {
       {"alpha NaN", "alpha", [](SampleArgs &a) { a.alpha = kNaN; }},
       {"alpha +inf", "alpha", [](SampleArgs &a) { a.alpha = kInf; }},
       {"alpha -inf", "alpha", [](SampleArgs &a) { a.alpha = -kInf; }},
-      {"pairing 3", "pairing", [](SampleArgs &a) { a.pairing = bad_enum<fastmix_pairing>(3); }},
+      {"pairing 4", "pairing", [](SampleArgs &a) { a.pairing = bad_enum<fastmix_pairing>(4); }},
       {"pairing -1", "pairing", [](SampleArgs &a) { a.pairing = bad_enum<fastmix_pairing>(-1); }},
       {"batch -1", "batch", [](SampleArgs &a) { a.batch = -1; }},
       {"batch INT64_MIN", "batch", [](SampleArgs &a) { a.batch = INT64_MIN; }},

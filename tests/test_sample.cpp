@@ -69,6 +69,11 @@ TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundar
             for (int64_t i = 0; i < n; ++i) flip = flip && d.par[(size_t)i] == n - 1 - i;
             CHECK(flip);
           }
+          if (pairing == FASTMIX_PAIRING_ROLL) {
+            bool roll = true;
+            for (int64_t i = 0; i < n; ++i) roll = roll && d.par[(size_t)i] == (i + n - 1) % n;
+            CHECK(roll);
+          }
           if (pairing == FASTMIX_PAIRING_CYCLE) {
             CHECK(is_single_cycle(d.par.data(), n));
             bool no_fixed = true, no_swap = true;

@@ -382,11 +382,12 @@ inline int64_t first_difference_nan_equal(fastmix_dtype d, const void *a, const 
 
 constexpr fastmix_dtype kAllDtypes[] = {FASTMIX_FLOAT32, FASTMIX_FLOAT16, FASTMIX_BFLOAT16};
 constexpr fastmix_pairing kAllPairings[] = {FASTMIX_PAIRING_PERMUTATION, FASTMIX_PAIRING_CYCLE,
-                                            FASTMIX_PAIRING_FLIP};
+                                            FASTMIX_PAIRING_FLIP, FASTMIX_PAIRING_ROLL};
 inline const char *pairing_name(fastmix_pairing p) {
   return p == FASTMIX_PAIRING_PERMUTATION ? "PERMUTATION"
          : p == FASTMIX_PAIRING_CYCLE     ? "CYCLE"
-                                          : "FLIP";
+         : p == FASTMIX_PAIRING_FLIP      ? "FLIP"
+                                          : "ROLL";
 }
 
 // Whether partners[0..n) is a permutation of [0, n).

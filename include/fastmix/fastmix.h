@@ -63,7 +63,8 @@ typedef enum fastmix_dtype {
 typedef enum fastmix_pairing {
   FASTMIX_PAIRING_PERMUTATION = 0, /* a random permutation of [0, batch)                     */
   FASTMIX_PAIRING_CYCLE = 1,       /* a random single cycle: p(i) != i, p(p(i)) != i (batch>2) */
-  FASTMIX_PAIRING_FLIP = 2         /* p(i) = batch - 1 - i, as timm pairs; no randomness       */
+  FASTMIX_PAIRING_FLIP = 2,        /* p(i) = batch - 1 - i, as timm pairs; no randomness       */
+  FASTMIX_PAIRING_ROLL = 3         /* p(i) = (i - 1) mod batch, as torchvision's roll(1, 0)    */
 } fastmix_pairing;
 
 typedef enum fastmix_reduction {
@@ -230,6 +231,122 @@ FASTMIX_API fastmix_status fastmix_mixup_device_seed(
     uint64_t *seed_offset, uint64_t offset_increment, const void *x, void *out, int64_t batch,
     int64_t sample_elems, int64_t sample_stride, float *lambdas, int64_t *partners,
     void *stream);
+
+/* ---- CutMix and mixup, chosen per sample ----------------------------------
+ *
+ * The draw of timm's Mixup, per sample (or per pair, or per batch):
+ *   1. With probability `prob` the sample is mixed at all; otherwise its
+ *      lambda is 1, its partner is itself and its box is (0, 0, 0, 0).
+ *   2. With mixup and CutMix both enabled, it gets CutMix with probability
+ *      `switch_prob`, else mixup; with one enabled, that one.
+ *   3. Mixup: lambda ~ Beta(mixup_alpha, mixup_alpha), box (-1, -1, -1, -1).
+ *      With prob = 1 and mode ELEM these lambdas and partners are bitwise
+ *      those of fastmix_sample(mixup_alpha, fold, pairing, seed, offset).
+ *   4. CutMix, Beta: lambda ~ Beta(cutmix_alpha, cutmix_alpha); cut sides
+ *      ch = floor(H * sqrt(1 - lambda)), cw = floor(W * sqrt(1 - lambda));
+ *      centre cy uniform in [0, H), cx in [0, W); box rows
+ *      [clamp(cy - ch/2), clamp(cy + ch/2)) and columns likewise (ch/2
+ *      rounded down, clamp to [0, H] or [0, W]): timm's rand_bbox.
+ *      CutMix, min/max: ch uniform in [floor(H*min), floor(H*max)), cw in
+ *      [floor(W*min), floor(W*max)), the corner uniform where the box fits:
+ *      timm's rand_bbox_minmax (an empty range gives its lower end).
+ *      With correct_lam, or always with min/max, lambda = 1 - box area / (H*W)
+ *      (computed in double, rounded once to float).
+ * A mixup sample's output is the blend of fastmix_blend; a CutMix sample's is
+ * its own image with the partner's pixels inside the box, for every channel.
+ * The draw is a pure function of (seed, offset, i, config, batch, H, W) and
+ * the same on both backends, bitwise. */
+typedef enum fastmix_mix_mode {
+  FASTMIX_MIX_ELEM = 0,  /* every sample draws its own                                 */
+  FASTMIX_MIX_PAIR = 1,  /* i and batch-1-i share one draw; needs FASTMIX_PAIRING_FLIP */
+  FASTMIX_MIX_BATCH = 2  /* one draw for the whole batch, as torchvision              */
+} fastmix_mix_mode;
+
+typedef enum fastmix_layout {
+  FASTMIX_LAYOUT_NCHW = 0, /* each sample [channels][height][width]                  */
+  FASTMIX_LAYOUT_NHWC = 1  /* each sample [height][width][channels], channels-last   */
+} fastmix_layout;
+
+typedef struct fastmix_mix_config {
+  float mixup_alpha;  /* > 0 enables mixup with Beta(mixup_alpha, mixup_alpha); 0: off     */
+  float cutmix_alpha; /* > 0 enables CutMix with Beta(cutmix_alpha, cutmix_alpha); 0: off  */
+  float cutmix_min;   /* both 0: off.  Else 0 <= min < max <= 1: CutMix with box sides      */
+  float cutmix_max;   /*   drawn from [min, max) of H and W (cutmix_alpha is then unused)  */
+  float prob;         /* in [0, 1]: probability that a sample is mixed at all              */
+  float switch_prob;  /* in [0, 1]: probability of CutMix when both are enabled            */
+  fastmix_mix_mode mode;
+  fastmix_pairing pairing;
+  int correct_lam;    /* != 0: a Beta CutMix lambda becomes 1 - box area / image area      */
+  int fold;           /* != 0: both Beta draws folded to max(l, 1 - l)                     */
+} fastmix_mix_config;
+
+/* Draws lambdas, partners and boxes for a batch of `height` x `width` images.
+ *   config    not NULL; mixup, CutMix or both enabled; finite values in range.
+ *   batch     in [0, FASTMIX_MAX_BATCH]; height, width in [1, 2^31 - 1].
+ *   lambdas   [batch] float, partners [batch] int64 and boxes [batch][4]
+ *             int32 (y0, x0, y1, x1: rows [y0, y1), columns [x0, x1)), on
+ *             `device`, written.
+ * Errors: FASTMIX_ERROR_INVALID_VALUE, FASTMIX_ERROR_NO_DEVICE, FASTMIX_ERROR_CUDA. */
+FASTMIX_API fastmix_status fastmix_cutmix_sample(fastmix_device device,
+                                                 const fastmix_mix_config *config, uint64_t seed,
+                                                 uint64_t offset, int64_t batch, int64_t height,
+                                                 int64_t width, float *lambdas, int64_t *partners,
+                                                 int32_t *boxes, void *stream);
+
+/* Applies a draw to a batch of images:
+ *   box y0 < 0 (mixup):  out[i] = lambdas[i] * x[i] + (1 - lambdas[i]) * x[p]
+ *                        in float32, rounded once (fastmix_blend's result);
+ *   else (CutMix):       out[i] = x[i], with x[p]'s pixels at rows [y0, y1)
+ *                        and columns [x0, x1) of every channel (a copy of
+ *                        the bits), where p = partners[i].
+ * So the same draw applies to a second tensor of the batch (a mask, a depth
+ * map) of any channel count, as long as height and width match.
+ *   x, out         batch images of `dtype`, each dense in `layout`
+ *                  (channels * height * width elements), image i starting at
+ *                  element i * sample_stride; on `device`; any alignment.
+ *                  out == x works in place (bitwise the same result); any
+ *                  other overlap is an error.  Elements between images are
+ *                  never written.
+ *   channels       >= 1; height, width in [1, 2^31 - 1];
+ *                  sample_stride >= channels * height * width.
+ *   lambdas, partners, boxes  as fastmix_cutmix_sample writes them: partners
+ *                  in [0, batch); a box either (-1, -1, -1, -1) or
+ *                  0 <= y0 <= y1 <= height, 0 <= x0 <= x1 <= width.  The CPU
+ *                  backend checks them before writing anything; on CUDA a
+ *                  bad partner or box makes that image's output NaN.
+ * Errors: FASTMIX_ERROR_INVALID_VALUE, FASTMIX_ERROR_NOT_SUPPORTED (CUDA in
+ * place with batch * (24 + 16 * sizeof(dtype)) above the device's shared memory
+ * per block), FASTMIX_ERROR_NO_DEVICE, FASTMIX_ERROR_CUDA. */
+FASTMIX_API fastmix_status fastmix_cutmix_apply(fastmix_device device, fastmix_dtype dtype,
+                                                fastmix_layout layout, const void *x, void *out,
+                                                int64_t batch, int64_t channels, int64_t height,
+                                                int64_t width, int64_t sample_stride,
+                                                const float *lambdas, const int64_t *partners,
+                                                const int32_t *boxes, void *stream);
+
+/* fastmix_cutmix_sample followed by fastmix_cutmix_apply, with bitwise the
+ * same outputs; lambdas, partners and boxes are required outputs.  On CUDA a
+ * one-thread-per-sample draw kernel, then one pass over the images. */
+FASTMIX_API fastmix_status fastmix_cutmix(fastmix_device device, fastmix_dtype dtype,
+                                          const fastmix_mix_config *config, uint64_t seed,
+                                          uint64_t offset, fastmix_layout layout, const void *x,
+                                          void *out, int64_t batch, int64_t channels,
+                                          int64_t height, int64_t width, int64_t sample_stride,
+                                          float *lambdas, int64_t *partners, int32_t *boxes,
+                                          void *stream);
+
+/* The device-seed forms, with the contract of fastmix_sample_device_seed
+ * (seed_offset must not overlap lambdas, partners, boxes, x or out). */
+FASTMIX_API fastmix_status fastmix_cutmix_sample_device_seed(
+    fastmix_device device, const fastmix_mix_config *config, uint64_t *seed_offset,
+    uint64_t offset_increment, int64_t batch, int64_t height, int64_t width, float *lambdas,
+    int64_t *partners, int32_t *boxes, void *stream);
+
+FASTMIX_API fastmix_status fastmix_cutmix_device_seed(
+    fastmix_device device, fastmix_dtype dtype, const fastmix_mix_config *config,
+    uint64_t *seed_offset, uint64_t offset_increment, fastmix_layout layout, const void *x,
+    void *out, int64_t batch, int64_t channels, int64_t height, int64_t width,
+    int64_t sample_stride, float *lambdas, int64_t *partners, int32_t *boxes, void *stream);
 
 #ifdef __cplusplus
 } /* extern "C" */

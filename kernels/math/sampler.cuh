@@ -5,7 +5,8 @@
 // seed, the 128-bit counter is (block, sample index, offset lo, offset hi).
 // So every draw is a pure function of (seed, offset, i) and needs no state:
 // any launch geometry, any thread count, either backend gives the same bits.
-// Block numbers with the top bit clear belong to the Beta sampler of sample i;
+// Blocks [0, 0x20000000) belong to the Beta sampler of sample i, blocks
+// [0x20000000, 0x80000000) to the CutMix draw (kernels/math/cutmix.cuh), and
 // the blocks 0x80000000 + r (with sample index 0) key the pairing.
 //
 // The math uses only + - * /, sqrt, floor and bit operations, with
@@ -127,14 +128,17 @@ FM_HD float log_gamma(const BetaParams &bp, uint64_t seed, uint64_t offset, uint
 }
 
 // lambda_i ~ Beta(alpha, alpha) as G1 / (G1 + G2) = sigmoid(log G1 - log G2),
-// folded to max(l, 1 - l) = sigmoid(|log G1 - log G2|) when asked.
-FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, uint64_t i) {
+// folded to max(l, 1 - l) = sigmoid(|log G1 - log G2|) when asked.  It uses
+// the Philox blocks [base, base + 2 * kMaxTrials + 1) of index i.
+FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, uint64_t i,
+                        uint32_t base = 0u) {
   const uint32_t index = (uint32_t)i;
-  float dlog = log_gamma(bp, seed, offset, index, 1u) - log_gamma(bp, seed, offset, index, 2u);
+  float dlog = log_gamma(bp, seed, offset, index, base + 1u) -
+               log_gamma(bp, seed, offset, index, base + 2u);
   if (bp.boost) {
     // log G(a) = log G(a + 1) + log(U) / a.  The difference of the two boosts
     // is divided once: it may overflow to +-inf for tiny alpha, never to NaN.
-    const uint4 w = philox(seed, 0u, index, offset);
+    const uint4 w = philox(seed, base, index, offset);
     dlog = dlog + (log_pos(uniform01(w.x)) - log_pos(uniform01(w.y))) / bp.alpha;
   }
   if (bp.fold) dlog = dlog < 0.0f ? -dlog : dlog;
@@ -245,6 +249,8 @@ FM_HD int64_t partner(const Pairing &p, uint64_t i) {
     }
     case 2:  // FLIP
       return (int64_t)(n - 1u - k);
+    case 3:  // ROLL
+      return (int64_t)(k == 0u ? n - 1u : k - 1u);
     default:  // PERMUTATION
       return (int64_t)sigma(p, k);
   }

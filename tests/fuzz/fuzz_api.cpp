@@ -299,13 +299,13 @@ void fuzz_sample(FuzzedDataProvider &f, bool device_seed) {
   if (skip_cuda(dev)) return;
   const float alpha = pick_float(f, 1e-4f, 1e4f);
   const int fold = f.ConsumeIntegral<int>();
-  const int pairing = pick_enum(f, 3);
+  const int pairing = pick_enum(f, 4);
   const uint64_t seed = f.ConsumeIntegral<uint64_t>(), offset = f.ConsumeIntegral<uint64_t>();
   const uint64_t inc = f.ConsumeIntegral<uint64_t>();
   const int64_t batch = pick_size(f, kMaxBatch);
   const Ptr pl = pick_ptr(f), pp = pick_ptr(f), ps = device_seed ? pick_ptr(f) : Ptr::ok;
   bool valid = dev == FASTMIX_DEVICE_CPU && std::isfinite(alpha) && alpha > 0 && pairing >= 0 &&
-               pairing <= 2 && batch >= 0 && batch <= FASTMIX_MAX_BATCH && pl != Ptr::null &&
+               pairing <= 3 && batch >= 0 && batch <= FASTMIX_MAX_BATCH && pl != Ptr::null &&
                pp != Ptr::null && ps != Ptr::null;
   if (valid && batch > kMaxBatch) return;  // valid, but too large to allocate here
   const int64_t n = batch < 0 ? 0 : batch > kMaxBatch ? kMaxBatch : batch;
@@ -348,6 +348,8 @@ void fuzz_sample(FuzzedDataProvider &f, bool device_seed) {
               (long long)n);
   if (pairing == FASTMIX_PAIRING_FLIP)
     for (int64_t i = 0; i < n; ++i) FUZZ_ASSERT(pv[i] == n - 1 - i, "FLIP partner");
+  if (pairing == FASTMIX_PAIRING_ROLL)
+    for (int64_t i = 0; i < n; ++i) FUZZ_ASSERT(pv[i] == (i + n - 1) % n, "ROLL partner");
   if (pairing == FASTMIX_PAIRING_CYCLE && n > 1)
     for (int64_t i = 0; i < n; ++i)
       FUZZ_ASSERT(pv[i] != i, "CYCLE partner of %lld is itself", (long long)i);

@@ -1,0 +1,211 @@
+// The C ABI of CutMix (mixup or CutMix per sample): argument validation and
+// dispatch.  Every argument is checked before any output is touched.
+#include "validate.hpp"
+
+#include <cmath>
+
+using namespace fm;
+
+namespace {
+
+constexpr int64_t kMaxSide = INT32_MAX;
+
+bool in_unit(float v) { return std::isfinite(v) && v >= 0.0f && v <= 1.0f; }
+
+fastmix_status check_config(const char *func, const fastmix_mix_config *c) {
+  FM_CHECK(c != nullptr, "%s: config must not be NULL", func);
+  FM_CHECK(std::isfinite(c->mixup_alpha) && c->mixup_alpha >= 0.0f,
+           "%s: config->mixup_alpha must be finite and >= 0 (0: no mixup), got %g", func,
+           (double)c->mixup_alpha);
+  FM_CHECK(std::isfinite(c->cutmix_alpha) && c->cutmix_alpha >= 0.0f,
+           "%s: config->cutmix_alpha must be finite and >= 0 (0: no CutMix), got %g", func,
+           (double)c->cutmix_alpha);
+  const bool minmax = !(c->cutmix_min == 0.0f && c->cutmix_max == 0.0f);
+  FM_CHECK(!minmax || (in_unit(c->cutmix_min) && in_unit(c->cutmix_max) &&
+                       c->cutmix_min < c->cutmix_max),
+           "%s: config->cutmix_min and cutmix_max must both be 0 (off) or satisfy 0 <= min < max "
+           "<= 1, got %g and %g",
+           func, (double)c->cutmix_min, (double)c->cutmix_max);
+  FM_CHECK(c->mixup_alpha > 0.0f || c->cutmix_alpha > 0.0f || minmax,
+           "%s: config enables neither mixup (mixup_alpha > 0) nor CutMix (cutmix_alpha > 0 or "
+           "cutmix_min/max)",
+           func);
+  FM_CHECK(in_unit(c->prob), "%s: config->prob must be in [0, 1], got %g", func, (double)c->prob);
+  FM_CHECK(in_unit(c->switch_prob), "%s: config->switch_prob must be in [0, 1], got %g", func,
+           (double)c->switch_prob);
+  const int mode = enum_int(c->mode), pairing = enum_int(c->pairing);
+  FM_CHECK(mode >= FASTMIX_MIX_ELEM && mode <= FASTMIX_MIX_BATCH,
+           "%s: config->mode must be FASTMIX_MIX_ELEM (0), _PAIR (1) or _BATCH (2), got %d", func,
+           mode);
+  FM_CHECK(pairing >= FASTMIX_PAIRING_PERMUTATION && pairing <= FASTMIX_PAIRING_ROLL,
+           "%s: config->pairing must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1), _FLIP (2) or "
+           "_ROLL (3), got %d",
+           func, pairing);
+  FM_CHECK(mode != FASTMIX_MIX_PAIR || pairing == FASTMIX_PAIRING_FLIP,
+           "%s: config->mode FASTMIX_MIX_PAIR needs config->pairing FASTMIX_PAIRING_FLIP (a pair "
+           "is i and batch - 1 - i), got pairing %d",
+           func, pairing);
+  return FASTMIX_SUCCESS;
+}
+
+fastmix_status check_side(const char *func, const char *name, int64_t v) {
+  FM_CHECK(v >= 1 && v <= kMaxSide, "%s: %s must be in [1, %lld], got %lld", func, name,
+           (long long)kMaxSide, (long long)v);
+  return FASTMIX_SUCCESS;
+}
+
+// What fastmix_cutmix_sample checks (fastmix_cutmix too).
+fastmix_status check_draw(const char *func, const fastmix_device &device,
+                          const fastmix_mix_config *config, int64_t batch, int64_t height,
+                          int64_t width, const float *lambdas, const int64_t *partners,
+                          const int32_t *boxes) {
+  FM_TRY(check_device(func, device));
+  FM_TRY(check_config(func, config));
+  FM_TRY(check_batch(func, batch));
+  FM_TRY(check_side(func, "height", height));
+  FM_TRY(check_side(func, "width", width));
+  FM_TRY(check_lambdas_partners(func, lambdas, partners));
+  return check_array(func, "boxes", boxes);
+}
+
+// The images of an apply: layout, sizes, stride, alignment and overlap.
+fastmix_status check_cut_images(const char *func, const CutImages &im) {
+  FM_TRY(check_dtype(func, im.dtype));
+  const int layout = enum_int(im.layout);
+  FM_CHECK(layout == FASTMIX_LAYOUT_NCHW || layout == FASTMIX_LAYOUT_NHWC,
+           "%s: layout must be FASTMIX_LAYOUT_NCHW (0) or FASTMIX_LAYOUT_NHWC (1), got %d", func,
+           layout);
+  FM_CHECK(im.channels >= 1, "%s: channels must be >= 1, got %lld", func, (long long)im.channels);
+  FM_TRY(check_side(func, "height", im.height));
+  FM_TRY(check_side(func, "width", im.width));
+  int64_t elems = 0;
+  FM_CHECK(!__builtin_mul_overflow(im.channels, im.height, &elems) &&
+               !__builtin_mul_overflow(elems, im.width, &elems),
+           "%s: channels * height * width overflows int64 (%lld x %lld x %lld)", func,
+           (long long)im.channels, (long long)im.height, (long long)im.width);
+  FM_CHECK(im.stride >= elems,
+           "%s: sample_stride (%lld) must be >= channels * height * width (%lld)", func,
+           (long long)im.stride, (long long)elems);
+  return check_images(func, im.dtype, im.x, im.out, im.batch, elems, im.stride);
+}
+
+uint64_t cut_span(const CutImages &im) {
+  return image_span(Images{im.dtype, im.x, im.out, im.batch,
+                           im.channels * im.height * im.width, im.stride});
+}
+
+Seed value_seed(uint64_t seed, uint64_t offset) {
+  return Seed{Seed::kValue, seed, offset, nullptr, 0};
+}
+
+Seed memory_seed(uint64_t *seed_offset, uint64_t increment) {
+  return Seed{Seed::kMemory, 0, 0, seed_offset, increment};
+}
+
+// fastmix_cutmix and its device-seed form, once the seed is checked.
+fastmix_status cutmix_entry(const char *func, const fastmix_device &device,
+                            const fastmix_dtype &dtype, const fastmix_mix_config *config,
+                            const Seed &seed, const fastmix_layout &layout, const void *x,
+                            void *out, int64_t batch, int64_t channels, int64_t height,
+                            int64_t width, int64_t sample_stride, float *lambdas,
+                            int64_t *partners, int32_t *boxes, void *stream) {
+  FM_TRY(check_draw(func, device, config, batch, height, width, lambdas, partners, boxes));
+  const CutImages images{dtype, layout, x, out, batch, channels, height, width, sample_stride};
+  FM_TRY(check_cut_images(func, images));
+  if (seed.kind == Seed::kMemory)
+    FM_TRY(check_seed_offset(func, seed.ptr, batch, lambdas, partners, x, out, cut_span(images),
+                             boxes));
+  const CutmixSampleArgs draw{func,   *config,  seed,     batch, height,
+                              width,  lambdas,  partners, boxes};
+  return run(device, cpu_cutmix, cuda_cutmix, CutmixArgs{func, draw, images}, stream);
+}
+
+fastmix_status cutmix_sample_entry(const char *func, const fastmix_device &device,
+                                   const fastmix_mix_config *config, const Seed &seed,
+                                   int64_t batch, int64_t height, int64_t width, float *lambdas,
+                                   int64_t *partners, int32_t *boxes, void *stream) {
+  FM_TRY(check_draw(func, device, config, batch, height, width, lambdas, partners, boxes));
+  if (seed.kind == Seed::kMemory)
+    FM_TRY(check_seed_offset(func, seed.ptr, batch, lambdas, partners, nullptr, nullptr, 0,
+                             boxes));
+  return run(device, cpu_cutmix_sample, cuda_cutmix_sample,
+             CutmixSampleArgs{func, *config, seed, batch, height, width, lambdas, partners, boxes},
+             stream);
+}
+
+}  // namespace
+
+extern "C" {
+
+fastmix_status fastmix_cutmix_sample(fastmix_device device, const fastmix_mix_config *config,
+                                     uint64_t seed, uint64_t offset, int64_t batch, int64_t height,
+                                     int64_t width, float *lambdas, int64_t *partners,
+                                     int32_t *boxes, void *stream) {
+  static const char *func = "fastmix_cutmix_sample";
+  return guarded(func, [&]() -> fastmix_status {
+    return cutmix_sample_entry(func, device, config, value_seed(seed, offset), batch, height,
+                               width, lambdas, partners, boxes, stream);
+  });
+}
+
+fastmix_status fastmix_cutmix_sample_device_seed(fastmix_device device,
+                                                 const fastmix_mix_config *config,
+                                                 uint64_t *seed_offset, uint64_t offset_increment,
+                                                 int64_t batch, int64_t height, int64_t width,
+                                                 float *lambdas, int64_t *partners,
+                                                 int32_t *boxes, void *stream) {
+  static const char *func = "fastmix_cutmix_sample_device_seed";
+  return guarded(func, [&]() -> fastmix_status {
+    return cutmix_sample_entry(func, device, config, memory_seed(seed_offset, offset_increment),
+                               batch, height, width, lambdas, partners, boxes, stream);
+  });
+}
+
+fastmix_status fastmix_cutmix_apply(fastmix_device device, fastmix_dtype dtype,
+                                    fastmix_layout layout, const void *x, void *out, int64_t batch,
+                                    int64_t channels, int64_t height, int64_t width,
+                                    int64_t sample_stride, const float *lambdas,
+                                    const int64_t *partners, const int32_t *boxes, void *stream) {
+  static const char *func = "fastmix_cutmix_apply";
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_device(func, device));
+    FM_TRY(check_batch(func, batch));
+    const CutImages images{dtype, layout, x, out, batch, channels, height, width, sample_stride};
+    FM_TRY(check_cut_images(func, images));
+    FM_TRY(check_lambdas_partners(func, lambdas, partners));
+    FM_TRY(check_array(func, "boxes", boxes));
+    return run(device, cpu_cutmix_apply, cuda_cutmix_apply,
+               CutmixApplyArgs{func, images, lambdas, partners, boxes}, stream);
+  });
+}
+
+fastmix_status fastmix_cutmix(fastmix_device device, fastmix_dtype dtype,
+                              const fastmix_mix_config *config, uint64_t seed, uint64_t offset,
+                              fastmix_layout layout, const void *x, void *out, int64_t batch,
+                              int64_t channels, int64_t height, int64_t width,
+                              int64_t sample_stride, float *lambdas, int64_t *partners,
+                              int32_t *boxes, void *stream) {
+  static const char *func = "fastmix_cutmix";
+  return guarded(func, [&]() -> fastmix_status {
+    return cutmix_entry(func, device, dtype, config, value_seed(seed, offset), layout, x, out,
+                        batch, channels, height, width, sample_stride, lambdas, partners, boxes,
+                        stream);
+  });
+}
+
+fastmix_status fastmix_cutmix_device_seed(fastmix_device device, fastmix_dtype dtype,
+                                          const fastmix_mix_config *config, uint64_t *seed_offset,
+                                          uint64_t offset_increment, fastmix_layout layout,
+                                          const void *x, void *out, int64_t batch,
+                                          int64_t channels, int64_t height, int64_t width,
+                                          int64_t sample_stride, float *lambdas,
+                                          int64_t *partners, int32_t *boxes, void *stream) {
+  static const char *func = "fastmix_cutmix_device_seed";
+  return guarded(func, [&]() -> fastmix_status {
+    return cutmix_entry(func, device, dtype, config, memory_seed(seed_offset, offset_increment),
+                        layout, x, out, batch, channels, height, width, sample_stride, lambdas,
+                        partners, boxes, stream);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,137 @@
+// The CPU backend of CutMix: the shared draw (kernels/math/cutmix.cuh) and
+// the apply, row by row.  An image is a list of rows (kernels/math/cutmix.cuh,
+// RowShape), so a CutMix sample's row is at most three spans: its own
+// elements, the partner's inside the box, its own again.
+#include "../kernels/math/cutmix.cuh"
+#include "../kernels/math/dtype.cuh"
+#include "cpu_blend.hpp"
+#include "validate.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace fm {
+namespace {
+
+constexpr int64_t kParallelGrain = 1 << 15;
+
+// Elements [s0, s1) of one row of sample i: a, b and o point at element s0
+// of the sample's, the partner's and the output row.  `hr` is the image row.
+// With `copy_own`, elements that keep the sample's own value are copied too
+// (out of place); in place they are left alone.
+template <class T>
+void apply_span(const typename T::raw *a, const typename T::raw *b, typename T::raw *o,
+                int64_t s0, int64_t s1, int64_t hr, int64_t k, float lam, const int32_t *box,
+                bool copy_own) {
+  if (box_blends(box)) {
+    blend_span<T>(a, b, o, s1 - s0, lam, 1.0f - lam);
+    return;
+  }
+  int64_t lo = s0, hi = s0;
+  if (hr >= box[0] && hr < box[2]) {
+    lo = std::clamp<int64_t>(box[1] * k, s0, s1);
+    hi = std::clamp<int64_t>(box[3] * k, lo, s1);
+  }
+  if (copy_own) {
+    std::copy(a, a + (lo - s0), o);
+    std::copy(a + (hi - s0), a + (s1 - s0), o + (hi - s0));
+  }
+  std::copy(b + (lo - s0), b + (hi - s0), o + (lo - s0));
+}
+
+template <class T>
+void apply_typed(const CutImages &im, const float *lambdas, const int64_t *partners,
+                 const int32_t *boxes) {
+  using raw = typename T::raw;
+  const RowShape rs = row_shape(im.layout, im.channels, im.height, im.width);
+  const int64_t n = im.batch, total = n * rs.rows * rs.len;
+  if (im.x != im.out) {
+    // (row, sample) items, sample fastest: the partner's row is read again
+    // as its own while still in cache.
+    const raw *x = static_cast<const raw *>(im.x);
+    raw *out = static_cast<raw *>(im.out);
+#pragma omp parallel for schedule(static) if (total > kParallelGrain)
+    for (int64_t item = 0; item < n * rs.rows; ++item) {
+      const int64_t i = item % n, r = item / n, row = r * rs.len;
+      apply_span<T>(x + i * im.stride + row, x + partners[i] * im.stride + row,
+                    out + i * im.stride + row, 0, rs.len, rs.image_row(r), rs.k, lambdas[i],
+                    boxes + 4 * i, true);
+    }
+    return;
+  }
+  // In place: a segment of one row position is copied aside for the whole
+  // batch before any sample's segment is written, so that every partner is
+  // read before it changes.
+  raw *x = static_cast<raw *>(im.out);
+  const int64_t width =
+      std::max<int64_t>(1, std::min<int64_t>(rs.len, (256 << 10) / (n * (int64_t)sizeof(raw))));
+  const int64_t segs = (rs.len + width - 1) / width;
+#pragma omp parallel if (total > kParallelGrain)
+  {
+    std::vector<raw> copy((size_t)(n * width));
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < rs.rows * segs; ++item) {
+      const int64_t r = item / segs, s0 = (item % segs) * width;
+      const int64_t s1 = std::min(rs.len, s0 + width), at = r * rs.len + s0;
+      for (int64_t i = 0; i < n; ++i)
+        std::copy(x + i * im.stride + at, x + i * im.stride + at + (s1 - s0),
+                  copy.data() + i * width);
+      for (int64_t i = 0; i < n; ++i)
+        apply_span<T>(copy.data() + i * width, copy.data() + partners[i] * width,
+                      x + i * im.stride + at, s0, s1, rs.image_row(r), rs.k, lambdas[i],
+                      boxes + 4 * i, false);
+    }
+  }
+}
+
+fastmix_status apply(const char *func, const CutImages &im, const float *lambdas,
+                     const int64_t *partners, const int32_t *boxes) {
+  FM_TRY(check_partners_host(func, partners, im.batch));
+  for (int64_t i = 0; i < im.batch; ++i) {
+    const int32_t *b = boxes + 4 * i;
+    FM_CHECK(box_valid(b, im.height, im.width),
+             "%s: boxes[%lld] = (%d, %d, %d, %d) is neither (-1, -1, -1, -1) nor a box with 0 <= "
+             "y0 <= y1 <= height (%lld) and 0 <= x0 <= x1 <= width (%lld)",
+             func, (long long)i, b[0], b[1], b[2], b[3], (long long)im.height,
+             (long long)im.width);
+  }
+  if (im.batch == 0) return FASTMIX_SUCCESS;
+  dispatch_dtype(im.dtype, [&](auto t) { apply_typed<decltype(t)>(im, lambdas, partners, boxes); });
+  return FASTMIX_SUCCESS;
+}
+
+// The draw; a seed in memory is host memory here, read before the draw and
+// advanced after it.
+void draw(const CutmixSampleArgs &a) {
+  const bool in_memory = a.seed.kind == Seed::kMemory;
+  const uint64_t seed = in_memory ? a.seed.ptr[0] : a.seed.seed;
+  const uint64_t offset = in_memory ? a.seed.ptr[1] : a.seed.offset;
+  const MixParams mp = make_mix_params(a.config, a.height, a.width);
+  const Pairing pr = make_pairing(a.config.pairing, seed, offset, (uint64_t)a.batch);
+#pragma omp parallel for schedule(static) if (a.batch > 256)
+  for (int64_t i = 0; i < a.batch; ++i) {
+    const MixDraw d = mix_draw(mp, pr, seed, offset, (uint64_t)i, (uint64_t)a.batch);
+    a.lambdas[i] = d.lam;
+    a.partners[i] = d.partner;
+    std::copy(d.box, d.box + 4, a.boxes + 4 * i);
+  }
+  if (in_memory) a.seed.ptr[1] = offset + a.seed.increment;  // unsigned: wraps mod 2^64
+}
+
+}  // namespace
+
+fastmix_status cpu_cutmix_sample(const CutmixSampleArgs &a, void *) {
+  draw(a);
+  return FASTMIX_SUCCESS;
+}
+
+fastmix_status cpu_cutmix_apply(const CutmixApplyArgs &a, void *) {
+  return apply(a.func, a.images, a.lambdas, a.partners, a.boxes);
+}
+
+fastmix_status cpu_cutmix(const CutmixArgs &a, void *) {
+  draw(a.draw);
+  return apply(a.func, a.images, a.draw.lambdas, a.draw.partners, a.draw.boxes);
+}
+
+}  // namespace fm

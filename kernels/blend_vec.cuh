@@ -1,0 +1,78 @@
+// 16-byte vectors of any storage type and the blend of one vector or one
+// element, shared by the blend kernels of mixup and CutMix.
+#pragma once
+
+#include "math/common.cuh"
+
+namespace fm {
+
+constexpr int kVecBytes = 16;
+
+// float32 moves as float4, so the loaded registers are the operands; the
+// 16-bit types move as uint4 and are unpacked per element.
+template <class T>
+struct Vec16 {
+  using type = uint4;
+};
+template <>
+struct Vec16<f32> {
+  using type = float4;
+};
+
+template <class T>
+__device__ __forceinline__ uint4 blend_vec(const uint4 &a, const uint4 &b, float lam, float mu) {
+  using raw = typename T::raw;
+  constexpr int n = kVecBytes / (int)sizeof(raw);
+  uint4 o;
+  const raw *pa = reinterpret_cast<const raw *>(&a);
+  const raw *pb = reinterpret_cast<const raw *>(&b);
+  raw *po = reinterpret_cast<raw *>(&o);
+  FM_UNROLL
+  for (int k = 0; k < n; ++k) po[k] = T::store(blend(lam, mu, T::load(pa[k]), T::load(pb[k])));
+  return o;
+}
+
+// bfloat16 two at a time: a 32-bit word holds two, and each unpacks to a
+// float by a shift or a mask and packs back the same way.
+__device__ __forceinline__ uint32_t blend_bf16x2(uint32_t a, uint32_t b, float lam, float mu) {
+  const float lo = blend(lam, mu, f32_from_bits(a << 16), f32_from_bits(b << 16));
+  const float hi = blend(lam, mu, f32_from_bits(a & 0xffff0000u), f32_from_bits(b & 0xffff0000u));
+#if __CUDA_ARCH__ >= 800
+  const __nv_bfloat162 r = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t *>(&r);
+#else
+  return (bf16_round_bits(f32_bits(hi)) & 0xffff0000u) | (bf16_round_bits(f32_bits(lo)) >> 16);
+#endif
+}
+
+template <>
+__device__ __forceinline__ uint4 blend_vec<bf16>(const uint4 &a, const uint4 &b, float lam,
+                                                 float mu) {
+  return make_uint4(blend_bf16x2(a.x, b.x, lam, mu), blend_bf16x2(a.y, b.y, lam, mu),
+                    blend_bf16x2(a.z, b.z, lam, mu), blend_bf16x2(a.w, b.w, lam, mu));
+}
+
+template <class T>
+__device__ __forceinline__ float4 blend_vec(const float4 &a, const float4 &b, float lam, float mu) {
+  return make_float4(blend(lam, mu, a.x, b.x), blend(lam, mu, a.y, b.y), blend(lam, mu, a.z, b.z),
+                     blend(lam, mu, a.w, b.w));
+}
+
+template <class T>
+__device__ __forceinline__ typename Vec16<T>::type nan_vec() {
+  using raw = typename T::raw;
+  constexpr int n = kVecBytes / (int)sizeof(raw);
+  typename Vec16<T>::type o;
+  raw *po = reinterpret_cast<raw *>(&o);
+  FM_UNROLL
+  for (int k = 0; k < n; ++k) po[k] = T::store(quiet_nan());
+  return o;
+}
+
+template <class T>
+__device__ __forceinline__ typename T::raw blend_one(typename T::raw a, const typename T::raw *b,
+                                                     float lam, float mu) {
+  return T::store(b ? blend(lam, mu, T::load(a), T::load(*b)) : quiet_nan());
+}
+
+}  // namespace fm

@@ -1,0 +1,342 @@
+// CUDA kernels of CutMix (mixup or CutMix per sample): the draw, one thread
+// per sample, and the apply, one pass over the images.  The math is
+// kernels/math/cutmix.cuh, shared with the CPU backend.
+//
+// The apply sees each image as rows (RowShape: NCHW rows of `width`
+// elements, NHWC rows of width * channels), so a CutMix sample's row is its
+// own elements with at most one span of its partner's, and the box costs a
+// comparison per row instead of a division per element.
+//  - Out of place (cutmix_rows_kernel): one warp per (row, sample) item,
+//    sample fastest, so the partner rows read are the own rows of warps in
+//    flight.  A mixup row reads both rows; a CutMix row reads its partner's
+//    only where the box is.
+//  - In place (cutmix_staged_kernel): a block owns a segment of one row
+//    position, stages it for the whole batch in shared memory, then writes
+//    what changes (mixup rows whole, CutMix rows inside the box), so every
+//    partner is read before it is overwritten.
+// With 16-byte aligned rows (x and out 16-byte aligned, row and sample
+// strides multiples of 16 bytes) both move 16-byte vectors, else elements.
+#include "blend_vec.cuh"
+#include "cuda_util.cuh"
+#include "math/cutmix.cuh"
+#include "math/dtype.cuh"
+
+#include <cuda_runtime.h>
+
+#include <type_traits>
+
+namespace fm {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr uint32_t kBadPartner = 0xffffffffu;
+
+// ---- the draw -----------------------------------------------------------------
+// seed_offset != NULL: seed and offset read from it when the kernel runs and
+// the pairing keyed here (make_pairing is the host's code), so the draw is
+// bitwise that of the same values given directly.
+__global__ void __launch_bounds__(kThreads, 1)
+    cutmix_sample_kernel(int64_t n, MixParams mp, Pairing pr, uint64_t seed, uint64_t offset,
+                         const uint64_t *seed_offset, int pairing, float *lambdas,
+                         int64_t *partners, int32_t *boxes) {
+  if (seed_offset) {
+    seed = seed_offset[0];
+    offset = seed_offset[1];
+    pr = make_pairing(pairing, seed, offset, (uint64_t)n);
+  }
+  for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * kThreads) {
+    const MixDraw d = mix_draw(mp, pr, seed, offset, (uint64_t)i, (uint64_t)n);
+    lambdas[i] = d.lam;
+    partners[i] = d.partner;
+    FM_UNROLL
+    for (int k = 0; k < 4; ++k) boxes[4 * i + k] = d.box[k];
+  }
+}
+
+// ---- the apply ------------------------------------------------------------------
+// One cell: a 16-byte vector (Vec) or one element.
+template <class T, bool Vec>
+struct Cell {
+  using raw = typename T::raw;
+  using type = typename std::conditional<Vec, typename Vec16<T>::type, raw>::type;
+  static constexpr int kElems = Vec ? kVecBytes / (int)sizeof(raw) : 1;
+
+  static __device__ __forceinline__ type blend(const type &a, const type &b, float lam, float mu) {
+    if constexpr (Vec)
+      return blend_vec<T>(a, b, lam, mu);
+    else
+      return T::store(fm::blend(lam, mu, T::load(a), T::load(b)));
+  }
+  static __device__ __forceinline__ type nan() {
+    if constexpr (Vec)
+      return nan_vec<T>();
+    else
+      return T::store(quiet_nan());
+  }
+  // Elements e0 + q in [lo, hi) from b, the others from a.
+  static __device__ __forceinline__ type select(const type &a, const type &b, int64_t e0,
+                                                int64_t lo, int64_t hi) {
+    type o;
+    const raw *pa = reinterpret_cast<const raw *>(&a);
+    const raw *pb = reinterpret_cast<const raw *>(&b);
+    raw *po = reinterpret_cast<raw *>(&o);
+    FM_UNROLL
+    for (int q = 0; q < kElems; ++q) po[q] = (e0 + q >= lo && e0 + q < hi) ? pb[q] : pa[q];
+    return o;
+  }
+};
+
+// A sample's lambda, partner and box as the apply uses them: the partner
+// kBadPartner when it or the box is out of range (the output becomes NaN),
+// the box's row-element span [lo, hi) = [x0 * k, x1 * k).
+struct CutSample {
+  float lam;
+  uint32_t partner;
+  int32_t y0, y1;
+  int64_t lo, hi;
+  bool blends;
+};
+
+__device__ __forceinline__ CutSample load_sample(int64_t i, int64_t n, int64_t h, int64_t w,
+                                                 int64_t k, const float *lambdas,
+                                                 const int64_t *partners, const int32_t *boxes) {
+  int32_t b[4];
+  FM_UNROLL
+  for (int q = 0; q < 4; ++q) b[q] = boxes[4 * i + q];
+  const int64_t p = partners[i];
+  CutSample s;
+  s.lam = lambdas[i];
+  s.partner = (p >= 0 && p < n && box_valid(b, h, w)) ? (uint32_t)p : kBadPartner;
+  s.blends = box_blends(b);
+  s.y0 = b[0];
+  s.y1 = b[2];
+  s.lo = (int64_t)b[1] * k;
+  s.hi = (int64_t)b[3] * k;
+  return s;
+}
+
+struct ApplyShape {
+  int64_t n, rows, len, k, h, w, stride;
+};
+
+template <class T, bool Vec>
+__global__ void __launch_bounds__(kThreads)
+    cutmix_rows_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
+                       ApplyShape sh, const float *lambdas, const int64_t *partners,
+                       const int32_t *boxes) {
+  using C = Cell<T, Vec>;
+  using cell = typename C::type;
+  const int lane = threadIdx.x & 31;
+  const int64_t warp = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
+  const int64_t warps = (int64_t)gridDim.x * kWarps, items = sh.n * sh.rows;
+  const int64_t cells = sh.len / C::kElems;
+  // (sample, row, image row) of the item, advanced by additions.
+  const int64_t di = warps % sh.n, dr = warps / sh.n, dh = sh.k == 1 ? dr % sh.h : 0;
+  int64_t i = warp % sh.n, r = warp / sh.n, hr = sh.k == 1 ? r % sh.h : r;
+  for (int64_t item = warp; item < items; item += warps) {
+    const CutSample s = load_sample(i, sh.n, sh.h, sh.w, sh.k, lambdas, partners, boxes);
+    const int64_t row = r * sh.len;
+    const cell *a = reinterpret_cast<const cell *>(x + i * sh.stride + row);
+    cell *o = reinterpret_cast<cell *>(out + i * sh.stride + row);
+    if (s.partner == kBadPartner) {
+      for (int64_t c = lane; c < cells; c += 32) o[c] = C::nan();
+    } else {
+      const cell *b = reinterpret_cast<const cell *>(x + (int64_t)s.partner * sh.stride + row);
+      if (s.blends) {
+        const float lam = s.lam, mu = 1.0f - lam;
+        for (int64_t c = lane; c < cells; c += 32) o[c] = C::blend(__ldg(a + c), __ldg(b + c), lam, mu);
+      } else {
+        const bool in = hr >= s.y0 && hr < s.y1;
+        const int64_t lo = in ? s.lo : 0, hi = in ? s.hi : 0;
+        for (int64_t c = lane; c < cells; c += 32) {
+          const int64_t e0 = c * C::kElems;
+          const cell va = __ldg(a + c);
+          o[c] = (e0 + C::kElems <= lo || e0 >= hi) ? va : C::select(va, __ldg(b + c), e0, lo, hi);
+        }
+      }
+    }
+    i += di, r += dr;
+    if (sh.k == 1) hr += dh;
+    if (i >= sh.n) i -= sh.n, ++r, hr += sh.k == 1 ? 1 : 0;
+    if (sh.k == 1) {
+      if (hr >= sh.h) hr -= sh.h;
+    } else {
+      hr = r;
+    }
+  }
+}
+
+// Shared memory: boxes' spans and rows per sample (CutSample, n of them),
+// then the tile, n x pitch cells (pitch a power of two).  Item t is segment
+// t % segs of row position t / segs.
+template <class T, bool Vec>
+__global__ void __launch_bounds__(kThreads)
+    cutmix_staged_kernel(typename T::raw *x, ApplyShape sh, int log2_pitch, int64_t segs,
+                         const float *lambdas, const int64_t *partners, const int32_t *boxes) {
+  using C = Cell<T, Vec>;
+  using cell = typename C::type;
+  extern __shared__ __align__(16) unsigned char smem[];
+  CutSample *info = reinterpret_cast<CutSample *>(smem);
+  cell *tile = reinterpret_cast<cell *>(smem + ((sh.n * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15)));
+  for (int64_t q = threadIdx.x; q < sh.n; q += kThreads)
+    info[q] = load_sample(q, sh.n, sh.h, sh.w, sh.k, lambdas, partners, boxes);
+  __syncthreads();
+
+  const int64_t cells = sh.len / C::kElems, pitch = int64_t(1) << log2_pitch;
+  const uint32_t total_cells = (uint32_t)(sh.n << log2_pitch), mask = (uint32_t)pitch - 1;
+  for (int64_t t = blockIdx.x; t < sh.rows * segs; t += gridDim.x) {
+    const int64_t r = t / segs, c0 = (t % segs) * pitch;
+    const int64_t w = cells - c0 < pitch ? cells - c0 : pitch;
+    const int64_t hr = sh.k == 1 ? r % sh.h : r;
+    cell *base = reinterpret_cast<cell *>(x + r * sh.len) + c0;
+    const int64_t cstride = sh.stride / C::kElems;  // a whole number of cells with Vec
+    for (uint32_t e = threadIdx.x; e < total_cells; e += kThreads) {
+      const uint32_t q = e >> log2_pitch, c = e & mask;
+      if (c < w) tile[e] = base[q * cstride + c];
+    }
+    __syncthreads();
+    for (uint32_t e = threadIdx.x; e < total_cells; e += kThreads) {
+      const uint32_t q = e >> log2_pitch, c = e & mask;
+      if (c >= w) continue;
+      const CutSample &s = info[q];
+      cell *o = base + q * cstride + c;
+      if (s.partner == kBadPartner) {
+        *o = C::nan();
+      } else if (s.blends) {
+        *o = C::blend(tile[e], tile[((uint32_t)s.partner << log2_pitch) | c], s.lam, 1.0f - s.lam);
+      } else if (hr >= s.y0 && hr < s.y1) {
+        const int64_t e0 = (c0 + c) * C::kElems;
+        if (e0 + C::kElems > s.lo && e0 < s.hi)
+          *o = C::select(tile[e], tile[((uint32_t)s.partner << log2_pitch) | c], e0, s.lo, s.hi);
+      }
+    }
+    __syncthreads();  // the tile is reused by the next item
+  }
+}
+
+// ---- host side --------------------------------------------------------------
+fastmix_status check_pointers(const char *func, const Device &dev, const Seed *seed,
+                              const CutImages *im, const float *lambdas, const int64_t *partners,
+                              const int32_t *boxes) {
+  if (seed && seed->kind == Seed::kMemory)
+    FM_TRY(check_pointer(func, "seed_offset", seed->ptr, dev));
+  if (im) {
+    FM_TRY(check_pointer(func, "x", im->x, dev));
+    FM_TRY(check_pointer(func, "out", im->out, dev));
+  }
+  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
+  FM_TRY(check_pointer(func, "partners", partners, dev));
+  return check_pointer(func, "boxes", boxes, dev);
+}
+
+fastmix_status launch_draw(const CutmixSampleArgs &a, const Device &dev, cudaStream_t stream) {
+  if (a.batch == 0) return FASTMIX_SUCCESS;
+  const MixParams mp = make_mix_params(a.config, a.height, a.width);
+  const bool mem = a.seed.kind == Seed::kMemory;
+  const Pairing pr = make_pairing(a.config.pairing, mem ? 0 : a.seed.seed,
+                                  mem ? 0 : a.seed.offset, (uint64_t)a.batch);
+  const int64_t blocks = (a.batch + kThreads - 1) / kThreads;
+  const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
+  return launch(a.func, cutmix_sample_kernel, (unsigned)grid, kThreads, 0, stream, a.batch, mp, pr,
+                a.seed.seed, a.seed.offset, mem ? a.seed.ptr : nullptr, (int)a.config.pairing,
+                a.lambdas, a.partners, a.boxes);
+}
+
+template <class T>
+fastmix_status launch_apply_typed(const char *func, const Device &dev, const CutImages &im,
+                                  const float *lambdas, const int64_t *partners,
+                                  const int32_t *boxes, cudaStream_t stream) {
+  using raw = typename T::raw;
+  const int64_t es = (int64_t)sizeof(raw);
+  const RowShape rs = row_shape(im.layout, im.channels, im.height, im.width);
+  const ApplyShape sh{im.batch, rs.rows, rs.len, rs.k, im.height, im.width, im.stride};
+  const bool vec = (uintptr_t)im.x % kVecBytes == 0 && (uintptr_t)im.out % kVecBytes == 0 &&
+                   (rs.len * es) % kVecBytes == 0 && (im.stride * es) % kVecBytes == 0;
+  if (im.x != im.out) {
+    auto kernel = vec ? cutmix_rows_kernel<T, true> : cutmix_rows_kernel<T, false>;
+    int per_sm = 0;
+    FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, 0, &per_sm));
+    const int64_t blocks = (sh.n * sh.rows + kWarps - 1) / kWarps;
+    const int64_t wave = (int64_t)dev.sms * per_sm;
+    return launch(func, kernel, (unsigned)(blocks < wave ? blocks : wave), kThreads, 0, stream,
+                  static_cast<const raw *>(im.x), static_cast<raw *>(im.out), sh, lambdas,
+                  partners, boxes);
+  }
+  // In place: the widest power-of-two segment whose tile for the whole batch
+  // fits two blocks per SM where it can, else one; vectors when a segment of
+  // one vector per sample fits at all, else elements.
+  const int64_t fixed = (im.batch * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15);
+  const int64_t limit = dev.smem_optin;
+  const bool use_vec = vec && fixed + im.batch * kVecBytes <= limit;
+  const int64_t cell_bytes = use_vec ? kVecBytes : es;
+  if (fixed + im.batch * cell_bytes > limit)
+    return fail(FASTMIX_ERROR_NOT_SUPPORTED,
+                "%s: in place on CUDA needs batch * (%d + %d) <= %lld bytes of shared memory, "
+                "batch is %lld; apply out of place instead",
+                func, (int)sizeof(CutSample), (int)es, (long long)limit, (long long)im.batch);
+  int64_t half = (int64_t)dev.smem_per_sm / 2 - dev.smem_reserved;
+  if (half > limit) half = limit;
+  const int64_t budget = fixed + im.batch * cell_bytes * 8 <= half ? half : limit;
+  const int64_t cells = rs.len / (use_vec ? kVecBytes / es : 1);
+  int log2_pitch = 0;
+  while ((int64_t(2) << log2_pitch) <= cells * 2 - 1 && (int64_t(2) << log2_pitch) <= 1024 &&
+         fixed + im.batch * cell_bytes * (int64_t(2) << log2_pitch) <= budget &&
+         (im.batch << (log2_pitch + 1)) <= INT32_MAX)
+    ++log2_pitch;
+  const int64_t pitch = int64_t(1) << log2_pitch;
+  const int64_t segs = (cells + pitch - 1) / pitch;
+  const int64_t smem = fixed + im.batch * cell_bytes * pitch;
+  auto kernel = use_vec ? cutmix_staged_kernel<T, true> : cutmix_staged_kernel<T, false>;
+  if (smem > 48 * 1024)
+    FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)limit));
+  int per_sm = 0;
+  FM_TRY(
+      blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)smem, &per_sm));
+  const int64_t items = sh.rows * segs, wave = (int64_t)dev.sms * per_sm;
+  return launch(func, kernel, (unsigned)(items < wave ? items : wave), kThreads, (size_t)smem,
+                stream, static_cast<raw *>(im.out), sh, log2_pitch, segs, lambdas, partners,
+                boxes);
+}
+
+fastmix_status launch_apply(const char *func, const Device &dev, const CutImages &im,
+                            const float *lambdas, const int64_t *partners, const int32_t *boxes,
+                            cudaStream_t stream) {
+  if (im.batch == 0) return FASTMIX_SUCCESS;
+  return dispatch_dtype(im.dtype, [&](auto t) {
+    return launch_apply_typed<decltype(t)>(func, dev, im, lambdas, partners, boxes, stream);
+  });
+}
+
+}  // namespace
+
+fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *stream) {
+  Device dev;
+  FM_TRY(current_device(a.func, &dev));
+  FM_TRY(check_pointers(a.func, dev, &a.seed, nullptr, a.lambdas, a.partners, a.boxes));
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  FM_TRY(launch_draw(a, dev, s));
+  return advance_offset(a.func, a.seed, s);
+}
+
+fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *stream) {
+  Device dev;
+  FM_TRY(current_device(a.func, &dev));
+  FM_TRY(check_pointers(a.func, dev, nullptr, &a.images, a.lambdas, a.partners, a.boxes));
+  return launch_apply(a.func, dev, a.images, a.lambdas, a.partners, a.boxes,
+                      static_cast<cudaStream_t>(stream));
+}
+
+fastmix_status cuda_cutmix(const CutmixArgs &a, void *stream) {
+  const CutmixSampleArgs &d = a.draw;
+  Device dev;
+  FM_TRY(current_device(a.func, &dev));
+  FM_TRY(check_pointers(a.func, dev, &d.seed, &a.images, d.lambdas, d.partners, d.boxes));
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  FM_TRY(launch_draw(d, dev, s));
+  FM_TRY(launch_apply(a.func, dev, a.images, d.lambdas, d.partners, d.boxes, s));
+  return advance_offset(a.func, d.seed, s);
+}
+
+}  // namespace fm
