@@ -276,6 +276,41 @@ __global__ void naive_ce_kernel(int pass, fastmix_dtype d, const void *z, void *
     naive_ce_row(pass, d, z, logp, g, grad, i, classes, labels, lam, part, s);
 }
 
+// timm's CutMix: x_orig = x.clone(), then per sample
+// x[i][:, y0:y1, x0:x1] = x_orig[p][:, y0:y1, x0:x1] (boxes of the host draw).
+void naive_cutmix(bool cuda, const void *x, void *tmp, void *out, int64_t n, int64_t c, int64_t h,
+                  int64_t w, size_t es, const std::vector<int64_t> &par,
+                  const std::vector<int32_t> &box) {
+  const size_t bytes = (size_t)(n * c * h * w) * es, row = (size_t)w * es;
+  if (cuda) {
+    check_cuda(cudaMemcpyAsync(tmp, x, bytes, cudaMemcpyDeviceToDevice), "clone");
+    if (out != x) check_cuda(cudaMemcpyAsync(out, x, bytes, cudaMemcpyDeviceToDevice), "copy");
+  } else {
+    std::memcpy(tmp, x, bytes);
+    if (out != x) std::memcpy(out, x, bytes);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t *b = &box[(size_t)i * 4];
+    if (b[0] < 0 || b[2] <= b[0] || b[3] <= b[1]) continue;
+    const size_t wbytes = (size_t)(b[3] - b[1]) * es;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const size_t at = ((size_t)((i * c + ch) * h + b[0])) * row + (size_t)b[1] * es;
+      const size_t from =
+          ((size_t)((par[(size_t)i] * c + ch) * h + b[0])) * row + (size_t)b[1] * es;
+      if (cuda) {
+        check_cuda(cudaMemcpy2DAsync(static_cast<char *>(out) + at, row,
+                                     static_cast<const char *>(tmp) + from, row, wbytes,
+                                     (size_t)(b[2] - b[0]), cudaMemcpyDeviceToDevice),
+                   "box copy");
+      } else {
+        for (int32_t y = b[0]; y < b[2]; ++y)
+          std::memcpy(static_cast<char *>(out) + at + (size_t)(y - b[0]) * row,
+                      static_cast<const char *>(tmp) + from + (size_t)(y - b[0]) * row, wbytes);
+      }
+    }
+  }
+}
+
 void naive_ce(bool cuda, fastmix_dtype d, const void *z, void *logp, void *g, void *grad, int64_t n,
               int64_t classes, const int64_t *labels, const float *lam, const int64_t *part) {
   const float s = 1.0f / (float)n;
@@ -559,12 +594,89 @@ struct Bench {
       }
   }
 
+  // CutMix alone and mixed with mixup (timm's defaults: switch_prob 0.5), in
+  // and out of place, against the floor and against timm's way: a clone of
+  // the batch, then one copy per sample of the partner's box (per channel
+  // row on the CPU, one 2-D copy per channel on CUDA).
+  void cutmix() {
+    struct Shape {
+      int64_t n, c, h, w;
+    };
+    const std::vector<Shape> shapes = {{256, 3, 32, 32}, {256, 3, 224, 224}};
+    for (const Shape &s : shapes)
+      for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_BFLOAT16})
+        for (int mixed = 0; mixed < 2; ++mixed) {
+          fastmix_mix_config cfg{};
+          cfg.mixup_alpha = mixed ? 0.8f : 0.0f;
+          cfg.cutmix_alpha = 1.0f;
+          cfg.prob = 1.0f;
+          cfg.switch_prob = 0.5f;
+          cfg.mode = FASTMIX_MIX_ELEM;
+          cfg.pairing = FASTMIX_PAIRING_FLIP;
+          cfg.correct_lam = 1;
+          const int64_t elems = s.c * s.h * s.w, total = s.n * elems;
+          const size_t es = fm::dtype_size(d), bytes = (size_t)total * es;
+          void *x = be.alloc(bytes), *out = be.alloc(bytes), *tmp = be.alloc(bytes);
+          auto init = random_data(d, (size_t)total, 13u);
+          be.upload(x, init.data(), bytes);
+          float *lam = static_cast<float *>(be.alloc(4 * s.n));
+          int64_t *part = static_cast<int64_t *>(be.alloc(8 * s.n));
+          int32_t *box = static_cast<int32_t *>(be.alloc(16 * s.n));
+          // The draw of repetition 0 on the host (the same bits as the
+          // device's) gives the floor: out of place, the batch read and written
+          // plus the partners' box pixels; in place, mixup samples read and
+          // written, CutMix samples' boxes read from the partner and written.
+          std::vector<float> hl((size_t)s.n);
+          std::vector<int64_t> hp((size_t)s.n);
+          std::vector<int32_t> hb((size_t)s.n * 4);
+          check(fastmix_cutmix_sample(FASTMIX_DEVICE_CPU, &cfg, 3, 0, s.n, s.h, s.w, hl.data(),
+                                      hp.data(), hb.data(), nullptr),
+                "fastmix_cutmix_sample");
+          double box_bytes = 0, mix_bytes = 0;
+          for (int64_t i = 0; i < s.n; ++i) {
+            const int32_t *b = &hb[(size_t)i * 4];
+            if (b[0] < 0)
+              mix_bytes += (double)elems * (double)es;
+            else
+              box_bytes += (double)(b[2] - b[0]) * (double)(b[3] - b[1]) * (double)s.c * (double)es;
+          }
+          const std::string shape = std::to_string(s.n) + "x" + std::to_string(s.c) + "x" +
+                                    std::to_string(s.h) + "x" + std::to_string(s.w);
+          const char *op = mixed ? "cutmix+mixup" : "cutmix";
+          for (int inplace = 0; inplace < 2; ++inplace) {
+            const double floor_bytes =
+                (inplace ? 2.0 * (mix_bytes + box_bytes) : 2.0 * (double)bytes + box_bytes) +
+                24.0 * (double)s.n;
+            auto t = be.time(reps(), [&](int) {
+              // The same draw every repetition, so that the floor above holds.
+              check(fastmix_cutmix(be.device(), d, &cfg, 3, 0, FASTMIX_LAYOUT_NCHW, x,
+                                   inplace ? x : out, s.n, s.c, s.h, s.w, elems, lam, part, box,
+                                   nullptr),
+                    "fastmix_cutmix");
+            });
+            add(op, dname(d), shape, "fastmix", inplace ? "in-place" : "out-of-place", floor_bytes,
+                t);
+            if (mixed) continue;  // timm's per-sample loop: CutMix alone
+            auto tn = be.time(reps(), [&](int) {
+              check(fastmix_cutmix_sample(be.device(), &cfg, 3, 0, s.n, s.h, s.w, lam, part, box,
+                                          nullptr),
+                    "fastmix_cutmix_sample");
+              naive_cutmix(be.cuda, x, tmp, inplace ? x : out, s.n, s.c, s.h, s.w, es, hp, hb);
+            });
+            add(op, dname(d), shape, "naive", inplace ? "in-place" : "out-of-place", floor_bytes,
+                tn);
+          }
+          for (void *p : {x, out, tmp, (void *)lam, (void *)part, (void *)box}) be.release(p);
+        }
+  }
+
   void run() {
     std::printf("%-14s %-9s %-18s %-13s %-8s %11s %11s %9s %9s %7s\n", "op", "dtype", "shape",
                 "mode", "variant", "median_us", "min_us", "GB/s", "copy GB/s", "of copy");
     if (opt.op == "all" || opt.op == "sample") sample();
     if (opt.op == "all" || opt.op == "blend") blend(false);
     if (opt.op == "all" || opt.op == "mixup") blend(true);
+    if (opt.op == "all" || opt.op == "cutmix") cutmix();
     if (opt.op == "all" || opt.op == "cross_entropy") cross_entropy();
   }
 
@@ -611,14 +723,15 @@ int main(int argc, char **argv) {
       opt.json = value();
     else if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: fastmix-bench [--device cpu|cuda] [--op all|sample|blend|mixup|cross_entropy] "
+          "usage: fastmix-bench [--device cpu|cuda] [--op "
+          "all|sample|blend|mixup|cutmix|cross_entropy] "
           "[--quick] [--json PATH]\n");
       return 0;
     } else
       die("unknown argument", a.c_str());
   }
   if (opt.op != "all" && opt.op != "sample" && opt.op != "blend" && opt.op != "mixup" &&
-      opt.op != "cross_entropy")
+      opt.op != "cutmix" && opt.op != "cross_entropy")
     die("unknown --op", opt.op.c_str());
   if (opt.cuda && fastmix_cuda_device_count() == 0)
     die("--device cuda", "no CUDA device is present");

@@ -5,8 +5,9 @@
 # an H200; and two checks that fail (exit 1):
 #   - local memory: a kernel with a stack frame (STACK > 0, which is where
 #     ptxas puts spilled registers), LOCAL > 0, or LDL/STL instructions;
-#   - 16-byte memory access: the vector-path kernels (the blend kernels with
-#     Vec = true, "Lb1E" in their mangled name, and the loss's ce_kernel) must
+#   - 16-byte memory access: the vector-path kernels (the blend and CutMix
+#     kernels with Vec = true, "Lb1E" in their mangled name, and the loss's
+#     ce_kernel) must
 #     have a 128-bit global load (LDG...128) and a 128-bit global store
 #     (STG...128) inside a loop of their SASS (the hot loops).
 #
@@ -171,7 +172,8 @@ def blocks_per_sm(reg, shared, threads):
     return n, "/".join(k for k, v in limits.items() if v == n)
 
 def is_vector_path(mangled, base):
-    if base in ("blend_rows_kernel", "blend_staged_kernel"):
+    if base in ("blend_rows_kernel", "blend_staged_kernel", "cutmix_rows_kernel",
+                "cutmix_staged_kernel"):
         return "Lb1E" in mangled  # template argument Vec = true
     return base == "ce_kernel"
 

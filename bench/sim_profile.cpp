@@ -7,7 +7,7 @@
 //
 // Before each call it prints one line
 //   @@fastmix-profile OP DTYPE ELEMENTS
-// (ELEMENTS: image elements for blend and mixup, logits for the loss, target
+// (ELEMENTS: image elements for blend, mixup and cutmix, logits for the loss, target
 // elements for the soft targets, samples for sample) and after it, once the
 // device is idle, "@@fastmix-profile end"; the kernels the simulator reports
 // in between belong to that call.  Setup work (uploads, the lambdas and
@@ -142,6 +142,7 @@ int main(int argc, char **argv) {
   int64_t *part = static_cast<int64_t *>(device_alloc(8 * (size_t)n));
   float *lam_draw = static_cast<float *>(device_alloc(4 * (size_t)n));
   int64_t *part_draw = static_cast<int64_t *>(device_alloc(8 * (size_t)n));
+  int32_t *boxes = static_cast<int32_t *>(device_alloc(16 * (size_t)n));
   check(fastmix_sample(dev, alpha, 1, perm, 3, 0, n, lam, part, nullptr), "fastmix_sample");
   float *row_lam = static_cast<float *>(device_alloc(4 * (size_t)rows));
   int64_t *row_part = static_cast<int64_t *>(device_alloc(8 * (size_t)rows));
@@ -195,6 +196,25 @@ int main(int argc, char **argv) {
                         nullptr),
           "fastmix_mixup");
     end("mixup in place");
+    // timm's defaults: mixup 0.8 or CutMix 1.0, half and half, NCHW.
+    fastmix_mix_config cut{};
+    cut.mixup_alpha = 0.8f;
+    cut.cutmix_alpha = 1.0f;
+    cut.prob = 1.0f;
+    cut.switch_prob = 0.5f;
+    cut.mode = FASTMIX_MIX_ELEM;
+    cut.pairing = FASTMIX_PAIRING_FLIP;
+    cut.correct_lam = 1;
+    begin("cutmix", d, total);
+    check(fastmix_cutmix(dev, d, &cut, 9, 0, FASTMIX_LAYOUT_NCHW, x, out, n, c, h, w, elems,
+                         lam_draw, part_draw, boxes, nullptr),
+          "fastmix_cutmix");
+    end("cutmix");
+    begin("cutmix-inplace", d, total);
+    check(fastmix_cutmix(dev, d, &cut, 9, 1, FASTMIX_LAYOUT_NCHW, y, y, n, c, h, w, elems, lam_draw,
+                         part_draw, boxes, nullptr),
+          "fastmix_cutmix");
+    end("cutmix in place");
     begin("loss-none", d, logits);
     check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,
                                    FASTMIX_REDUCTION_NONE, 0.1f, -100, loss, grad, 1.0f, nullptr, 0,
@@ -214,8 +234,8 @@ int main(int argc, char **argv) {
     end("soft targets");
     for (void *p : {x, y, out, z, grad, targets}) cudaFree(p);
   }
-  for (void *p : {(void *)lam, (void *)part, (void *)lam_draw, (void *)part_draw, (void *)row_lam,
-                  (void *)row_part, (void *)labels, (void *)loss, ws})
+  for (void *p : {(void *)lam, (void *)part, (void *)lam_draw, (void *)part_draw, (void *)boxes,
+                  (void *)row_lam, (void *)row_part, (void *)labels, (void *)loss, ws})
     cudaFree(p);
   std::printf("@@fastmix-profile done\n");
   return 0;

@@ -70,11 +70,14 @@ import os, re, subprocess, sys
 TARGETS = {
     "blend": (8, 14), "blend-inplace": (8, 14),
     "mixup": (8, 14), "mixup-inplace": (8, 14),
+    "cutmix": (8, 14), "cutmix-inplace": (8, 14),
     "loss-none": (20, 24), "loss-mean-ws": (20, 24),
 }
 LABELS = {
     "blend": "blend, out of place", "blend-inplace": "blend, in place",
     "mixup": "mixup (draw + blend), out of place", "mixup-inplace": "mixup (draw + blend), in place",
+    "cutmix": "cutmix + mixup (draw + apply), out of place",
+    "cutmix-inplace": "cutmix + mixup (draw + apply), in place",
     "sample": "sample", "loss-none": "loss + gradient, NONE",
     "loss-mean-ws": "loss + gradient, MEAN, workspace", "soft-targets": "soft targets",
 }
@@ -170,7 +173,7 @@ def fmt(r):
     return "| " + " | ".join(r[i].rjust(width[i]) if i in right else r[i].ljust(width[i])
                              for i in range(len(r))) + " |"
 print("fastmix instruction budget on GPGPU-Sim (PTX sm_75; %s)" % shape)
-print("elements: image elements (blend, mixup), logits (loss), target elements (soft targets), "
+print("elements: image elements (blend, mixup, cutmix), logits (loss), target elements (soft targets), "
       "samples (sample)")
 print(fmt(cells[0]))
 print("|" + "|".join("-" * (w + 1) + (":" if i in right else "-") for i, w in enumerate(width)) + "|")

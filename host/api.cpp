@@ -126,8 +126,8 @@ fastmix_status fastmix_mixup_device_seed(fastmix_device device, fastmix_dtype dt
     FM_TRY(check_dtype(func, dtype));
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
     const Images images{dtype, x, out, batch, sample_elems, sample_stride};
-    FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, x, out,
-                              image_span(images)));
+    FM_TRY(
+        check_seed_offset(func, seed_offset, batch, lambdas, partners, x, out, image_span(images)));
     const Draw draw{alpha, fold, pairing, Seed{Seed::kMemory, 0, 0, seed_offset, offset_increment}};
     return run(device, cpu_mixup, cuda_mixup, MixupArgs{func, draw, images, lambdas, partners},
                stream);

@@ -21,8 +21,8 @@ fastmix_status check_config(const char *func, const fastmix_mix_config *c) {
            "%s: config->cutmix_alpha must be finite and >= 0 (0: no CutMix), got %g", func,
            (double)c->cutmix_alpha);
   const bool minmax = !(c->cutmix_min == 0.0f && c->cutmix_max == 0.0f);
-  FM_CHECK(!minmax || (in_unit(c->cutmix_min) && in_unit(c->cutmix_max) &&
-                       c->cutmix_min < c->cutmix_max),
+  FM_CHECK(!minmax ||
+               (in_unit(c->cutmix_min) && in_unit(c->cutmix_max) && c->cutmix_min < c->cutmix_max),
            "%s: config->cutmix_min and cutmix_max must both be 0 (off) or satisfy 0 <= min < max "
            "<= 1, got %g and %g",
            func, (double)c->cutmix_min, (double)c->cutmix_max);
@@ -90,8 +90,8 @@ fastmix_status check_cut_images(const char *func, const CutImages &im) {
 }
 
 uint64_t cut_span(const CutImages &im) {
-  return image_span(Images{im.dtype, im.x, im.out, im.batch,
-                           im.channels * im.height * im.width, im.stride});
+  return image_span(
+      Images{im.dtype, im.x, im.out, im.batch, im.channels * im.height * im.width, im.stride});
 }
 
 Seed value_seed(uint64_t seed, uint64_t offset) {
@@ -107,16 +107,15 @@ fastmix_status cutmix_entry(const char *func, const fastmix_device &device,
                             const fastmix_dtype &dtype, const fastmix_mix_config *config,
                             const Seed &seed, const fastmix_layout &layout, const void *x,
                             void *out, int64_t batch, int64_t channels, int64_t height,
-                            int64_t width, int64_t sample_stride, float *lambdas,
-                            int64_t *partners, int32_t *boxes, void *stream) {
+                            int64_t width, int64_t sample_stride, float *lambdas, int64_t *partners,
+                            int32_t *boxes, void *stream) {
   FM_TRY(check_draw(func, device, config, batch, height, width, lambdas, partners, boxes));
   const CutImages images{dtype, layout, x, out, batch, channels, height, width, sample_stride};
   FM_TRY(check_cut_images(func, images));
   if (seed.kind == Seed::kMemory)
     FM_TRY(check_seed_offset(func, seed.ptr, batch, lambdas, partners, x, out, cut_span(images),
                              boxes));
-  const CutmixSampleArgs draw{func,   *config,  seed,     batch, height,
-                              width,  lambdas,  partners, boxes};
+  const CutmixSampleArgs draw{func, *config, seed, batch, height, width, lambdas, partners, boxes};
   return run(device, cpu_cutmix, cuda_cutmix, CutmixArgs{func, draw, images}, stream);
 }
 
@@ -126,8 +125,7 @@ fastmix_status cutmix_sample_entry(const char *func, const fastmix_device &devic
                                    int64_t *partners, int32_t *boxes, void *stream) {
   FM_TRY(check_draw(func, device, config, batch, height, width, lambdas, partners, boxes));
   if (seed.kind == Seed::kMemory)
-    FM_TRY(check_seed_offset(func, seed.ptr, batch, lambdas, partners, nullptr, nullptr, 0,
-                             boxes));
+    FM_TRY(check_seed_offset(func, seed.ptr, batch, lambdas, partners, nullptr, nullptr, 0, boxes));
   return run(device, cpu_cutmix_sample, cuda_cutmix_sample,
              CutmixSampleArgs{func, *config, seed, batch, height, width, lambdas, partners, boxes},
              stream);
@@ -143,8 +141,8 @@ fastmix_status fastmix_cutmix_sample(fastmix_device device, const fastmix_mix_co
                                      int32_t *boxes, void *stream) {
   static const char *func = "fastmix_cutmix_sample";
   return guarded(func, [&]() -> fastmix_status {
-    return cutmix_sample_entry(func, device, config, value_seed(seed, offset), batch, height,
-                               width, lambdas, partners, boxes, stream);
+    return cutmix_sample_entry(func, device, config, value_seed(seed, offset), batch, height, width,
+                               lambdas, partners, boxes, stream);
   });
 }
 
@@ -152,8 +150,8 @@ fastmix_status fastmix_cutmix_sample_device_seed(fastmix_device device,
                                                  const fastmix_mix_config *config,
                                                  uint64_t *seed_offset, uint64_t offset_increment,
                                                  int64_t batch, int64_t height, int64_t width,
-                                                 float *lambdas, int64_t *partners,
-                                                 int32_t *boxes, void *stream) {
+                                                 float *lambdas, int64_t *partners, int32_t *boxes,
+                                                 void *stream) {
   static const char *func = "fastmix_cutmix_sample_device_seed";
   return guarded(func, [&]() -> fastmix_status {
     return cutmix_sample_entry(func, device, config, memory_seed(seed_offset, offset_increment),
@@ -196,10 +194,10 @@ fastmix_status fastmix_cutmix(fastmix_device device, fastmix_dtype dtype,
 fastmix_status fastmix_cutmix_device_seed(fastmix_device device, fastmix_dtype dtype,
                                           const fastmix_mix_config *config, uint64_t *seed_offset,
                                           uint64_t offset_increment, fastmix_layout layout,
-                                          const void *x, void *out, int64_t batch,
-                                          int64_t channels, int64_t height, int64_t width,
-                                          int64_t sample_stride, float *lambdas,
-                                          int64_t *partners, int32_t *boxes, void *stream) {
+                                          const void *x, void *out, int64_t batch, int64_t channels,
+                                          int64_t height, int64_t width, int64_t sample_stride,
+                                          float *lambdas, int64_t *partners, int32_t *boxes,
+                                          void *stream) {
   static const char *func = "fastmix_cutmix_device_seed";
   return guarded(func, [&]() -> fastmix_status {
     return cutmix_entry(func, device, dtype, config, memory_seed(seed_offset, offset_increment),

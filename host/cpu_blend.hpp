@@ -13,8 +13,8 @@
 namespace fm {
 
 template <class T>
-inline void blend_span_portable(const typename T::raw *a, const typename T::raw *b, typename T::raw *o,
-                         int64_t count, float lam, float mu) {
+inline void blend_span_portable(const typename T::raw *a, const typename T::raw *b,
+                                typename T::raw *o, int64_t count, float lam, float mu) {
   for (int64_t j = 0; j < count; ++j) o[j] = T::store(blend(lam, mu, T::load(a[j]), T::load(b[j])));
 }
 
@@ -23,9 +23,10 @@ inline void blend_span_portable(const typename T::raw *a, const typename T::raw 
 // portable conversions above do not vectorise well.  Same arithmetic (two
 // products and a sum, no FMA), same round-to-nearest-even conversions, so the
 // results are bitwise those of the portable path (NaN payloads aside).
-__attribute__((target("avx2,f16c"))) inline void blend_span_f16_avx2(const uint16_t *a, const uint16_t *b,
-                                                              uint16_t *o, int64_t count, float lam,
-                                                              float mu) {
+__attribute__((target("avx2,f16c"))) inline void blend_span_f16_avx2(const uint16_t *a,
+                                                                     const uint16_t *b, uint16_t *o,
+                                                                     int64_t count, float lam,
+                                                                     float mu) {
   const __m256 l = _mm256_set1_ps(lam), m = _mm256_set1_ps(mu);
   int64_t j = 0;
   for (; j + 8 <= count; j += 8) {
@@ -53,9 +54,10 @@ __attribute__((target("avx2"))) inline __m256i bf16x8_round(__m256 r) {
 // 16 elements per step: unpacking against zero within each 128-bit lane puts
 // each bfloat16 in the top half of a float32 (elements 0-3, 8-11 and 4-7,
 // 12-15), and packus of the two halves restores the order.
-__attribute__((target("avx2"))) inline void blend_span_bf16_avx2(const uint16_t *a, const uint16_t *b,
-                                                          uint16_t *o, int64_t count, float lam,
-                                                          float mu) {
+__attribute__((target("avx2"))) inline void blend_span_bf16_avx2(const uint16_t *a,
+                                                                 const uint16_t *b, uint16_t *o,
+                                                                 int64_t count, float lam,
+                                                                 float mu) {
   const __m256 l = _mm256_set1_ps(lam), m = _mm256_set1_ps(mu);
   const __m256i zero = _mm256_setzero_si256();
   int64_t j = 0;
@@ -76,7 +78,7 @@ __attribute__((target("avx2"))) inline void blend_span_bf16_avx2(const uint16_t 
 
 template <class T>
 inline void blend_span(const typename T::raw *a, const typename T::raw *b, typename T::raw *o,
-                int64_t count, float lam, float mu) {
+                       int64_t count, float lam, float mu) {
 #if defined(__x86_64__)
   if (has_avx2_f16c()) {
     if constexpr (std::is_same<T, f16>::value) return blend_span_f16_avx2(a, b, o, count, lam, mu);

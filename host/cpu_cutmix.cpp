@@ -20,9 +20,8 @@ constexpr int64_t kParallelGrain = 1 << 15;
 // With `copy_own`, elements that keep the sample's own value are copied too
 // (out of place); in place they are left alone.
 template <class T>
-void apply_span(const typename T::raw *a, const typename T::raw *b, typename T::raw *o,
-                int64_t s0, int64_t s1, int64_t hr, int64_t k, float lam, const int32_t *box,
-                bool copy_own) {
+void apply_span(const typename T::raw *a, const typename T::raw *b, typename T::raw *o, int64_t s0,
+                int64_t s1, int64_t hr, int64_t k, float lam, const int32_t *box, bool copy_own) {
   if (box_blends(box)) {
     blend_span<T>(a, b, o, s1 - s0, lam, 1.0f - lam);
     return;
@@ -92,8 +91,7 @@ fastmix_status apply(const char *func, const CutImages &im, const float *lambdas
     FM_CHECK(box_valid(b, im.height, im.width),
              "%s: boxes[%lld] = (%d, %d, %d, %d) is neither (-1, -1, -1, -1) nor a box with 0 <= "
              "y0 <= y1 <= height (%lld) and 0 <= x0 <= x1 <= width (%lld)",
-             func, (long long)i, b[0], b[1], b[2], b[3], (long long)im.height,
-             (long long)im.width);
+             func, (long long)i, b[0], b[1], b[2], b[3], (long long)im.height, (long long)im.width);
   }
   if (im.batch == 0) return FASTMIX_SUCCESS;
   dispatch_dtype(im.dtype, [&](auto t) { apply_typed<decltype(t)>(im, lambdas, partners, boxes); });

@@ -88,32 +88,26 @@ struct Cell {
   }
 };
 
-// A sample's lambda, partner and box as the apply uses them: the partner
-// kBadPartner when it or the box is out of range (the output becomes NaN),
-// the box's row-element span [lo, hi) = [x0 * k, x1 * k).
+// A sample's lambda, partner and box as the apply uses them (24 bytes): the
+// partner kBadPartner when it or the box is out of range (the output becomes
+// NaN); y0 < 0 (the box (-1, -1, -1, -1), once validated) blends.
 struct CutSample {
   float lam;
   uint32_t partner;
-  int32_t y0, y1;
-  int64_t lo, hi;
-  bool blends;
+  int32_t y0, x0, y1, x1;
+  __device__ bool blends() const { return y0 < 0; }
 };
+static_assert(sizeof(CutSample) == 24, "the shared-memory budget of the header counts 24 bytes");
 
 __device__ __forceinline__ CutSample load_sample(int64_t i, int64_t n, int64_t h, int64_t w,
-                                                 int64_t k, const float *lambdas,
-                                                 const int64_t *partners, const int32_t *boxes) {
-  int32_t b[4];
-  FM_UNROLL
-  for (int q = 0; q < 4; ++q) b[q] = boxes[4 * i + q];
-  const int64_t p = partners[i];
+                                                 const float *lambdas, const int64_t *partners,
+                                                 const int32_t *boxes) {
   CutSample s;
+  s.y0 = boxes[4 * i], s.x0 = boxes[4 * i + 1], s.y1 = boxes[4 * i + 2], s.x1 = boxes[4 * i + 3];
+  const int32_t b[4] = {s.y0, s.x0, s.y1, s.x1};
+  const int64_t p = partners[i];
   s.lam = lambdas[i];
   s.partner = (p >= 0 && p < n && box_valid(b, h, w)) ? (uint32_t)p : kBadPartner;
-  s.blends = box_blends(b);
-  s.y0 = b[0];
-  s.y1 = b[2];
-  s.lo = (int64_t)b[1] * k;
-  s.hi = (int64_t)b[3] * k;
   return s;
 }
 
@@ -136,7 +130,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t di = warps % sh.n, dr = warps / sh.n, dh = sh.k == 1 ? dr % sh.h : 0;
   int64_t i = warp % sh.n, r = warp / sh.n, hr = sh.k == 1 ? r % sh.h : r;
   for (int64_t item = warp; item < items; item += warps) {
-    const CutSample s = load_sample(i, sh.n, sh.h, sh.w, sh.k, lambdas, partners, boxes);
+    const CutSample s = load_sample(i, sh.n, sh.h, sh.w, lambdas, partners, boxes);
     const int64_t row = r * sh.len;
     const cell *a = reinterpret_cast<const cell *>(x + i * sh.stride + row);
     cell *o = reinterpret_cast<cell *>(out + i * sh.stride + row);
@@ -144,12 +138,13 @@ __global__ void __launch_bounds__(kThreads)
       for (int64_t c = lane; c < cells; c += 32) o[c] = C::nan();
     } else {
       const cell *b = reinterpret_cast<const cell *>(x + (int64_t)s.partner * sh.stride + row);
-      if (s.blends) {
+      if (s.blends()) {
         const float lam = s.lam, mu = 1.0f - lam;
-        for (int64_t c = lane; c < cells; c += 32) o[c] = C::blend(__ldg(a + c), __ldg(b + c), lam, mu);
+        for (int64_t c = lane; c < cells; c += 32)
+          o[c] = C::blend(__ldg(a + c), __ldg(b + c), lam, mu);
       } else {
         const bool in = hr >= s.y0 && hr < s.y1;
-        const int64_t lo = in ? s.lo : 0, hi = in ? s.hi : 0;
+        const int64_t lo = in ? s.x0 * sh.k : 0, hi = in ? s.x1 * sh.k : 0;
         for (int64_t c = lane; c < cells; c += 32) {
           const int64_t e0 = c * C::kElems;
           const cell va = __ldg(a + c);
@@ -168,7 +163,7 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Shared memory: boxes' spans and rows per sample (CutSample, n of them),
+// Shared memory: a CutSample per sample,
 // then the tile, n x pitch cells (pitch a power of two).  Item t is segment
 // t % segs of row position t / segs.
 template <class T, bool Vec>
@@ -179,9 +174,10 @@ __global__ void __launch_bounds__(kThreads)
   using cell = typename C::type;
   extern __shared__ __align__(16) unsigned char smem[];
   CutSample *info = reinterpret_cast<CutSample *>(smem);
-  cell *tile = reinterpret_cast<cell *>(smem + ((sh.n * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15)));
+  cell *tile =
+      reinterpret_cast<cell *>(smem + ((sh.n * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15)));
   for (int64_t q = threadIdx.x; q < sh.n; q += kThreads)
-    info[q] = load_sample(q, sh.n, sh.h, sh.w, sh.k, lambdas, partners, boxes);
+    info[q] = load_sample(q, sh.n, sh.h, sh.w, lambdas, partners, boxes);
   __syncthreads();
 
   const int64_t cells = sh.len / C::kElems, pitch = int64_t(1) << log2_pitch;
@@ -204,12 +200,12 @@ __global__ void __launch_bounds__(kThreads)
       cell *o = base + q * cstride + c;
       if (s.partner == kBadPartner) {
         *o = C::nan();
-      } else if (s.blends) {
+      } else if (s.blends()) {
         *o = C::blend(tile[e], tile[((uint32_t)s.partner << log2_pitch) | c], s.lam, 1.0f - s.lam);
       } else if (hr >= s.y0 && hr < s.y1) {
-        const int64_t e0 = (c0 + c) * C::kElems;
-        if (e0 + C::kElems > s.lo && e0 < s.hi)
-          *o = C::select(tile[e], tile[((uint32_t)s.partner << log2_pitch) | c], e0, s.lo, s.hi);
+        const int64_t e0 = (c0 + c) * C::kElems, lo = s.x0 * sh.k, hi = s.x1 * sh.k;
+        if (e0 + C::kElems > lo && e0 < hi)
+          *o = C::select(tile[e], tile[((uint32_t)s.partner << log2_pitch) | c], e0, lo, hi);
       }
     }
     __syncthreads();  // the tile is reused by the next item
@@ -235,8 +231,8 @@ fastmix_status launch_draw(const CutmixSampleArgs &a, const Device &dev, cudaStr
   if (a.batch == 0) return FASTMIX_SUCCESS;
   const MixParams mp = make_mix_params(a.config, a.height, a.width);
   const bool mem = a.seed.kind == Seed::kMemory;
-  const Pairing pr = make_pairing(a.config.pairing, mem ? 0 : a.seed.seed,
-                                  mem ? 0 : a.seed.offset, (uint64_t)a.batch);
+  const Pairing pr = make_pairing(a.config.pairing, mem ? 0 : a.seed.seed, mem ? 0 : a.seed.offset,
+                                  (uint64_t)a.batch);
   const int64_t blocks = (a.batch + kThreads - 1) / kThreads;
   const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
   return launch(a.func, cutmix_sample_kernel, (unsigned)grid, kThreads, 0, stream, a.batch, mp, pr,
@@ -261,8 +257,8 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
     const int64_t blocks = (sh.n * sh.rows + kWarps - 1) / kWarps;
     const int64_t wave = (int64_t)dev.sms * per_sm;
     return launch(func, kernel, (unsigned)(blocks < wave ? blocks : wave), kThreads, 0, stream,
-                  static_cast<const raw *>(im.x), static_cast<raw *>(im.out), sh, lambdas,
-                  partners, boxes);
+                  static_cast<const raw *>(im.x), static_cast<raw *>(im.out), sh, lambdas, partners,
+                  boxes);
   }
   // In place: the widest power-of-two segment whose tile for the whole batch
   // fits two blocks per SM where it can, else one; vectors when a segment of
@@ -296,8 +292,7 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
       blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)smem, &per_sm));
   const int64_t items = sh.rows * segs, wave = (int64_t)dev.sms * per_sm;
   return launch(func, kernel, (unsigned)(items < wave ? items : wave), kThreads, (size_t)smem,
-                stream, static_cast<raw *>(im.out), sh, log2_pitch, segs, lambdas, partners,
-                boxes);
+                stream, static_cast<raw *>(im.out), sh, log2_pitch, segs, lambdas, partners, boxes);
 }
 
 fastmix_status launch_apply(const char *func, const Device &dev, const CutImages &im,

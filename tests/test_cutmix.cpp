@@ -134,10 +134,10 @@ std::string check_draw(const fastmix_mix_config &c, uint64_t seed, uint64_t offs
     int64_t y0, x0, y1, x1;
     if (minmax) {
       const Words s = philox_ref(seed, 0x40000001u, (uint32_t)u, offset);
-      const int64_t ch = uint_in(s.v[0], (int64_t)((double)h * c.cutmix_min),
-                                 (int64_t)((double)h * c.cutmix_max));
-      const int64_t cw = uint_in(s.v[1], (int64_t)((double)w * c.cutmix_min),
-                                 (int64_t)((double)w * c.cutmix_max));
+      const int64_t ch =
+          uint_in(s.v[0], (int64_t)((double)h * c.cutmix_min), (int64_t)((double)h * c.cutmix_max));
+      const int64_t cw =
+          uint_in(s.v[1], (int64_t)((double)w * c.cutmix_min), (int64_t)((double)w * c.cutmix_max));
       y0 = uint_in(wd.v[2], 0, h - ch), x0 = uint_in(wd.v[3], 0, w - cw);
       y1 = y0 + ch, x1 = x0 + cw;
     } else {
@@ -197,8 +197,8 @@ TEST_CASE("cutmix draw follows its definition: modes, pairings, mixup/CutMix/min
       for (int64_t n : batches) {
         const Hw hw = sizes[rng() % 5];
         const uint64_t s = rng(), off = rng();
-        INFO(device_name(dev) << " " << describe(c) << " batch " << n << " " << hw.h << "x"
-                              << hw.w << " seed " << s << " offset " << off);
+        INFO(device_name(dev) << " " << describe(c) << " batch " << n << " " << hw.h << "x" << hw.w
+                              << " seed " << s << " offset " << off);
         const CutDraw d = cut_draw(dev, c, s, off, n, hw.h, hw.w);
         CutDraw raw_d;
         const CutDraw *raw = nullptr;
@@ -274,10 +274,14 @@ void random_draw(const ApplyCase &a, std::mt19937_64 &rng, std::vector<float> &l
     if (kind == 0) continue;  // blend
     auto span = [&](int64_t len, int32_t &lo, int32_t &hi) {
       const int k = (int)(rng() % 5);
-      if (k == 0) lo = 0, hi = (int32_t)len;                               // full
-      else if (k == 1) lo = hi = (int32_t)(rng() % (uint64_t)(len + 1));  // empty
-      else if (k == 2) lo = 0, hi = (int32_t)(rng() % (uint64_t)(len + 1));
-      else if (k == 3) lo = (int32_t)(rng() % (uint64_t)(len + 1)), hi = (int32_t)len;
+      if (k == 0)
+        lo = 0, hi = (int32_t)len;  // full
+      else if (k == 1)
+        lo = hi = (int32_t)(rng() % (uint64_t)(len + 1));  // empty
+      else if (k == 2)
+        lo = 0, hi = (int32_t)(rng() % (uint64_t)(len + 1));
+      else if (k == 3)
+        lo = (int32_t)(rng() % (uint64_t)(len + 1)), hi = (int32_t)len;
       else {
         lo = (int32_t)(rng() % (uint64_t)(len + 1));
         hi = lo + (int32_t)(rng() % (uint64_t)(len - lo + 1));
@@ -329,11 +333,12 @@ std::string run_apply(fastmix_device dev, const ApplyCase &a, std::mt19937_64 &r
       for (int64_t y = 0; y < a.h; ++y)
         for (int64_t xx = 0; xx < a.w; ++xx) {
           const int64_t j = a.layout == FASTMIX_LAYOUT_NCHW ? (ch * a.h + y) * a.w + xx
-                                                             : (y * a.w + xx) * a.c + ch;
+                                                            : (y * a.w + xx) * a.c + ch;
           const int64_t at = kGuard + i * a.stride + j, from = kGuard + p * a.stride + j;
           if (blends) {
-            const float r = ref_blend_f32(lam[(size_t)i], (float)decode(a.dtype, x_before.data(), at),
-                                          (float)decode(a.dtype, x_before.data(), from));
+            const float r =
+                ref_blend_f32(lam[(size_t)i], (float)decode(a.dtype, x_before.data(), at),
+                              (float)decode(a.dtype, x_before.data(), from));
             encode(a.dtype, want.data(), at, (double)r);
           } else {
             const bool in = y >= b[0] && y < b[2] && xx >= b[1] && xx < b[3];
@@ -363,9 +368,10 @@ std::string run_apply(fastmix_device dev, const ApplyCase &a, std::mt19937_64 &r
 
 }  // namespace
 
-TEST_CASE("cutmix apply equals the reference: dtypes, layouts, odd sizes, boxes, strides, "
-          "alignment, in/out of place",
-          "[cutmix][devices]") {
+TEST_CASE(
+    "cutmix apply equals the reference: dtypes, layouts, odd sizes, boxes, strides, "
+    "alignment, in/out of place",
+    "[cutmix][devices]") {
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0xc07a3);
@@ -373,9 +379,8 @@ TEST_CASE("cutmix apply equals the reference: dtypes, layouts, odd sizes, boxes,
   struct Geo {
     int64_t n, c, h, w, gap;
   };
-  std::vector<Geo> geos = {{1, 1, 1, 1, 0}, {2, 3, 1, 7, 0},   {3, 1, 5, 1, 2},
-                           {5, 3, 7, 8, 0}, {4, 2, 16, 16, 8}, {7, 3, 9, 13, 1},
-                           {6, 4, 4, 4, 4}, {9, 1, 12, 40, 0}};
+  std::vector<Geo> geos = {{1, 1, 1, 1, 0},   {2, 3, 1, 7, 0},  {3, 1, 5, 1, 2}, {5, 3, 7, 8, 0},
+                           {4, 2, 16, 16, 8}, {7, 3, 9, 13, 1}, {6, 4, 4, 4, 4}, {9, 1, 12, 40, 0}};
   if (!sim) geos.push_back({64, 3, 32, 32, 0}), geos.push_back({33, 3, 24, 20, 16});
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
@@ -383,9 +388,12 @@ TEST_CASE("cutmix apply equals the reference: dtypes, layouts, odd sizes, boxes,
         for (const Geo &g : geos)
           for (bool in_place : {false, true})
             for (int mis = 0; mis < 2; ++mis) {
-              // mis 0: 16-byte aligned (the vector paths where the shape allows), 1: odd.
-              const ApplyCase a{d,   layout, g.n, g.c, g.h, g.w, g.c * g.h * g.w + g.gap,
-                                mis, mis * 3, in_place};
+              // mis 0: x and out (past the guard) 16-byte aligned, the vector paths
+              // where the shape allows; 1: x and out not, and out differently.
+              const int64_t v = 16 / (int64_t)dtype_size(d), at16 = (v - kGuard % v) % v;
+              const ApplyCase a{
+                  d,          layout,         g.n,     g.c, g.h, g.w, g.c * g.h * g.w + g.gap,
+                  at16 + mis, at16 + mis * 3, in_place};
               INFO(describe(dev, a));
               const std::string problem = run_apply(dev, a, rng);
               if (!problem.empty()) FAIL(problem);
@@ -402,9 +410,8 @@ TEST_CASE("cutmix fused is draw + apply bitwise; device seed is value seed, and 
       for (fastmix_layout layout : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
         for (bool in_place : {false, true}) {
           const int64_t n = 6, c = 3, h = 8, w = 12, elems = c * h * w;
-          const fastmix_mix_config cfg =
-              make_config(0.5f, 1.0f, 0, 0, 0.9f, 0.5f, FASTMIX_MIX_ELEM,
-                          FASTMIX_PAIRING_PERMUTATION, 1, 0);
+          const fastmix_mix_config cfg = make_config(0.5f, 1.0f, 0, 0, 0.9f, 0.5f, FASTMIX_MIX_ELEM,
+                                                     FASTMIX_PAIRING_PERMUTATION, 1, 0);
           const uint64_t s = rng(), off = rng();
           INFO(device_name(dev) << " " << dtype_name(d) << " layout " << (int)layout
                                 << (in_place ? " in place" : ""));
@@ -430,13 +437,13 @@ TEST_CASE("cutmix fused is draw + apply bitwise; device seed is value seed, and 
             uint64_t so_host[2] = {s, off};
             Buffer so = to_device(dev, std::vector<uint64_t>{s, off});
             const fastmix_status st =
-                form == 0 ? fastmix_cutmix(dev, d, &cfg, s, off, layout, x2.data(), out, n, c, h,
-                                           w, elems, l2.as<float>(), p2.as<int64_t>(),
-                                           b2.as<int32_t>(), nullptr)
-                          : fastmix_cutmix_device_seed(dev, d, &cfg, so.as<uint64_t>(), 5, layout,
-                                                       x2.data(), out, n, c, h, w, elems,
-                                                       l2.as<float>(), p2.as<int64_t>(),
-                                                       b2.as<int32_t>(), nullptr);
+                form == 0
+                    ? fastmix_cutmix(dev, d, &cfg, s, off, layout, x2.data(), out, n, c, h, w,
+                                     elems, l2.as<float>(), p2.as<int64_t>(), b2.as<int32_t>(),
+                                     nullptr)
+                    : fastmix_cutmix_device_seed(dev, d, &cfg, so.as<uint64_t>(), 5, layout,
+                                                 x2.data(), out, n, c, h, w, elems, l2.as<float>(),
+                                                 p2.as<int64_t>(), b2.as<int32_t>(), nullptr);
             INFO("form " << form << ": " << fastmix_last_error());
             REQUIRE(st == FASTMIX_SUCCESS);
             finish(dev);
@@ -453,10 +460,9 @@ TEST_CASE("cutmix fused is draw + apply bitwise; device seed is value seed, and 
               // the draw-only device-seed form too
               Buffer l3(dev, (size_t)n * 4), p3(dev, (size_t)n * 8), b3(dev, (size_t)n * 16);
               Buffer so3 = to_device(dev, std::vector<uint64_t>{s, off});
-              REQUIRE(fastmix_cutmix_sample_device_seed(dev, &cfg, so3.as<uint64_t>(), 0, n, h, w,
-                                                        l3.as<float>(), p3.as<int64_t>(),
-                                                        b3.as<int32_t>(),
-                                                        nullptr) == FASTMIX_SUCCESS);
+              REQUIRE(fastmix_cutmix_sample_device_seed(
+                          dev, &cfg, so3.as<uint64_t>(), 0, n, h, w, l3.as<float>(),
+                          p3.as<int64_t>(), b3.as<int32_t>(), nullptr) == FASTMIX_SUCCESS);
               finish(dev);
               CHECK(same_bits(l3.copy_as<float>(), dr.lam));
               CHECK(b3.copy_as<int32_t>() == dr.box);
@@ -466,9 +472,10 @@ TEST_CASE("cutmix fused is draw + apply bitwise; device seed is value seed, and 
         }
 }
 
-TEST_CASE("cutmix apply: a bad partner or box fails on the CPU with nothing written, and is "
-          "NaN on CUDA",
-          "[cutmix][devices]") {
+TEST_CASE(
+    "cutmix apply: a bad partner or box fails on the CPU with nothing written, and is "
+    "NaN on CUDA",
+    "[cutmix][devices]") {
   for (fastmix_device dev : test_devices())
     for (int which = 0; which < 4; ++which) {
       INFO(device_name(dev) << " case " << which);
@@ -485,10 +492,9 @@ TEST_CASE("cutmix apply: a bad partner or box fails on the CPU with nothing writ
       Buffer xb = to_device(dev, xs), ob(dev, xs.size() * 4);
       Buffer lb = to_device(dev, std::vector<float>{0.25f, 0.5f, 0.75f}), pb = to_device(dev, par),
              bb = to_device(dev, box);
-      const fastmix_status st =
-          fastmix_cutmix_apply(dev, FASTMIX_FLOAT32, FASTMIX_LAYOUT_NCHW, xb.data(), ob.data(), n,
-                               c, h, w, elems, lb.as<float>(), pb.as<int64_t>(), bb.as<int32_t>(),
-                               nullptr);
+      const fastmix_status st = fastmix_cutmix_apply(
+          dev, FASTMIX_FLOAT32, FASTMIX_LAYOUT_NCHW, xb.data(), ob.data(), n, c, h, w, elems,
+          lb.as<float>(), pb.as<int64_t>(), bb.as<int32_t>(), nullptr);
       if (dev == FASTMIX_DEVICE_CPU) {
         CHECK(st == FASTMIX_ERROR_INVALID_VALUE);
         CHECK(has_word(fastmix_last_error(), which == 0 ? "partners[1]" : "boxes"));
@@ -511,8 +517,8 @@ TEST_CASE("cutmix then the fused loss: the two-term cross-entropy of the effecti
   std::mt19937_64 rng = make_rng(0xc07a5);
   for (fastmix_device dev : test_devices()) {
     const int64_t n = 9, classes = 7;
-    const fastmix_mix_config cfg = make_config(0.8f, 1.0f, 0, 0, 0.8f, 0.5f, FASTMIX_MIX_ELEM,
-                                               FASTMIX_PAIRING_FLIP, 1, 0);
+    const fastmix_mix_config cfg =
+        make_config(0.8f, 1.0f, 0, 0, 0.8f, 0.5f, FASTMIX_MIX_ELEM, FASTMIX_PAIRING_FLIP, 1, 0);
     const CutDraw dr = cut_draw(dev, cfg, rng(), rng(), n, 10, 10);
     std::vector<int64_t> labels((size_t)n);
     for (auto &y : labels) y = (int64_t)(rng() % classes);
@@ -539,4 +545,126 @@ TEST_CASE("cutmix then the fused loss: the two-term cross-entropy of the effecti
       CHECK(std::fabs((double)got[(size_t)i] - want) <= 1e-5 * (1.0 + std::fabs(want)));
     }
   }
+}
+
+namespace {
+
+// A valid fastmix_cutmix call on the CPU that a case then breaks.
+struct CutArgs {
+  fastmix_device device = FASTMIX_DEVICE_CPU;
+  fastmix_dtype dtype = FASTMIX_FLOAT32;
+  fastmix_mix_config config =
+      make_config(0.8f, 1.0f, 0, 0, 1.0f, 0.5f, FASTMIX_MIX_ELEM, FASTMIX_PAIRING_FLIP, 1, 0);
+  bool null_config = false;
+  fastmix_layout layout = FASTMIX_LAYOUT_NCHW;
+  int64_t batch = 4, channels = 3, height = 5, width = 6, stride = 90;
+  int misalign_boxes = 0;
+  bool null_boxes = false, overlap = false;
+};
+
+template <class E>
+E int_enum(int v) {  // an enum value outside the enumeration, as C may pass one
+  E e;
+  std::memcpy(&e, &v, sizeof e);
+  return e;
+}
+
+struct CutCase {
+  const char *what, *param;
+  void (*set)(CutArgs &);
+};
+
+const CutCase kCutCases[] = {
+    {"config NULL", "config", [](CutArgs &a) { a.null_config = true; }},
+    {"mixup_alpha -1", "mixup_alpha", [](CutArgs &a) { a.config.mixup_alpha = -1; }},
+    {"mixup_alpha NaN", "mixup_alpha", [](CutArgs &a) { a.config.mixup_alpha = NAN; }},
+    {"cutmix_alpha inf", "cutmix_alpha", [](CutArgs &a) { a.config.cutmix_alpha = INFINITY; }},
+    {"nothing enabled", "config",
+     [](CutArgs &a) { a.config.mixup_alpha = a.config.cutmix_alpha = 0; }},
+    {"min > max", "cutmix_min",
+     [](CutArgs &a) { a.config.cutmix_min = 0.5f, a.config.cutmix_max = 0.4f; }},
+    {"max > 1", "cutmix_max",
+     [](CutArgs &a) { a.config.cutmix_min = 0.1f, a.config.cutmix_max = 1.5f; }},
+    {"min < 0", "cutmix_min",
+     [](CutArgs &a) { a.config.cutmix_min = -0.1f, a.config.cutmix_max = 0.5f; }},
+    {"prob 1.5", "prob", [](CutArgs &a) { a.config.prob = 1.5f; }},
+    {"prob NaN", "prob", [](CutArgs &a) { a.config.prob = NAN; }},
+    {"switch_prob -0.1", "switch_prob", [](CutArgs &a) { a.config.switch_prob = -0.1f; }},
+    {"mode 3", "mode", [](CutArgs &a) { a.config.mode = int_enum<fastmix_mix_mode>(3); }},
+    {"pairing 4", "pairing", [](CutArgs &a) { a.config.pairing = int_enum<fastmix_pairing>(4); }},
+    {"pair mode, permutation", "pairing",
+     [](CutArgs &a) {
+       a.config.mode = FASTMIX_MIX_PAIR, a.config.pairing = FASTMIX_PAIRING_PERMUTATION;
+     }},
+    {"device 2", "device", [](CutArgs &a) { a.device = int_enum<fastmix_device>(2); }},
+    {"dtype 3", "dtype", [](CutArgs &a) { a.dtype = int_enum<fastmix_dtype>(3); }},
+    {"layout 2", "layout", [](CutArgs &a) { a.layout = int_enum<fastmix_layout>(2); }},
+    {"batch -1", "batch", [](CutArgs &a) { a.batch = -1; }},
+    {"channels 0", "channels", [](CutArgs &a) { a.channels = 0; }},
+    {"height 0", "height", [](CutArgs &a) { a.height = 0; }},
+    {"width 2^31", "width", [](CutArgs &a) { a.width = int64_t(1) << 31; }},
+    {"stride < elems", "sample_stride", [](CutArgs &a) { a.stride = 89; }},
+    {"boxes NULL", "boxes", [](CutArgs &a) { a.null_boxes = true; }},
+    {"boxes misaligned", "boxes", [](CutArgs &a) { a.misalign_boxes = 2; }},
+    {"out overlaps x", "out", [](CutArgs &a) { a.overlap = true; }},
+};
+
+}  // namespace
+
+TEST_CASE("cutmix: bad arguments are refused, naming the parameter, with nothing written",
+          "[cutmix][errors]") {
+  for (const CutCase &k : kCutCases)
+    for (int form = 0; form < 3; ++form) {  // fused, draw only, apply only
+      CutArgs a;
+      k.set(a);
+      const bool draw_param = std::string(k.param) != "dtype" && std::string(k.param) != "layout" &&
+                              std::string(k.param) != "channels" &&
+                              std::string(k.param) != "sample_stride" &&
+                              std::string(k.param) != "out";
+      const bool config_param = std::string(k.what).find("config") != std::string::npos ||
+                                std::string(k.param).find("alpha") != std::string::npos ||
+                                std::string(k.param).find("cutmix") != std::string::npos ||
+                                std::string(k.param).find("prob") != std::string::npos ||
+                                std::string(k.param) == "mode" ||
+                                std::string(k.param) == "pairing" ||
+                                std::string(k.param) == "config";
+      if (form == 1 && !draw_param) continue;
+      if (form == 2 && config_param) continue;
+      INFO(k.what << " form " << form);
+      std::vector<float> x((size_t)(a.batch > 0 ? 4 * 90 : 1), 1.0f), out(x.size());
+      std::vector<unsigned char> lam(64, kPoison), par(64, kPoison), box(128, kPoison);
+      for (auto &v : out) v = NAN;
+      const std::vector<float> out_before = out;
+      std::vector<int32_t> given_boxes(16, -1);
+      std::vector<float> given_lam(4, 0.5f);
+      std::vector<int64_t> given_par = {0, 1, 2, 3};
+      void *o = a.overlap ? (void *)(x.data() + 1) : (void *)out.data();
+      int32_t *b =
+          a.null_boxes ? nullptr : reinterpret_cast<int32_t *>(box.data() + 16 + a.misalign_boxes);
+      const fastmix_mix_config *cfg = a.null_config ? nullptr : &a.config;
+      fastmix_status st;
+      if (form == 0)
+        st =
+            fastmix_cutmix(a.device, a.dtype, cfg, 1, 2, a.layout, x.data(), o, a.batch, a.channels,
+                           a.height, a.width, a.stride, reinterpret_cast<float *>(lam.data()),
+                           reinterpret_cast<int64_t *>(par.data()), b, nullptr);
+      else if (form == 1)
+        st = fastmix_cutmix_sample(a.device, cfg, 1, 2, a.batch, a.height, a.width,
+                                   reinterpret_cast<float *>(lam.data()),
+                                   reinterpret_cast<int64_t *>(par.data()), b, nullptr);
+      else {
+        const int32_t *gb = a.null_boxes ? nullptr : a.misalign_boxes ? b : given_boxes.data();
+        st = fastmix_cutmix_apply(a.device, a.dtype, a.layout, x.data(), o, a.batch, a.channels,
+                                  a.height, a.width, a.stride, given_lam.data(), given_par.data(),
+                                  gb, nullptr);
+      }
+      CHECK(st == FASTMIX_ERROR_INVALID_VALUE);
+      const std::string msg = fastmix_last_error();
+      INFO("fastmix_last_error(): " << msg);
+      CHECK(has_word(msg, k.param));
+      CHECK(all_poison(lam.data(), lam.size()));
+      CHECK(all_poison(par.data(), par.size()));
+      CHECK(all_poison(box.data(), box.size()));
+      CHECK(first_difference(out.data(), out_before.data(), out.size() * 4) == -1);
+    }
 }

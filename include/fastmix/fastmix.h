@@ -243,7 +243,8 @@ FASTMIX_API fastmix_status fastmix_mixup_device_seed(
  *      With prob = 1 and mode ELEM these lambdas and partners are bitwise
  *      those of fastmix_sample(mixup_alpha, fold, pairing, seed, offset).
  *   4. CutMix, Beta: lambda ~ Beta(cutmix_alpha, cutmix_alpha); cut sides
- *      ch = floor(H * sqrt(1 - lambda)), cw = floor(W * sqrt(1 - lambda));
+ *      ch = floor(H * sqrt(1 - lambda)), cw = floor(W * sqrt(1 - lambda))
+ *      (the square root in float32, the products in double);
  *      centre cy uniform in [0, H), cx in [0, W); box rows
  *      [clamp(cy - ch/2), clamp(cy + ch/2)) and columns likewise (ch/2
  *      rounded down, clamp to [0, H] or [0, W]): timm's rand_bbox.
@@ -315,8 +316,8 @@ FASTMIX_API fastmix_status fastmix_cutmix_sample(fastmix_device device,
  *                  backend checks them before writing anything; on CUDA a
  *                  bad partner or box makes that image's output NaN.
  * Errors: FASTMIX_ERROR_INVALID_VALUE, FASTMIX_ERROR_NOT_SUPPORTED (CUDA in
- * place with batch * (24 + 16 * sizeof(dtype)) above the device's shared memory
- * per block), FASTMIX_ERROR_NO_DEVICE, FASTMIX_ERROR_CUDA. */
+ * place with batch * (24 + sizeof(dtype)) bytes above the device's shared
+ * memory per block), FASTMIX_ERROR_NO_DEVICE, FASTMIX_ERROR_CUDA. */
 FASTMIX_API fastmix_status fastmix_cutmix_apply(fastmix_device device, fastmix_dtype dtype,
                                                 fastmix_layout layout, const void *x, void *out,
                                                 int64_t batch, int64_t channels, int64_t height,

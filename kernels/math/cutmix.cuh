@@ -130,7 +130,9 @@ FM_HD MixDraw mix_draw(const MixParams &p, const Pairing &pr, uint64_t seed, uin
 
 // A box as fastmix_cutmix_apply takes it: (-1, -1, -1, -1) blends, a box
 // inside the image cuts (an empty one copies the sample).
-FM_HD bool box_blends(const int32_t *b) { return b[0] == -1 && b[1] == -1 && b[2] == -1 && b[3] == -1; }
+FM_HD bool box_blends(const int32_t *b) {
+  return b[0] == -1 && b[1] == -1 && b[2] == -1 && b[3] == -1;
+}
 FM_HD bool box_valid(const int32_t *b, int64_t h, int64_t w) {
   return box_blends(b) ||
          (b[0] >= 0 && b[0] <= b[2] && b[2] <= h && b[1] >= 0 && b[1] <= b[3] && b[3] <= w);

@@ -133,8 +133,8 @@ FM_HD float log_gamma(const BetaParams &bp, uint64_t seed, uint64_t offset, uint
 FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, uint64_t i,
                         uint32_t base = 0u) {
   const uint32_t index = (uint32_t)i;
-  float dlog = log_gamma(bp, seed, offset, index, base + 1u) -
-               log_gamma(bp, seed, offset, index, base + 2u);
+  float dlog =
+      log_gamma(bp, seed, offset, index, base + 1u) - log_gamma(bp, seed, offset, index, base + 2u);
   if (bp.boost) {
     // log G(a) = log G(a + 1) + log(U) / a.  The difference of the two boosts
     // is divided once: it may overflow to +-inf for tiny alpha, never to NaN.
