@@ -6,6 +6,11 @@ cross-entropy) for NumPy, PyTorch and CuPy arrays, through the C library.
     out, lambdas, partners = fastmix.mixup(x, alpha=0.4)
     loss = fastmix.cross_entropy(logits, labels, lambdas, partners)
 
+    # CutMix, or mixup and CutMix chosen per sample (timm's Mixup draw):
+    out, lambdas, partners, boxes = fastmix.cutmix(x, cutmix_alpha=1.0, mixup_alpha=0.8)
+    lambdas, partners, boxes = fastmix.cutmix_sample(batch, height, width, cutmix_alpha=1.0)
+    out = fastmix.cutmix_apply(x, lambdas, partners, boxes)   # also to a mask of the batch
+
 Results are arrays of the input's library on the input's device.  CUDA work
 is queued on the current stream of that library with the input's device
 current.  The PyTorch layer (autograd, nn.Modules) is ``fastmix.torch`` and
@@ -14,8 +19,9 @@ when asked for.
 
 Randomness: every draw takes a (seed, offset) pair from a ``Generator``
 (``Generator(seed)`` uses offset 0 for its first draw, then 1, 2, ...), and
-is exactly ``fastmix_sample``/``fastmix_mixup`` of the C API with that seed
-and offset, on either backend.
+is exactly ``fastmix_sample``/``fastmix_mixup`` (``fastmix_cutmix_sample``/
+``fastmix_cutmix`` for the CutMix functions) of the C API with that seed and
+offset, on either backend.
 """
 from __future__ import annotations
 
@@ -29,13 +35,14 @@ import numpy as _np
 from ._version import __version__
 from ._lib import (CudaError, FastmixError, InternalError, InvalidValueError,
                    LabelOutOfRangeError, NoDeviceError, NotSupportedError, Status, check, lib,
-                   MAX_BATCH, alpha_value, check_sampler, library_path, pairing_code,
-                   raise_invalid, reduction_code)
+                   MAX_BATCH, alpha_value, check_mix_config, check_sampler, layout_code,
+                   library_path, mix_config, pairing_code, raise_invalid, reduction_code)
 from . import _arrays as _a
 
 __all__ = [
     "__version__", "cuda_device_count", "manual_seed", "Generator", "default_generator",
-    "sample", "blend", "mixup", "cross_entropy", "soft_targets", "Status", "FastmixError",
+    "sample", "blend", "mixup", "cross_entropy", "soft_targets", "cutmix_sample",
+    "cutmix_apply", "cutmix", "Status", "FastmixError",
     "InvalidValueError", "NotSupportedError", "NoDeviceError", "CudaError",
     "LabelOutOfRangeError", "InternalError", "library_path", "MAX_BATCH", "next_draw",
 ]
@@ -191,7 +198,8 @@ def sample(batch, alpha=0.4, *, fold=True, pairing="permutation", generator=None
     Returns ``(lambdas, partners)``: float32 and int64 arrays of shape
     ``(batch,)`` with ``lambdas[i] ~ Beta(alpha, alpha)`` (folded to
     ``max(l, 1 - l)`` when ``fold``) and ``partners`` a permutation of
-    ``range(batch)`` chosen by ``pairing`` ("permutation", "cycle" or "flip").
+    ``range(batch)`` chosen by ``pairing`` ("permutation", "cycle", "flip" or
+    "roll").
     They are NumPy arrays, or arrays of ``like``'s library on its device.
     """
     func = "fastmix.sample"
@@ -375,6 +383,194 @@ def soft_targets(labels, num_classes, lambdas=None, partners=None, *, label_smoo
             scratch.ptr(dp) if dp else None, batch, classes, float(label_smoothing),
             scratch.ptr(dt), classes, stream))
     return targets
+
+
+# ------------------------------------------------------------------ CutMix ---
+
+def _config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, pairing,
+            correct_lam, fold):
+    if pairing is None:  # the one pairing mode "pair" takes, else fastmix's default
+        pairing = "flip" if isinstance(mode, str) and mode.lower() == "pair" else "permutation"
+    return mix_config(func, mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha,
+                      cutmix_minmax=cutmix_minmax, prob=prob, switch_prob=switch_prob, mode=mode,
+                      pairing=pairing, correct_lam=correct_lam, fold=fold)
+
+
+def _image_dims(func, d: "_a.Desc", layout: int):
+    """(channels, height, width) of a batch of images in `layout`: NCHW is
+    (batch, channels, height, width), where further dimensions before height
+    count as channels too (a video's frames); NHWC is (batch, height, width,
+    channels); (batch, height, width) is one channel in either."""
+    shape = tuple(d.shape)
+    if len(shape) == 3:
+        return 1, shape[1], shape[2]
+    if layout == 0 and len(shape) >= 4:
+        c = 1
+        for s in shape[1:-2]:
+            c *= s
+        return c, shape[-2], shape[-1]
+    if layout == 1 and len(shape) == 4:
+        return shape[3], shape[1], shape[2]
+    want = ("(batch, channels, height, width) or (batch, height, width)" if layout == 0 else
+            "(batch, height, width, channels) or (batch, height, width)")
+    name = "nchw" if layout == 0 else "nhwc"
+    raise_invalid(f"{func}: x must have shape {want} for layout {name!r}, got {shape}")
+
+
+def _channels_last_hint(d: "_a.Desc") -> str:
+    """A hint for 4-d NCHW images whose samples are dense channels-last."""
+    if len(d.shape) != 4:
+        return ""
+    _, c, h, w = d.shape
+    s = d.strides
+    if (c == 1 or s[1] == 1) and (w == 1 or s[3] == c) and (h == 1 or s[2] == w * c):
+        view = "permute" if d.lib == "torch" else "transpose"
+        return (f" (its samples are channels-last: pass x.{view}(0, 2, 3, 1), a view, with "
+                "layout='nhwc')")
+    return ""
+
+
+def _cut_images(func, x, out, layout):
+    """_images for CutMix: x's and out's Descs (out allocated like x when
+    None) and the images' channels, height, width and sample stride."""
+    try:
+        dx, do, out, dtype, batch, _, stride = _images(func, x, out)
+    except InvalidValueError as e:
+        hint = ""
+        if layout == 0 and "of each sample of x" in str(e):
+            hint = _channels_last_hint(_a.describe(x, func, "x"))
+        if not hint:
+            raise
+        raise InvalidValueError(str(e) + hint, Status.INVALID_VALUE) from None
+    c, h, w = _image_dims(func, dx, layout)
+    return dx, do, out, dtype, batch, c, h, w, stride
+
+
+def _boxes(func, ref: "_a.Desc", boxes, batch):
+    """boxes as a contiguous int32 array of batch * 4 elements on ref's device."""
+    db = _a.describe(boxes, func, "boxes")
+    _a.same_device(ref, db, func, "boxes", "x")
+    if tuple(db.shape) != (batch, 4):
+        raise_invalid(f"{func}: boxes must have shape ({batch}, 4), got {tuple(db.shape)}")
+    if db.dtype not in _a.INT_DTYPES:
+        raise_invalid(f"{func}: boxes has dtype {db.dtype}; expected one of "
+                      f"{', '.join(_a.INT_DTYPES)}")
+    flat = _a.describe(db.obj.reshape(-1), func, "boxes")
+    return _a.contiguous_1d(flat, "int32", 4 * batch, func, "boxes", _a.INT_DTYPES)
+
+
+def cutmix_sample(batch, height, width, *, mixup_alpha=0.0, cutmix_alpha=1.0, cutmix_minmax=None,
+                  prob=1.0, switch_prob=0.5, mode="elem", pairing=None, correct_lam=True,
+                  fold=False, generator=None, like=None):
+    """Draws mixup or CutMix per sample (timm's ``Mixup`` draw) for a batch of
+    ``height`` x ``width`` images.
+
+    Returns ``(lambdas, partners, boxes)``: float32 ``(batch,)``, int64
+    ``(batch,)`` and int32 ``(batch, 4)``; NumPy arrays, or arrays of
+    ``like``'s library on its device.  ``boxes[i]`` is ``(y0, x0, y1, x1)``
+    (rows ``[y0, y1)``, columns ``[x0, x1)``) for a CutMix sample,
+    ``(-1, -1, -1, -1)`` for a mixup sample and ``(0, 0, 0, 0)`` for a
+    sample left unmixed (lambda 1, its own partner).
+
+    - ``mixup_alpha > 0`` enables mixup, lambda ~ Beta(mixup_alpha,
+      mixup_alpha); ``cutmix_alpha > 0`` CutMix with lambda ~
+      Beta(cutmix_alpha, cutmix_alpha) and timm's box; ``cutmix_minmax=(min,
+      max)`` CutMix with box sides uniform in ``[min, max)`` of the image's
+      (``cutmix_alpha`` unused, lambda always corrected).  0 (None) turns
+      each off; at least one must be on.
+    - ``prob``: the probability that a sample is mixed at all;
+      ``switch_prob``: the probability of CutMix when both are on.
+    - ``mode``: "elem" (a draw per sample), "pair" (i and batch-1-i share
+      one; needs the "flip" pairing) or "batch" (one draw for the batch).
+    - ``pairing``: "permutation", "cycle", "flip" or "roll"; None is "flip"
+      for mode "pair" and "permutation" otherwise.
+    - ``correct_lam``: a Beta CutMix lambda becomes ``1 - box area / (height
+      * width)``, the share of the sample's own pixels; ``fold``: both Beta
+      draws are folded to ``max(l, 1 - l)``.
+    """
+    func = "fastmix.cutmix_sample"
+    batch, height, width = operator.index(batch), operator.index(height), operator.index(width)
+    cfg = _config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
+                  pairing, correct_lam, fold)
+    g = _generator(generator)
+    ref = _like(like, func)
+    check_mix_config(func, cfg, batch, height, width)
+    lambdas = _a.empty(ref, (batch,), "float32")
+    partners = _a.empty(ref, (batch,), "int64")
+    boxes = _a.empty(ref, (batch, 4), "int32")
+    dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
+    db = _a.describe(boxes, func, "boxes")
+    scratch = _a.Scratch(ref)
+    seed, offset = g.next_draw()
+    with _a.on_device(ref) as stream:
+        check(lib.fastmix_cutmix_sample(_CUDA if ref.cuda else _CPU, ctypes.byref(cfg), seed,
+                                        offset, batch, height, width, scratch.ptr(dl),
+                                        scratch.ptr(dp), scratch.ptr(db), stream))
+    return lambdas, partners, boxes
+
+
+def cutmix_apply(x, lambdas, partners, boxes, *, layout="nchw", out=None):
+    """Applies a draw of ``cutmix_sample`` to a batch of images.  Sample i
+    with box ``(-1, -1, -1, -1)`` is blended as ``blend`` does; any other
+    keeps its own pixels except inside its box ``(y0, x0, y1, x1)``, where
+    every channel takes the partner's (copied exactly).
+
+    ``x``: ``(batch, channels, height, width)`` for ``layout="nchw"`` (more
+    dimensions before height count as channels), ``(batch, height, width,
+    channels)`` for "nhwc", or ``(batch, height, width)``; each sample dense
+    in that layout, the samples may be strided; float32, float16 or
+    bfloat16.  The same draw applies to another tensor of the batch (a mask)
+    of any channel count.  ``boxes``: ``(batch, 4)``, any integer dtype.
+    ``out=None`` allocates the result (with x's sample stride); ``out=x``
+    works in place.  Returns ``out``.
+    """
+    func = "fastmix.cutmix_apply"
+    lay = layout_code(layout, func)
+    dx, do, out, dtype, batch, c, h, w, stride = _cut_images(func, x, out, lay)
+    dl = _a.describe(lambdas, func, "lambdas")
+    dp = _a.describe(partners, func, "partners")
+    _a.same_device(dx, dl, func, "lambdas", "x")
+    _a.same_device(dx, dp, func, "partners", "x")
+    dl = _a.contiguous_1d(dl, "float32", batch, func, "lambdas", ("float32", "float16",
+                                                                  "bfloat16", "float64"))
+    dp = _a.contiguous_1d(dp, "int64", batch, func, "partners", _a.INT_DTYPES)
+    db = _boxes(func, dx, boxes, batch)
+    scratch = _a.Scratch(dx)
+    with _a.on_device(dx) as stream:
+        check(lib.fastmix_cutmix_apply(_CUDA if dx.cuda else _CPU, dtype, lay, scratch.ptr(dx),
+                                       scratch.ptr(do), batch, c, h, w, stride, scratch.ptr(dl),
+                                       scratch.ptr(dp), scratch.ptr(db), stream))
+    return out
+
+
+def cutmix(x, *, mixup_alpha=0.0, cutmix_alpha=1.0, cutmix_minmax=None, prob=1.0,
+           switch_prob=0.5, mode="elem", pairing=None, correct_lam=True, fold=False,
+           layout="nchw", generator=None, out=None):
+    """``cutmix_sample`` for x's images followed by ``cutmix_apply``, bitwise
+    the same, in one call (on CUDA a small draw kernel, then one pass over
+    the images); the arguments are theirs.  Returns ``(out, lambdas,
+    partners, boxes)``; ``out=x`` mixes in place.
+    """
+    func = "fastmix.cutmix"
+    cfg = _config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
+                  pairing, correct_lam, fold)
+    lay = layout_code(layout, func)
+    g = _generator(generator)
+    dx, do, out, dtype, batch, c, h, w, stride = _cut_images(func, x, out, lay)
+    check_mix_config(func, cfg, batch)
+    lambdas = _a.empty(dx, (batch,), "float32")
+    partners = _a.empty(dx, (batch,), "int64")
+    boxes = _a.empty(dx, (batch, 4), "int32")
+    dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
+    db = _a.describe(boxes, func, "boxes")
+    scratch = _a.Scratch(dx)
+    seed, offset = g.next_draw()
+    with _a.on_device(dx) as stream:
+        check(lib.fastmix_cutmix(_CUDA if dx.cuda else _CPU, dtype, ctypes.byref(cfg), seed,
+                                 offset, lay, scratch.ptr(dx), scratch.ptr(do), batch, c, h, w,
+                                 stride, scratch.ptr(dl), scratch.ptr(dp), scratch.ptr(db),
+                                 stream))
+    return out, lambdas, partners, boxes
 
 
 def __getattr__(name):

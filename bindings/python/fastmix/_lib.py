@@ -17,7 +17,7 @@ from ._version import __version__
 __all__ = [
     "Status", "FastmixError", "InvalidValueError", "NotSupportedError", "NoDeviceError",
     "CudaError", "LabelOutOfRangeError", "InternalError", "lib", "library_path", "check",
-    "raise_invalid",
+    "raise_invalid", "MixConfig",
 ]
 
 
@@ -123,7 +123,8 @@ if _lib_version != _version_int(__version__):
 _names = ["fastmix_status_string", "fastmix_last_error", "fastmix_cuda_device_count",
           "fastmix_sample", "fastmix_blend", "fastmix_mixup", "fastmix_cross_entropy",
           "fastmix_cross_entropy_ws", "fastmix_cross_entropy_workspace_size",
-          "fastmix_soft_targets"]
+          "fastmix_soft_targets", "fastmix_cutmix_sample", "fastmix_cutmix_apply",
+          "fastmix_cutmix", "fastmix_cutmix_sample_device_seed", "fastmix_cutmix_device_seed"]
 _missing = [n for n in _names if not hasattr(lib, n)]
 if _missing:
     raise ImportError(f"fastmix: {library_path} lacks {', '.join(_missing)}", path=library_path)
@@ -204,6 +205,73 @@ lib.fastmix_soft_targets.argtypes = [_status, _status, _vp, _vp, _vp, _i64, _i64
                                      _i64, _vp]
 lib.fastmix_soft_targets.restype = _status
 
+
+class MixConfig(ctypes.Structure):
+    """fastmix_mix_config, field for field (the enums mode and pairing are C ints)."""
+    _fields_ = [
+        ("mixup_alpha", ctypes.c_float),
+        ("cutmix_alpha", ctypes.c_float),
+        ("cutmix_min", ctypes.c_double),
+        ("cutmix_max", ctypes.c_double),
+        ("prob", ctypes.c_float),
+        ("switch_prob", ctypes.c_float),
+        ("mode", ctypes.c_int),     # fastmix_mix_mode
+        ("pairing", ctypes.c_int),  # fastmix_pairing
+        ("correct_lam", ctypes.c_int),
+        ("fold", ctypes.c_int),
+    ]
+
+
+_cfg = ctypes.POINTER(MixConfig)
+
+# fastmix_status fastmix_cutmix_sample(fastmix_device device,
+#                                      const fastmix_mix_config *config, uint64_t seed,
+#                                      uint64_t offset, int64_t batch, int64_t height,
+#                                      int64_t width, float *lambdas, int64_t *partners,
+#                                      int32_t *boxes, void *stream);
+lib.fastmix_cutmix_sample.argtypes = [_status, _cfg, _u64, _u64, _i64, _i64, _i64, _vp, _vp, _vp,
+                                      _vp]
+lib.fastmix_cutmix_sample.restype = _status
+
+# fastmix_status fastmix_cutmix_apply(fastmix_device device, fastmix_dtype dtype,
+#                                     fastmix_layout layout, const void *x, void *out,
+#                                     int64_t batch, int64_t channels, int64_t height,
+#                                     int64_t width, int64_t sample_stride,
+#                                     const float *lambdas, const int64_t *partners,
+#                                     const int32_t *boxes, void *stream);
+lib.fastmix_cutmix_apply.argtypes = [_status, _status, _status, _vp, _vp, _i64, _i64, _i64, _i64,
+                                     _i64, _vp, _vp, _vp, _vp]
+lib.fastmix_cutmix_apply.restype = _status
+
+# fastmix_status fastmix_cutmix(fastmix_device device, fastmix_dtype dtype,
+#                               const fastmix_mix_config *config, uint64_t seed,
+#                               uint64_t offset, fastmix_layout layout, const void *x,
+#                               void *out, int64_t batch, int64_t channels,
+#                               int64_t height, int64_t width, int64_t sample_stride,
+#                               float *lambdas, int64_t *partners, int32_t *boxes,
+#                               void *stream);
+lib.fastmix_cutmix.argtypes = [_status, _status, _cfg, _u64, _u64, _status, _vp, _vp, _i64, _i64,
+                               _i64, _i64, _i64, _vp, _vp, _vp, _vp]
+lib.fastmix_cutmix.restype = _status
+
+# fastmix_status fastmix_cutmix_sample_device_seed(
+#     fastmix_device device, const fastmix_mix_config *config, uint64_t *seed_offset,
+#     uint64_t offset_increment, int64_t batch, int64_t height, int64_t width, float *lambdas,
+#     int64_t *partners, int32_t *boxes, void *stream);
+lib.fastmix_cutmix_sample_device_seed.argtypes = [_status, _cfg, _vp, _u64, _i64, _i64, _i64, _vp,
+                                                  _vp, _vp, _vp]
+lib.fastmix_cutmix_sample_device_seed.restype = _status
+
+# fastmix_status fastmix_cutmix_device_seed(
+#     fastmix_device device, fastmix_dtype dtype, const fastmix_mix_config *config,
+#     uint64_t *seed_offset, uint64_t offset_increment, fastmix_layout layout, const void *x,
+#     void *out, int64_t batch, int64_t channels, int64_t height, int64_t width,
+#     int64_t sample_stride, float *lambdas, int64_t *partners, int32_t *boxes, void *stream);
+lib.fastmix_cutmix_device_seed.argtypes = [_status, _status, _cfg, _vp, _u64, _status, _vp, _vp,
+                                           _i64, _i64, _i64, _i64, _i64, _vp, _vp, _vp, _vp]
+lib.fastmix_cutmix_device_seed.restype = _status
+
+
 def check(status: int) -> None:
     """Raises the exception of a non-success status, with fastmix_last_error()
     as its message.  Call it right after the C call, on the same thread."""
@@ -224,18 +292,77 @@ def raise_invalid(message: str):
 MAX_BATCH = 4294967295  # FASTMIX_MAX_BATCH
 _SAMPLER_DUMMY = (ctypes.c_int64 * 2)()
 
-# The C enums fastmix_pairing and fastmix_reduction by their Python names, in
-# the order of their values (fastmix and fastmix.torch both use these).
-PAIRINGS = {"permutation": 0, "cycle": 1, "flip": 2}
+# The C enums fastmix_pairing, fastmix_reduction, fastmix_mix_mode and
+# fastmix_layout by their Python names, in the order of their values (fastmix
+# and fastmix.torch both use these).
+PAIRINGS = {"permutation": 0, "cycle": 1, "flip": 2, "roll": 3}
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+MODES = {"elem": 0, "pair": 1, "batch": 2}
+LAYOUTS = {"nchw": 0, "nhwc": 1}
 
 
 def pairing_code(pairing, func: str) -> int:
     """The fastmix_pairing value of a pairing name (case-insensitive)."""
     if not isinstance(pairing, str) or pairing.lower() not in PAIRINGS:
-        raise_invalid(f"{func}: pairing must be one of 'permutation', 'cycle', 'flip', "
+        raise_invalid(f"{func}: pairing must be one of 'permutation', 'cycle', 'flip', 'roll', "
                       f"got {pairing!r}")
     return PAIRINGS[pairing.lower()]
+
+
+def mode_code(mode, func: str) -> int:
+    """The fastmix_mix_mode value of a mode name (case-insensitive)."""
+    if not isinstance(mode, str) or mode.lower() not in MODES:
+        raise_invalid(f"{func}: mode must be 'elem', 'pair' or 'batch', got {mode!r}")
+    return MODES[mode.lower()]
+
+
+def layout_code(layout, func: str) -> int:
+    """The fastmix_layout value of a layout name (case-insensitive)."""
+    if not isinstance(layout, str) or layout.lower() not in LAYOUTS:
+        raise_invalid(f"{func}: layout must be 'nchw' or 'nhwc', got {layout!r}")
+    return LAYOUTS[layout.lower()]
+
+
+def real_value(value, func: str, name: str) -> float:
+    """value as a float, if it is a real number (Python's or NumPy's); as for
+    alpha_value, its range is the C library's to check."""
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
+        raise_invalid(f"{func}: {name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def mix_config(func: str, *, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
+               pairing, correct_lam, fold) -> MixConfig:
+    """A fastmix_mix_config from Python arguments: names parsed and types
+    checked here, values left to the C library (check_mix_config).
+    cutmix_minmax is None (off) or a pair (min, max)."""
+    lo = hi = 0.0
+    if cutmix_minmax is not None:
+        try:
+            lo, hi = cutmix_minmax
+        except (TypeError, ValueError):
+            raise_invalid(f"{func}: cutmix_minmax must be None or a pair (min, max), "
+                          f"got {cutmix_minmax!r}")
+        lo = real_value(lo, func, "cutmix_minmax[0]")
+        hi = real_value(hi, func, "cutmix_minmax[1]")
+        if lo == 0.0 and hi == 0.0:  # the C struct's "off": refused rather than ignored
+            raise_invalid(f"{func}: cutmix_minmax must satisfy 0 <= min < max <= 1, got "
+                          f"{cutmix_minmax!r} (None turns it off)")
+    return MixConfig(real_value(mixup_alpha, func, "mixup_alpha"),
+                     real_value(cutmix_alpha, func, "cutmix_alpha"), lo, hi,
+                     real_value(prob, func, "prob"), real_value(switch_prob, func, "switch_prob"),
+                     mode_code(mode, func), pairing_code(pairing, func), 1 if correct_lam else 0,
+                     1 if fold else 0)
+
+
+def check_mix_config(func: str, config: MixConfig, batch: int = 0, height: int = 1,
+                     width: int = 1) -> None:
+    """Validates a mix config (and batch, height, width) in C with no output
+    written, so that their errors carry the C library's message."""
+    b = batch if (batch < 0 or batch > MAX_BATCH) else 0
+    dummy = ctypes.addressof(_SAMPLER_DUMMY)  # never written: batch is 0 or invalid
+    check(lib.fastmix_cutmix_sample(0, ctypes.byref(config), 0, 0, b, height, width, dummy, dummy,
+                                    dummy, None))
 
 
 def alpha_value(alpha, func: str) -> float:

@@ -1,89 +1,104 @@
-"""A drop-in for the mixup part of ``timm.data.Mixup``, keeping timm's name:
+"""A drop-in for ``timm.data.Mixup`` (mixup and CutMix), keeping timm's name:
 
-    mixup_fn = fastmix.timm.Mixup(mixup_alpha=0.8, label_smoothing=0.1, num_classes=1000)
+    mixup_fn = fastmix.timm.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1,
+                                  num_classes=1000)
     x, target = mixup_fn(x, target)      # x mixed in place, target dense soft targets
 
-Built on fastmix's sampling, blending and soft targets; needs PyTorch.
+Built on fastmix's fused CutMix/mixup kernel and soft targets; needs PyTorch.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import Tensor
 
 import fastmix as _fm
-from ._lib import NotSupportedError, Status, raise_invalid
+from ._lib import LAYOUTS, check_mix_config, raise_invalid
+from .torch import _images_view
 
 __all__ = ["Mixup"]
 
 
 class Mixup:
-    """A drop-in for the mixup part of ``timm.data.Mixup``:
-    ``x, target = mixup_fn(x, target)`` mixes x in place and returns dense,
-    smoothed soft targets ``(batch, num_classes)`` (float32), as timm does.
+    """A drop-in for ``timm.data.Mixup``: ``x, target = mixup_fn(x, target)``
+    mixes x in place and returns dense, smoothed soft targets ``(batch,
+    num_classes)`` (float32), as timm does.
 
-    timm's semantics: no fold, FLIP pairing (sample i with batch - 1 - i), an
-    even batch, and ``mode`` "batch" (one lambda for the batch), "pair" (one
-    per pair i, batch - 1 - i) or "elem" (one per sample); each lambda is
-    ``Beta(mixup_alpha, mixup_alpha)`` with probability ``prob``, else 1 (no
-    mixing).  The soft targets are ``(1 - eps) * (lam * onehot(y1) + (1 - lam)
-    * onehot(y2)) + eps / num_classes``, from ``fastmix_soft_targets``.
-    CutMix (``cutmix_alpha > 0`` or ``cutmix_minmax``) raises
-    ``fastmix.NotSupportedError`` for now.  The lambdas and partners of the
-    last call are kept in ``self.lambdas`` and ``self.partners``;
-    ``mixed_target(target)`` gives them as the ``MixedTarget`` of
-    ``fastmix.torch.cross_entropy``, which computes the same loss as the soft
-    targets without building them (pass ``label_smoothing`` there too).
+    timm's arguments and semantics: no fold, FLIP pairing (sample i with
+    batch - 1 - i), an even batch, and ``mode`` "batch" (one draw for the
+    batch), "pair" (one per pair i, batch - 1 - i) or "elem" (one per
+    sample).  With probability ``prob`` a draw mixes (else lambda 1, the
+    sample unchanged): mixup with lambda ~ Beta(mixup_alpha, mixup_alpha),
+    or CutMix (``cutmix_alpha > 0`` or ``cutmix_minmax``; with both enabled
+    CutMix with probability ``switch_prob``), which pastes the partner's
+    pixels inside a box (timm's ``rand_bbox``, or ``rand_bbox_minmax`` for
+    ``cutmix_minmax``, where timm sets cutmix_alpha to 1) and, with
+    ``correct_lam`` or ``cutmix_minmax``, makes lambda ``1 - box area /
+    (H * W)``.  CutMix needs x of shape (batch, channels, height, width) (or
+    (batch, height, width)); a channels-last x is mixed in its own memory
+    format.  Mixup alone takes any shape with the batch first.  The soft targets are
+    ``(1 - eps) * (lam * onehot(y1) + (1 - lam) * onehot(y2)) + eps /
+    num_classes``, from ``fastmix_soft_targets``.  The last call's draw is
+    kept in ``self.lambdas``, ``self.partners`` (an unmixed sample is its own
+    partner) and ``self.boxes`` (``fastmix.cutmix_sample``'s: (y0, x0, y1, x1),
+    -1s for mixup, 0s unmixed); ``mixed_target(target)`` gives it as the
+    ``MixedTarget`` of ``fastmix.torch.cross_entropy``, which computes the
+    same loss as the soft targets without building them (pass
+    ``label_smoothing`` there too).  ``mixup_enabled = False`` leaves
+    batches unmixed, as in timm.  The draw is not timm's (NumPy's) random
+    stream: it is ``fastmix_cutmix`` with a (seed, offset) from
+    ``generator``.
     """
 
     def __init__(self, mixup_alpha: float = 1.0, cutmix_alpha: float = 0.0, cutmix_minmax=None,
                  prob: float = 1.0, switch_prob: float = 0.5, mode: str = "batch",
                  correct_lam: bool = True, label_smoothing: float = 0.1,
                  num_classes: int = 1000, generator: Optional[_fm.Generator] = None):
-        if cutmix_alpha > 0.0 or cutmix_minmax is not None:
-            raise NotSupportedError("fastmix.timm.Mixup: CutMix (cutmix_alpha > 0 or "
-                                    "cutmix_minmax) is not supported yet", Status.NOT_SUPPORTED)
+        func = "fastmix.timm.Mixup"
         if mode not in ("batch", "pair", "elem"):
-            raise_invalid(f"fastmix.timm.Mixup: mode must be 'batch', 'pair' or 'elem', "
-                          f"got {mode!r}")
-        if not 0.0 <= prob <= 1.0:
-            raise_invalid(f"fastmix.timm.Mixup: prob must be in [0, 1], got {prob}")
-        self.mixup_alpha, self.mix_prob, self.mode = float(mixup_alpha), float(prob), mode
+            raise_invalid(f"{func}: mode must be 'batch', 'pair' or 'elem', got {mode!r}")
+        if cutmix_minmax is not None:
+            cutmix_alpha = 1.0  # as timm: minmax forces CutMix
+        self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
+        self.cutmix_minmax = cutmix_minmax
+        self.mix_prob, self.switch_prob, self.mode = prob, switch_prob, mode
+        self.correct_lam = bool(correct_lam)
         self.label_smoothing, self.num_classes = float(label_smoothing), int(num_classes)
-        self.switch_prob, self.correct_lam = switch_prob, correct_lam  # CutMix only
         self.generator = generator
         self.mixup_enabled = True
-        self.lambdas = self.partners = None
+        # the values are the C library's to check (and name), when built
+        check_mix_config(func, _fm._config(func, **self._kwargs()))
+        self.lambdas = self.partners = self.boxes = None
+
+    def _kwargs(self):
+        return dict(mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha,
+                    cutmix_minmax=self.cutmix_minmax,
+                    prob=self.mix_prob if self.mixup_enabled else 0.0,
+                    switch_prob=self.switch_prob, mode=self.mode, pairing="flip",
+                    correct_lam=self.correct_lam, fold=False)
 
     def __call__(self, x: Tensor, target: Tensor):
+        func = "fastmix.timm.Mixup"
         b = x.shape[0]
         if b % 2 != 0:
-            raise_invalid(f"fastmix.timm.Mixup: the batch size must be even (timm pairs "
-                          f"sample i with batch - 1 - i), got {b}")
+            raise_invalid(f"{func}: the batch size must be even (timm pairs sample i with "
+                          f"batch - 1 - i), got {b}")
         seed, offset = _fm.next_draw(self.generator)
         g = _fm.Generator(seed)
         g.offset = offset
-        lam, par = _fm.sample(b, self.mixup_alpha, fold=False, pairing="flip", generator=g,
-                              like=x)
-        # Whether each lambda is used (probability prob): a CPU torch generator
-        # seeded from the same (seed, offset), so a call is reproducible.
-        tg = torch.Generator().manual_seed((seed * 0x9E3779B97F4A7C15 + offset) % (1 << 63))
-        use = torch.rand(b, generator=tg) < self.mix_prob
-        if not self.mixup_enabled:
-            use[:] = False
-        use = use.to(x.device)
-        one = torch.ones_like(lam)
-        if self.mode == "batch":
-            lam = torch.where(use[0], lam[0], one[0]).expand(b).contiguous()
-        elif self.mode == "pair":
-            half = torch.where(use[: b // 2], lam[: b // 2], one[: b // 2])
-            lam = torch.cat([half, half.flip(0)])
+        kw = self._kwargs()
+        if b and x.numel() == 0:  # nothing to mix: only the draw
+            h, w = (x.shape[-2], x.shape[-1]) if x.dim() >= 3 else (1, 1)
+            lam, par, boxes = _fm.cutmix_sample(b, max(h, 1), max(w, 1), **kw, generator=g,
+                                                like=x)
         else:
-            lam = torch.where(use, lam, one)
-        self.lambdas, self.partners = lam, par
-        if b and not bool((lam == 1).all()):
-            _fm.blend(x, lam, par, out=x)
+            # NCHW, or a channels-last x as its NHWC view; without CutMix any
+            # shape (the draw does not depend on the image size).
+            cut = self.cutmix_alpha > 0.0 or self.cutmix_minmax is not None
+            view, layout = _images_view(x, cut)
+            _, lam, par, boxes = _fm.cutmix(view, **kw, layout=list(LAYOUTS)[layout], generator=g,
+                                            out=view)
+        self.lambdas, self.partners, self.boxes = lam, par, boxes
         targets = _fm.soft_targets(target, self.num_classes, lam.to(target.device),
                                    par.to(target.device), label_smoothing=self.label_smoothing)
         return x, targets

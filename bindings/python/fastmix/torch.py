@@ -5,6 +5,9 @@
     loss = fastmix.torch.cross_entropy(model(x), target)
     loss.backward()
 
+    mixup = fastmix.torch.MixUp(alpha=0.8, cutmix_alpha=1.0)  # mixup or CutMix per sample
+    cutmix = fastmix.torch.CutMix(alpha=1.0)                  # torchvision's CutMix
+
 The kernels are registered as custom operators (``torch.ops.fastmix.*``,
 through ``torch.library.custom_op``) with fake implementations, so
 ``torch.compile`` traces them without breaking the graph.  The loss is a
@@ -14,17 +17,17 @@ drop-in for timm's ``Mixup`` is ``fastmix.timm.Mixup``.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 import fastmix as _fm
-from ._lib import (PAIRINGS, REDUCTIONS, alpha_value, check_sampler, pairing_code, raise_invalid,
-                   reduction_code)
+from ._lib import (LAYOUTS, MODES, PAIRINGS, REDUCTIONS, alpha_value, check_mix_config,
+                   check_sampler, mode_code, pairing_code, raise_invalid, reduction_code)
 
-__all__ = ["MixedTarget", "MixUp", "cross_entropy", "MixUpCrossEntropyLoss", "mixup", "blend",
-           "soft_targets"]
+__all__ = ["MixedTarget", "MixUp", "CutMix", "cross_entropy", "MixUpCrossEntropyLoss", "mixup",
+           "blend", "cutmix", "cutmix_apply", "soft_targets"]
 
 _U64 = 1 << 64
 
@@ -113,6 +116,119 @@ def _blend_bwd(ctx, grad_out):
 
 _mixup_op.register_autograd(_mixup_backward, setup_context=_mixup_setup)
 _blend_op.register_autograd(_blend_bwd, setup_context=_blend_setup)
+
+
+def _cut_kwargs(config: List[float], mix_mode: int, pairing: int, correct_lam: bool, fold: bool):
+    """fastmix.cutmix's keyword arguments from an operator's config: the six
+    floats of fastmix_mix_config (min and max both 0: no cutmix_minmax)."""
+    ma, ca, lo, hi, prob, switch = config
+    return dict(mixup_alpha=ma, cutmix_alpha=ca,
+                cutmix_minmax=None if (lo == 0.0 and hi == 0.0) else (lo, hi), prob=prob,
+                switch_prob=switch, mode=list(MODES)[mix_mode], pairing=list(PAIRINGS)[pairing],
+                correct_lam=correct_lam, fold=fold)
+
+
+@torch.library.custom_op("fastmix::cutmix", mutates_args=())
+def _cutmix_op(x: Tensor, config: List[float], mix_mode: int, pairing: int, correct_lam: bool,
+               fold: bool, image_layout: int, seed: int,
+               offset: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    x = x.contiguous()
+    g = _fm.Generator(_to_u64(seed))
+    g.offset = _to_u64(offset)
+    return _fm.cutmix(x, **_cut_kwargs(config, mix_mode, pairing, correct_lam, fold),
+                      layout=list(LAYOUTS)[image_layout], generator=g)
+
+
+@_cutmix_op.register_fake
+def _(x, config, mix_mode, pairing, correct_lam, fold, image_layout, seed, offset):
+    b = x.shape[0]
+    return (torch.empty_like(x, memory_format=torch.contiguous_format),
+            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
+            x.new_empty((b, 4), dtype=torch.int32))
+
+
+@torch.library.custom_op("fastmix::cutmix_", mutates_args=("x",))
+def _cutmix_inplace_op(x: Tensor, config: List[float], mix_mode: int, pairing: int,
+                       correct_lam: bool, fold: bool, image_layout: int, seed: int,
+                       offset: int) -> Tuple[Tensor, Tensor, Tensor]:
+    g = _fm.Generator(_to_u64(seed))
+    g.offset = _to_u64(offset)
+    _, lam, par, boxes = _fm.cutmix(x, **_cut_kwargs(config, mix_mode, pairing, correct_lam, fold),
+                                    layout=list(LAYOUTS)[image_layout], generator=g, out=x)
+    return lam, par, boxes
+
+
+@_cutmix_inplace_op.register_fake
+def _(x, config, mix_mode, pairing, correct_lam, fold, image_layout, seed, offset):
+    b = x.shape[0]
+    return (x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
+            x.new_empty((b, 4), dtype=torch.int32))
+
+
+@torch.library.custom_op("fastmix::cutmix_apply", mutates_args=())
+def _cutmix_apply_op(x: Tensor, lambdas: Tensor, partners: Tensor, boxes: Tensor,
+                     image_layout: int) -> Tensor:
+    x = x.contiguous()
+    return _fm.cutmix_apply(x, lambdas, partners, boxes, layout=list(LAYOUTS)[image_layout])
+
+
+@_cutmix_apply_op.register_fake
+def _(x, lambdas, partners, boxes, image_layout):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _cutmix_backward(grad_out, lam, par, boxes, layout):
+    # out[i] = own * x[i] + part * x[p[i]] per pixel (every channel alike):
+    # a mixup sample (box -1) has own = lam, part = 1 - lam; a CutMix sample
+    # part = 1 inside its box, 0 outside, and own = 1 - part.  So dx = own * g,
+    # plus part * g at p (index_add: an unmixed sample is also its own partner).
+    b = grad_out.shape[0]
+    if layout == 1 and grad_out.dim() == 4:  # (batch, height, width, channels)
+        h, w = grad_out.shape[1], grad_out.shape[2]
+        shape = (b, h, w, 1)
+    else:                                    # (batch, ..., height, width)
+        h, w = grad_out.shape[-2], grad_out.shape[-1]
+        shape = (b,) + (1,) * (grad_out.dim() - 3) + (h, w)
+    box = boxes.detach().long()
+    rows = torch.arange(h, device=grad_out.device)
+    cols = torch.arange(w, device=grad_out.device)
+    inside = (((rows >= box[:, 0:1]) & (rows < box[:, 2:3]))[:, :, None]
+              & ((cols >= box[:, 1:2]) & (cols < box[:, 3:4]))[:, None, :]).float()
+    lam = lam.detach().float().view(b, 1, 1)
+    blends = (box[:, 0] == -1).view(b, 1, 1)
+    own = torch.where(blends, lam, 1 - inside).view(shape)
+    part = torch.where(blends, 1 - lam, inside).view(shape)
+    gx = (grad_out * own).to(grad_out.dtype)
+    gx.index_add_(0, par.long(), (grad_out * part).to(grad_out.dtype))
+    return gx
+
+
+def _cutmix_setup(ctx, inputs, output):
+    _, lam, par, boxes = output
+    ctx.layout = inputs[6]
+    ctx.mark_non_differentiable(lam, par, boxes)
+    ctx.save_for_backward(lam, par, boxes)
+
+
+def _cutmix_bwd(ctx, grad_out, grad_lam, grad_par, grad_boxes):
+    lam, par, boxes = ctx.saved_tensors
+    return (_cutmix_backward(grad_out, lam, par, boxes, ctx.layout), None, None, None, None, None,
+            None, None, None)
+
+
+def _cutmix_apply_setup(ctx, inputs, output):
+    _, lam, par, boxes, layout = inputs
+    ctx.layout = layout
+    ctx.save_for_backward(lam, par, boxes)
+
+
+def _cutmix_apply_bwd(ctx, grad_out):
+    lam, par, boxes = ctx.saved_tensors
+    return _cutmix_backward(grad_out, lam, par, boxes, ctx.layout), None, None, None, None
+
+
+_cutmix_op.register_autograd(_cutmix_bwd, setup_context=_cutmix_setup)
+_cutmix_apply_op.register_autograd(_cutmix_apply_bwd, setup_context=_cutmix_apply_setup)
 
 
 @torch.library.custom_op("fastmix::cross_entropy", mutates_args=())
@@ -204,11 +320,8 @@ def mixup(x: Tensor, alpha: float = 0.4, *, fold: bool = True, pairing: str = "p
     func = "fastmix.torch.mixup"
     a = alpha_value(alpha, func)
     code = pairing_code(pairing, func)
-    if inplace and x.requires_grad and torch.is_grad_enabled():
-        raise RuntimeError(f"{func}: inplace=True on a tensor that requires grad: "
-                           + ("a leaf Variable that requires grad is being used in an in-place "
-                              "operation." if x.is_leaf else
-                              "its gradient would be wrong; mix out of place"))
+    if inplace:
+        _refuse_inplace_grad(func, x)
     seed, offset = _draw(generator)
     if inplace:
         lam, par = torch.ops.fastmix.mixup_(x, a, bool(fold), code, seed, offset)
@@ -219,6 +332,98 @@ def mixup(x: Tensor, alpha: float = 0.4, *, fold: bool = True, pairing: str = "p
 def blend(x: Tensor, lambdas: Tensor, partners: Tensor) -> Tensor:
     """``fastmix.blend`` for tensors, differentiable w.r.t. x."""
     return torch.ops.fastmix.blend(x, lambdas, partners)
+
+
+def _images_view(x: Tensor, cut: bool):
+    """x as the operators see it, and the layout code: a 4-d tensor whose
+    samples are dense channels-last (torch.channels_last) as its (batch,
+    height, width, channels) view, NHWC; (batch, channels, height, width),
+    (batch, height, width) or more dimensions as they are, NCHW; without
+    CutMix, a tensor of fewer than 3 dimensions as (batch, 1, elems)."""
+    if x.dim() == 4:
+        _, c, h, w = x.shape
+        s = x.stride()
+        nchw = (w == 1 or s[3] == 1) and (h == 1 or s[2] == w) and (c == 1 or s[1] == h * w)
+        nhwc = (c == 1 or s[1] == 1) and (w == 1 or s[3] == c) and (h == 1 or s[2] == w * c)
+        if nhwc and not nchw:
+            return x.permute(0, 2, 3, 1), LAYOUTS["nhwc"]
+    if x.dim() < 3 and not cut and x.dim() >= 1:
+        elems = 1
+        for n in x.shape[1:]:
+            elems *= n
+        try:
+            return x.view(x.shape[0], 1, elems), LAYOUTS["nchw"]
+        except RuntimeError:
+            raise_invalid(f"the elements of each sample of x must be contiguous (shape "
+                          f"{tuple(x.shape)}, strides {tuple(x.stride())} in elements)")
+    return x, LAYOUTS["nchw"]
+
+
+def _from_view(out: Tensor, x: Tensor, layout: int) -> Tensor:
+    """An operator's output back in x's shape (x's memory format for NHWC)."""
+    if layout == LAYOUTS["nhwc"]:
+        return out.permute(0, 3, 1, 2)
+    return out.view(x.shape) if out.dim() != x.dim() else out
+
+
+def _refuse_inplace_grad(func: str, x: Tensor):
+    if x.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError(f"{func}: inplace=True on a tensor that requires grad: "
+                           + ("a leaf Variable that requires grad is being used in an in-place "
+                              "operation." if x.is_leaf else
+                              "its gradient would be wrong; mix out of place"))
+
+
+@torch.compiler.disable
+def _cut_config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode, pairing,
+                correct_lam, fold):
+    # The operators' config arguments, checked by the C library (a ctypes
+    # call: runs eagerly inside torch.compile, as the draw does).
+    cfg = _fm._config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
+                      pairing, correct_lam, fold)
+    check_mix_config(func, cfg)
+    config = [cfg.mixup_alpha, cfg.cutmix_alpha, cfg.cutmix_min, cfg.cutmix_max, cfg.prob,
+              cfg.switch_prob]
+    ints = (cfg.mode, cfg.pairing, bool(cfg.correct_lam), bool(cfg.fold))
+    cut = cfg.cutmix_alpha > 0.0 or cfg.cutmix_min != 0.0 or cfg.cutmix_max != 0.0
+    return config, ints, cut
+
+
+def cutmix(x: Tensor, *, mixup_alpha: float = 0.0, cutmix_alpha: float = 1.0,
+           cutmix_minmax=None, prob: float = 1.0, switch_prob: float = 0.5, mode: str = "elem",
+           pairing: Optional[str] = None, correct_lam: bool = True, fold: bool = False,
+           generator: Optional[_fm.Generator] = None, inplace: bool = False):
+    """``fastmix.cutmix`` for tensors: returns ``(x_mixed, lambdas, partners,
+    boxes)``, with the arguments of ``fastmix.cutmix_sample``.  ``x`` is
+    ``(batch, channels, height, width)`` (more dimensions before height
+    count as channels) or ``(batch, height, width)``; a channels-last tensor
+    is mixed in its own memory format (no copy).  Without CutMix, any shape
+    with the batch first.  Differentiable w.r.t. x out of place (the
+    gradient of a CutMix sample's pixel goes to the image it came from);
+    ``inplace=True`` overwrites x and is refused when x requires grad."""
+    func = "fastmix.torch.cutmix"
+    config, ints, cut = _cut_config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob,
+                                    switch_prob, mode, pairing, correct_lam, fold)
+    if inplace:
+        _refuse_inplace_grad(func, x)
+    xv, layout = _images_view(x, cut)
+    seed, offset = _draw(generator)
+    args = (config,) + ints + (layout, seed, offset)
+    if inplace:
+        lam, par, boxes = torch.ops.fastmix.cutmix_(xv, *args)
+        return x, lam, par, boxes
+    out, lam, par, boxes = torch.ops.fastmix.cutmix(xv, *args)
+    return _from_view(out, x, layout), lam, par, boxes
+
+
+def cutmix_apply(x: Tensor, lambdas: Tensor, partners: Tensor, boxes: Tensor) -> Tensor:
+    """``fastmix.cutmix_apply`` for tensors (a channels-last x in its own
+    memory format), differentiable w.r.t. x: applies a draw of ``cutmix``
+    to another tensor of the batch, e.g. a ``(batch, 1, height, width)``
+    mask."""
+    xv, layout = _images_view(x, True)
+    return _from_view(torch.ops.fastmix.cutmix_apply(xv, lambdas, partners, boxes, layout), x,
+                      layout)
 
 
 def soft_targets(labels: Tensor, num_classes: int, lambdas: Optional[Tensor] = None,
@@ -255,22 +460,48 @@ class MixUp(torch.nn.Module):
 
     Each sample i gets ``lambdas[i] ~ Beta(alpha, alpha)`` (folded to
     ``max(l, 1 - l)`` when ``fold``) and a partner ``partners[i]`` (``pairing``:
-    "permutation", "cycle" or "flip"); ``x_mixed[i] = lambdas[i] * x[i] +
+    "permutation", "cycle", "flip" or "roll"); ``x_mixed[i] = lambdas[i] * x[i] +
     (1 - lambdas[i]) * x[partners[i]]``; ``target`` is a ``MixedTarget(y,
     lambdas, partners)`` for ``fastmix.torch.cross_entropy``.  Each call takes
     one (seed, offset) draw from ``generator`` (fastmix's default one when
     None).  In eval mode the batch passes unchanged (lambdas 1).
     ``inplace=True`` mixes x in place (no autograd through x then).
+
+    CutMix and timm's options: ``cutmix_alpha > 0`` (Beta(cutmix_alpha,
+    cutmix_alpha)) or ``cutmix_minmax=(min, max)`` add CutMix, chosen per
+    sample with probability ``switch_prob`` when ``alpha > 0`` too (``alpha=0``:
+    CutMix only); ``prob`` is the probability that a sample is mixed at all;
+    ``mode`` "elem", "pair" (needs ``pairing="flip"``) or "batch" says who
+    shares a draw; ``correct_lam`` makes a CutMix lambda the share of the
+    sample's own pixels; ``fold`` folds both Beta draws.  Then x must be
+    ``(batch, channels, height, width)`` (channels-last works in place) or
+    ``(batch, height, width)``, and the draw is ``fastmix.torch.cutmix``'s.
+    The defaults (no CutMix, ``prob=1``, ``mode="elem"``) are plain mixup,
+    ``fastmix.torch.mixup``.  The target is a ``MixedTarget`` either way: a
+    CutMix sample is ``lambdas[i]`` of its own label.
     """
 
     def __init__(self, alpha: float = 0.4, fold: bool = True, pairing: str = "permutation",
-                 generator: Optional[_fm.Generator] = None, inplace: bool = False):
+                 generator: Optional[_fm.Generator] = None, inplace: bool = False,
+                 cutmix_alpha: float = 0.0, switch_prob: float = 0.5, cutmix_minmax=None,
+                 prob: float = 1.0, mode: str = "elem", correct_lam: bool = True):
         super().__init__()
         func = "fastmix.torch.MixUp"
         self.alpha = alpha_value(alpha, func)
-        check_sampler(func, self.alpha, int(bool(fold)), pairing_code(pairing, func), 0)
         self.fold, self.pairing = bool(fold), pairing
         self.generator, self.inplace = generator, inplace
+        self.cutmix_alpha, self.switch_prob, self.cutmix_minmax = cutmix_alpha, switch_prob, \
+            cutmix_minmax
+        self.prob, self.mode, self.correct_lam = prob, mode, bool(correct_lam)
+        cfg = _fm._config(func, self.alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
+                          pairing, correct_lam, fold)
+        # Plain mixup (today's fused fastmix_mixup) unless an option needs the CutMix draw.
+        self._plain = (cfg.cutmix_alpha == 0.0 and cutmix_minmax is None and cfg.prob == 1.0
+                       and mode_code(mode, func) == 0)
+        if self._plain:
+            check_sampler(func, self.alpha, int(self.fold), pairing_code(pairing, func), 0)
+        else:
+            check_mix_config(func, cfg)
 
     def forward(self, x: Tensor, y: Tensor):
         if x.dim() < 1 or y.dim() < 1 or y.shape[0] != x.shape[0]:
@@ -280,12 +511,90 @@ class MixUp(torch.nn.Module):
             b = x.shape[0]
             return x, MixedTarget(y, torch.ones(b, device=x.device),
                                   torch.arange(b, device=x.device))
-        xm, lam, par = mixup(x, self.alpha, fold=self.fold, pairing=self.pairing,
-                             generator=self.generator, inplace=self.inplace)
+        if self._plain:
+            xm, lam, par = mixup(x, self.alpha, fold=self.fold, pairing=self.pairing,
+                                 generator=self.generator, inplace=self.inplace)
+        else:
+            xm, lam, par, _ = cutmix(x, mixup_alpha=self.alpha, cutmix_alpha=self.cutmix_alpha,
+                                     cutmix_minmax=self.cutmix_minmax, prob=self.prob,
+                                     switch_prob=self.switch_prob, mode=self.mode,
+                                     pairing=self.pairing, correct_lam=self.correct_lam,
+                                     fold=self.fold, generator=self.generator,
+                                     inplace=self.inplace)
         return xm, MixedTarget(y, lam, par)
 
     def extra_repr(self):
-        return f"alpha={self.alpha}, fold={self.fold}, pairing={self.pairing!r}"
+        r = f"alpha={self.alpha}, fold={self.fold}, pairing={self.pairing!r}"
+        if not self._plain:
+            r += (f", cutmix_alpha={self.cutmix_alpha}, cutmix_minmax={self.cutmix_minmax}, "
+                  f"switch_prob={self.switch_prob}, prob={self.prob}, mode={self.mode!r}, "
+                  f"correct_lam={self.correct_lam}")
+        return r
+
+
+class CutMix(torch.nn.Module):
+    """``torchvision.transforms.v2.CutMix`` on fastmix's fused kernel:
+    ``x_mixed, target = CutMix(alpha=1.0)(x, y)``.
+
+    torchvision's semantics: one lambda ~ Beta(alpha, alpha) and one box for
+    the whole batch, sample i takes the box from sample ``i - 1`` (``roll``:
+    ``partners[i] = (i - 1) mod batch``), and the lambda is corrected to the
+    share of the sample's own pixels, ``1 - box area / (height * width)``.
+    The box is timm's ``rand_bbox`` (torchvision rounds the half side
+    ``int(0.5 * sqrt(1 - lam) * W)`` instead of ``int(W * sqrt(1 - lam)) // 2``,
+    which can differ by one pixel).  Mixed out of place (torchvision clones),
+    or in place with ``inplace=True``; like torchvision's transform it mixes
+    in eval mode too.
+
+    ``x``: ``(batch, channels, height, width)`` (a channels-last tensor stays
+    channels-last; more dimensions before height, e.g. a video's frames,
+    share the box) or ``(batch, height, width)``.  ``y``: int labels
+    ``(batch,)``, or one-hot/soft targets ``(batch, classes)`` (a float
+    tensor).  The target is, for int labels, a ``MixedTarget(y, lambdas,
+    partners)`` for ``fastmix.torch.cross_entropy`` when ``num_classes`` is
+    None and torchvision's dense ``(batch, num_classes)`` float32 targets
+    ``lam * onehot(y) + (1 - lam) * onehot(y).roll(1, 0)`` when it is given;
+    for float targets, those targets mixed the same way.  The last call's
+    boxes are in ``self.boxes``.
+    """
+
+    def __init__(self, alpha: float = 1.0, num_classes: Optional[int] = None, *,
+                 generator: Optional[_fm.Generator] = None, inplace: bool = False):
+        super().__init__()
+        func = "fastmix.torch.CutMix"
+        self.alpha = alpha_value(alpha, func)
+        if num_classes is not None:
+            num_classes = int(num_classes)
+            if num_classes < 1:
+                raise_invalid(f"{func}: num_classes must be None or >= 1, got {num_classes}")
+        self.num_classes, self.generator, self.inplace = num_classes, generator, inplace
+        check_mix_config(func, _fm._config(func, 0.0, self.alpha, None, 1.0, 0.5, "batch", "roll",
+                                           True, False))
+        self.boxes = None
+
+    def forward(self, x: Tensor, y: Tensor):
+        func = "fastmix.torch.CutMix"
+        if x.dim() < 1 or y.dim() < 1 or y.shape[0] != x.shape[0]:
+            raise_invalid(f"{func}: labels must have one entry per sample: x has shape "
+                          f"{tuple(x.shape)}, labels {tuple(y.shape)}")
+        soft = y.is_floating_point()
+        if soft and y.dim() != 2:
+            raise_invalid(f"{func}: float targets must have shape (batch, classes), got "
+                          f"{tuple(y.shape)}")
+        if not soft and y.dim() != 1:
+            raise_invalid(f"{func}: int labels must have shape (batch,), got {tuple(y.shape)}")
+        xm, lam, par, self.boxes = cutmix(x, cutmix_alpha=self.alpha, mode="batch",
+                                          pairing="roll", correct_lam=True, fold=False,
+                                          generator=self.generator, inplace=self.inplace)
+        if soft:
+            lam = lam.to(y.device, y.dtype).view(-1, 1)
+            return xm, lam * y + (1 - lam) * y[par.to(y.device)]
+        if self.num_classes is None:
+            return xm, MixedTarget(y, lam, par)
+        return xm, soft_targets(y, self.num_classes, lam.to(y.device), par.to(y.device))
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}, num_classes={self.num_classes}"
 
 
 class MixUpCrossEntropyLoss(torch.nn.Module):
