@@ -10,7 +10,7 @@ namespace {
 
 constexpr int64_t kMaxSide = INT32_MAX;
 
-bool in_unit(float v) { return std::isfinite(v) && v >= 0.0f && v <= 1.0f; }
+bool in_unit(double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; }
 
 fastmix_status check_config(const char *func, const fastmix_mix_config *c) {
   FM_CHECK(c != nullptr, "%s: config must not be NULL", func);
@@ -20,12 +20,12 @@ fastmix_status check_config(const char *func, const fastmix_mix_config *c) {
   FM_CHECK(std::isfinite(c->cutmix_alpha) && c->cutmix_alpha >= 0.0f,
            "%s: config->cutmix_alpha must be finite and >= 0 (0: no CutMix), got %g", func,
            (double)c->cutmix_alpha);
-  const bool minmax = !(c->cutmix_min == 0.0f && c->cutmix_max == 0.0f);
+  const bool minmax = !(c->cutmix_min == 0.0 && c->cutmix_max == 0.0);
   FM_CHECK(!minmax ||
                (in_unit(c->cutmix_min) && in_unit(c->cutmix_max) && c->cutmix_min < c->cutmix_max),
            "%s: config->cutmix_min and cutmix_max must both be 0 (off) or satisfy 0 <= min < max "
            "<= 1, got %g and %g",
-           func, (double)c->cutmix_min, (double)c->cutmix_max);
+           func, c->cutmix_min, c->cutmix_max);
   FM_CHECK(c->mixup_alpha > 0.0f || c->cutmix_alpha > 0.0f || minmax,
            "%s: config enables neither mixup (mixup_alpha > 0) nor CutMix (cutmix_alpha > 0 or "
            "cutmix_min/max)",
@@ -68,25 +68,29 @@ fastmix_status check_draw(const char *func, const fastmix_device &device,
   return check_array(func, "boxes", boxes);
 }
 
-// The images of an apply: layout, sizes, stride, alignment and overlap.
-fastmix_status check_cut_images(const char *func, const CutImages &im) {
-  FM_TRY(check_dtype(func, im.dtype));
-  const int layout = enum_int(im.layout);
-  FM_CHECK(layout == FASTMIX_LAYOUT_NCHW || layout == FASTMIX_LAYOUT_NHWC,
+// The images of an apply: dtype, layout, sizes, stride, alignment and
+// overlap.  The enums are checked through their bytes before anything loads
+// them (an out-of-range enum value must not be loaded in C++).
+fastmix_status check_cut_images(const char *func, const fastmix_dtype &dtype,
+                                const fastmix_layout &layout, const void *x, const void *out,
+                                int64_t batch, int64_t channels, int64_t height, int64_t width,
+                                int64_t stride) {
+  FM_TRY(check_dtype(func, dtype));
+  const int lay = enum_int(layout);
+  FM_CHECK(lay == FASTMIX_LAYOUT_NCHW || lay == FASTMIX_LAYOUT_NHWC,
            "%s: layout must be FASTMIX_LAYOUT_NCHW (0) or FASTMIX_LAYOUT_NHWC (1), got %d", func,
-           layout);
-  FM_CHECK(im.channels >= 1, "%s: channels must be >= 1, got %lld", func, (long long)im.channels);
-  FM_TRY(check_side(func, "height", im.height));
-  FM_TRY(check_side(func, "width", im.width));
+           lay);
+  FM_CHECK(channels >= 1, "%s: channels must be >= 1, got %lld", func, (long long)channels);
+  FM_TRY(check_side(func, "height", height));
+  FM_TRY(check_side(func, "width", width));
   int64_t elems = 0;
-  FM_CHECK(!__builtin_mul_overflow(im.channels, im.height, &elems) &&
-               !__builtin_mul_overflow(elems, im.width, &elems),
+  FM_CHECK(!__builtin_mul_overflow(channels, height, &elems) &&
+               !__builtin_mul_overflow(elems, width, &elems),
            "%s: channels * height * width overflows int64 (%lld x %lld x %lld)", func,
-           (long long)im.channels, (long long)im.height, (long long)im.width);
-  FM_CHECK(im.stride >= elems,
-           "%s: sample_stride (%lld) must be >= channels * height * width (%lld)", func,
-           (long long)im.stride, (long long)elems);
-  return check_images(func, im.dtype, im.x, im.out, im.batch, elems, im.stride);
+           (long long)channels, (long long)height, (long long)width);
+  FM_CHECK(stride >= elems, "%s: sample_stride (%lld) must be >= channels * height * width (%lld)",
+           func, (long long)stride, (long long)elems);
+  return check_images(func, dtype, x, out, batch, elems, stride);
 }
 
 uint64_t cut_span(const CutImages &im) {
@@ -110,8 +114,9 @@ fastmix_status cutmix_entry(const char *func, const fastmix_device &device,
                             int64_t width, int64_t sample_stride, float *lambdas, int64_t *partners,
                             int32_t *boxes, void *stream) {
   FM_TRY(check_draw(func, device, config, batch, height, width, lambdas, partners, boxes));
+  FM_TRY(
+      check_cut_images(func, dtype, layout, x, out, batch, channels, height, width, sample_stride));
   const CutImages images{dtype, layout, x, out, batch, channels, height, width, sample_stride};
-  FM_TRY(check_cut_images(func, images));
   if (seed.kind == Seed::kMemory)
     FM_TRY(check_seed_offset(func, seed.ptr, batch, lambdas, partners, x, out, cut_span(images),
                              boxes));
@@ -168,10 +173,11 @@ fastmix_status fastmix_cutmix_apply(fastmix_device device, fastmix_dtype dtype,
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_device(func, device));
     FM_TRY(check_batch(func, batch));
-    const CutImages images{dtype, layout, x, out, batch, channels, height, width, sample_stride};
-    FM_TRY(check_cut_images(func, images));
+    FM_TRY(check_cut_images(func, dtype, layout, x, out, batch, channels, height, width,
+                            sample_stride));
     FM_TRY(check_lambdas_partners(func, lambdas, partners));
     FM_TRY(check_array(func, "boxes", boxes));
+    const CutImages images{dtype, layout, x, out, batch, channels, height, width, sample_stride};
     return run(device, cpu_cutmix_apply, cuda_cutmix_apply,
                CutmixApplyArgs{func, images, lambdas, partners, boxes}, stream);
   });

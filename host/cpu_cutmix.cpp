@@ -43,7 +43,8 @@ void apply_typed(const CutImages &im, const float *lambdas, const int64_t *partn
                  const int32_t *boxes) {
   using raw = typename T::raw;
   const RowShape rs = row_shape(im.layout, im.channels, im.height, im.width);
-  const int64_t n = im.batch, total = n * rs.rows * rs.len;
+  const int64_t n = im.batch;
+  [[maybe_unused]] const int64_t total = n * rs.rows * rs.len;  // OpenMP: worth a team?
   if (im.x != im.out) {
     // (row, sample) items, sample fastest: the partner's row is read again
     // as its own while still in cache.

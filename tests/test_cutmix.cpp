@@ -45,7 +45,7 @@ int64_t uint_in(uint32_t w, int64_t lo, int64_t hi) {
   return hi <= lo ? lo : lo + (int64_t)(((uint64_t)w * (uint64_t)(hi - lo)) >> 32);
 }
 
-fastmix_mix_config make_config(float mixup_alpha, float cutmix_alpha, float mn, float mx,
+fastmix_mix_config make_config(float mixup_alpha, float cutmix_alpha, double mn, double mx,
                                float prob, float switch_prob, fastmix_mix_mode mode,
                                fastmix_pairing pairing, int correct, int fold) {
   fastmix_mix_config c;
@@ -144,7 +144,7 @@ std::string check_draw(const fastmix_mix_config &c, uint64_t seed, uint64_t offs
       const float raw_lam = raw ? raw->lam[(size_t)i] : lam;
       if (!(raw_lam >= 0.0f && raw_lam <= 1.0f)) return err.str() + "Beta lambda outside [0, 1]";
       if (c.fold && raw_lam < 0.5f) return err.str() + "folded Beta lambda below 1/2";
-      const double ratio = (double)std::sqrt(1.0f - raw_lam);
+      const double ratio = std::sqrt(1.0 - (double)raw_lam);
       const int64_t ch = (int64_t)((double)h * ratio), cw = (int64_t)((double)w * ratio);
       const int64_t cy = uint_in(wd.v[2], 0, h), cx = uint_in(wd.v[3], 0, w);
       y0 = std::clamp<int64_t>(cy - ch / 2, 0, h), y1 = std::clamp<int64_t>(cy + ch / 2, 0, h);

@@ -244,7 +244,7 @@ FASTMIX_API fastmix_status fastmix_mixup_device_seed(
  *      those of fastmix_sample(mixup_alpha, fold, pairing, seed, offset).
  *   4. CutMix, Beta: lambda ~ Beta(cutmix_alpha, cutmix_alpha); cut sides
  *      ch = floor(H * sqrt(1 - lambda)), cw = floor(W * sqrt(1 - lambda))
- *      (the square root in float32, the products in double);
+ *      (in double, from the float32 lambda);
  *      centre cy uniform in [0, H), cx in [0, W); box rows
  *      [clamp(cy - ch/2), clamp(cy + ch/2)) and columns likewise (ch/2
  *      rounded down, clamp to [0, H] or [0, W]): timm's rand_bbox.
@@ -271,8 +271,8 @@ typedef enum fastmix_layout {
 typedef struct fastmix_mix_config {
   float mixup_alpha;  /* > 0 enables mixup with Beta(mixup_alpha, mixup_alpha); 0: off     */
   float cutmix_alpha; /* > 0 enables CutMix with Beta(cutmix_alpha, cutmix_alpha); 0: off  */
-  float cutmix_min;   /* both 0: off.  Else 0 <= min < max <= 1: CutMix with box sides      */
-  float cutmix_max;   /*   drawn from [min, max) of H and W (cutmix_alpha is then unused)  */
+  double cutmix_min;  /* both 0: off.  Else 0 <= min < max <= 1: CutMix with box sides      */
+  double cutmix_max;  /*   drawn from [min, max) of H and W (cutmix_alpha is then unused)  */
   float prob;         /* in [0, 1]: probability that a sample is mixed at all              */
   float switch_prob;  /* in [0, 1]: probability of CutMix when both are enabled            */
   fastmix_mix_mode mode;

@@ -37,7 +37,7 @@ struct MixParams {
 
 inline MixParams make_mix_params(const fastmix_mix_config &c, int64_t h, int64_t w) {
   MixParams p{};
-  p.minmax = !(c.cutmix_min == 0.0f && c.cutmix_max == 0.0f);
+  p.minmax = !(c.cutmix_min == 0.0 && c.cutmix_max == 0.0);
   p.use_mix = c.mixup_alpha > 0.0f;
   p.use_cut = c.cutmix_alpha > 0.0f || p.minmax;
   if (p.use_mix) p.mix = make_beta_params(c.mixup_alpha, c.fold);
@@ -49,10 +49,10 @@ inline MixParams make_mix_params(const fastmix_mix_config &c, int64_t h, int64_t
   p.h = (int32_t)h;
   p.w = (int32_t)w;
   if (p.minmax) {
-    p.ch_lo = (int32_t)((double)h * (double)c.cutmix_min);
-    p.ch_hi = (int32_t)((double)h * (double)c.cutmix_max);
-    p.cw_lo = (int32_t)((double)w * (double)c.cutmix_min);
-    p.cw_hi = (int32_t)((double)w * (double)c.cutmix_max);
+    p.ch_lo = (int32_t)((double)h * c.cutmix_min);
+    p.ch_hi = (int32_t)((double)h * c.cutmix_max);
+    p.cw_lo = (int32_t)((double)w * c.cutmix_min);
+    p.cw_hi = (int32_t)((double)w * c.cutmix_max);
   }
   return p;
 }
@@ -109,7 +109,7 @@ FM_HD MixDraw mix_draw(const MixParams &p, const Pairing &pr, uint64_t seed, uin
     d.lam = 0.0f;  // corrected below
   } else {
     d.lam = beta_lambda(p.cut, seed, offset, u, kCutBetaBase);
-    const double ratio = (double)sqrtf(1.0f - d.lam);
+    const double ratio = sqrt(1.0 - (double)d.lam);  // IEEE: the same on both sides
     const int64_t ch = (int64_t)((double)p.h * ratio), cw = (int64_t)((double)p.w * ratio);
     const int64_t cy = uniform_int(w.z, 0, p.h), cx = uniform_int(w.w, 0, p.w);
     y0 = clamp_int(cy - ch / 2, p.h);

@@ -396,7 +396,7 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
   }
   const float alpha = which ? pick_float(f, 1e-4f, 1e4f) : 1.0f;
   const int fold = which ? f.ConsumeIntegralInRange(0, 1) : 0;
-  const int pairing = which ? pick_enum(f, 3) : 0;
+  const int pairing = which ? pick_enum(f, 4) : 0;
   const uint64_t seed = f.ConsumeIntegral<uint64_t>(), offset = f.ConsumeIntegral<uint64_t>();
   const uint64_t inc = f.ConsumeIntegral<uint64_t>();
   const int layout = f.ConsumeIntegralInRange(
@@ -410,7 +410,7 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
   bool valid = dev == FASTMIX_DEVICE_CPU && dtype_ok && shape_ok && span >= 0 && pl != Ptr::null &&
                pp != Ptr::null && ps != Ptr::null && layout != 15 && layout != 14 &&
                ps != Ptr::misaligned;
-  if (which) valid = valid && std::isfinite(alpha) && alpha > 0 && pairing >= 0 && pairing <= 2;
+  if (which) valid = valid && std::isfinite(alpha) && alpha > 0 && pairing >= 0 && pairing <= 3;
   if (valid && (batch > kMaxBatch || span > (int64_t)kMaxBytes)) return;  // too large to allocate
   const int64_t n = batch < 0 ? 0 : batch > kMaxBatch ? kMaxBatch : batch;
   const size_t bytes = span > 0 && span <= (int64_t)kMaxBytes ? (size_t)span : 0;
@@ -737,9 +737,189 @@ void fuzz_misc(FuzzedDataProvider &f) {
 
 }  // namespace
 
+// CutMix: the draw, the apply, the fused call and its device-seed form.
+// Small images, any config; on success the draw must be consistent (boxes
+// inside the image or (-1, -1, -1, -1), lambdas in [0, 1]), the fused call
+// bitwise the draw followed by the apply, the device-seed form bitwise the
+// plain one, and elements between images untouched.
+void fuzz_cutmix(FuzzedDataProvider &f, int which /* 0 draw, 1 apply, 2 fused, 3 seed */) {
+  static const char *names[] = {"fastmix_cutmix_sample", "fastmix_cutmix_apply", "fastmix_cutmix",
+                                "fastmix_cutmix_device_seed"};
+  const char *func = names[which];
+  const int dev = pick_device(f);
+  if (skip_cuda(dev)) return;
+  fastmix_mix_config c{};
+  c.mixup_alpha = f.ConsumeBool() ? 0.0f : pick_float(f, 1e-3f, 10.0f);
+  c.cutmix_alpha = f.ConsumeBool() ? 0.0f : pick_float(f, 1e-3f, 10.0f);
+  if (f.ConsumeIntegralInRange(0, 3) == 0)
+    c.cutmix_min = pick_float(f, 0.0f, 1.0f), c.cutmix_max = pick_float(f, 0.0f, 1.0f);
+  c.prob = f.ConsumeBool() ? 1.0f : pick_float(f, 0.0f, 1.0f);
+  c.switch_prob = pick_float(f, 0.0f, 1.0f);
+  const int mode = pick_enum(f, 3), pairing = pick_enum(f, 4);
+  c.mode = as_enum<fastmix_mix_mode>(mode);
+  c.pairing = as_enum<fastmix_pairing>(pairing);
+  c.correct_lam = f.ConsumeIntegral<int>();
+  c.fold = f.ConsumeIntegral<int>();
+  const int dtype = pick_enum(f, 3), layout = pick_enum(f, 2);
+  const int64_t batch = pick_size(f, 16), ch = pick_size(f, 4), h = pick_size(f, 20),
+                w = pick_size(f, 20);
+  const int64_t elems_raw =
+      ch > 0 && h > 0 && w > 0 && ch <= 4 && h <= 20 && w <= 20 ? ch * h * w : 0;
+  const int64_t stride =
+      elems_raw + (f.ConsumeBool() ? 0 : f.ConsumeIntegralInRange<int64_t>(-2, 9));
+  const int where = f.ConsumeIntegralInRange(0, 7);  // 0-4 apart, 5-6 in place, 7 overlapping
+  const Ptr pl = pick_ptr(f), pp = pick_ptr(f), pb = pick_ptr(f), ps = pick_ptr(f);
+  const uint64_t seed = f.ConsumeIntegral<uint64_t>(), offset = f.ConsumeIntegral<uint64_t>();
+  const uint64_t inc = f.ConsumeIntegral<uint64_t>();
+
+  auto unit = [](double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; };
+  const bool minmax = !(c.cutmix_min == 0.0f && c.cutmix_max == 0.0f);
+  const bool config_ok =
+      std::isfinite(c.mixup_alpha) && c.mixup_alpha >= 0 && std::isfinite(c.cutmix_alpha) &&
+      c.cutmix_alpha >= 0 &&
+      (!minmax || (unit(c.cutmix_min) && unit(c.cutmix_max) && c.cutmix_min < c.cutmix_max)) &&
+      (c.mixup_alpha > 0 || c.cutmix_alpha > 0 || minmax) && unit(c.prob) && unit(c.switch_prob) &&
+      mode >= 0 && mode <= 2 && pairing >= 0 && pairing <= 3 && (mode != 1 || pairing == 2);
+  // Valid but too large to allocate here: skipped.
+  if ((batch > kMaxBatch && batch <= FASTMIX_MAX_BATCH) || (ch > 4 && ch <= 1000) ||
+      (h > 20 && h <= INT32_MAX) || (w > 20 && w <= INT32_MAX))
+    return;
+  const bool batch_ok = batch >= 0 && batch <= kMaxBatch;
+  const bool hw_ok = h >= 1 && h <= 20 && w >= 1 && w <= 20;
+  const bool shape_ok = valid_dtype(dtype) && layout >= 0 && layout <= 1 && ch >= 1 && ch <= 4 &&
+                        hw_ok && stride >= elems_raw;
+  const int64_t n = batch_ok ? batch : 0;
+  const size_t es = valid_dtype(dtype) ? esize(as_enum<fastmix_dtype>(dtype)) : 4;
+  const size_t bytes = shape_ok ? (size_t)span_bytes(n, elems_raw, stride, es) : 0;
+  const bool overlap = where == 7 && bytes > es;  // out = x + one element
+  const bool in_place = where == 5 || where == 6 || (where == 7 && !overlap);
+  const bool images_ok = shape_ok && !overlap;
+  bool valid = dev == FASTMIX_DEVICE_CPU && batch_ok && hw_ok && pl == Ptr::ok && pp == Ptr::ok &&
+               pb == Ptr::ok;
+  if (which != 1) valid = valid && config_ok;
+  if (which != 0) valid = valid && images_ok;
+  if (which == 3) valid = valid && ps == Ptr::ok;
+  const size_t shift = overlap ? es : 0;
+  Buf xbuf(bytes + shift, 0), obuf(in_place || overlap ? 0 : bytes, 0);
+  const bool x_finite =
+      fill_data(f, valid_dtype(dtype) ? dtype : 0, xbuf.p, (int64_t)((bytes + shift) / es));
+  unsigned char *x = xbuf.p, *out = in_place ? xbuf.p : overlap ? xbuf.p + shift : obuf.p;
+  Buf lam((size_t)n * 4, pl == Ptr::misaligned ? 1 : 0),
+      par((size_t)n * 8, pp == Ptr::misaligned ? 4 : 0),
+      box((size_t)n * 16, pb == Ptr::misaligned ? 2 : 0), so(16, ps == Ptr::misaligned ? 4 : 0);
+  if (which == 1 && valid) {  // given draws (aligned): lambdas, partners, boxes, some bad
+    (void)fill_lambdas(f, reinterpret_cast<float *>(lam.p), n);
+    if (!fill_indices(f, reinterpret_cast<int64_t *>(par.p), n, n, false, 0)) valid = false;
+    int32_t *bv = reinterpret_cast<int32_t *>(box.p);
+    for (int64_t i = 0; i < n; ++i) {
+      if (f.ConsumeBool()) {
+        for (int k = 0; k < 4; ++k) bv[4 * i + k] = -1;
+        continue;
+      }
+      for (int k = 0; k < 4; ++k) bv[4 * i + k] = f.ConsumeIntegralInRange<int32_t>(-1, 21);
+      const int32_t *b = bv + 4 * i;
+      const bool blend = b[0] == -1 && b[1] == -1 && b[2] == -1 && b[3] == -1;
+      if (!blend &&
+          !(b[0] >= 0 && b[0] <= b[2] && b[2] <= h && b[1] >= 0 && b[1] <= b[3] && b[3] <= w))
+        valid = false;
+    }
+  }
+  const uint64_t so_init[2] = {seed, offset};
+  std::memcpy(so.p, so_init, 16);
+  const auto x0 = xbuf.snap(), o0 = obuf.snap(), lam0 = lam.snap(), par0 = par.snap(),
+             box0 = box.snap(), so0 = so.snap();
+  float *l = pl == Ptr::null ? nullptr : reinterpret_cast<float *>(lam.p);
+  int64_t *p = pp == Ptr::null ? nullptr : reinterpret_cast<int64_t *>(par.p);
+  int32_t *b = pb == Ptr::null ? nullptr : reinterpret_cast<int32_t *>(box.p);
+  uint64_t *s = ps == Ptr::null ? nullptr : reinterpret_cast<uint64_t *>(so.p);
+  const fastmix_device d = as_enum<fastmix_device>(dev);
+  const fastmix_dtype t = as_enum<fastmix_dtype>(dtype);
+  const fastmix_layout lay = as_enum<fastmix_layout>(layout);
+  fastmix_status st;
+  if (which == 0)
+    st = fastmix_cutmix_sample(d, &c, seed, offset, batch, h, w, l, p, b, nullptr);
+  else if (which == 1)
+    st = fastmix_cutmix_apply(d, t, lay, x, out, batch, ch, h, w, stride, l, p, b, nullptr);
+  else if (which == 2)
+    st = fastmix_cutmix(d, t, &c, seed, offset, lay, x, out, batch, ch, h, w, stride, l, p, b,
+                        nullptr);
+  else
+    st = fastmix_cutmix_device_seed(d, t, &c, s, inc, lay, x, out, batch, ch, h, w, stride, l, p, b,
+                                    nullptr);
+  check_status(st, func);
+  if (st != FASTMIX_SUCCESS) {
+    FUZZ_ASSERT(!valid, "%s failed on valid arguments (batch %lld, %lldx%lldx%lld, stride %lld)",
+                func, (long long)batch, (long long)ch, (long long)h, (long long)w,
+                (long long)stride);
+    FUZZ_ASSERT(xbuf.same(x0) && obuf.same(o0) && lam.same(lam0) && par.same(par0) &&
+                    box.same(box0) && so.same(so0),
+                "%s failed but wrote an output", func);
+    return;
+  }
+  FUZZ_ASSERT(valid, "%s accepted invalid arguments (config ok %d, images ok %d, where %d)", func,
+              (int)config_ok, (int)images_ok, where);
+  if (!in_place && which != 0) FUZZ_ASSERT(xbuf.same(x0), "%s wrote x", func);
+  const float *lv = reinterpret_cast<const float *>(lam.p);
+  const int64_t *pv = reinterpret_cast<const int64_t *>(par.p);
+  const int32_t *bv = reinterpret_cast<const int32_t *>(box.p);
+  if (which != 1) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t *q = bv + 4 * i;
+      const bool blend = q[0] == -1 && q[1] == -1 && q[2] == -1 && q[3] == -1;
+      FUZZ_ASSERT(lv[i] >= 0.0f && lv[i] <= 1.0f, "%s: lambda %g", func, (double)lv[i]);
+      FUZZ_ASSERT(pv[i] >= 0 && pv[i] < n, "%s: partner %lld", func, (long long)pv[i]);
+      FUZZ_ASSERT(blend || (q[0] >= 0 && q[0] <= q[2] && q[2] <= h && q[1] >= 0 && q[1] <= q[3] &&
+                            q[3] <= w),
+                  "%s: box (%d, %d, %d, %d) of a %lldx%lld image", func, q[0], q[1], q[2], q[3],
+                  (long long)h, (long long)w);
+    }
+  }
+  if (which == 0) return;
+  const unsigned char *o = in_place ? xbuf.p : obuf.p;
+  const std::vector<unsigned char> &before = in_place ? x0 : o0;
+  for (int64_t i = 0; i + 1 < n; ++i)
+    if (stride > elems_raw)
+      FUZZ_ASSERT(std::memcmp(o + (size_t)(i * stride + elems_raw) * es,
+                              before.data() + (size_t)(i * stride + elems_raw) * es,
+                              (size_t)(stride - elems_raw) * es) == 0,
+                  "%s wrote between images %lld and %lld", func, (long long)i, (long long)i + 1);
+  if (x_finite && which >= 2)
+    for (int64_t k = 0; k < (int64_t)(bytes / es); ++k)
+      if (k % stride < elems_raw)
+        FUZZ_ASSERT(std::isfinite(decode(dtype, o, k)), "%s: non-finite output %lld from finite x",
+                    func, (long long)k);
+  if (which >= 2) {
+    // fused == draw + apply (bitwise); the device-seed form == the plain one
+    Buf lam2((size_t)n * 4, 0), par2((size_t)n * 8, 0), box2((size_t)n * 16, 0), out2(bytes, 0);
+    const std::vector<unsigned char> &src = x0;
+    FUZZ_ASSERT(fastmix_cutmix_sample(
+                    FASTMIX_DEVICE_CPU, &c, seed, offset, batch, h, w,
+                    reinterpret_cast<float *>(lam2.p), reinterpret_cast<int64_t *>(par2.p),
+                    reinterpret_cast<int32_t *>(box2.p), nullptr) == FASTMIX_SUCCESS,
+                "plain fastmix_cutmix_sample failed");
+    FUZZ_ASSERT(lam2.same(lam.snap()) && par2.same(par.snap()) && box2.same(box.snap()),
+                "%s: draw differs from fastmix_cutmix_sample", func);
+    FUZZ_ASSERT(fastmix_cutmix_apply(
+                    FASTMIX_DEVICE_CPU, t, lay, src.data(), out2.p, batch, ch, h, w, stride,
+                    reinterpret_cast<float *>(lam2.p), reinterpret_cast<int64_t *>(par2.p),
+                    reinterpret_cast<int32_t *>(box2.p), nullptr) == FASTMIX_SUCCESS,
+                "fastmix_cutmix_apply of the draw failed");
+    for (int64_t k = 0; k < (int64_t)(bytes / es); ++k)
+      if (k % stride < elems_raw)
+        FUZZ_ASSERT(std::memcmp(o + k * es, out2.p + k * es, es) == 0,
+                    "%s: element %lld differs from draw + apply", func, (long long)k);
+    if (which == 3) {
+      uint64_t after[2];
+      std::memcpy(after, so.p, 16);
+      FUZZ_ASSERT(after[0] == seed && after[1] == offset + inc, "%s: seed_offset not advanced",
+                  func);
+    }
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzedDataProvider f(data, size);
-  switch (f.ConsumeIntegralInRange(0, 8)) {
+  switch (f.ConsumeIntegralInRange(0, 12)) {
     case 0:
       fuzz_sample(f, false);
       break;
@@ -760,6 +940,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     case 6:
       fuzz_loss(f, 1);
+      break;
+    case 7:
+    case 8:
+    case 9:
+    case 10:
+      fuzz_cutmix(f, f.ConsumeIntegralInRange(0, 3));
       break;
     default:
       fuzz_misc(f);
