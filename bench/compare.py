@@ -9,7 +9,11 @@ fastai form (``torch.lerp(x[perm], x, lam)`` with per-sample lambdas drawn by
 x.flip(0).mul_(1 - lam))``), and with --compile (default on CUDA) the same
 under ``torch.compile``.  Loss: ``lam * F.cross_entropy(z, y1) + (1 - lam) *
 F.cross_entropy(z, y2)`` forward and backward, and timm's soft-target path
-(dense mixed targets, ``-(t * log_softmax(z)).sum(-1).mean()``).  Each row
+(dense mixed targets, ``-(t * log_softmax(z)).sum(-1).mean()``).  CutMix: timm's
+``Mixup`` (per-sample mode: a Python loop over the batch, one box copy or one
+blend per sample) and torchvision's ``v2.CutMix`` (one box for the batch,
+``roll``), the libraries themselves when installed, else their algorithms
+written here (the row says which).  Each row
 prints the median times and the ratio peer / fastmix (> 1: fastmix is faster).
 The last line is the training-step overhead: mix + loss + gradient of a
 256x3x224x224 batch with 1000 classes.
@@ -86,6 +90,44 @@ def timm_mix(x, lam):
     return x.mul_(lam).add_(x.flip(0).mul_(1.0 - lam))
 
 
+def timm_elem_mix(x, mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5):
+    """timm's Mixup._mix_elem (mode "elem", correct_lam): per sample, CutMix
+    (box paste) or mixup (blend) with the flipped partner, in a Python loop."""
+    b, _, h, w = x.shape
+    x_orig = x.clone()
+    use_cut = np.random.rand(b) < switch_prob
+    lam = np.where(use_cut, np.random.beta(cutmix_alpha, cutmix_alpha, b),
+                   np.random.beta(mixup_alpha, mixup_alpha, b)).astype(np.float32)
+    for i in range(b):
+        j = b - i - 1
+        if use_cut[i]:
+            r = np.sqrt(1 - lam[i])
+            ch, cw = int(h * r), int(w * r)
+            cy, cx = np.random.randint(0, h), np.random.randint(0, w)
+            y0, y1 = np.clip(cy - ch // 2, 0, h), np.clip(cy + ch // 2, 0, h)
+            x0, x1 = np.clip(cx - cw // 2, 0, w), np.clip(cx + cw // 2, 0, w)
+            x[i][:, y0:y1, x0:x1] = x_orig[j][:, y0:y1, x0:x1]
+            lam[i] = 1 - (y1 - y0) * (x1 - x0) / float(h * w)
+        else:
+            x[i] = x[i] * lam[i] + x_orig[j] * (1 - lam[i])
+    return x, lam
+
+
+def torchvision_cutmix(x, alpha=1.0):
+    """torchvision.transforms.v2.CutMix's algorithm: one Beta draw and one
+    box for the batch, partners by roll(1, 0), out of place."""
+    _, _, h, w = x.shape
+    lam = float(np.random.beta(alpha, alpha))
+    r = np.sqrt(1.0 - lam)
+    rh, rw = int(h * r), int(w * r)
+    cy, cx = np.random.randint(0, h), np.random.randint(0, w)
+    y0, y1 = max(cy - rh // 2, 0), min(cy + rh // 2, h)
+    x0, x1 = max(cx - rw // 2, 0), min(cx + rw // 2, w)
+    out = x.clone()
+    out[..., y0:y1, x0:x1] = x.roll(1, 0)[..., y0:y1, x0:x1]
+    return out, 1.0 - (x1 - x0) * (y1 - y0) / (w * h)
+
+
 def two_ce(z, y, lam, perm):
     return (lam * F.cross_entropy(z, y, reduction="none")
             + (1 - lam) * F.cross_entropy(z, y[perm], reduction="none")).mean()
@@ -149,6 +191,32 @@ def main():
             lam = torch.rand(b, device=dev)
             perm = torch.randperm(b, device=dev)
             table.add(case, "torch.compile (fastai)", timer(dev, reps, lambda: cmix(x, lam, perm)), t_fm)
+
+    # ---- CutMix ------------------------------------------------------------
+    if torch is not None:
+        case = f"cutmix+mixup per sample {'x'.join(map(str, shape))} float32"
+        x = torch.randn(shape, device=dev)
+        y = torch.randint(0, 1000, (b,), device=dev)
+        xw = x.clone()
+        t_fm = timer(dev, reps, lambda: fmt.cutmix(xw, mixup_alpha=0.8, cutmix_alpha=1.0,
+                                                    pairing="flip", generator=g, inplace=True))
+        try:
+            from timm.data import Mixup as TimmMixup
+            timm_fn = TimmMixup(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", num_classes=1000)
+            table.add(case + " in place", "timm Mixup (elem)", timer(dev, reps, lambda: timm_fn(xw, y)),
+                      t_fm)
+        except ImportError:
+            table.add(case + " in place", "timm's loop (rewritten)",
+                      timer(dev, reps, lambda: timm_elem_mix(xw)), t_fm)
+        case = f"cutmix batch box {'x'.join(map(str, shape))} float32"
+        t_fm = timer(dev, reps, lambda: fmt.CutMix(1.0, generator=g)(x, y))
+        try:
+            from torchvision.transforms import v2
+            tv = v2.CutMix(alpha=1.0, num_classes=1000)
+            table.add(case, "torchvision v2.CutMix", timer(dev, reps, lambda: tv(x, y)), t_fm)
+        except ImportError:
+            table.add(case, "torchvision's (rewritten)", timer(dev, reps, lambda: torchvision_cutmix(x)),
+                      t_fm)
 
     # ---- loss + gradient ------------------------------------------------------
     if torch is not None:
