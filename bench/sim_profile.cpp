@@ -3,7 +3,7 @@
 // program on GPGPU-Sim and turns the simulator's instruction counts into
 // thread-instructions per element.
 //
-//   fastmix-sim-profile [--images N C H W] [--logits N C] [--samples N]
+//   fastmix-sim-profile [--images N C H W] [--logits N C] [--samples N] [--only OP]
 //
 // Before each call it prints one line
 //   @@fastmix-profile OP DTYPE ELEMENTS
@@ -37,6 +37,10 @@ using bench::die;
 using bench::dname;
 
 size_t dsize(fastmix_dtype d) { return d == FASTMIX_FLOAT32 ? 4 : 2; }
+
+// --only PREFIX: run only the ops whose name starts with PREFIX.
+std::string g_only;
+bool wanted(const char *op) { return std::string(op).rfind(g_only, 0) == 0; }
 
 void begin(const char *op, fastmix_dtype d, int64_t elements) {
   std::printf("@@fastmix-profile %s %s %lld\n", op, dname(d), (long long)elements);
@@ -117,11 +121,16 @@ int main(int argc, char **argv) {
       need(2);
       rows = parse(argv[i + 1]), classes = parse(argv[i + 2]);
       i += 2;
+    } else if (a == "--only") {
+      need(1);
+      g_only = argv[++i];
     } else if (a == "--samples") {
       need(1);
       samples = parse(argv[++i]);
     } else if (a == "--help" || a == "-h") {
-      std::printf("usage: fastmix-sim-profile [--images N C H W] [--logits N C] [--samples N]\n");
+      std::printf(
+          "usage: fastmix-sim-profile [--images N C H W] [--logits N C] [--samples N] "
+          "[--only OP]\n");
       return 0;
     } else {
       die("unknown argument", a.c_str());
@@ -160,8 +169,8 @@ int main(int argc, char **argv) {
   void *ws = device_alloc(ws_bytes);
   end("setup");
 
-  begin("sample", FASTMIX_FLOAT32, samples);
-  {
+  if (wanted("sample")) {
+    begin("sample", FASTMIX_FLOAT32, samples);
     float *l = static_cast<float *>(device_alloc(4 * (size_t)samples));
     int64_t *p = static_cast<int64_t *>(device_alloc(8 * (size_t)samples));
     check(fastmix_sample(dev, alpha, 1, perm, 7, 0, samples, l, p, nullptr), "fastmix_sample");
@@ -180,22 +189,30 @@ int main(int argc, char **argv) {
     void *targets = device_alloc((size_t)logits * dsize(d));
     end("setup");
 
-    begin("blend", d, total);
-    check(fastmix_blend(dev, d, x, out, n, elems, elems, lam, part, nullptr), "fastmix_blend");
-    end("blend");
-    begin("blend-inplace", d, total);
-    check(fastmix_blend(dev, d, y, y, n, elems, elems, lam, part, nullptr), "fastmix_blend");
-    end("blend in place");
-    begin("mixup", d, total);
-    check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 0, x, out, n, elems, elems, lam_draw, part_draw,
-                        nullptr),
-          "fastmix_mixup");
-    end("mixup");
-    begin("mixup-inplace", d, total);
-    check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 1, y, y, n, elems, elems, lam_draw, part_draw,
-                        nullptr),
-          "fastmix_mixup");
-    end("mixup in place");
+    if (wanted("blend")) {
+      begin("blend", d, total);
+      check(fastmix_blend(dev, d, x, out, n, elems, elems, lam, part, nullptr), "fastmix_blend");
+      end("blend");
+    }
+    if (wanted("blend-inplace")) {
+      begin("blend-inplace", d, total);
+      check(fastmix_blend(dev, d, y, y, n, elems, elems, lam, part, nullptr), "fastmix_blend");
+      end("blend in place");
+    }
+    if (wanted("mixup")) {
+      begin("mixup", d, total);
+      check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 0, x, out, n, elems, elems, lam_draw,
+                          part_draw, nullptr),
+            "fastmix_mixup");
+      end("mixup");
+    }
+    if (wanted("mixup-inplace")) {
+      begin("mixup-inplace", d, total);
+      check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 1, y, y, n, elems, elems, lam_draw, part_draw,
+                          nullptr),
+            "fastmix_mixup");
+      end("mixup in place");
+    }
     // timm's defaults: mixup 0.8 or CutMix 1.0, half and half, NCHW.
     fastmix_mix_config cut{};
     cut.mixup_alpha = 0.8f;
@@ -205,33 +222,43 @@ int main(int argc, char **argv) {
     cut.mode = FASTMIX_MIX_ELEM;
     cut.pairing = FASTMIX_PAIRING_FLIP;
     cut.correct_lam = 1;
-    begin("cutmix", d, total);
-    check(fastmix_cutmix(dev, d, &cut, 9, 0, FASTMIX_LAYOUT_NCHW, x, out, n, c, h, w, elems,
-                         lam_draw, part_draw, boxes, nullptr),
-          "fastmix_cutmix");
-    end("cutmix");
-    begin("cutmix-inplace", d, total);
-    check(fastmix_cutmix(dev, d, &cut, 9, 1, FASTMIX_LAYOUT_NCHW, y, y, n, c, h, w, elems, lam_draw,
-                         part_draw, boxes, nullptr),
-          "fastmix_cutmix");
-    end("cutmix in place");
-    begin("loss-none", d, logits);
-    check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,
-                                   FASTMIX_REDUCTION_NONE, 0.1f, -100, loss, grad, 1.0f, nullptr, 0,
-                                   nullptr),
-          "fastmix_cross_entropy_ws NONE");
-    end("loss NONE");
-    begin("loss-mean-ws", d, logits);
-    check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,
-                                   FASTMIX_REDUCTION_MEAN, 0.1f, -100, loss, grad, 1.0f, ws,
-                                   ws_bytes, nullptr),
-          "fastmix_cross_entropy_ws MEAN");
-    end("loss MEAN");
-    begin("soft-targets", d, logits);
-    check(fastmix_soft_targets(dev, d, labels, row_lam, row_part, rows, classes, 0.1f, targets,
-                               classes, nullptr),
-          "fastmix_soft_targets");
-    end("soft targets");
+    if (wanted("cutmix")) {
+      begin("cutmix", d, total);
+      check(fastmix_cutmix(dev, d, &cut, 9, 0, FASTMIX_LAYOUT_NCHW, x, out, n, c, h, w, elems,
+                           lam_draw, part_draw, boxes, nullptr),
+            "fastmix_cutmix");
+      end("cutmix");
+    }
+    if (wanted("cutmix-inplace")) {
+      begin("cutmix-inplace", d, total);
+      check(fastmix_cutmix(dev, d, &cut, 9, 1, FASTMIX_LAYOUT_NCHW, y, y, n, c, h, w, elems,
+                           lam_draw, part_draw, boxes, nullptr),
+            "fastmix_cutmix");
+      end("cutmix in place");
+    }
+    if (wanted("loss-none")) {
+      begin("loss-none", d, logits);
+      check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,
+                                     FASTMIX_REDUCTION_NONE, 0.1f, -100, loss, grad, 1.0f, nullptr,
+                                     0, nullptr),
+            "fastmix_cross_entropy_ws NONE");
+      end("loss NONE");
+    }
+    if (wanted("loss-mean-ws")) {
+      begin("loss-mean-ws", d, logits);
+      check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,
+                                     FASTMIX_REDUCTION_MEAN, 0.1f, -100, loss, grad, 1.0f, ws,
+                                     ws_bytes, nullptr),
+            "fastmix_cross_entropy_ws MEAN");
+      end("loss MEAN");
+    }
+    if (wanted("soft-targets")) {
+      begin("soft-targets", d, logits);
+      check(fastmix_soft_targets(dev, d, labels, row_lam, row_part, rows, classes, 0.1f, targets,
+                                 classes, nullptr),
+            "fastmix_soft_targets");
+      end("soft targets");
+    }
     for (void *p : {x, y, out, z, grad, targets}) cudaFree(p);
   }
   for (void *p : {(void *)lam, (void *)part, (void *)lam_draw, (void *)part_draw, (void *)boxes,

@@ -12,7 +12,8 @@
 #             whatever the figures are)
 #   --log F   only parse F, the simulator output of an earlier run (the run
 #             writes build/prof/sim_profile.log)
-#   PROGRAM OPTIONS  passed to fastmix-sim-profile: --images N C H W,
+#   PROGRAM OPTIONS  passed to fastmix-sim-profile: --only OP (the ops whose
+#             name starts with OP), --images N C H W,
 #             --logits N C, --samples N (defaults 64x3x128x128, 8x32000, 65536:
 #             the smallest sizes where the figures have converged)
 #

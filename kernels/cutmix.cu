@@ -6,10 +6,10 @@
 // elements, NHWC rows of width * channels), so a CutMix sample's row is its
 // own elements with at most one span of its partner's, and the box costs a
 // comparison per row instead of a division per element.
-//  - Out of place (cutmix_rows_kernel): one warp per (row, sample) item,
-//    sample fastest, so the partner rows read are the own rows of warps in
-//    flight.  A mixup row reads both rows; a CutMix row reads its partner's
-//    only where the box is.
+//  - Out of place (cutmix_chunks_kernel): one warp per (chunk, sample) item,
+//    sample fastest, so the partner chunks read are the own chunks of warps
+//    in flight.  A mixup chunk reads both; a CutMix chunk reads its
+//    partner's cells only where the box is.
 //  - In place (cutmix_staged_kernel): a block owns a segment of one row
 //    position, stages it for the whole batch in shared memory, then writes
 //    what changes (mixup rows whole, CutMix rows inside the box), so every
@@ -115,51 +115,75 @@ struct ApplyShape {
   int64_t n, rows, len, k, h, w, stride;
 };
 
+// Out of place: warp items of kChunkCells cells of one sample (each lane 8
+// cells, 32 apart), sample fastest.  A mixup or bad sample's chunk is one
+// flat span; a CutMix sample's lane finds the (image row, column) of its
+// first cell with one division per item and walks the rest by additions.
+constexpr int kCellsPerLane = 8;
+constexpr int64_t kChunkCells = 32 * kCellsPerLane;
+
+// a / b for 0 <= a, 0 < b, in 32 bits when both fit (a 64-bit division is
+// a long software routine).
+__device__ __forceinline__ int64_t div_fast(int64_t a, int64_t b) {
+  return ((uint64_t)(a | b) >> 32) == 0 ? (int64_t)((uint32_t)a / (uint32_t)b) : a / b;
+}
+
 template <class T, bool Vec>
 __global__ void __launch_bounds__(kThreads)
-    cutmix_rows_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
-                       ApplyShape sh, const float *lambdas, const int64_t *partners,
-                       const int32_t *boxes) {
+    cutmix_chunks_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
+                         ApplyShape sh, int64_t chunks, const float *lambdas,
+                         const int64_t *partners, const int32_t *boxes) {
   using C = Cell<T, Vec>;
   using cell = typename C::type;
   const int lane = threadIdx.x & 31;
   const int64_t warp = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
-  const int64_t warps = (int64_t)gridDim.x * kWarps, items = sh.n * sh.rows;
-  const int64_t cells = sh.len / C::kElems;
-  // (sample, row, image row) of the item, advanced by additions.
-  const int64_t di = warps % sh.n, dr = warps / sh.n, dh = sh.k == 1 ? dr % sh.h : 0;
-  int64_t i = warp % sh.n, r = warp / sh.n, hr = sh.k == 1 ? r % sh.h : r;
+  const int64_t warps = (int64_t)gridDim.x * kWarps, items = sh.n * chunks;
+  using Index = int64_t;
+  const Index lc = sh.len / C::kElems, cells = sh.rows * lc, h = sh.h;
+  // One step of a lane: 32 cells = drow rows and dcol cells; dy image rows.
+  const Index drow = 32 / lc, dcol = 32 % lc, dy = sh.k == 1 ? drow % h : drow;
+  const int64_t di = warps % sh.n, dk = warps / sh.n;
+  int64_t i = warp % sh.n, k = warp / sh.n;
   for (int64_t item = warp; item < items; item += warps) {
     const CutSample s = load_sample(i, sh.n, sh.h, sh.w, lambdas, partners, boxes);
-    const int64_t row = r * sh.len;
-    const cell *a = reinterpret_cast<const cell *>(x + i * sh.stride + row);
-    cell *o = reinterpret_cast<cell *>(out + i * sh.stride + row);
+    const Index c0 = (Index)(k * kChunkCells) + (Index)lane;
+    const cell *a = reinterpret_cast<const cell *>(x + i * sh.stride);
+    cell *o = reinterpret_cast<cell *>(out + i * sh.stride);
     if (s.partner == kBadPartner) {
-      for (int64_t c = lane; c < cells; c += 32) o[c] = C::nan();
+      FM_UNROLL
+      for (int q = 0; q < kCellsPerLane; ++q)
+        if (c0 + 32 * q < cells) o[c0 + 32 * q] = C::nan();
     } else {
-      const cell *b = reinterpret_cast<const cell *>(x + (int64_t)s.partner * sh.stride + row);
+      const cell *b = reinterpret_cast<const cell *>(x + (int64_t)s.partner * sh.stride);
       if (s.blends()) {
         const float lam = s.lam, mu = 1.0f - lam;
-        for (int64_t c = lane; c < cells; c += 32)
-          o[c] = C::blend(__ldg(a + c), __ldg(b + c), lam, mu);
+        FM_UNROLL
+        for (int q = 0; q < kCellsPerLane; ++q) {
+          const Index c = c0 + 32 * q;
+          if (c < cells) o[c] = C::blend(__ldg(a + c), __ldg(b + c), lam, mu);
+        }
       } else {
-        const bool in = hr >= s.y0 && hr < s.y1;
-        const int64_t lo = in ? s.x0 * sh.k : 0, hi = in ? s.x1 * sh.k : 0;
-        for (int64_t c = lane; c < cells; c += 32) {
-          const int64_t e0 = c * C::kElems;
-          const cell va = __ldg(a + c);
-          o[c] = (e0 + C::kElems <= lo || e0 >= hi) ? va : C::select(va, __ldg(b + c), e0, lo, hi);
+        const Index row = div_fast(c0, lc);
+        Index col = c0 - row * lc, y = sh.k == 1 ? row - div_fast(row, h) * h : row;
+        const int64_t lo = (int64_t)s.x0 * sh.k, hi = (int64_t)s.x1 * sh.k;
+        FM_UNROLL
+        for (int q = 0; q < kCellsPerLane; ++q) {
+          const Index c = c0 + 32 * q;
+          if (c < cells) {
+            const int64_t e0 = (int64_t)col * C::kElems;
+            const cell va = __ldg(a + c);
+            const bool in =
+                (int32_t)y >= s.y0 && (int32_t)y < s.y1 && e0 + C::kElems > lo && e0 < hi;
+            o[c] = in ? C::select(va, __ldg(b + c), e0, lo, hi) : va;
+          }
+          col += dcol, y += dy;
+          if (col >= lc) col -= lc, ++y;
+          if (sh.k == 1 && y >= h) y -= h;
         }
       }
     }
-    i += di, r += dr;
-    if (sh.k == 1) hr += dh;
-    if (i >= sh.n) i -= sh.n, ++r, hr += sh.k == 1 ? 1 : 0;
-    if (sh.k == 1) {
-      if (hr >= sh.h) hr -= sh.h;
-    } else {
-      hr = r;
-    }
+    i += di, k += dk;
+    if (i >= sh.n) i -= sh.n, ++k;
   }
 }
 
@@ -251,14 +275,16 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
   const bool vec = (uintptr_t)im.x % kVecBytes == 0 && (uintptr_t)im.out % kVecBytes == 0 &&
                    (rs.len * es) % kVecBytes == 0 && (im.stride * es) % kVecBytes == 0;
   if (im.x != im.out) {
-    auto kernel = vec ? cutmix_rows_kernel<T, true> : cutmix_rows_kernel<T, false>;
+    const int64_t cells = rs.rows * (rs.len / (vec ? kVecBytes / es : 1));
+    const int64_t chunks = (cells + kChunkCells - 1) / kChunkCells;
+    auto kernel = vec ? cutmix_chunks_kernel<T, true> : cutmix_chunks_kernel<T, false>;
     int per_sm = 0;
     FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, 0, &per_sm));
-    const int64_t blocks = (sh.n * sh.rows + kWarps - 1) / kWarps;
+    const int64_t blocks = (sh.n * chunks + kWarps - 1) / kWarps;
     const int64_t wave = (int64_t)dev.sms * per_sm;
     return launch(func, kernel, (unsigned)(blocks < wave ? blocks : wave), kThreads, 0, stream,
-                  static_cast<const raw *>(im.x), static_cast<raw *>(im.out), sh, lambdas, partners,
-                  boxes);
+                  static_cast<const raw *>(im.x), static_cast<raw *>(im.out), sh, chunks, lambdas,
+                  partners, boxes);
   }
   // In place: the widest power-of-two segment whose tile for the whole batch
   // fits two blocks per SM where it can, else one; vectors when a segment of
