@@ -178,6 +178,61 @@ TEST_CASE("cuda device seed: bitwise the CPU's, and a replayed graph draws afres
   FMT_CUDA(cudaStreamDestroy(stream));
 }
 
+TEST_CASE("cuda cutmix device seed: a replayed graph draws afresh and equals the CPU",
+          "[cuda][graph][device_seed][cutmix]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x6a05);
+  cudaStream_t stream;
+  FMT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  fastmix_mix_config cfg{};
+  cfg.mixup_alpha = 0.8f, cfg.cutmix_alpha = 1.0f, cfg.prob = 0.9f, cfg.switch_prob = 0.5f;
+  cfg.mode = FASTMIX_MIX_ELEM, cfg.pairing = FASTMIX_PAIRING_PERMUTATION, cfg.correct_lam = 1;
+  for (fastmix_dtype d : kAllDtypes)
+    for (fastmix_layout layout : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
+      for (bool in_place : {false, true}) {
+        INFO(dtype_name(d) << " layout " << (int)layout << (in_place ? " in place" : ""));
+        const int64_t n = 24, c = 3, h = 20, w = 28, elems = c * h * w;
+        const size_t bytes = (size_t)(n * elems) * dtype_size(d);
+        Bytes hx(bytes, 0, 0);
+        fill_random(d, hx.data(), n * elems, rng);
+        const uint64_t s = rng(), off0 = rng(), inc = 1 + rng() % 5;
+        DeviceBytes x(bytes), out(bytes), lam(n * 4), par(n * 8), box(n * 16), so(16);
+        const uint64_t so_host[2] = {s, off0};
+        so.upload(so_host);
+        unsigned char *o = in_place ? x.data() : out.data();
+        cudaGraphExec_t exec = capture(stream, [&] {
+          return fastmix_cutmix_device_seed(FASTMIX_DEVICE_CUDA, d, &cfg, so.as<uint64_t>(), inc,
+                                            layout, x.data(), o, n, c, h, w, elems, lam.as<float>(),
+                                            par.as<int64_t>(), box.as<int32_t>(), stream);
+        });
+        for (int replay = 0; replay < 3; ++replay) {
+          CAPTURE(replay);
+          x.upload(hx.data());
+          out.poison(), lam.poison(), par.poison(), box.poison();
+          FMT_CUDA(cudaGraphLaunch(exec, stream));
+          FMT_CUDA(cudaStreamSynchronize(stream));
+          Bytes cx(bytes, 0, 0), cout(bytes);
+          std::memcpy(cx.data(), hx.data(), bytes);
+          std::vector<float> cl((size_t)n);
+          std::vector<int64_t> cp((size_t)n);
+          std::vector<int32_t> cb((size_t)n * 4);
+          REQUIRE(fastmix_cutmix(FASTMIX_DEVICE_CPU, d, &cfg, s, off0 + (uint64_t)replay * inc,
+                                 layout, cx.data(), in_place ? cx.data() : cout.data(), n, c, h, w,
+                                 elems, cl.data(), cp.data(), cb.data(),
+                                 nullptr) == FASTMIX_SUCCESS);
+          const std::vector<unsigned char> got = in_place ? x.download() : out.download();
+          CHECK(first_difference(got.data(), in_place ? cx.data() : cout.data(), bytes) == -1);
+          CHECK(lam.download_as<float>() == cl);
+          CHECK(par.download_as<int64_t>() == cp);
+          CHECK(box.download_as<int32_t>() == cb);
+          CHECK(so.download_as<uint64_t>()[1] == off0 + (uint64_t)(replay + 1) * inc);
+        }
+        FMT_CUDA(cudaGraphExecDestroy(exec));
+      }
+  FMT_CUDA(cudaStreamDestroy(stream));
+}
+
 TEST_CASE("cuda streams: the same calls on several streams at once equal the CPU",
           "[cuda][concurrency]") {
   const uint64_t seed = test_seed();
