@@ -54,11 +54,13 @@ fastmix_status check_side(const char *func, const char *name, int64_t v) {
   return FASTMIX_SUCCESS;
 }
 
-// What fastmix_cutmix_sample checks (fastmix_cutmix too).
-fastmix_status check_draw(const char *func, const fastmix_device &device,
-                          const fastmix_mix_config *config, int64_t batch, int64_t height,
-                          int64_t width, const float *lambdas, const int64_t *partners,
-                          const int32_t *boxes) {
+}  // namespace
+
+// What fastmix_cutmix_sample checks (and every call that draws).
+fastmix_status fm::check_draw(const char *func, const fastmix_device &device,
+                              const fastmix_mix_config *config, int64_t batch, int64_t height,
+                              int64_t width, const float *lambdas, const int64_t *partners,
+                              const int32_t *boxes) {
   FM_TRY(check_device(func, device));
   FM_TRY(check_config(func, config));
   FM_TRY(check_batch(func, batch));
@@ -67,6 +69,8 @@ fastmix_status check_draw(const char *func, const fastmix_device &device,
   FM_TRY(check_lambdas_partners(func, lambdas, partners));
   return check_array(func, "boxes", boxes);
 }
+
+namespace {
 
 // The images of an apply: dtype, layout, sizes, stride, alignment and
 // overlap.  The enums are checked through their bytes before anything loads

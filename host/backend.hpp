@@ -162,6 +162,35 @@ struct CutmixArgs {
   CutImages images;
 };
 
+// uint8 images in, normalized `dtype` images out (never in place).  scale
+// and shift per channel: 1 / (255 std), -mean / std, computed in double and
+// rounded to float by the entry point.
+struct U8Images {
+  fastmix_layout in_layout, out_layout;
+  const uint8_t *x;
+  int64_t batch, channels, height, width, x_stride;
+  fastmix_dtype dtype;
+  void *out;
+  int64_t out_stride;
+  float scale[FASTMIX_MAX_NORM_CHANNELS], shift[FASTMIX_MAX_NORM_CHANNELS];
+};
+
+// fastmix_cutmix_apply_u8.
+struct U8ApplyArgs {
+  const char *func;
+  U8Images images;
+  const float *lambdas;
+  const int64_t *partners;
+  const int32_t *boxes;
+};
+
+// fastmix_cutmix_u8 and its device-seed form: the draw, then the apply.
+struct U8Args {
+  const char *func;
+  CutmixSampleArgs draw;
+  U8Images images;
+};
+
 // fastmix_cross_entropy_workspace_size on CUDA: a double (the MEAN
 // denominator), then one float per row (the row losses).
 inline size_t ce_workspace_bytes(int64_t batch, fastmix_reduction reduction) {
@@ -178,6 +207,8 @@ fastmix_status cpu_soft_targets(const SoftTargetsArgs &a, void *stream);
 fastmix_status cpu_cutmix_sample(const CutmixSampleArgs &a, void *stream);
 fastmix_status cpu_cutmix_apply(const CutmixApplyArgs &a, void *stream);
 fastmix_status cpu_cutmix(const CutmixArgs &a, void *stream);
+fastmix_status cpu_cutmix_apply_u8(const U8ApplyArgs &a, void *stream);
+fastmix_status cpu_cutmix_u8(const U8Args &a, void *stream);
 
 // Each queues its kernels on `stream`, never allocates, never synchronizes,
 // and reports launch errors.  Without the CUDA backend each returns
@@ -190,6 +221,8 @@ fastmix_status cuda_soft_targets(const SoftTargetsArgs &a, void *stream);
 fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *stream);
 fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *stream);
 fastmix_status cuda_cutmix(const CutmixArgs &a, void *stream);
+fastmix_status cuda_cutmix_apply_u8(const U8ApplyArgs &a, void *stream);
+fastmix_status cuda_cutmix_u8(const U8Args &a, void *stream);
 int cuda_device_count();
 
 }  // namespace fm

@@ -97,13 +97,7 @@ void apply_typed(const CutImages &im, const float *lambdas, const int64_t *partn
 fastmix_status apply(const char *func, const CutImages &im, const float *lambdas,
                      const int64_t *partners, const int32_t *boxes) {
   FM_TRY(check_partners_host(func, partners, im.batch));
-  for (int64_t i = 0; i < im.batch; ++i) {
-    const int32_t *b = boxes + 4 * i;
-    FM_CHECK(box_valid(b, im.height, im.width),
-             "%s: boxes[%lld] = (%d, %d, %d, %d) is neither (-1, -1, -1, -1) nor a box with 0 <= "
-             "y0 <= y1 <= height (%lld) and 0 <= x0 <= x1 <= width (%lld)",
-             func, (long long)i, b[0], b[1], b[2], b[3], (long long)im.height, (long long)im.width);
-  }
+  FM_TRY(check_boxes_host(func, boxes, im.batch, im.height, im.width));
   if (im.batch == 0) return FASTMIX_SUCCESS;
   dispatch_dtype(im.dtype, [&](auto t) { apply_typed<decltype(t)>(im, lambdas, partners, boxes); });
   return FASTMIX_SUCCESS;

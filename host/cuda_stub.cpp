@@ -23,5 +23,7 @@ fastmix_status cuda_soft_targets(const SoftTargetsArgs &a, void *) { return no_c
 fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *) { return no_cuda(a.func); }
 fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *) { return no_cuda(a.func); }
 fastmix_status cuda_cutmix(const CutmixArgs &a, void *) { return no_cuda(a.func); }
+fastmix_status cuda_cutmix_apply_u8(const U8ApplyArgs &a, void *) { return no_cuda(a.func); }
+fastmix_status cuda_cutmix_u8(const U8Args &a, void *) { return no_cuda(a.func); }
 
 }  // namespace fm

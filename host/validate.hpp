@@ -175,6 +175,22 @@ inline fastmix_status check_partners_host(const char *func, const int64_t *partn
   return FASTMIX_SUCCESS;
 }
 
+// Host-side CutMix boxes (CPU backend): each (-1, -1, -1, -1) or inside a
+// height x width image, checked before any output is written.
+inline fastmix_status check_boxes_host(const char *func, const int32_t *boxes, int64_t batch,
+                                       int64_t height, int64_t width) {
+  for (int64_t i = 0; i < batch; ++i) {
+    const int32_t *b = boxes + 4 * i;
+    const bool blend = b[0] == -1 && b[1] == -1 && b[2] == -1 && b[3] == -1;
+    FM_CHECK(blend || (b[0] >= 0 && b[0] <= b[2] && b[2] <= height && b[1] >= 0 && b[1] <= b[3] &&
+                       b[3] <= width),
+             "%s: boxes[%lld] = (%d, %d, %d, %d) is neither (-1, -1, -1, -1) nor a box with 0 <= "
+             "y0 <= y1 <= height (%lld) and 0 <= x0 <= x1 <= width (%lld)",
+             func, (long long)i, b[0], b[1], b[2], b[3], (long long)height, (long long)width);
+  }
+  return FASTMIX_SUCCESS;
+}
+
 // Host-side labels (CPU backend): each ignore_index (when `ignore` is set)
 // or in [0, classes), checked before any output is written.
 inline fastmix_status check_labels_host(const char *func, const int64_t *labels, int64_t batch,
@@ -215,6 +231,13 @@ inline fastmix_status check_seed_offset(const char *func, const uint64_t *seed_o
   FM_CHECK(!overlaps(seed_offset, so, out, span), "%s: seed_offset overlaps out", func);
   return FASTMIX_SUCCESS;
 }
+
+// The arguments of a CutMix draw: device, config, batch, height, width,
+// lambdas, partners and boxes (host/api_cutmix.cpp).
+fastmix_status check_draw(const char *func, const fastmix_device &device,
+                          const fastmix_mix_config *config, int64_t batch, int64_t height,
+                          int64_t width, const float *lambdas, const int64_t *partners,
+                          const int32_t *boxes);
 
 // Runs the operation on the backend `device` names: the one place that picks
 // the backend (device already validated).

@@ -148,4 +148,9 @@ inline fastmix_status advance_offset(const char *func, const Seed &seed, cudaStr
   return launch(func, advance_offset_kernel<>, 1, 1, 0, stream, seed.ptr, seed.increment);
 }
 
+// The CutMix draw kernel's launcher (kernels/cutmix.cu), which the uint8
+// input path (kernels/input.cu) draws with too.
+fastmix_status launch_cutmix_draw(const CutmixSampleArgs &a, const Device &dev,
+                                  cudaStream_t stream);
+
 }  // namespace fm

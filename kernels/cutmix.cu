@@ -251,7 +251,11 @@ fastmix_status check_pointers(const char *func, const Device &dev, const Seed *s
   return check_pointer(func, "boxes", boxes, dev);
 }
 
-fastmix_status launch_draw(const CutmixSampleArgs &a, const Device &dev, cudaStream_t stream) {
+}  // namespace
+
+// The draw kernel's launcher; the uint8 path (kernels/input.cu) draws with it too.
+fastmix_status launch_cutmix_draw(const CutmixSampleArgs &a, const Device &dev,
+                                  cudaStream_t stream) {
   if (a.batch == 0) return FASTMIX_SUCCESS;
   const MixParams mp = make_mix_params(a.config, a.height, a.width);
   const bool mem = a.seed.kind == Seed::kMemory;
@@ -263,6 +267,8 @@ fastmix_status launch_draw(const CutmixSampleArgs &a, const Device &dev, cudaStr
                 a.seed.seed, a.seed.offset, mem ? a.seed.ptr : nullptr, (int)a.config.pairing,
                 a.lambdas, a.partners, a.boxes);
 }
+
+namespace {
 
 template <class T>
 fastmix_status launch_apply_typed(const char *func, const Device &dev, const CutImages &im,
@@ -337,7 +343,7 @@ fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *stream) {
   FM_TRY(current_device(a.func, &dev));
   FM_TRY(check_pointers(a.func, dev, &a.seed, nullptr, a.lambdas, a.partners, a.boxes));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  FM_TRY(launch_draw(a, dev, s));
+  FM_TRY(launch_cutmix_draw(a, dev, s));
   return advance_offset(a.func, a.seed, s);
 }
 
@@ -355,7 +361,7 @@ fastmix_status cuda_cutmix(const CutmixArgs &a, void *stream) {
   FM_TRY(current_device(a.func, &dev));
   FM_TRY(check_pointers(a.func, dev, &d.seed, &a.images, d.lambdas, d.partners, d.boxes));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  FM_TRY(launch_draw(d, dev, s));
+  FM_TRY(launch_cutmix_draw(d, dev, s));
   FM_TRY(launch_apply(a.func, dev, a.images, d.lambdas, d.partners, d.boxes, s));
   return advance_offset(a.func, d.seed, s);
 }

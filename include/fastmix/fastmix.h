@@ -349,6 +349,59 @@ FASTMIX_API fastmix_status fastmix_cutmix_device_seed(
     void *out, int64_t batch, int64_t channels, int64_t height, int64_t width,
     int64_t sample_stride, float *lambdas, int64_t *partners, int32_t *boxes, void *stream);
 
+/* ---- uint8 images in, normalized and mixed float out, in one pass ----------
+ *
+ * What decoders give (uint8, NHWC or NCHW) mixed and normalized into the
+ * dtype and layout a model takes, reading each byte once and writing each
+ * output element once:
+ *   v = the mixed pixel, from the uint8 values: for a mixup sample (box
+ *       (-1, -1, -1, -1)) v = fl(fl(lam * a) + fl((1 - lam) * b)), a and b
+ *       the sample's and the partner's value, as fastmix_blend computes; for
+ *       a CutMix sample v = the partner's value inside the box, else the
+ *       sample's (an integer, exact);
+ *   out = fl(fl(v * scale_c) + shift_c), rounded once to `dtype`, with
+ *       scale_c = 1 / (255 std_c) and shift_c = -mean_c / std_c computed in
+ *       double and rounded once to float:  out = (v / 255 - mean_c) / std_c.
+ * Mixing and normalizing commute (the normalization is affine and the
+ * weights sum to 1), so mixing the raw bytes first loses nothing and rounds
+ * fewer times.  mean and std are in the 0-1 scale (torchvision's
+ * (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).  In place is impossible
+ * (uint8 in, another type out): x and out must not overlap.
+ *   x           batch uint8 images, dense in `in_layout`, image i at byte
+ *               i * x_stride; on `device`.
+ *   channels    1 to FASTMIX_MAX_NORM_CHANNELS; height, width 1 to 2^31 - 1.
+ *   mean, std   `channels` floats each, in HOST memory, read during the call
+ *               (a captured CUDA graph keeps the values); std > 0, all finite.
+ *   out         batch images of `dtype`, dense in `out_layout`, image i at
+ *               element i * out_stride; on `device`.  Elements between
+ *               images are never written.
+ *   lambdas, partners, boxes  as for fastmix_cutmix_apply (written by the
+ *               fused forms).
+ * Errors: FASTMIX_ERROR_INVALID_VALUE, FASTMIX_ERROR_NO_DEVICE, FASTMIX_ERROR_CUDA. */
+#define FASTMIX_MAX_NORM_CHANNELS 64
+
+FASTMIX_API fastmix_status fastmix_cutmix_apply_u8(
+    fastmix_device device, fastmix_layout in_layout, const uint8_t *x, int64_t batch,
+    int64_t channels, int64_t height, int64_t width, int64_t x_stride, const float *mean,
+    const float *std, fastmix_dtype dtype, fastmix_layout out_layout, void *out,
+    int64_t out_stride, const float *lambdas, const int64_t *partners, const int32_t *boxes,
+    void *stream);
+
+/* fastmix_cutmix_sample, then fastmix_cutmix_apply_u8 with that draw. */
+FASTMIX_API fastmix_status fastmix_cutmix_u8(
+    fastmix_device device, const fastmix_mix_config *config, uint64_t seed, uint64_t offset,
+    fastmix_layout in_layout, const uint8_t *x, int64_t batch, int64_t channels, int64_t height,
+    int64_t width, int64_t x_stride, const float *mean, const float *std, fastmix_dtype dtype,
+    fastmix_layout out_layout, void *out, int64_t out_stride, float *lambdas, int64_t *partners,
+    int32_t *boxes, void *stream);
+
+FASTMIX_API fastmix_status fastmix_cutmix_u8_device_seed(
+    fastmix_device device, const fastmix_mix_config *config, uint64_t *seed_offset,
+    uint64_t offset_increment, fastmix_layout in_layout, const uint8_t *x, int64_t batch,
+    int64_t channels, int64_t height, int64_t width, int64_t x_stride, const float *mean,
+    const float *std, fastmix_dtype dtype, fastmix_layout out_layout, void *out,
+    int64_t out_stride, float *lambdas, int64_t *partners, int32_t *boxes, void *stream);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
