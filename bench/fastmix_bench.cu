@@ -206,6 +206,47 @@ __global__ void naive_pass_kernel(int pass, fastmix_dtype d, const void *x, void
   }
 }
 
+// The two-pass uint8 way (timm's FastCollateMixup, then its prefetcher):
+// pass 0 mixes uint8 NHWC images into uint8 (rounded), pass 1 converts,
+// normalizes and transposes them to NCHW `d`.
+__host__ __device__ inline void naive_u8_element(int pass, fastmix_dtype d, const uint8_t *x,
+                                                 uint8_t *tmp, void *out, int64_t k, int64_t c,
+                                                 int64_t hw, int64_t elems, const float *lam,
+                                                 const int64_t *part) {
+  const int64_t i = k / elems, j = k % elems;
+  if (pass == 0) {
+    const float l = lam[i];
+    tmp[k] = (uint8_t)(l * x[k] + (1.0f - l) * x[part[i] * elems + j] + 0.5f);
+  } else {
+    const int64_t ch = j % c, p = j / c;  // NHWC in, NCHW out
+    st(d, out, i * elems + ch * hw + p, (tmp[k] / 255.0f - 0.45f) / 0.225f);
+  }
+}
+
+__global__ void naive_u8_kernel(int pass, fastmix_dtype d, const uint8_t *x, uint8_t *tmp,
+                                void *out, int64_t n, int64_t c, int64_t hw, const float *lam,
+                                const int64_t *part) {
+  const int64_t elems = c * hw, total = n * elems;
+  for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < total;
+       k += (int64_t)gridDim.x * blockDim.x)
+    naive_u8_element(pass, d, x, tmp, out, k, c, hw, elems, lam, part);
+}
+
+void naive_u8(bool cuda, fastmix_dtype d, const uint8_t *x, uint8_t *tmp, void *out, int64_t n,
+              int64_t c, int64_t hw, const float *lam, const int64_t *part) {
+  for (int pass = 0; pass < 2; ++pass) {
+    if (cuda) {
+      naive_u8_kernel<<<1024, 256>>>(pass, d, x, tmp, out, n, c, hw, lam, part);
+      check_cuda(cudaGetLastError(), "naive kernel");
+      continue;
+    }
+    const int64_t total = n * c * hw;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < total; ++k)
+      naive_u8_element(pass, d, x, tmp, out, k, c, hw, c * hw, lam, part);
+  }
+}
+
 void naive_pass(bool cuda, int pass, fastmix_dtype d, const void *x, void *tmp, void *out,
                 int64_t n, int64_t elems, const float *lam, const int64_t *part) {
   if (cuda) {
@@ -670,6 +711,51 @@ struct Bench {
         }
   }
 
+  // uint8 NHWC in, mixup, normalized NCHW out: the one pass against the
+  // two-pass way (uint8 mix, then convert and normalize).
+  void input() {
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+    struct Shape {
+      int64_t n, c, h, w;
+    };
+    for (const Shape &s : std::vector<Shape>{{256, 3, 224, 224}})
+      for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_FLOAT16, FASTMIX_BFLOAT16}) {
+        fastmix_mix_config cfg{};
+        cfg.mixup_alpha = 0.4f, cfg.prob = 1.0f, cfg.mode = FASTMIX_MIX_ELEM;
+        cfg.pairing = FASTMIX_PAIRING_PERMUTATION;
+        const int64_t elems = s.c * s.h * s.w, total = s.n * elems;
+        const size_t es = fm::dtype_size(d);
+        std::vector<unsigned char> hx((size_t)total);
+        for (size_t k = 0; k < hx.size(); ++k) hx[k] = (unsigned char)(k * 2654435761u >> 24);
+        uint8_t *x = static_cast<uint8_t *>(be.alloc((size_t)total));
+        uint8_t *tmp = static_cast<uint8_t *>(be.alloc((size_t)total));
+        be.upload(x, hx.data(), (size_t)total);
+        void *out = be.alloc((size_t)total * es);
+        float *lam = static_cast<float *>(be.alloc(4 * s.n));
+        int64_t *part = static_cast<int64_t *>(be.alloc(8 * s.n));
+        int32_t *box = static_cast<int32_t *>(be.alloc(16 * s.n));
+        const double floor_bytes = (double)total * (1.0 + (double)es) + 24.0 * (double)s.n;
+        const std::string shape = std::to_string(s.n) + "x" + std::to_string(s.h) + "x" +
+                                  std::to_string(s.w) + "x" + std::to_string(s.c);
+        auto t = be.time(reps(), [&](int r) {
+          check(fastmix_cutmix_u8(be.device(), &cfg, 3, (uint64_t)r, FASTMIX_LAYOUT_NHWC, x, s.n,
+                                  s.c, s.h, s.w, elems, mean, stdv, d, FASTMIX_LAYOUT_NCHW, out,
+                                  elems, lam, part, box, nullptr),
+                "fastmix_cutmix_u8");
+        });
+        add("u8->mixup", dname(d), shape, "fastmix", "nhwc->nchw", floor_bytes, t);
+        auto tn = be.time(reps(), [&](int r) {
+          check(fastmix_sample(be.device(), 0.4f, 0, FASTMIX_PAIRING_PERMUTATION, 3, (uint64_t)r,
+                               s.n, lam, part, nullptr),
+                "fastmix_sample");
+          naive_u8(be.cuda, d, x, tmp, out, s.n, s.c, s.h * s.w, lam, part);
+        });
+        add("u8->mixup", dname(d), shape, "naive", "nhwc->nchw", floor_bytes, tn);
+        for (void *p : {(void *)x, (void *)tmp, out, (void *)lam, (void *)part, (void *)box})
+          be.release(p);
+      }
+  }
+
   void run() {
     std::printf("%-14s %-9s %-18s %-13s %-8s %11s %11s %9s %9s %7s\n", "op", "dtype", "shape",
                 "mode", "variant", "median_us", "min_us", "GB/s", "copy GB/s", "of copy");
@@ -677,6 +763,7 @@ struct Bench {
     if (opt.op == "all" || opt.op == "blend") blend(false);
     if (opt.op == "all" || opt.op == "mixup") blend(true);
     if (opt.op == "all" || opt.op == "cutmix") cutmix();
+    if (opt.op == "all" || opt.op == "input") input();
     if (opt.op == "all" || opt.op == "cross_entropy") cross_entropy();
   }
 
@@ -724,14 +811,14 @@ int main(int argc, char **argv) {
     else if (a == "--help" || a == "-h") {
       std::printf(
           "usage: fastmix-bench [--device cpu|cuda] [--op "
-          "all|sample|blend|mixup|cutmix|cross_entropy] "
+          "all|sample|blend|mixup|cutmix|input|cross_entropy] "
           "[--quick] [--json PATH]\n");
       return 0;
     } else
       die("unknown argument", a.c_str());
   }
   if (opt.op != "all" && opt.op != "sample" && opt.op != "blend" && opt.op != "mixup" &&
-      opt.op != "cutmix" && opt.op != "cross_entropy")
+      opt.op != "cutmix" && opt.op != "input" && opt.op != "cross_entropy")
     die("unknown --op", opt.op.c_str());
   if (opt.cuda && fastmix_cuda_device_count() == 0)
     die("--device cuda", "no CUDA device is present");
