@@ -236,6 +236,19 @@ int main(int argc, char **argv) {
             "fastmix_cutmix");
       end("cutmix in place");
     }
+    if (wanted("input-u8")) {  // uint8 NHWC in, this dtype NCHW out, the same draw
+      const std::vector<float> mean((size_t)c, 0.45f), stdv((size_t)c, 0.225f);
+      std::vector<unsigned char> bytes((size_t)total);
+      for (size_t k = 0; k < bytes.size(); ++k) bytes[k] = (unsigned char)(k * 2654435761u >> 24);
+      void *u8 = upload(bytes);
+      begin("input-u8", d, total);
+      check(fastmix_cutmix_u8(dev, &cut, 9, 2, FASTMIX_LAYOUT_NHWC, static_cast<uint8_t *>(u8), n,
+                              c, h, w, elems, mean.data(), stdv.data(), d, FASTMIX_LAYOUT_NCHW, out,
+                              elems, lam_draw, part_draw, boxes, nullptr),
+            "fastmix_cutmix_u8");
+      end("input u8");
+      cudaFree(u8);
+    }
     if (wanted("loss-none")) {
       begin("loss-none", d, logits);
       check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,

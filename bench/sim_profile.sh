@@ -79,6 +79,7 @@ LABELS = {
     "mixup": "mixup (draw + blend), out of place", "mixup-inplace": "mixup (draw + blend), in place",
     "cutmix": "cutmix + mixup (draw + apply), out of place",
     "cutmix-inplace": "cutmix + mixup (draw + apply), in place",
+    "input-u8": "uint8 NHWC in, cutmix + mixup, normalized NCHW out",
     "sample": "sample", "loss-none": "loss + gradient, NONE",
     "loss-mean-ws": "loss + gradient, MEAN, workspace", "soft-targets": "soft targets",
 }
@@ -174,7 +175,7 @@ def fmt(r):
     return "| " + " | ".join(r[i].rjust(width[i]) if i in right else r[i].ljust(width[i])
                              for i in range(len(r))) + " |"
 print("fastmix instruction budget on GPGPU-Sim (PTX sm_75; %s)" % shape)
-print("elements: image elements (blend, mixup, cutmix), logits (loss), target elements (soft targets), "
+print("elements: image elements (blend, mixup, cutmix, input), logits (loss), target elements (soft targets), "
       "samples (sample)")
 print(fmt(cells[0]))
 print("|" + "|".join("-" * (w + 1) + (":" if i in right else "-") for i, w in enumerate(width)) + "|")
