@@ -891,7 +891,7 @@ void fuzz_cutmix(FuzzedDataProvider &f, int which /* 0 draw, 1 apply, 2 fused, 3
   if (which >= 2) {
     // fused == draw + apply (bitwise); the device-seed form == the plain one
     Buf lam2((size_t)n * 4, 0), par2((size_t)n * 8, 0), box2((size_t)n * 16, 0), out2(bytes, 0);
-    const std::vector<unsigned char> &src = x0;
+    const unsigned char *src = x0.empty() ? xbuf.p : x0.data();  // never NULL
     FUZZ_ASSERT(fastmix_cutmix_sample(
                     FASTMIX_DEVICE_CPU, &c, seed, offset, batch, h, w,
                     reinterpret_cast<float *>(lam2.p), reinterpret_cast<int64_t *>(par2.p),
@@ -899,15 +899,17 @@ void fuzz_cutmix(FuzzedDataProvider &f, int which /* 0 draw, 1 apply, 2 fused, 3
                 "plain fastmix_cutmix_sample failed");
     FUZZ_ASSERT(lam2.same(lam.snap()) && par2.same(par.snap()) && box2.same(box.snap()),
                 "%s: draw differs from fastmix_cutmix_sample", func);
-    FUZZ_ASSERT(fastmix_cutmix_apply(
-                    FASTMIX_DEVICE_CPU, t, lay, src.data(), out2.p, batch, ch, h, w, stride,
-                    reinterpret_cast<float *>(lam2.p), reinterpret_cast<int64_t *>(par2.p),
-                    reinterpret_cast<int32_t *>(box2.p), nullptr) == FASTMIX_SUCCESS,
-                "fastmix_cutmix_apply of the draw failed");
+    FUZZ_ASSERT(
+        fastmix_cutmix_apply(FASTMIX_DEVICE_CPU, t, lay, src, out2.p, batch, ch, h, w, stride,
+                             reinterpret_cast<float *>(lam2.p), reinterpret_cast<int64_t *>(par2.p),
+                             reinterpret_cast<int32_t *>(box2.p), nullptr) == FASTMIX_SUCCESS,
+        "fastmix_cutmix_apply of the draw failed");
     for (int64_t k = 0; k < (int64_t)(bytes / es); ++k)
       if (k % stride < elems_raw)
-        FUZZ_ASSERT(std::memcmp(o + k * es, out2.p + k * es, es) == 0,
-                    "%s: element %lld differs from draw + apply", func, (long long)k);
+        FUZZ_ASSERT(std::memcmp(o + k * es, out2.p + k * es, es) == 0 ||
+                        (std::isnan(decode(dtype, o, k)) && std::isnan(decode(dtype, out2.p, k))),
+                    "%s: element %lld differs from draw + apply (%g, %g)", func, (long long)k,
+                    decode(dtype, o, k), decode(dtype, out2.p, k));
     if (which == 3) {
       uint64_t after[2];
       std::memcpy(after, so.p, 16);
@@ -917,9 +919,109 @@ void fuzz_cutmix(FuzzedDataProvider &f, int which /* 0 draw, 1 apply, 2 fused, 3
   }
 }
 
+// The uint8 input path: fastmix_cutmix_apply_u8 (given draws) and
+// fastmix_cutmix_u8 (drawn), any layouts, dtype, mean and std.  On success:
+// outputs finite (uint8 in, finite scale and shift), x untouched, elements
+// between images untouched, the fused form bitwise its draw + apply.
+void fuzz_u8(FuzzedDataProvider &f, bool fused) {
+  const char *func = fused ? "fastmix_cutmix_u8" : "fastmix_cutmix_apply_u8";
+  const int dev = pick_device(f);
+  if (skip_cuda(dev)) return;
+  fastmix_mix_config cfg{};
+  cfg.mixup_alpha = 0.8f, cfg.cutmix_alpha = 1.0f, cfg.prob = 0.9f, cfg.switch_prob = 0.5f;
+  cfg.mode = FASTMIX_MIX_ELEM, cfg.pairing = FASTMIX_PAIRING_PERMUTATION, cfg.correct_lam = 1;
+  const int in_l = pick_enum(f, 2), out_l = pick_enum(f, 2), dtype = pick_enum(f, 3);
+  const int64_t batch = pick_size(f, 8), ch = pick_size(f, 5), h = pick_size(f, 9),
+                w = pick_size(f, 9);
+  if ((batch > 8 && batch <= FASTMIX_MAX_BATCH) || (ch > 5 && ch <= 64) ||
+      (h > 9 && h <= INT32_MAX) || (w > 9 && w <= INT32_MAX))
+    return;  // valid, but too large to allocate here
+  const bool shape_ok =
+      batch >= 0 && batch <= 8 && ch >= 1 && ch <= 5 && h >= 1 && h <= 9 && w >= 1 && w <= 9;
+  const int64_t elems = shape_ok ? ch * h * w : 0;
+  const int64_t xs = elems + (f.ConsumeBool() ? 0 : f.ConsumeIntegralInRange<int64_t>(-1, 5));
+  const int64_t os = elems + (f.ConsumeBool() ? 0 : f.ConsumeIntegralInRange<int64_t>(-1, 5));
+  float mean[5], stdv[5];
+  for (int k = 0; k < 5; ++k)
+    mean[k] = pick_float(f, -2.0f, 2.0f), stdv[k] = pick_float(f, 1e-3f, 2.0f);
+  bool norm_ok = true, tame = true;  // tame: every output representable in float16
+  for (int64_t k = 0; k < (shape_ok ? ch : 0); ++k) {
+    norm_ok = norm_ok && std::isfinite(mean[k]) && std::isfinite(stdv[k]) && stdv[k] > 0.0f;
+    tame = tame && std::fabs(mean[k]) <= 2.0f && stdv[k] >= 1e-3f;
+  }
+  const bool dtype_ok = valid_dtype(dtype);
+  const size_t es = dtype_ok ? esize(as_enum<fastmix_dtype>(dtype)) : 4;
+  bool valid = dev == FASTMIX_DEVICE_CPU && in_l >= 0 && in_l <= 1 && out_l >= 0 && out_l <= 1 &&
+               dtype_ok && shape_ok && xs >= elems && os >= elems && norm_ok;
+  const int64_t n = shape_ok ? batch : 0;
+  const size_t xbytes = valid && n > 0 ? (size_t)((n - 1) * xs + elems) : 0;
+  const size_t obytes = valid && n > 0 ? (size_t)((n - 1) * os + elems) * es : 0;
+  Buf xbuf(xbytes, 0), obuf(obytes, 0), lam((size_t)n * 4, 0), par((size_t)n * 8, 0),
+      box((size_t)n * 16, 0);
+  for (size_t k = 0; k < xbytes; ++k) xbuf.p[k] = f.ConsumeIntegral<uint8_t>();
+  if (!fused && valid) {  // given draws, some bad
+    (void)fill_lambdas(f, reinterpret_cast<float *>(lam.p), n);
+    if (!fill_indices(f, reinterpret_cast<int64_t *>(par.p), n, n, false, 0)) valid = false;
+    int32_t *bv = reinterpret_cast<int32_t *>(box.p);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int k = 0; k < 4; ++k) bv[4 * i + k] = f.ConsumeIntegralInRange<int32_t>(-1, 10);
+      const int32_t *b = bv + 4 * i;
+      const bool blend = b[0] == -1 && b[1] == -1 && b[2] == -1 && b[3] == -1;
+      if (!blend &&
+          !(b[0] >= 0 && b[0] <= b[2] && b[2] <= h && b[1] >= 0 && b[1] <= b[3] && b[3] <= w))
+        valid = false;
+    }
+  }
+  const auto x0 = xbuf.snap(), o0 = obuf.snap(), lam0 = lam.snap(), par0 = par.snap(),
+             box0 = box.snap();
+  const fastmix_device d = as_enum<fastmix_device>(dev);
+  const fastmix_layout il = as_enum<fastmix_layout>(in_l), ol = as_enum<fastmix_layout>(out_l);
+  const fastmix_dtype t = as_enum<fastmix_dtype>(dtype);
+  float *l = reinterpret_cast<float *>(lam.p);
+  int64_t *p = reinterpret_cast<int64_t *>(par.p);
+  int32_t *b = reinterpret_cast<int32_t *>(box.p);
+  const uint64_t seed = f.ConsumeIntegral<uint64_t>();
+  const fastmix_status st =
+      fused ? fastmix_cutmix_u8(d, &cfg, seed, 1, il, xbuf.p, batch, ch, h, w, xs, mean, stdv, t,
+                                ol, obuf.p, os, l, p, b, nullptr)
+            : fastmix_cutmix_apply_u8(d, il, xbuf.p, batch, ch, h, w, xs, mean, stdv, t, ol, obuf.p,
+                                      os, l, p, b, nullptr);
+  check_status(st, func);
+  if (st != FASTMIX_SUCCESS) {
+    FUZZ_ASSERT(!valid, "%s failed on valid arguments", func);
+    FUZZ_ASSERT(
+        xbuf.same(x0) && obuf.same(o0) && lam.same(lam0) && par.same(par0) && box.same(box0),
+        "%s failed but wrote an output", func);
+    return;
+  }
+  FUZZ_ASSERT(valid, "%s accepted invalid arguments (layouts %d %d, dtype %d, %lldx%lldx%lldx%lld)",
+              func, in_l, out_l, dtype, (long long)batch, (long long)ch, (long long)h,
+              (long long)w);
+  FUZZ_ASSERT(xbuf.same(x0), "%s wrote x", func);
+  for (int64_t k = 0; k < (int64_t)(obytes / es); ++k) {
+    if (k % os < elems)  // given lambdas may be anything; drawn ones lie in [0, 1]
+      FUZZ_ASSERT(!fused || !tame || std::isfinite(decode(dtype, obuf.p, k)),
+                  "%s: non-finite output %lld", func, (long long)k);
+    else
+      FUZZ_ASSERT(std::memcmp(obuf.p + k * es, o0.data() + k * es, es) == 0,
+                  "%s wrote between images", func);
+  }
+  if (fused) {
+    Buf out2(obytes, 0);
+    FUZZ_ASSERT(
+        fastmix_cutmix_apply_u8(FASTMIX_DEVICE_CPU, il, xbuf.p, batch, ch, h, w, xs, mean, stdv, t,
+                                ol, out2.p, os, l, p, b, nullptr) == FASTMIX_SUCCESS,
+        "apply of the fused draw failed");
+    for (int64_t k = 0; k < (int64_t)(obytes / es); ++k)
+      if (k % os < elems)
+        FUZZ_ASSERT(std::memcmp(obuf.p + k * es, out2.p + k * es, es) == 0,
+                    "%s: element %lld differs from draw + apply", func, (long long)k);
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzedDataProvider f(data, size);
-  switch (f.ConsumeIntegralInRange(0, 12)) {
+  switch (f.ConsumeIntegralInRange(0, 14)) {
     case 0:
       fuzz_sample(f, false);
       break;
@@ -946,6 +1048,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 9:
     case 10:
       fuzz_cutmix(f, f.ConsumeIntegralInRange(0, 3));
+      break;
+    case 11:
+    case 12:
+      fuzz_u8(f, f.ConsumeBool());
       break;
     default:
       fuzz_misc(f);
