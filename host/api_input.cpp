@@ -80,7 +80,10 @@ fastmix_status u8_entry(const char *func, const fastmix_device &device,
   FM_TRY(check_u8(func, in_layout, x, batch, channels, height, width, x_stride, mean, std, dtype,
                   out_layout, out, out_stride, &a.images));
   if (seed.kind == Seed::kMemory) {
-    FM_TRY(check_seed_offset(func, seed.ptr, batch, lambdas, partners, nullptr, nullptr, 0, boxes));
+    const uint64_t x_bytes = batch == 0 ? 0
+                                        : (uint64_t)(batch - 1) * (uint64_t)x_stride +
+                                              (uint64_t)(channels * height * width);
+    FM_TRY(check_seed_offset(func, seed.ptr, batch, lambdas, partners, x, nullptr, x_bytes, boxes));
     const uint64_t out_bytes = batch == 0 ? 0
                                           : ((uint64_t)(batch - 1) * (uint64_t)out_stride +
                                              (uint64_t)(channels * height * width)) *

@@ -282,6 +282,28 @@ TEST_CASE("uint8 input: bad arguments are refused, naming the parameter, with no
       {"std", [](Args &a) { a.std0 = -1.0f; }},
       {"out", [](Args &a) { a.overlap = true; }},
   };
+  // seed_offset inside x or out: refused, nothing written, the offset unchanged
+  for (int where = 0; where < 2; ++where) {
+    INFO("seed_offset inside " << (where ? "out" : "x"));
+    const fastmix_mix_config c = timm_config();
+    std::vector<uint64_t> xs(16, 0x0101010101010101ull);  // the images' bytes, 8-aligned
+    std::vector<uint64_t> os(64, ~0ull);
+    uint8_t *x = reinterpret_cast<uint8_t *>(xs.data());
+    uint64_t *so = where ? os.data() + 4 : xs.data();
+    so[0] = 5, so[1] = 0;
+    const std::vector<uint64_t> xs0 = xs, os0 = os;
+    std::vector<float> lam(2);
+    std::vector<int64_t> par(2);
+    std::vector<int32_t> box(8);
+    const float mean[3] = {0.5f, 0.5f, 0.5f}, stdv[3] = {0.2f, 0.2f, 0.2f};
+    CHECK(fastmix_cutmix_u8_device_seed(FASTMIX_DEVICE_CPU, &c, so, 7, FASTMIX_LAYOUT_NHWC, x, 2, 3,
+                                        2, 3, 18, mean, stdv, FASTMIX_FLOAT32, FASTMIX_LAYOUT_NCHW,
+                                        os.data(), 18, lam.data(), par.data(), box.data(),
+                                        nullptr) == FASTMIX_ERROR_INVALID_VALUE);
+    CHECK(has_word(fastmix_last_error(), "seed_offset"));
+    CHECK(xs == xs0);
+    CHECK(os == os0);
+  }
   const fastmix_mix_config cfg = timm_config();
   for (const Case &k : cases)
     for (int form = 0; form < 2; ++form) {
