@@ -1,49 +1,88 @@
-// The CPU backend of the uint8 input path: the shared arithmetic of
-// kernels/math/input.cuh over (row block, sample) items, the draw of
-// host/cpu_cutmix.cpp.
+// The CPU backend of the uint8 input path over (row block, sample) items,
+// each output row cut into at most three spans (own pixels, the partner's
+// box, own pixels), the draw of host/cpu_cutmix.cpp.  The arithmetic is
+// the header's (kernels/math/input.cuh, which the CUDA kernel uses): the
+// blend of common.cuh, then v * scale + shift, rounded once.
 #include "../kernels/math/dtype.cuh"
-#include "../kernels/math/input.cuh"
+#include "cpu_simd.hpp"
 #include "validate.hpp"
 
 #include <algorithm>
+#include <type_traits>
+#include <vector>
 
 namespace fm {
 namespace {
 
 constexpr int64_t kParallelGrain = 1 << 15;
 
-template <class T>
-void apply_typed(const U8Images &im, const float *lambdas, const int64_t *partners,
-                 const int32_t *boxes) {
+// Pixels [x0, x1) of image row y of one output row, in float32: from `s`
+// (Blend: the blend of `s` and `t`), every channel of the pixel (OutNhwc) or
+// channel ch0.
+// The layouts are template arguments so that the index arithmetic folds and
+// the NCHW -> NCHW loop vectorizes.
+template <bool InNhwc, bool OutNhwc, bool Blend>
+void u8_span(const U8Images &im, const uint8_t *s, const uint8_t *t, float *o, int64_t y,
+             int64_t ch0, int64_t x0, int64_t x1, float lam, float mu) {
+  const int64_t c = im.channels, h = im.height, w = im.width;
+  for (int64_t x = x0; x < x1; ++x)
+    for (int64_t k = 0; k < (OutNhwc ? c : 1); ++k) {
+      const int64_t ch = OutNhwc ? k : ch0;
+      const int64_t off = InNhwc ? (y * w + x) * c + ch : (ch * h + y) * w + x;
+      const float v = Blend ? blend(lam, mu, (float)s[off], (float)t[off]) : (float)s[off];
+      o[OutNhwc ? x * c + k : x] = v * im.scale[ch] + im.shift[ch];
+    }
+}
+
+template <class T, bool InNhwc, bool OutNhwc>
+void apply_layouts(const U8Images &im, const float *lambdas, const int64_t *partners,
+                   const int32_t *boxes) {
   using raw = typename T::raw;
-  const U8Geometry g{im.channels, im.height, im.width, im.in_layout == FASTMIX_LAYOUT_NHWC,
-                     im.out_layout == FASTMIX_LAYOUT_NHWC};
-  const int64_t n = im.batch, rows = g.rows(), len = g.len();
+  const int64_t n = im.batch, h = im.height, w = im.width;
+  const int64_t rows = OutNhwc ? h : im.channels * h, len = OutNhwc ? w * im.channels : w;
   const int64_t per = std::max<int64_t>(1, std::min<int64_t>(rows, 16384 / len));
   const int64_t blocks = (rows + per - 1) / per;
   raw *out = static_cast<raw *>(im.out);
   [[maybe_unused]] const int64_t total = n * rows * len;  // OpenMP: worth a team?
-#pragma omp parallel for schedule(static) if (total > kParallelGrain)
-  for (int64_t item = 0; item < n * blocks; ++item) {
-    const int64_t i = item % n, r0 = (item / n) * per, r1 = std::min(rows, r0 + per);
-    const uint8_t *a = im.x + i * im.x_stride, *b = im.x + partners[i] * im.x_stride;
-    const int32_t *box = boxes + 4 * i;
-    const bool cut = !(box[0] == -1 && box[1] == -1 && box[2] == -1 && box[3] == -1);
-    const float lam = lambdas[i], mu = 1.0f - lam;
-    for (int64_t r = r0; r < r1; ++r) {
-      raw *o = out + i * im.out_stride + r * len;
-      const int64_t y = g.out_nhwc ? r : r % g.h, ch0 = g.out_nhwc ? 0 : r / g.h;
-      const bool row_in = y >= box[0] && y < box[2];
-      for (int64_t x = 0; x < g.w; ++x) {
-        const bool in_box = row_in && x >= box[1] && x < box[3];
-        for (int64_t k = 0; k < (g.out_nhwc ? g.c : 1); ++k) {
-          const int64_t ch = g.out_nhwc ? k : ch0, off = u8_in_offset(g, ch, y, x);
-          o[g.out_nhwc ? x * g.c + k : x] =
-              T::store(u8_value(a[off], b[off], cut, in_box, lam, mu, im.scale[ch], im.shift[ch]));
+#pragma omp parallel if (total > kParallelGrain)
+  {
+    // 16-bit outputs: a row in float32, then converted as a whole (AVX2/F16C
+    // where the CPU has them, the same rounding as T::store).
+    std::vector<float> row(std::is_same<T, f32>::value ? 0 : (size_t)len);
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < n * blocks; ++item) {
+      const int64_t i = item % n, r0 = (item / n) * per, r1 = std::min(rows, r0 + per);
+      const uint8_t *a = im.x + i * im.x_stride, *b = im.x + partners[i] * im.x_stride;
+      const int32_t *box = boxes + 4 * i;
+      const bool cut = !(box[0] == -1 && box[1] == -1 && box[2] == -1 && box[3] == -1);
+      const float lam = lambdas[i], mu = 1.0f - lam;
+      for (int64_t r = r0; r < r1; ++r) {
+        raw *dst = out + i * im.out_stride + r * len;
+        float *o = row.empty() ? reinterpret_cast<float *>(dst) : row.data();
+        const int64_t y = OutNhwc ? r : r % h, ch0 = OutNhwc ? 0 : r / h;
+        if (!cut) {
+          u8_span<InNhwc, OutNhwc, true>(im, a, b, o, y, ch0, 0, w, lam, mu);
+        } else if (y >= box[0] && y < box[2]) {  // own, the partner's box, own
+          u8_span<InNhwc, OutNhwc, false>(im, a, a, o, y, ch0, 0, box[1], lam, mu);
+          u8_span<InNhwc, OutNhwc, false>(im, b, b, o, y, ch0, box[1], box[3], lam, mu);
+          u8_span<InNhwc, OutNhwc, false>(im, a, a, o, y, ch0, box[3], w, lam, mu);
+        } else {
+          u8_span<InNhwc, OutNhwc, false>(im, a, a, o, y, ch0, 0, w, lam, mu);
         }
+        if (!row.empty()) encode_row<T>(row.data(), dst, len);
       }
     }
   }
+}
+
+template <class T>
+void apply_typed(const U8Images &im, const float *lambdas, const int64_t *partners,
+                 const int32_t *boxes) {
+  const bool in = im.in_layout == FASTMIX_LAYOUT_NHWC, out = im.out_layout == FASTMIX_LAYOUT_NHWC;
+  if (in && out) return apply_layouts<T, true, true>(im, lambdas, partners, boxes);
+  if (in) return apply_layouts<T, true, false>(im, lambdas, partners, boxes);
+  if (out) return apply_layouts<T, false, true>(im, lambdas, partners, boxes);
+  apply_layouts<T, false, false>(im, lambdas, partners, boxes);
 }
 
 fastmix_status apply(const char *func, const U8Images &im, const float *lambdas,
