@@ -124,7 +124,8 @@ _names = ["fastmix_status_string", "fastmix_last_error", "fastmix_cuda_device_co
           "fastmix_sample", "fastmix_blend", "fastmix_mixup", "fastmix_cross_entropy",
           "fastmix_cross_entropy_ws", "fastmix_cross_entropy_workspace_size",
           "fastmix_soft_targets", "fastmix_cutmix_sample", "fastmix_cutmix_apply",
-          "fastmix_cutmix", "fastmix_cutmix_sample_device_seed", "fastmix_cutmix_device_seed"]
+          "fastmix_cutmix", "fastmix_cutmix_sample_device_seed", "fastmix_cutmix_device_seed",
+          "fastmix_cutmix_apply_u8", "fastmix_cutmix_u8", "fastmix_cutmix_u8_device_seed"]
 _missing = [n for n in _names if not hasattr(lib, n)]
 if _missing:
     raise ImportError(f"fastmix: {library_path} lacks {', '.join(_missing)}", path=library_path)
@@ -271,6 +272,40 @@ lib.fastmix_cutmix_device_seed.argtypes = [_status, _status, _cfg, _vp, _u64, _s
                                            _i64, _i64, _i64, _i64, _i64, _vp, _vp, _vp, _vp]
 lib.fastmix_cutmix_device_seed.restype = _status
 
+# ---- uint8 images in, normalized and mixed float out, in one pass ----
+# (mean and std are host float arrays: `channels` floats each, read during the call)
+
+# fastmix_status fastmix_cutmix_apply_u8(
+#     fastmix_device device, fastmix_layout in_layout, const uint8_t *x, int64_t batch,
+#     int64_t channels, int64_t height, int64_t width, int64_t x_stride, const float *mean,
+#     const float *std, fastmix_dtype dtype, fastmix_layout out_layout, void *out,
+#     int64_t out_stride, const float *lambdas, const int64_t *partners, const int32_t *boxes,
+#     void *stream);
+lib.fastmix_cutmix_apply_u8.argtypes = [_status, _status, _vp, _i64, _i64, _i64, _i64, _i64, _vp,
+                                        _vp, _status, _status, _vp, _i64, _vp, _vp, _vp, _vp]
+lib.fastmix_cutmix_apply_u8.restype = _status
+
+# fastmix_status fastmix_cutmix_u8(
+#     fastmix_device device, const fastmix_mix_config *config, uint64_t seed, uint64_t offset,
+#     fastmix_layout in_layout, const uint8_t *x, int64_t batch, int64_t channels, int64_t height,
+#     int64_t width, int64_t x_stride, const float *mean, const float *std, fastmix_dtype dtype,
+#     fastmix_layout out_layout, void *out, int64_t out_stride, float *lambdas, int64_t *partners,
+#     int32_t *boxes, void *stream);
+lib.fastmix_cutmix_u8.argtypes = [_status, _cfg, _u64, _u64, _status, _vp, _i64, _i64, _i64, _i64,
+                                  _i64, _vp, _vp, _status, _status, _vp, _i64, _vp, _vp, _vp, _vp]
+lib.fastmix_cutmix_u8.restype = _status
+
+# fastmix_status fastmix_cutmix_u8_device_seed(
+#     fastmix_device device, const fastmix_mix_config *config, uint64_t *seed_offset,
+#     uint64_t offset_increment, fastmix_layout in_layout, const uint8_t *x, int64_t batch,
+#     int64_t channels, int64_t height, int64_t width, int64_t x_stride, const float *mean,
+#     const float *std, fastmix_dtype dtype, fastmix_layout out_layout, void *out,
+#     int64_t out_stride, float *lambdas, int64_t *partners, int32_t *boxes, void *stream);
+lib.fastmix_cutmix_u8_device_seed.argtypes = [_status, _cfg, _vp, _u64, _status, _vp, _i64, _i64,
+                                              _i64, _i64, _i64, _vp, _vp, _status, _status, _vp,
+                                              _i64, _vp, _vp, _vp, _vp]
+lib.fastmix_cutmix_u8_device_seed.restype = _status
+
 
 def check(status: int) -> None:
     """Raises the exception of a non-success status, with fastmix_last_error()
@@ -290,6 +325,7 @@ def raise_invalid(message: str):
 
 
 MAX_BATCH = 4294967295  # FASTMIX_MAX_BATCH
+MAX_NORM_CHANNELS = 64  # FASTMIX_MAX_NORM_CHANNELS
 _SAMPLER_DUMMY = (ctypes.c_int64 * 2)()
 
 # The C enums fastmix_pairing, fastmix_reduction, fastmix_mix_mode and

@@ -8,6 +8,10 @@
     mixup = fastmix.torch.MixUp(alpha=0.8, cutmix_alpha=1.0)  # mixup or CutMix per sample
     cutmix = fastmix.torch.CutMix(alpha=1.0)                  # torchvision's CutMix
 
+    # uint8 images (B, H, W, C) in, normalized and mixed (B, C, H, W) float out, one pass:
+    mix = fastmix.torch.MixUpU8(mean, std, torch.float16, mixup_alpha=0.8, cutmix_alpha=1.0)
+    x, target = mix(images_u8, labels)
+
 The kernels are registered as custom operators (``torch.ops.fastmix.*``,
 through ``torch.library.custom_op``) with fake implementations, so
 ``torch.compile`` traces them without breaking the graph.  The loss is a
@@ -19,15 +23,18 @@ from __future__ import annotations
 
 from typing import List, NamedTuple, Optional, Tuple
 
+import numpy as _np
 import torch
 from torch import Tensor
 
 import fastmix as _fm
-from ._lib import (LAYOUTS, MODES, PAIRINGS, REDUCTIONS, alpha_value, check_mix_config,
-                   check_sampler, mode_code, pairing_code, raise_invalid, reduction_code)
+from ._lib import (LAYOUTS, MAX_NORM_CHANNELS, MODES, PAIRINGS, REDUCTIONS, alpha_value,
+                   check_mix_config, check_sampler, mode_code, pairing_code, raise_invalid,
+                   real_value, reduction_code)
 
-__all__ = ["MixedTarget", "MixUp", "CutMix", "cross_entropy", "MixUpCrossEntropyLoss", "mixup",
-           "blend", "cutmix", "cutmix_apply", "soft_targets"]
+__all__ = ["MixedTarget", "MixUp", "CutMix", "MixUpU8", "cross_entropy", "MixUpCrossEntropyLoss",
+           "mixup", "blend", "cutmix", "cutmix_apply", "cutmix_u8", "cutmix_apply_u8",
+           "soft_targets"]
 
 _U64 = 1 << 64
 
@@ -293,6 +300,63 @@ def _(labels, num_classes, lambdas, partners, label_smoothing, dtype):
     return labels.new_empty((labels.shape[0], num_classes), dtype=dtype)
 
 
+def _u8_shape(x: Tensor, in_layout: int, out_layout: int):
+    """The shape of the uint8 path's output buffer: (batch, channels, height,
+    width) for NCHW out, (batch, height, width, channels) for NHWC."""
+    if in_layout == LAYOUTS["nchw"]:
+        b, c, h, w = x.shape
+    else:
+        b, h, w, c = x.shape
+    return (b, c, h, w) if out_layout == LAYOUTS["nchw"] else (b, h, w, c)
+
+
+def _dense_samples(x: Tensor) -> Tensor:
+    """x, or a copy when an image (a sample) is not dense; a strided batch
+    (x[::2]) is passed as it is."""
+    expect = 1
+    for size, stride in zip(reversed(x.shape[1:]), reversed(x.stride()[1:])):
+        if size != 1 and stride != expect:
+            return x.contiguous()
+        expect *= size
+    return x
+
+
+# Not differentiable (uint8 images in): no autograd formula is registered.
+@torch.library.custom_op("fastmix::cutmix_u8", mutates_args=())
+def _cutmix_u8_op(x: Tensor, mean: List[float], std: List[float], dtype: torch.dtype,
+                  in_layout: int, out_layout: int, config: List[float], mix_mode: int,
+                  pairing: int, correct_lam: bool, fold: bool, seed: int,
+                  offset: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    g = _fm.Generator(_to_u64(seed))
+    g.offset = _to_u64(offset)
+    return _fm.cutmix_u8(_dense_samples(x), mean, std, dtype=dtype,
+                         in_layout=list(LAYOUTS)[in_layout], out_layout=list(LAYOUTS)[out_layout],
+                         generator=g, **_cut_kwargs(config, mix_mode, pairing, correct_lam, fold))
+
+
+@_cutmix_u8_op.register_fake
+def _(x, mean, std, dtype, in_layout, out_layout, config, mix_mode, pairing, correct_lam, fold,
+      seed, offset):
+    b = x.shape[0]
+    return (x.new_empty(_u8_shape(x, in_layout, out_layout), dtype=dtype),
+            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
+            x.new_empty((b, 4), dtype=torch.int32))
+
+
+@torch.library.custom_op("fastmix::cutmix_apply_u8", mutates_args=())
+def _cutmix_apply_u8_op(x: Tensor, mean: List[float], std: List[float], lambdas: Tensor,
+                        partners: Tensor, boxes: Tensor, dtype: torch.dtype, in_layout: int,
+                        out_layout: int) -> Tensor:
+    return _fm.cutmix_apply_u8(_dense_samples(x), mean, std, lambdas, partners, boxes,
+                               dtype=dtype, in_layout=list(LAYOUTS)[in_layout],
+                               out_layout=list(LAYOUTS)[out_layout])
+
+
+@_cutmix_apply_u8_op.register_fake
+def _(x, mean, std, lambdas, partners, boxes, dtype, in_layout, out_layout):
+    return x.new_empty(_u8_shape(x, in_layout, out_layout), dtype=dtype)
+
+
 # ------------------------------------------------------------ functional API ---
 
 class MixedTarget(NamedTuple):
@@ -424,6 +488,94 @@ def cutmix_apply(x: Tensor, lambdas: Tensor, partners: Tensor, boxes: Tensor) ->
     xv, layout = _images_view(x, True)
     return _from_view(torch.ops.fastmix.cutmix_apply(xv, lambdas, partners, boxes, layout), x,
                       layout)
+
+
+_U8_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+@torch.compiler.disable
+def _u8_args(func: str, x: Tensor, mean, std, dtype, in_layout, out_layout, config=None):
+    """The uint8 operators' arguments, checked before the draw: x (a 4-d
+    uint8 tensor; with in_layout "nchw", a channels_last tensor is read as
+    its NHWC view, without a copy), the layout codes, mean and std as lists
+    of float32 values (checked by the C library, with the draw options of
+    fastmix.cutmix_sample when `config` holds them: mixup_alpha, cutmix_alpha,
+    cutmix_minmax, prob, switch_prob, mode, pairing, correct_lam, fold)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{func}: x must be a torch.Tensor, not {type(x).__name__}")
+    if dtype not in _U8_DTYPES:
+        raise_invalid(f"{func}: dtype must be torch.float32, torch.float16 or torch.bfloat16, "
+                      f"got {dtype}")
+    in_lay = _fm._layout_arg(in_layout, func, "in_layout")
+    out_lay = _fm._layout_arg(out_layout, func, "out_layout")
+    if in_lay == LAYOUTS["nchw"] and x.dim() == 4:
+        _, c, h, w = x.shape
+        st = x.stride()
+        nchw = (w == 1 or st[3] == 1) and (h == 1 or st[2] == w) and (c == 1 or st[1] == h * w)
+        nhwc = (c == 1 or st[1] == 1) and (w == 1 or st[3] == c) and (h == 1 or st[2] == w * c)
+        if nhwc and not nchw:
+            x, in_lay = x.permute(0, 2, 3, 1), LAYOUTS["nhwc"]
+    xv = _dense_samples(x) if x.dim() == 4 else x
+    dx, batch, c, h, w, stride = _fm._u8_images(func, xv, in_lay)
+    m = _fm._norm_values(mean, c, func, "mean")
+    s = _fm._norm_values(std, c, func, "std")
+    code = _fm._a.FLOAT_DTYPES[str(dtype).replace("torch.", "")]
+    elems = c * h * w
+    cfg = None if config is None else _fm._config(func, *config)
+    _fm._check_u8(func, cfg, in_lay, batch, c, h, w, stride, m, s, code, out_lay, elems)
+    return xv, in_lay, out_lay, [float(v) for v in m], [float(v) for v in s]
+
+
+def _u8_result(out: Tensor, out_layout: int) -> Tensor:
+    """The (batch, channels, height, width) view of an output buffer: NHWC
+    buffers as their permuted view, in torch.channels_last memory format."""
+    return out.permute(0, 3, 1, 2) if out_layout == LAYOUTS["nhwc"] else out
+
+
+def cutmix_u8(x: Tensor, mean, std, *, dtype: torch.dtype = torch.float32,
+              in_layout: str = "nhwc", out_layout: str = "nchw", mixup_alpha: float = 0.0,
+              cutmix_alpha: float = 1.0, cutmix_minmax=None, prob: float = 1.0,
+              switch_prob: float = 0.5, mode: str = "elem", pairing: Optional[str] = None,
+              correct_lam: bool = True, fold: bool = False,
+              generator: Optional[_fm.Generator] = None):
+    """``fastmix.cutmix_u8`` for tensors: uint8 images in, mixed and
+    normalized images of ``dtype`` out, in one pass.  Returns ``(x_mixed,
+    lambdas, partners, boxes)``; ``MixedTarget(labels, lambdas, partners)``
+    is the target of ``cross_entropy``.
+
+    ``x``: uint8, ``(batch, height, width, channels)`` for ``in_layout="nhwc"``
+    (decoded HWC images, stacked, as ``fastmix.loader.fast_collate_u8``
+    gives them), ``(batch, channels, height, width)`` for "nchw" (a
+    channels_last tensor is read as it is stored).  ``mean``, ``std``: host
+    values in the 0-1 scale, one per channel (or one).  ``x_mixed`` is
+    always ``(batch, channels, height, width)``: contiguous for
+    ``out_layout="nchw"``, and for "nhwc" the permuted view of an NHWC
+    buffer, i.e. a ``torch.channels_last`` tensor.  Not differentiable
+    (uint8 in).  The draw options are ``fastmix.cutmix_sample``'s."""
+    func = "fastmix.torch.cutmix_u8"
+    config, ints, _ = _cut_config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob,
+                                  switch_prob, mode, pairing, correct_lam, fold)
+    xv, in_lay, out_lay, m, s = _u8_args(func, x, mean, std, dtype, in_layout, out_layout,
+                                         (mixup_alpha, cutmix_alpha, cutmix_minmax, prob,
+                                          switch_prob, mode, pairing, correct_lam, fold))
+    seed, offset = _draw(generator)
+    out, lam, par, boxes = torch.ops.fastmix.cutmix_u8(xv, m, s, dtype, in_lay, out_lay, config,
+                                                       *ints, seed, offset)
+    return _u8_result(out, out_lay), lam, par, boxes
+
+
+def cutmix_apply_u8(x: Tensor, mean, std, lambdas: Tensor, partners: Tensor, boxes: Tensor, *,
+                    dtype: torch.dtype = torch.float32, in_layout: str = "nhwc",
+                    out_layout: str = "nchw") -> Tensor:
+    """``fastmix.cutmix_apply_u8`` for tensors (the arguments and result of
+    ``cutmix_u8``): applies a draw to uint8 images and normalizes.  With
+    ``lambdas`` 1, ``partners`` ``arange(batch)`` and ``boxes`` 0 it only
+    normalizes (each output the image's own, exactly)."""
+    func = "fastmix.torch.cutmix_apply_u8"
+    xv, in_lay, out_lay, m, s = _u8_args(func, x, mean, std, dtype, in_layout, out_layout)
+    out = torch.ops.fastmix.cutmix_apply_u8(xv, m, s, lambdas, partners, boxes, dtype, in_lay,
+                                            out_lay)
+    return _u8_result(out, out_lay)
 
 
 def soft_targets(labels: Tensor, num_classes: int, lambdas: Optional[Tensor] = None,
@@ -609,3 +761,110 @@ class MixUpCrossEntropyLoss(torch.nn.Module):
     def forward(self, logits: Tensor, target) -> Tensor:
         return cross_entropy(logits, target, self.reduction, self.label_smoothing,
                              self.ignore_index)
+
+
+class MixUpU8(torch.nn.Module):
+    """Normalize and mix uint8 images in one pass, the input stage of a
+    training step: ``x, target = MixUpU8(mean, std)(images_u8, labels)``.
+
+    ``images_u8``: uint8 ``(batch, height, width, channels)`` (``in_layout=
+    "nhwc"``, the default: decoded HWC images, stacked) or ``(batch, channels,
+    height, width)`` (``in_layout="nchw"``; a channels_last tensor is read as
+    it is stored).  ``x``: ``(batch, channels, height, width)`` of ``dtype``
+    (float32, float16, bfloat16), ``(v / 255 - mean) / std`` of the mixed
+    pixel v, contiguous, or ``torch.channels_last`` with
+    ``channels_last=True``.  ``target``: a ``MixedTarget(labels, lambdas,
+    partners)`` for ``cross_entropy``.  ``mean``, ``std``: host values in
+    the 0-1 scale, one per channel, or one for all.
+
+    The draw options and their defaults are ``fastmix.torch.cutmix_u8``'s
+    (``fastmix.cutmix_sample``'s: CutMix with ``cutmix_alpha=1.0``, mixup
+    with ``mixup_alpha > 0``, ``prob``, ``switch_prob``, ``mode``,
+    ``pairing``, ``correct_lam``, ``fold``); each call takes one (seed,
+    offset) draw from ``generator``.  ``mixup_alpha=0``, ``cutmix_alpha=0``
+    and no ``cutmix_minmax``: normalization only.  In eval mode, or with
+    ``mixup_enabled = False``, the batch is only normalized (lambdas 1,
+    each sample its own partner, no draw taken).  The last draw's boxes are
+    in ``self.boxes``.  Not differentiable (uint8 in).
+    """
+
+    def __init__(self, mean, std, dtype: torch.dtype = torch.float32, *, in_layout: str = "nhwc",
+                 channels_last: bool = False, mixup_alpha: float = 0.0,
+                 cutmix_alpha: float = 1.0, cutmix_minmax=None, prob: float = 1.0,
+                 switch_prob: float = 0.5, mode: str = "elem", pairing: Optional[str] = None,
+                 correct_lam: bool = True, fold: bool = False,
+                 generator: Optional[_fm.Generator] = None):
+        super().__init__()
+        func = "fastmix.torch.MixUpU8"
+        if dtype not in _U8_DTYPES:
+            raise_invalid(f"{func}: dtype must be torch.float32, torch.float16 or torch.bfloat16, "
+                          f"got {dtype}")
+        self.dtype, self.channels_last = dtype, bool(channels_last)
+        self.in_layout = list(LAYOUTS)[_fm._layout_arg(in_layout, func, "in_layout")]
+        # mean and std as float32 values; their count is checked against x's
+        # channels at each call, their values by the C library here.
+        m = _fm._norm_values(mean, _count(mean), func, "mean")
+        sd = _fm._norm_values(std, _count(std), func, "std")
+        if len(m) != len(sd) and min(len(m), len(sd)) != 1:
+            raise_invalid(f"{func}: mean and std must have as many values (one per channel), got "
+                          f"{len(m)} and {len(sd)}")
+        n = max(len(m), len(sd))
+        if n > MAX_NORM_CHANNELS:
+            raise_invalid(f"{func}: mean and std have {n} values; the uint8 input path takes 1 to "
+                          f"{MAX_NORM_CHANNELS} channels (FASTMIX_MAX_NORM_CHANNELS)")
+        self.mean = tuple(float(v) for v in _fm._norm_values(m, n, func, "mean"))
+        self.std = tuple(float(v) for v in _fm._norm_values(sd, n, func, "std"))
+        self._options = (mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
+                         pairing, correct_lam, fold)
+        self.mixing = not (real_value(mixup_alpha, func, "mixup_alpha") == 0.0
+                           and real_value(cutmix_alpha, func, "cutmix_alpha") == 0.0
+                           and cutmix_minmax is None)
+        cfg = _fm._config(func, *self._options) if self.mixing else None
+        _fm._check_u8(func, cfg, 0, 0, n, 1, 1, n, _np.asarray(self.mean, _np.float32),
+                      _np.asarray(self.std, _np.float32),
+                      _fm._a.FLOAT_DTYPES[str(dtype).replace("torch.", "")], 0, n)
+        self.generator = generator
+        self.mixup_enabled = True
+        self.boxes = None
+
+    def forward(self, x: Tensor, y: Tensor):
+        func = "fastmix.torch.MixUpU8"
+        if x.dim() < 1 or y.dim() < 1 or y.shape[0] != x.shape[0]:
+            raise_invalid(f"{func}: labels must have one entry per sample: x has shape "
+                          f"{tuple(x.shape)}, labels {tuple(y.shape)}")
+        out_layout = "nhwc" if self.channels_last else "nchw"
+        if self.mixing and self.mixup_enabled and self.training:
+            ma, ca, mm, prob, sp, mode, pairing, cl, fold = self._options
+            xm, lam, par, self.boxes = cutmix_u8(
+                x, self.mean, self.std, dtype=self.dtype, in_layout=self.in_layout,
+                out_layout=out_layout, mixup_alpha=ma, cutmix_alpha=ca, cutmix_minmax=mm,
+                prob=prob, switch_prob=sp, mode=mode, pairing=pairing, correct_lam=cl, fold=fold,
+                generator=self.generator)
+            return xm, MixedTarget(y, lam, par)
+        b = x.shape[0]
+        lam = torch.ones(b, device=x.device)
+        par = torch.arange(b, device=x.device)
+        self.boxes = torch.zeros((b, 4), dtype=torch.int32, device=x.device)
+        xm = cutmix_apply_u8(x, self.mean, self.std, lam, par, self.boxes, dtype=self.dtype,
+                             in_layout=self.in_layout, out_layout=out_layout)
+        return xm, MixedTarget(y, lam, par)
+
+    def extra_repr(self):
+        def short(values):  # the float32 values, as their shortest decimals
+            return "(" + ", ".join(f"{v:.7g}" for v in values) + ")"
+        r = (f"mean={short(self.mean)}, std={short(self.std)}, dtype={self.dtype}, "
+             f"in_layout={self.in_layout!r}, channels_last={self.channels_last}")
+        if self.mixing:
+            ma, ca, mm, prob, sp, mode, pairing, cl, fold = self._options
+            r += (f", mixup_alpha={ma}, cutmix_alpha={ca}, cutmix_minmax={mm}, prob={prob}, "
+                  f"switch_prob={sp}, mode={mode!r}, pairing={pairing!r}, correct_lam={cl}, "
+                  f"fold={fold}")
+        return r
+
+
+def _count(values) -> int:
+    """How many values a mean or std holds (1 for a number)."""
+    try:
+        return len(values)
+    except TypeError:
+        return 1
