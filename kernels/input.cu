@@ -26,7 +26,10 @@ struct U8Params {
   float scale[FASTMIX_MAX_NORM_CHANNELS], shift[FASTMIX_MAX_NORM_CHANNELS];
 };
 
-template <class T>
+// OutNhwc: the output's layout, a template argument (it decides what a row
+// is); the input's layout only changes where a lane's first byte is and the
+// step to its next.
+template <class T, bool OutNhwc>
 __global__ void __launch_bounds__(kThreads)
     u8_rows_kernel(const uint8_t *__restrict__ x, typename T::raw *__restrict__ out, U8Params p,
                    const float *lambdas, const int64_t *partners, const int32_t *boxes) {
@@ -35,35 +38,51 @@ __global__ void __launch_bounds__(kThreads)
   const int lane = threadIdx.x & 31;
   const int64_t warp = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
   const int64_t warps = (int64_t)gridDim.x * kWarps;
-  const int64_t rows = g.out_nhwc ? g.h : g.c * g.h, len = g.out_nhwc ? g.w * g.c : g.w;
-  const int64_t items = p.n * rows, di = warps % p.n, dr = warps / p.n;
-  // An NHWC output lane's step of 32 elements: dx columns and dc channels.
-  const int64_t dx = g.out_nhwc ? 32 / g.c : 32, dc = g.out_nhwc ? 32 % g.c : 0;
+  const int64_t rows = OutNhwc ? g.h : g.c * g.h, len = OutNhwc ? g.w * g.c : g.w;
+  const int64_t items = p.n * rows, di = warps % p.n, dr = warps / p.n, hw = g.h * g.w;
+  // An NHWC output lane's step of 32 elements: dx pixels and dc channels.
+  const int dx = OutNhwc ? 32 / (int)g.c : 32, dc = OutNhwc ? 32 % (int)g.c : 0;
   int64_t i = warp % p.n, r = warp / p.n;
   for (int64_t item = warp; item < items; item += warps) {
     const int32_t y0 = boxes[4 * i], x0 = boxes[4 * i + 1], y1 = boxes[4 * i + 2],
                   x1 = boxes[4 * i + 3];
     const int64_t pi = partners[i];
-    const bool blend_box = y0 == -1 && x0 == -1 && y1 == -1 && x1 == -1;
+    const bool blends = y0 == -1 && x0 == -1 && y1 == -1 && x1 == -1;
     const bool ok =
         pi >= 0 && pi < p.n &&
-        (blend_box || (y0 >= 0 && y0 <= y1 && y1 <= g.h && x0 >= 0 && x0 <= x1 && x1 <= g.w));
+        (blends || (y0 >= 0 && y0 <= y1 && y1 <= g.h && x0 >= 0 && x0 <= x1 && x1 <= g.w));
     const float lam = lambdas[i], mu = 1.0f - lam;
     raw *o = out + i * p.out_stride + r * len;
-    const int64_t y = g.out_nhwc ? r : r % g.h, ch0 = g.out_nhwc ? 0 : r / g.h;
+    const int64_t y = OutNhwc ? r : r % g.h, ch0 = OutNhwc ? 0 : r / g.h;
+    const bool row_in = !blends && y >= y0 && y < y1;
+    const uint8_t *a = x + i * p.x_stride, *b = x + (ok ? pi : i) * p.x_stride;
     if (!ok) {
       for (int64_t e = lane; e < len; e += 32) o[e] = T::store(quiet_nan());
+    } else if (!OutNhwc) {
+      // A channel's row: pixel e of image row y, one scale and shift.
+      const float sc = p.scale[ch0], sh = p.shift[ch0];
+      const int64_t step = g.in_nhwc ? 32 * g.c : 32;
+      int64_t off = g.in_nhwc ? (y * g.w + lane) * g.c + ch0 : (ch0 * g.h + y) * g.w + lane;
+      if (blends) {
+        for (int64_t e = lane; e < len; e += 32, off += step)
+          o[e] = T::store(u8_value(__ldg(a + off), __ldg(b + off), false, false, lam, mu, sc, sh));
+      } else {
+        for (int64_t e = lane; e < len; e += 32, off += step) {
+          const bool in_box = row_in && e >= x0 && e < x1;
+          o[e] = T::store((float)__ldg((in_box ? b : a) + off) * sc + sh);
+        }
+      }
     } else {
-      const uint8_t *a = x + i * p.x_stride, *b = x + pi * p.x_stride;
-      const bool row_in = !blend_box && y >= y0 && y < y1;
-      int64_t col = g.out_nhwc ? lane / g.c : lane, ch = g.out_nhwc ? lane % g.c : ch0;
+      // A pixel row of every channel: element e is (pixel xx, channel ch).
+      int xx = lane / (int)g.c, ch = lane % (int)g.c;
+      const int64_t yw = y * g.w;
       for (int64_t e = lane; e < len; e += 32) {
-        const int64_t off = u8_in_offset(g, ch, y, col);
-        const bool in_box = row_in && col >= x0 && col < x1;
-        o[e] = T::store(u8_value(__ldg(a + off), __ldg(b + off), !blend_box, in_box, lam, mu,
+        const int64_t off = g.in_nhwc ? yw * g.c + e : ch * hw + yw + xx;
+        const bool in_box = row_in && xx >= x0 && xx < x1;
+        o[e] = T::store(u8_value(__ldg(a + off), __ldg(b + off), !blends, in_box, lam, mu,
                                  p.scale[ch], p.shift[ch]));
-        col += dx, ch += dc;
-        if (ch >= g.c) ch -= g.c, ++col;
+        xx += dx, ch += dc;
+        if (ch >= (int)g.c) ch -= (int)g.c, ++xx;
       }
     }
     i += di, r += dr;
@@ -83,7 +102,7 @@ fastmix_status launch_apply(const char *func, const Device &dev, const U8Images 
     p.scale[c] = im.scale[c], p.shift[c] = im.shift[c];
   return dispatch_dtype(im.dtype, [&](auto t) {
     using T = decltype(t);
-    auto kernel = u8_rows_kernel<T>;
+    auto kernel = p.g.out_nhwc ? u8_rows_kernel<T, true> : u8_rows_kernel<T, false>;
     int per_sm = 0;
     FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, 0, &per_sm));
     const int64_t blocks = (im.batch * p.g.rows() + kWarps - 1) / kWarps;
