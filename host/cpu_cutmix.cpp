@@ -96,8 +96,7 @@ void apply_typed(const CutImages &im, const float *lambdas, const int64_t *partn
 
 fastmix_status apply(const char *func, const CutImages &im, const float *lambdas,
                      const int64_t *partners, const int32_t *boxes) {
-  FM_TRY(check_partners_host(func, partners, im.batch));
-  FM_TRY(check_boxes_host(func, boxes, im.batch, im.height, im.width));
+  FM_TRY(check_draws_host(func, partners, boxes, im.batch, im.height, im.width));
   if (im.batch == 0) return FASTMIX_SUCCESS;
   dispatch_dtype(im.dtype, [&](auto t) { apply_typed<decltype(t)>(im, lambdas, partners, boxes); });
   return FASTMIX_SUCCESS;

@@ -175,10 +175,13 @@ inline fastmix_status check_partners_host(const char *func, const int64_t *partn
   return FASTMIX_SUCCESS;
 }
 
-// Host-side CutMix boxes (CPU backend): each (-1, -1, -1, -1) or inside a
-// height x width image, checked before any output is written.
-inline fastmix_status check_boxes_host(const char *func, const int32_t *boxes, int64_t batch,
-                                       int64_t height, int64_t width) {
+// Host-side CutMix draws (CPU backend): partners in [0, batch), boxes each
+// (-1, -1, -1, -1) or inside a height x width image, checked before any
+// output is written.
+inline fastmix_status check_draws_host(const char *func, const int64_t *partners,
+                                       const int32_t *boxes, int64_t batch, int64_t height,
+                                       int64_t width) {
+  FM_TRY(check_partners_host(func, partners, batch));
   for (int64_t i = 0; i < batch; ++i) {
     const int32_t *b = boxes + 4 * i;
     const bool blend = b[0] == -1 && b[1] == -1 && b[2] == -1 && b[3] == -1;

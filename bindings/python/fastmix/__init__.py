@@ -256,13 +256,7 @@ def blend(x, lambdas, partners, *, out=None):
     """
     func = "fastmix.blend"
     dx, do, out, dtype, batch, elems, stride = _images(func, x, out)
-    dl = _a.describe(lambdas, func, "lambdas")
-    dp = _a.describe(partners, func, "partners")
-    _a.same_device(dx, dl, func, "lambdas", "x")
-    _a.same_device(dx, dp, func, "partners", "x")
-    dl = _a.contiguous_1d(dl, "float32", batch, func, "lambdas", ("float32", "float16",
-                                                                  "bfloat16", "float64"))
-    dp = _a.contiguous_1d(dp, "int64", batch, func, "partners", _a.INT_DTYPES)
+    dl, dp = _pair(func, dx, batch, lambdas, partners, "x", required=True)
     scratch = _a.Scratch(dx)
     with _a.on_device(dx) as stream:
         check(lib.fastmix_blend(_CUDA if dx.cuda else _CPU, dtype, scratch.ptr(dx),
@@ -296,18 +290,19 @@ def mixup(x, alpha=0.4, *, fold=True, pairing="permutation", generator=None, out
     return out, lambdas, partners
 
 
-def _pair(func, ref, batch, lambdas, partners):
-    """Descs of optional lambdas/partners (None passes NULL to C, which
-    checks that both or neither are given)."""
+def _pair(func, ref, batch, lambdas, partners, ref_name="labels", required=False):
+    """Descs of lambdas and partners on ref's device (named ref_name in
+    messages).  Optional ones may be None (NULL to C, which checks that both
+    or neither are given); required ones must be arrays."""
     dl = dp = None
-    if lambdas is not None:
+    if lambdas is not None or required:
         dl = _a.describe(lambdas, func, "lambdas")
-        _a.same_device(ref, dl, func, "lambdas", "labels")
+        _a.same_device(ref, dl, func, "lambdas", ref_name)
         dl = _a.contiguous_1d(dl, "float32", batch, func, "lambdas",
                               ("float32", "float16", "bfloat16", "float64"))
-    if partners is not None:
+    if partners is not None or required:
         dp = _a.describe(partners, func, "partners")
-        _a.same_device(ref, dp, func, "partners", "labels")
+        _a.same_device(ref, dp, func, "partners", ref_name)
         dp = _a.contiguous_1d(dp, "int64", batch, func, "partners", _a.INT_DTYPES)
     return dl, dp
 
@@ -533,13 +528,7 @@ def cutmix_apply(x, lambdas, partners, boxes, *, layout="nchw", out=None):
     func = "fastmix.cutmix_apply"
     lay = layout_code(layout, func)
     dx, do, out, dtype, batch, c, h, w, stride = _cut_images(func, x, out, lay)
-    dl = _a.describe(lambdas, func, "lambdas")
-    dp = _a.describe(partners, func, "partners")
-    _a.same_device(dx, dl, func, "lambdas", "x")
-    _a.same_device(dx, dp, func, "partners", "x")
-    dl = _a.contiguous_1d(dl, "float32", batch, func, "lambdas", ("float32", "float16",
-                                                                  "bfloat16", "float64"))
-    dp = _a.contiguous_1d(dp, "int64", batch, func, "partners", _a.INT_DTYPES)
+    dl, dp = _pair(func, dx, batch, lambdas, partners, "x", required=True)
     db = _boxes(func, dx, boxes, batch)
     scratch = _a.Scratch(dx)
     with _a.on_device(dx) as stream:
@@ -758,13 +747,7 @@ def cutmix_apply_u8(x, mean, std, lambdas, partners, boxes, *, dtype=None, in_la
     m = _norm_values(mean, c, func, "mean")
     s = _norm_values(std, c, func, "std")
     do, out, code, ostride = _u8_out(func, dx, out, dtype, batch, c, h, w, out_lay)
-    dl = _a.describe(lambdas, func, "lambdas")
-    dp = _a.describe(partners, func, "partners")
-    _a.same_device(dx, dl, func, "lambdas", "x")
-    _a.same_device(dx, dp, func, "partners", "x")
-    dl = _a.contiguous_1d(dl, "float32", batch, func, "lambdas", ("float32", "float16",
-                                                                  "bfloat16", "float64"))
-    dp = _a.contiguous_1d(dp, "int64", batch, func, "partners", _a.INT_DTYPES)
+    dl, dp = _pair(func, dx, batch, lambdas, partners, "x", required=True)
     db = _boxes(func, dx, boxes, batch)
     scratch = _a.Scratch(dx)
     with _a.on_device(dx) as stream:
