@@ -13,7 +13,10 @@ F.cross_entropy(z, y2)`` forward and backward, and timm's soft-target path
 ``Mixup`` (per-sample mode: a Python loop over the batch, one box copy or one
 blend per sample) and torchvision's ``v2.CutMix`` (one box for the batch,
 ``roll``), the libraries themselves when installed, else their algorithms
-written here (the row says which).  Each row
+written here (the row says which).  uint8 input: ``fastmix.torch.cutmix_u8``
+(one pass: uint8 NHWC in, mixed, normalized NCHW float out) against
+torchvision's ``v2.ToDtype`` + ``v2.Normalize`` + ``v2.MixUp`` (or the
+same three steps in torch ops when torchvision is not installed).  Each row
 prints the median times and the ratio peer / fastmix (> 1: fastmix is faster).
 The last line is the training-step overhead: mix + loss + gradient of a
 256x3x224x224 batch with 1000 classes.
@@ -216,6 +219,31 @@ def main():
             table.add(case, "torchvision v2.CutMix", timer(dev, reps, lambda: tv(x, y)), t_fm)
         except ImportError:
             table.add(case, "torchvision's (rewritten)", timer(dev, reps, lambda: torchvision_cutmix(x)),
+                      t_fm)
+
+    # ---- uint8 in, mixed and normalized out ------------------------------------
+    if torch is not None:
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        xu = torch.randint(0, 256, (b, 224, 224, 3), dtype=torch.uint8, device=dev)
+        y = torch.randint(0, 1000, (b,), device=dev)
+        case = f"uint8 {b}x224x224x3 -> mixup -> float32 NCHW"
+        t_fm = timer(dev, reps, lambda: fmt.cutmix_u8(xu, mean, std, mixup_alpha=0.8,
+                                                       cutmix_alpha=0.0, generator=g))
+        m = torch.tensor(mean, device=dev).view(1, 3, 1, 1)
+        s = torch.tensor(std, device=dev).view(1, 3, 1, 1)
+        try:
+            from torchvision.transforms import v2
+            pipe = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+            mix = v2.MixUp(alpha=0.8, num_classes=1000)
+            table.add(case, "torchvision v2 (3 steps)",
+                      timer(dev, reps, lambda: mix(pipe(xu.permute(0, 3, 1, 2)), y)), t_fm)
+        except ImportError:
+            def three_steps():
+                t = xu.permute(0, 3, 1, 2).float() / 255.0       # ToDtype(scale=True)
+                t = (t - m) / s                                  # Normalize
+                lam = float(np.random.beta(0.8, 0.8))            # MixUp: one lambda, roll
+                return t.roll(1, 0).mul_(1.0 - lam).add_(t.mul(lam))
+            table.add(case, "torchvision's 3 steps (rewritten)", timer(dev, reps, three_steps),
                       t_fm)
 
     # ---- loss + gradient ------------------------------------------------------
