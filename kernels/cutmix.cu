@@ -5,7 +5,8 @@
 // The apply sees each image as rows (RowShape: NCHW rows of `width`
 // elements, NHWC rows of width * channels), so a CutMix sample's row is its
 // own elements with at most one span of its partner's, and the box costs a
-// comparison per row instead of a division per element.
+// few comparisons per 16-byte vector (a lane's row and column advance by
+// additions), never a division per element.
 //  - Out of place (cutmix_chunks_kernel): one warp per (chunk, sample) item,
 //    sample fastest, so the partner chunks read are the own chunks of warps
 //    in flight.  A mixup chunk reads both; a CutMix chunk reads its
@@ -187,9 +188,9 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Shared memory: a CutSample per sample,
-// then the tile, n x pitch cells (pitch a power of two).  Item t is segment
-// t % segs of row position t / segs.
+// In place.  Shared memory: a CutSample per sample, then the tile, n x pitch
+// cells (pitch a power of two).  Item t is segment t % segs of row position
+// t / segs.
 template <class T, bool Vec>
 __global__ void __launch_bounds__(kThreads)
     cutmix_staged_kernel(typename T::raw *x, ApplyShape sh, int log2_pitch, int64_t segs,
