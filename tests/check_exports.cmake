@@ -31,7 +31,10 @@ endif()
 foreach(api fastmix_status_string fastmix_last_error fastmix_version fastmix_cuda_device_count
             fastmix_sample fastmix_blend fastmix_mixup fastmix_cross_entropy fastmix_soft_targets
             fastmix_cross_entropy_ws fastmix_cross_entropy_workspace_size
-            fastmix_sample_device_seed fastmix_mixup_device_seed)
+            fastmix_sample_device_seed fastmix_mixup_device_seed
+            fastmix_cutmix_sample fastmix_cutmix_apply fastmix_cutmix
+            fastmix_cutmix_sample_device_seed fastmix_cutmix_device_seed
+            fastmix_cutmix_apply_u8 fastmix_cutmix_u8 fastmix_cutmix_u8_device_seed)
   if(NOT api IN_LIST names)
     message(FATAL_ERROR "${LIB} does not export ${api}")
   endif()
