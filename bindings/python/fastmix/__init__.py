@@ -25,7 +25,10 @@ Randomness: every draw takes a (seed, offset) pair from a ``Generator``
 (``Generator(seed)`` uses offset 0 for its first draw, then 1, 2, ...), and
 is exactly ``fastmix_sample``/``fastmix_mixup`` (``fastmix_cutmix_sample``/
 ``fastmix_cutmix`` for the CutMix functions) of the C API with that seed and
-offset, on either backend.
+offset, on either backend.  A ``DeviceGenerator`` keeps (seed, offset) in
+device memory instead: the ``*_device_seed`` entry points read it when the
+work runs and advance it in stream order, so a captured CUDA graph draws
+afresh at every replay (see ``DeviceGenerator``).
 """
 from __future__ import annotations
 
@@ -45,7 +48,8 @@ from ._lib import (CudaError, FastmixError, InternalError, InvalidValueError,
 from . import _arrays as _a
 
 __all__ = [
-    "__version__", "cuda_device_count", "manual_seed", "Generator", "default_generator",
+    "__version__", "cuda_device_count", "manual_seed", "Generator", "DeviceGenerator",
+    "default_generator",
     "sample", "blend", "mixup", "cross_entropy", "soft_targets", "cutmix_sample",
     "cutmix_apply", "cutmix", "cutmix_u8", "cutmix_apply_u8", "Status", "FastmixError",
     "InvalidValueError", "NotSupportedError", "NoDeviceError", "CudaError",
@@ -147,9 +151,216 @@ class Generator:
             self._offset = (offset + self._world) % _U64
         return seed, offset
 
+    def device_generator(self, device=None) -> "DeviceGenerator":
+        """A ``DeviceGenerator`` on ``device`` that continues this generator's
+        sequence of draws: its first draw is ``(seed, self.offset)``, the next
+        ``(seed, self.offset + world_size)``, and so on (the same rank and
+        world size).  This generator is not advanced: while the device
+        generator draws, draw from one of them only (the other would repeat
+        the same offsets); ``DeviceGenerator.sync()`` then sets this
+        generator's state to the device's, and host draws continue after the
+        device ones."""
+        seed, offset = self.get_state()
+        dg = DeviceGenerator(seed, rank=self._rank, world_size=self._world, offset=offset,
+                             device=device)
+        dg._generator = self
+        return dg
+
     def __repr__(self):
         dist = f", rank={self._rank}, world_size={self._world}" if self._world > 1 else ""
         return f"fastmix.Generator(seed={self._seed}, offset={self._offset}{dist})"
+
+
+def _to_i64(v: int) -> int:  # uint64 -> the int64 with the same bits
+    return v - _U64 if v >= (1 << 63) else v
+
+
+class DeviceGenerator:
+    """A seed and an offset kept in memory on a device, for draws that need
+    no host work: CUDA graphs and ``torch.compile(mode="reduce-overhead")``.
+
+    ``state`` is a 2-element int64 array (the two uint64 ``seed_offset`` of
+    the C API, bit for bit: ``state[0]`` the seed, ``state[1]`` the offset)
+    on ``device``.  A call given ``generator=`` a DeviceGenerator calls the
+    ``*_device_seed`` entry point, which reads (seed, offset) from ``state``
+    when the work runs and then adds ``world_size`` to the offset, in stream
+    order (on CUDA a one-thread kernel queued after the draw; on the CPU
+    before the call returns).  So draw k is ``(seed, offset0 + k *
+    world_size)``, bitwise the plain call with that seed and offset, exactly
+    as for ``Generator``; a failed call changes nothing.  Nothing is read
+    back to the host: a captured CUDA graph draws afresh at every replay.
+
+    ``DeviceGenerator(seed, rank=r, world_size=w, device=d)`` starts at
+    offset ``r`` (``offset=`` another start), as ``Generator(seed, rank=r,
+    world_size=w)`` does; ``generator.device_generator(d)`` continues a host
+    ``Generator`` (and ``sync()`` hands the sequence back to it).
+    ``device``: None (a NumPy array), a ``torch.device`` or a device string
+    such as ``"cuda"`` or ``"cpu"`` (a PyTorch tensor), or an array whose
+    library and device the state takes (a CuPy array: a CuPy array).  The
+    state must be on the device of the work it draws for.
+
+    Reading the state (``get_state``, ``sync``) waits for the work queued
+    on the current stream of the state's library; writing it (``set_state``,
+    ``manual_seed``) is queued on that stream.  Neither may run while a CUDA
+    graph is being captured.  Calls that share a DeviceGenerator are ordered
+    by their stream: use it from one stream (or order the streams), and on
+    the CPU from one thread at a time.
+    """
+
+    def __init__(self, seed: int | None = None, *, rank: int = 0, world_size: int = 1,
+                 offset: int | None = None, device=None):
+        func = "fastmix.DeviceGenerator"
+        rank, world_size = operator.index(rank), operator.index(world_size)
+        if not (world_size >= 1 and 0 <= rank < world_size):
+            raise_invalid(f"{func}: rank must be in [0, world_size), got rank {rank}, "
+                          f"world_size {world_size}")
+        if world_size >= _U64:
+            raise_invalid(f"{func}: world_size must be below 2^64, got {world_size}")
+        if seed is None:
+            seed = int.from_bytes(os.urandom(8), "little")
+        seed = _u64(seed, func, "seed")
+        offset = rank if offset is None else _u64(offset, func, "offset")
+        self._rank, self._world = rank, world_size
+        self._generator = None
+        self._state = _new_state(device, seed, offset, func)
+
+    @classmethod
+    def _wrap(cls, state, increment: int) -> "DeviceGenerator":
+        """A DeviceGenerator over an existing state array (fastmix.torch's
+        operators receive the state tensor and the increment)."""
+        g = cls.__new__(cls)
+        g._rank, g._world, g._generator, g._state = 0, increment % _U64, None, state
+        return g
+
+    @property
+    def state(self):
+        """The (seed, offset) array, int64 with the bits of the two uint64."""
+        return self._state
+
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def world_size(self) -> int:
+        return self._world
+
+    @property
+    def increment(self) -> int:
+        """What each draw adds to the offset: ``world_size``."""
+        return self._world
+
+    @property
+    def generator(self):
+        """The host ``Generator`` this one continues (``device_generator``), or None."""
+        return self._generator
+
+    @property
+    def device(self) -> str:
+        """Where the state is: "cpu", or "cuda:N"."""
+        return _a.describe(self._state, "fastmix.DeviceGenerator", "state").where
+
+    def get_state(self) -> tuple:
+        """``(seed, offset)``: the state read back to the host, after the
+        work queued on the current stream (a synchronization on CUDA)."""
+        st = self._state
+        d = _a.describe(st, "fastmix.DeviceGenerator", "state")
+        if d.lib == "torch":
+            values = st.detach().cpu().tolist()
+        elif d.lib == "cupy":
+            values = st.get().tolist()
+        else:
+            values = st.tolist()
+        return int(values[0]) % _U64, int(values[1]) % _U64
+
+    def set_state(self, state) -> None:
+        """Writes ``(seed, offset)`` into the state, queued on the current
+        stream (after the draws already queued there)."""
+        seed, offset = state
+        seed = _u64(seed, "fastmix.DeviceGenerator", "seed")
+        offset = _u64(offset, "fastmix.DeviceGenerator", "offset")
+        _write_state(self._state, seed, offset)
+
+    def manual_seed(self, seed: int | None = None) -> "DeviceGenerator":
+        """Sets the seed (a random one when None) and rewinds to the first
+        draw (offset ``rank``), as ``Generator.manual_seed``."""
+        if seed is None:
+            seed = int.from_bytes(os.urandom(8), "little")
+        self.set_state((seed, self._rank))
+        return self
+
+    def sync(self) -> tuple:
+        """Reads the state (as ``get_state``, synchronizing) and, for a
+        generator made by ``Generator.device_generator``, sets that host
+        generator's state to it, so that its next draw follows the device's
+        last one.  Returns ``(seed, offset)``."""
+        state = self.get_state()
+        if self._generator is not None:
+            self._generator.set_state(state)
+        return state
+
+    def __repr__(self):
+        dist = f", rank={self._rank}, world_size={self._world}" if self._world > 1 else ""
+        return f"fastmix.DeviceGenerator(device={self.device!r}{dist})"
+
+
+def _new_state(device, seed: int, offset: int, func: str):
+    """The 2-element int64 state array holding (seed, offset), on `device`."""
+    values = [_to_i64(seed), _to_i64(offset)]
+    if device is None:
+        return _np.array(values, dtype=_np.int64)
+    t = _a._torch()
+    if isinstance(device, str) or (t is not None and isinstance(device, t.device)):
+        if t is None:
+            try:
+                import torch as t
+            except ImportError:
+                raise TypeError(f"{func}: device={device!r} makes a PyTorch tensor, but PyTorch "
+                                "is not installed (device=None makes a NumPy array)") from None
+        dev = t.device(device)
+        if dev.type == "cuda" and not t.cuda.is_available():
+            raise NoDeviceError(f"{func}: device={device!r} asks for CUDA, but PyTorch sees no "
+                                "usable CUDA device", Status.NO_DEVICE)
+        if dev.type not in ("cpu", "cuda"):
+            raise_invalid(f"{func}: device {dev} is not supported; fastmix supports cpu and cuda")
+        state = t.tensor(values, dtype=t.int64, device=dev)
+        _mark_static(state)
+        return state
+    ref = _a.describe(device, func, "device")
+    if ref.lib == "torch":
+        t = _a._torch()
+        state = t.tensor(values, dtype=t.int64, device=ref.obj.device)
+        _mark_static(state)
+        return state
+    if ref.lib == "cupy":
+        cupy = _a._cupy()
+        with cupy.cuda.Device(ref.index):
+            return cupy.asarray(_np.array(values, dtype=_np.int64))
+    return _np.array(values, dtype=_np.int64)
+
+
+def _mark_static(state) -> None:
+    """Marks a torch state tensor as having a fixed address, so that
+    torch.compile's CUDA graphs (mode="reduce-overhead") may mutate it in
+    place rather than treat it as a fresh input."""
+    try:
+        mark = _a._torch()._dynamo.mark_static_address
+    except (AttributeError, ImportError):  # an older PyTorch: no CUDA graph trees to tell
+        return
+    mark(state, guard=False)
+
+
+def _write_state(state, seed: int, offset: int) -> None:
+    host = _np.array([_to_i64(seed), _to_i64(offset)], dtype=_np.int64)
+    d = _a.describe(state, "fastmix.DeviceGenerator", "state")
+    if d.lib == "torch":
+        t = _a._torch()
+        with t.no_grad():
+            state.copy_(t.from_numpy(host))
+    elif d.lib == "cupy":
+        state.set(host)
+    else:
+        state[...] = host
 
 
 default_generator = Generator()
@@ -160,20 +371,41 @@ def manual_seed(seed: int) -> Generator:
     return default_generator.manual_seed(seed)
 
 
-def _generator(generator) -> Generator:
+def _generator(generator):
+    """The Generator or DeviceGenerator a call draws from."""
     if generator is None:
         return default_generator
-    if not isinstance(generator, Generator):
-        raise TypeError(f"generator must be a fastmix.Generator or None, not "
-                        f"{type(generator).__name__}")
+    if not isinstance(generator, (Generator, DeviceGenerator)):
+        raise TypeError(f"generator must be a fastmix.Generator, a fastmix.DeviceGenerator or "
+                        f"None, not {type(generator).__name__}")
     return generator
 
 
 def next_draw(generator=None) -> tuple[int, int]:
     """Takes one ``(seed, offset)`` draw from ``generator`` (the default
     generator when None), as every sampling call does: for layers that draw
-    once and then make several calls with that seed and offset."""
-    return _generator(generator).next_draw()
+    once and then make several calls with that seed and offset.  A
+    ``DeviceGenerator`` has no host draw to give (its state is read where
+    the work runs): TypeError."""
+    g = _generator(generator)
+    if isinstance(g, DeviceGenerator):
+        raise TypeError("fastmix.next_draw: a DeviceGenerator's (seed, offset) lives in device "
+                        "memory and is drawn by the *_device_seed calls themselves; pass it as "
+                        "generator= to the call (or read it with get_state(), which synchronizes)")
+    return g.next_draw()
+
+
+def _device_seed(g: DeviceGenerator, ref: "_a.Desc", func: str, ref_name: str) -> int:
+    """The seed_offset pointer of a DeviceGenerator, whose state must be on
+    the device of the work (ref, named ref_name in the message)."""
+    d = _a.describe(g.state, func, "the generator's state")
+    if (d.cuda, d.index) != (ref.cuda, ref.index):
+        raise_invalid(f"{func}: the DeviceGenerator's state is on {d.where}, but {ref_name} is "
+                      f"on {ref.where}; make the DeviceGenerator with device= {ref_name}'s device")
+    if d.dtype not in ("int64", "uint64") or tuple(d.shape) != (2,) or (d.strides != (1,)):
+        raise_invalid(f"{func}: the DeviceGenerator's state must be a contiguous array of 2 "
+                      f"int64, got shape {tuple(d.shape)}, dtype {d.dtype}")
+    return d.ptr
 
 
 def _float_dtype(d: "_a.Desc", func: str, name: str) -> int:
@@ -206,7 +438,9 @@ def sample(batch, alpha=0.4, *, fold=True, pairing="permutation", generator=None
     ``max(l, 1 - l)`` when ``fold``) and ``partners`` a permutation of
     ``range(batch)`` chosen by ``pairing`` ("permutation", "cycle", "flip" or
     "roll").
-    They are NumPy arrays, or arrays of ``like``'s library on its device.
+    They are NumPy arrays, or arrays of ``like``'s library on its device
+    (with a ``DeviceGenerator`` and no ``like``: its state's library and
+    device).
     """
     func = "fastmix.sample"
     batch = operator.index(batch)
@@ -214,16 +448,23 @@ def sample(batch, alpha=0.4, *, fold=True, pairing="permutation", generator=None
     fold = 1 if fold else 0
     pairing = pairing_code(pairing, func)
     g = _generator(generator)
-    ref = _like(like, func)
+    ref = _like(g.state if like is None and isinstance(g, DeviceGenerator) else like, func)
     check_sampler(func, alpha, fold, pairing, batch)
     lambdas = _a.empty(ref, (batch,), "float32")
     partners = _a.empty(ref, (batch,), "int64")
     dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
     scratch = _a.Scratch(ref)
+    dev = _CUDA if ref.cuda else _CPU
+    if isinstance(g, DeviceGenerator):
+        so = _device_seed(g, ref, func, "like")
+        with _a.on_device(ref) as stream:
+            check(lib.fastmix_sample_device_seed(dev, alpha, fold, pairing, so, g.increment,
+                                                 batch, scratch.ptr(dl), scratch.ptr(dp), stream))
+        return lambdas, partners
     seed, offset = g.next_draw()
     with _a.on_device(ref) as stream:
-        check(lib.fastmix_sample(_CUDA if ref.cuda else _CPU, alpha, fold, pairing, seed, offset,
-                                 batch, scratch.ptr(dl), scratch.ptr(dp), stream))
+        check(lib.fastmix_sample(dev, alpha, fold, pairing, seed, offset, batch, scratch.ptr(dl),
+                                 scratch.ptr(dp), stream))
     return lambdas, partners
 
 
@@ -282,6 +523,14 @@ def mixup(x, alpha=0.4, *, fold=True, pairing="permutation", generator=None, out
     partners = _a.empty(dx, (batch,), "int64")
     dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
     scratch = _a.Scratch(dx)
+    if isinstance(g, DeviceGenerator):
+        so = _device_seed(g, dx, func, "x")
+        with _a.on_device(dx) as stream:
+            check(lib.fastmix_mixup_device_seed(
+                _CUDA if dx.cuda else _CPU, dtype, alpha, fold, pairing, so, g.increment,
+                scratch.ptr(dx), scratch.ptr(do), batch, elems, stride, scratch.ptr(dl),
+                scratch.ptr(dp), stream))
+        return out, lambdas, partners
     seed, offset = g.next_draw()
     with _a.on_device(dx) as stream:
         check(lib.fastmix_mixup(_CUDA if dx.cuda else _CPU, dtype, alpha, fold, pairing, seed,
@@ -494,7 +743,7 @@ def cutmix_sample(batch, height, width, *, mixup_alpha=0.0, cutmix_alpha=1.0, cu
     cfg = _config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
                   pairing, correct_lam, fold)
     g = _generator(generator)
-    ref = _like(like, func)
+    ref = _like(g.state if like is None and isinstance(g, DeviceGenerator) else like, func)
     check_mix_config(func, cfg, batch, height, width)
     lambdas = _a.empty(ref, (batch,), "float32")
     partners = _a.empty(ref, (batch,), "int64")
@@ -502,6 +751,13 @@ def cutmix_sample(batch, height, width, *, mixup_alpha=0.0, cutmix_alpha=1.0, cu
     dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
     db = _a.describe(boxes, func, "boxes")
     scratch = _a.Scratch(ref)
+    if isinstance(g, DeviceGenerator):
+        so = _device_seed(g, ref, func, "like")
+        with _a.on_device(ref) as stream:
+            check(lib.fastmix_cutmix_sample_device_seed(
+                _CUDA if ref.cuda else _CPU, ctypes.byref(cfg), so, g.increment, batch, height,
+                width, scratch.ptr(dl), scratch.ptr(dp), scratch.ptr(db), stream))
+        return lambdas, partners, boxes
     seed, offset = g.next_draw()
     with _a.on_device(ref) as stream:
         check(lib.fastmix_cutmix_sample(_CUDA if ref.cuda else _CPU, ctypes.byref(cfg), seed,
@@ -559,6 +815,14 @@ def cutmix(x, *, mixup_alpha=0.0, cutmix_alpha=1.0, cutmix_minmax=None, prob=1.0
     dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
     db = _a.describe(boxes, func, "boxes")
     scratch = _a.Scratch(dx)
+    if isinstance(g, DeviceGenerator):
+        so = _device_seed(g, dx, func, "x")
+        with _a.on_device(dx) as stream:
+            check(lib.fastmix_cutmix_device_seed(
+                _CUDA if dx.cuda else _CPU, dtype, ctypes.byref(cfg), so, g.increment, lay,
+                scratch.ptr(dx), scratch.ptr(do), batch, c, h, w, stride, scratch.ptr(dl),
+                scratch.ptr(dp), scratch.ptr(db), stream))
+        return out, lambdas, partners, boxes
     seed, offset = g.next_draw()
     with _a.on_device(dx) as stream:
         check(lib.fastmix_cutmix(_CUDA if dx.cuda else _CPU, dtype, ctypes.byref(cfg), seed,
@@ -788,6 +1052,15 @@ def cutmix_u8(x, mean, std, *, dtype=None, in_layout="nhwc", out_layout="nchw", 
     dl, dp = _a.describe(lambdas, func, "lambdas"), _a.describe(partners, func, "partners")
     db = _a.describe(boxes, func, "boxes")
     scratch = _a.Scratch(dx)
+    if isinstance(g, DeviceGenerator):
+        so = _device_seed(g, dx, func, "x")
+        with _a.on_device(dx) as stream:
+            check(lib.fastmix_cutmix_u8_device_seed(
+                _CUDA if dx.cuda else _CPU, ctypes.byref(cfg), so, g.increment, in_lay,
+                scratch.ptr(dx), batch, c, h, w, stride, m.ctypes.data, s.ctypes.data, code,
+                out_lay, scratch.ptr(do), ostride, scratch.ptr(dl), scratch.ptr(dp),
+                scratch.ptr(db), stream))
+        return out, lambdas, partners, boxes
     seed, offset = g.next_draw()
     with _a.on_device(dx) as stream:
         check(lib.fastmix_cutmix_u8(_CUDA if dx.cuda else _CPU, ctypes.byref(cfg), seed, offset,

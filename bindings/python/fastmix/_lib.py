@@ -124,7 +124,8 @@ _names = ["fastmix_status_string", "fastmix_last_error", "fastmix_cuda_device_co
           "fastmix_sample", "fastmix_blend", "fastmix_mixup", "fastmix_cross_entropy",
           "fastmix_cross_entropy_ws", "fastmix_cross_entropy_workspace_size",
           "fastmix_soft_targets", "fastmix_cutmix_sample", "fastmix_cutmix_apply",
-          "fastmix_cutmix", "fastmix_cutmix_sample_device_seed", "fastmix_cutmix_device_seed",
+          "fastmix_cutmix", "fastmix_sample_device_seed", "fastmix_mixup_device_seed",
+          "fastmix_cutmix_sample_device_seed", "fastmix_cutmix_device_seed",
           "fastmix_cutmix_apply_u8", "fastmix_cutmix_u8", "fastmix_cutmix_u8_device_seed"]
 _missing = [n for n in _names if not hasattr(lib, n)]
 if _missing:
@@ -205,6 +206,26 @@ lib.fastmix_cross_entropy_ws.restype = _status
 lib.fastmix_soft_targets.argtypes = [_status, _status, _vp, _vp, _vp, _i64, _i64, _f32, _vp,
                                      _i64, _vp]
 lib.fastmix_soft_targets.restype = _status
+
+
+# ---- seed and offset read from memory (CUDA graphs): seed_offset is two uint64 on `device` ----
+
+# fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha, int fold,
+#                                           fastmix_pairing pairing, uint64_t *seed_offset,
+#                                           uint64_t offset_increment, int64_t batch,
+#                                           float *lambdas, int64_t *partners, void *stream);
+lib.fastmix_sample_device_seed.argtypes = [_status, _f32, _int, _status, _vp, _u64, _i64, _vp, _vp,
+                                           _vp]
+lib.fastmix_sample_device_seed.restype = _status
+
+# fastmix_status fastmix_mixup_device_seed(
+#     fastmix_device device, fastmix_dtype dtype, float alpha, int fold, fastmix_pairing pairing,
+#     uint64_t *seed_offset, uint64_t offset_increment, const void *x, void *out, int64_t batch,
+#     int64_t sample_elems, int64_t sample_stride, float *lambdas, int64_t *partners,
+#     void *stream);
+lib.fastmix_mixup_device_seed.argtypes = [_status, _status, _f32, _int, _status, _vp, _u64, _vp,
+                                          _vp, _i64, _i64, _i64, _vp, _vp, _vp]
+lib.fastmix_mixup_device_seed.restype = _status
 
 
 class MixConfig(ctypes.Structure):

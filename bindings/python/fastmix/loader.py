@@ -32,7 +32,7 @@ from torch import Tensor
 
 import fastmix as _fm
 from ._lib import NoDeviceError, Status, raise_invalid
-from .torch import MixedTarget, MixUpU8
+from .torch import MixedTarget, MixUpU8, _Generator
 
 __all__ = ["fast_collate_u8", "PrefetchLoaderU8"]
 
@@ -153,7 +153,9 @@ class PrefetchLoaderU8:
     Mixing: the options of ``fastmix.torch.cutmix_u8`` (``mixup_alpha``,
     ``cutmix_alpha``, ``cutmix_minmax``, ``prob``, ``switch_prob``,
     ``mode``, ``pairing``, ``correct_lam``, ``fold``), one (seed, offset)
-    draw per batch from ``generator``.  All off (the defaults, as timm's
+    draw per batch from ``generator`` (a ``fastmix.DeviceGenerator`` on
+    ``device`` is read and advanced on the loader's side stream: give the
+    loader one of its own).  All off (the defaults, as timm's
     loader without mixup): only normalization, and ``target`` is the int64
     labels on ``device``.  With any on, ``target`` is a ``MixedTarget`` for
     ``fastmix.torch.cross_entropy``; ``mixup_enabled = False`` (timm's
@@ -167,7 +169,7 @@ class PrefetchLoaderU8:
                  mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, cutmix_minmax=None,
                  prob: float = 1.0, switch_prob: float = 0.5, mode: str = "elem",
                  pairing: Optional[str] = None, correct_lam: bool = True, fold: bool = False,
-                 generator: Optional[_fm.Generator] = None):
+                 generator: Optional[_Generator] = None):
         self.loader = loader
         self.device = _device(device)
         self.mix = MixUpU8(mean, std, dtype, in_layout=in_layout, channels_last=channels_last,

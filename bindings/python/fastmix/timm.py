@@ -14,7 +14,7 @@ from torch import Tensor
 
 import fastmix as _fm
 from ._lib import LAYOUTS, check_mix_config, raise_invalid
-from .torch import _images_view
+from .torch import _Generator, _images_view
 
 __all__ = ["Mixup"]
 
@@ -47,13 +47,15 @@ class Mixup:
     ``label_smoothing`` there too).  ``mixup_enabled = False`` leaves
     batches unmixed, as in timm.  The draw is not timm's (NumPy's) random
     stream: it is ``fastmix_cutmix`` with a (seed, offset) from
-    ``generator``.
+    ``generator`` (a ``fastmix.DeviceGenerator`` on x's device: its
+    device-seed form, with no host draw).
     """
 
     def __init__(self, mixup_alpha: float = 1.0, cutmix_alpha: float = 0.0, cutmix_minmax=None,
                  prob: float = 1.0, switch_prob: float = 0.5, mode: str = "batch",
                  correct_lam: bool = True, label_smoothing: float = 0.1,
-                 num_classes: int = 1000, generator: Optional[_fm.Generator] = None):
+                 num_classes: int = 1000,
+                 generator: Optional[_Generator] = None):
         func = "fastmix.timm.Mixup"
         if mode not in ("batch", "pair", "elem"):
             raise_invalid(f"{func}: mode must be 'batch', 'pair' or 'elem', got {mode!r}")
@@ -83,9 +85,12 @@ class Mixup:
         if b % 2 != 0:
             raise_invalid(f"{func}: the batch size must be even (timm pairs sample i with "
                           f"batch - 1 - i), got {b}")
-        seed, offset = _fm.next_draw(self.generator)
-        g = _fm.Generator(seed)
-        g.offset = offset
+        if isinstance(self.generator, _fm.DeviceGenerator):
+            g = self.generator  # drawn where the work runs (its state on x's device)
+        else:
+            seed, offset = _fm.next_draw(self.generator)
+            g = _fm.Generator(seed)
+            g.offset = offset
         kw = self._kwargs()
         if b and x.numel() == 0:  # nothing to mix: only the draw
             h, w = (x.shape[-2], x.shape[-1]) if x.dim() >= 3 else (1, 1)

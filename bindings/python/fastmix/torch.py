@@ -18,10 +18,17 @@ through ``torch.library.custom_op``) with fake implementations, so
 fused forward: the kernel writes the loss and its gradient w.r.t. the logits
 in one pass; backward only scales that gradient by ``grad_output``.  The
 drop-in for timm's ``Mixup`` is ``fastmix.timm.Mixup``.
+
+Graph-safe draws: with ``generator=fastmix.DeviceGenerator(seed,
+device="cuda")`` every draw is a device-seed operator
+(``torch.ops.fastmix.*_device_seed``) that reads (seed, offset) from the
+generator's state tensor and advances it on the device, with no host work:
+a step captured by ``torch.cuda.graph`` or compiled with
+``torch.compile(mode="reduce-overhead")`` draws afresh at every replay.
 """
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import numpy as _np
 import torch
@@ -37,6 +44,9 @@ __all__ = ["MixedTarget", "MixUp", "CutMix", "MixUpU8", "cross_entropy", "MixUpC
            "soft_targets"]
 
 _U64 = 1 << 64
+# What a `generator=` argument takes: a host Generator, or a DeviceGenerator
+# (graph-safe: drawn by the *_device_seed operators, with no host work).
+_Generator = Union[_fm.Generator, _fm.DeviceGenerator]
 
 
 def _to_i64(v: int) -> int:   # uint64 -> the int64 a schema "int" can carry
@@ -357,6 +367,138 @@ def _(x, mean, std, lambdas, partners, boxes, dtype, in_layout, out_layout):
     return x.new_empty(_u8_shape(x, in_layout, out_layout), dtype=dtype)
 
 
+# ------------------------------------------------- device-seed operators ---
+# The draws of a fastmix.DeviceGenerator: (seed, offset) is the tensor
+# seed_offset (two int64 holding the uint64 bits), read by the kernel when it
+# runs and advanced by offset_increment in stream order, so the operators
+# mutate it (mutates_args) and need no host value: a CUDA graph captured once
+# draws afresh at every replay.  Operators that mutate an input cannot have
+# an autograd formula, so the differentiable path draws with
+# sample_device_seed / cutmix_sample_device_seed and applies the draw with the
+# differentiable blend / cutmix_apply (bitwise the fused result, by the C
+# contract); the fused operators serve x that needs no gradient.
+
+def _dg(seed_offset: Tensor, offset_increment: int):
+    return _fm.DeviceGenerator._wrap(seed_offset, _to_u64(offset_increment))
+
+
+@torch.library.custom_op("fastmix::sample_device_seed", mutates_args=("seed_offset",))
+def _sample_ds_op(seed_offset: Tensor, offset_increment: int, batch: int, alpha: float,
+                  fold: bool, pairing: int) -> Tuple[Tensor, Tensor]:
+    return _fm.sample(batch, alpha, fold=fold, pairing=list(PAIRINGS)[pairing],
+                      generator=_dg(seed_offset, offset_increment))
+
+
+@_sample_ds_op.register_fake
+def _(seed_offset, offset_increment, batch, alpha, fold, pairing):
+    return (seed_offset.new_empty((batch,), dtype=torch.float32),
+            seed_offset.new_empty((batch,), dtype=torch.int64))
+
+
+@torch.library.custom_op("fastmix::mixup_device_seed", mutates_args=("seed_offset",))
+def _mixup_ds_op(x: Tensor, alpha: float, fold: bool, pairing: int, seed_offset: Tensor,
+                 offset_increment: int) -> Tuple[Tensor, Tensor, Tensor]:
+    x = x.contiguous()
+    return _fm.mixup(x, alpha, fold=fold, pairing=list(PAIRINGS)[pairing],
+                     generator=_dg(seed_offset, offset_increment))
+
+
+@_mixup_ds_op.register_fake
+def _(x, alpha, fold, pairing, seed_offset, offset_increment):
+    b = x.shape[0]
+    return (torch.empty_like(x, memory_format=torch.contiguous_format),
+            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64))
+
+
+@torch.library.custom_op("fastmix::mixup_device_seed_", mutates_args=("x", "seed_offset"))
+def _mixup_ds_inplace_op(x: Tensor, alpha: float, fold: bool, pairing: int, seed_offset: Tensor,
+                         offset_increment: int) -> Tuple[Tensor, Tensor]:
+    _, lam, par = _fm.mixup(x, alpha, fold=fold, pairing=list(PAIRINGS)[pairing],
+                            generator=_dg(seed_offset, offset_increment), out=x)
+    return lam, par
+
+
+@_mixup_ds_inplace_op.register_fake
+def _(x, alpha, fold, pairing, seed_offset, offset_increment):
+    b = x.shape[0]
+    return x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64)
+
+
+@torch.library.custom_op("fastmix::cutmix_sample_device_seed", mutates_args=("seed_offset",))
+def _cutmix_sample_ds_op(seed_offset: Tensor, offset_increment: int, batch: int, height: int,
+                         width: int, config: List[float], mix_mode: int, pairing: int,
+                         correct_lam: bool, fold: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    return _fm.cutmix_sample(batch, height, width,
+                             **_cut_kwargs(config, mix_mode, pairing, correct_lam, fold),
+                             generator=_dg(seed_offset, offset_increment))
+
+
+@_cutmix_sample_ds_op.register_fake
+def _(seed_offset, offset_increment, batch, height, width, config, mix_mode, pairing,
+      correct_lam, fold):
+    return (seed_offset.new_empty((batch,), dtype=torch.float32),
+            seed_offset.new_empty((batch,), dtype=torch.int64),
+            seed_offset.new_empty((batch, 4), dtype=torch.int32))
+
+
+@torch.library.custom_op("fastmix::cutmix_device_seed", mutates_args=("seed_offset",))
+def _cutmix_ds_op(x: Tensor, config: List[float], mix_mode: int, pairing: int, correct_lam: bool,
+                  fold: bool, image_layout: int, seed_offset: Tensor,
+                  offset_increment: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    x = x.contiguous()
+    return _fm.cutmix(x, **_cut_kwargs(config, mix_mode, pairing, correct_lam, fold),
+                      layout=list(LAYOUTS)[image_layout],
+                      generator=_dg(seed_offset, offset_increment))
+
+
+@_cutmix_ds_op.register_fake
+def _(x, config, mix_mode, pairing, correct_lam, fold, image_layout, seed_offset,
+      offset_increment):
+    b = x.shape[0]
+    return (torch.empty_like(x, memory_format=torch.contiguous_format),
+            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
+            x.new_empty((b, 4), dtype=torch.int32))
+
+
+@torch.library.custom_op("fastmix::cutmix_device_seed_", mutates_args=("x", "seed_offset"))
+def _cutmix_ds_inplace_op(x: Tensor, config: List[float], mix_mode: int, pairing: int,
+                          correct_lam: bool, fold: bool, image_layout: int, seed_offset: Tensor,
+                          offset_increment: int) -> Tuple[Tensor, Tensor, Tensor]:
+    _, lam, par, boxes = _fm.cutmix(x, **_cut_kwargs(config, mix_mode, pairing, correct_lam, fold),
+                                    layout=list(LAYOUTS)[image_layout],
+                                    generator=_dg(seed_offset, offset_increment), out=x)
+    return lam, par, boxes
+
+
+@_cutmix_ds_inplace_op.register_fake
+def _(x, config, mix_mode, pairing, correct_lam, fold, image_layout, seed_offset,
+      offset_increment):
+    b = x.shape[0]
+    return (x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
+            x.new_empty((b, 4), dtype=torch.int32))
+
+
+# Not differentiable (uint8 images in), like fastmix::cutmix_u8.
+@torch.library.custom_op("fastmix::cutmix_u8_device_seed", mutates_args=("seed_offset",))
+def _cutmix_u8_ds_op(x: Tensor, mean: List[float], std: List[float], dtype: torch.dtype,
+                     in_layout: int, out_layout: int, config: List[float], mix_mode: int,
+                     pairing: int, correct_lam: bool, fold: bool, seed_offset: Tensor,
+                     offset_increment: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    return _fm.cutmix_u8(_dense_samples(x), mean, std, dtype=dtype,
+                         in_layout=list(LAYOUTS)[in_layout], out_layout=list(LAYOUTS)[out_layout],
+                         generator=_dg(seed_offset, offset_increment),
+                         **_cut_kwargs(config, mix_mode, pairing, correct_lam, fold))
+
+
+@_cutmix_u8_ds_op.register_fake
+def _(x, mean, std, dtype, in_layout, out_layout, config, mix_mode, pairing, correct_lam, fold,
+      seed_offset, offset_increment):
+    b = x.shape[0]
+    return (x.new_empty(_u8_shape(x, in_layout, out_layout), dtype=dtype),
+            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
+            x.new_empty((b, 4), dtype=torch.int32))
+
+
 # ------------------------------------------------------------ functional API ---
 
 class MixedTarget(NamedTuple):
@@ -374,18 +516,68 @@ def _draw(generator) -> Tuple[int, int]:
     return _to_i64(seed), _to_i64(offset)
 
 
+def _device_state(func: str, generator, x: Tensor) -> Optional[Tensor]:
+    """The state tensor of a fastmix.DeviceGenerator (None for anything
+    else, drawn on the host by _draw), which must be a tensor on x's device.
+    Traceable: no host synchronization, no Python state changed."""
+    if not isinstance(generator, _fm.DeviceGenerator):
+        return None
+    state = generator.state
+    if not isinstance(state, Tensor):
+        raise TypeError(f"{func}: the DeviceGenerator's state is a {type(state).__name__}; "
+                        "fastmix.torch needs a torch tensor: make it with "
+                        "fastmix.DeviceGenerator(seed, device=x.device)")
+    if state.device != x.device:
+        raise_invalid(f"{func}: the DeviceGenerator's state is on {state.device}, but x is on "
+                      f"{x.device}; make it with fastmix.DeviceGenerator(seed, device=x.device)")
+    return state
+
+
+def _needs_grad(x: Tensor) -> bool:
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+_FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _check_float(func: str, x: Tensor):
+    """The dtype check of the differentiable device-seed path, made before
+    its draw (the fused operators make it in the C call's arguments)."""
+    if x.dtype not in _FLOATS:
+        raise_invalid(f"{func}: x has dtype {str(x.dtype).replace('torch.', '')}; fastmix takes "
+                      "float32, float16 and bfloat16")
+    if x.dim() < 1:
+        raise_invalid(f"{func}: x must have a batch dimension, got a 0-d array")
+
+
 def mixup(x: Tensor, alpha: float = 0.4, *, fold: bool = True, pairing: str = "permutation",
-          generator: Optional[_fm.Generator] = None, inplace: bool = False):
+          generator: Optional[_Generator] = None, inplace: bool = False):
     """``fastmix.mixup`` for tensors: returns ``(x_mixed, lambdas, partners)``;
     differentiable w.r.t. x (out of place).  It takes no labels: for
     ``(x_mixed, target)`` use ``MixUp()(x, labels)``.  ``inplace=True``
     overwrites x, which autograd cannot follow: refused, as PyTorch refuses
-    in-place operations, when x requires grad."""
+    in-place operations, when x requires grad.  ``generator``: a
+    ``fastmix.Generator`` (None: the default one), drawn on the host, or a
+    ``fastmix.DeviceGenerator`` with its state on x's device, drawn by the
+    operator (no host work: CUDA graphs, ``fullgraph=True``); then an x that
+    requires grad is drawn and blended by two operators, bitwise the same."""
     func = "fastmix.torch.mixup"
     a = alpha_value(alpha, func)
     code = pairing_code(pairing, func)
     if inplace:
         _refuse_inplace_grad(func, x)
+    state = _device_state(func, generator, x)
+    if state is not None:  # a DeviceGenerator: drawn where the work runs
+        inc = _to_i64(generator.increment)
+        if inplace:
+            lam, par = torch.ops.fastmix.mixup_device_seed_(x, a, bool(fold), code, state, inc)
+            return x, lam, par
+        if _needs_grad(x):
+            _check_float(func, x)
+            lam, par = torch.ops.fastmix.sample_device_seed(state, inc, x.shape[0], a,
+                                                            bool(fold), code)
+            return torch.ops.fastmix.blend(x, lam, par), lam, par
+        return torch.ops.fastmix.mixup_device_seed(x, a, bool(fold), code, state, inc)
     seed, offset = _draw(generator)
     if inplace:
         lam, par = torch.ops.fastmix.mixup_(x, a, bool(fold), code, seed, offset)
@@ -456,7 +648,7 @@ def _cut_config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_pro
 def cutmix(x: Tensor, *, mixup_alpha: float = 0.0, cutmix_alpha: float = 1.0,
            cutmix_minmax=None, prob: float = 1.0, switch_prob: float = 0.5, mode: str = "elem",
            pairing: Optional[str] = None, correct_lam: bool = True, fold: bool = False,
-           generator: Optional[_fm.Generator] = None, inplace: bool = False):
+           generator: Optional[_Generator] = None, inplace: bool = False):
     """``fastmix.cutmix`` for tensors: returns ``(x_mixed, lambdas, partners,
     boxes)``, with the arguments of ``fastmix.cutmix_sample``.  ``x`` is
     ``(batch, channels, height, width)`` (more dimensions before height
@@ -464,13 +656,50 @@ def cutmix(x: Tensor, *, mixup_alpha: float = 0.0, cutmix_alpha: float = 1.0,
     is mixed in its own memory format (no copy).  Without CutMix, any shape
     with the batch first.  Differentiable w.r.t. x out of place (the
     gradient of a CutMix sample's pixel goes to the image it came from);
-    ``inplace=True`` overwrites x and is refused when x requires grad."""
+    ``inplace=True`` overwrites x and is refused when x requires grad.
+    ``generator``: as for ``mixup`` (a ``fastmix.DeviceGenerator``: drawn by
+    the operator, graph-safe)."""
     func = "fastmix.torch.cutmix"
     config, ints, cut = _cut_config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob,
                                     switch_prob, mode, pairing, correct_lam, fold)
+    return _cutmix(func, x, config, ints, cut, generator, inplace)
+
+
+def _view_hw(func: str, xv: Tensor, layout: int):
+    """The height and width fastmix.cutmix takes of the operators' view of x
+    (fastmix._image_dims, from the shape alone)."""
+    shape = tuple(xv.shape)
+    if len(shape) == 3:
+        return shape[1], shape[2]
+    if layout == LAYOUTS["nchw"] and len(shape) >= 4:
+        return shape[-2], shape[-1]
+    if layout == LAYOUTS["nhwc"] and len(shape) == 4:
+        return shape[1], shape[2]
+    raise_invalid(f"{func}: x must have shape (batch, channels, height, width) or (batch, "
+                  f"height, width), got {shape}")
+
+
+def _cutmix(func: str, x: Tensor, config, ints, cut: bool, generator, inplace: bool):
+    """ft.cutmix after its config is checked (_cut_config)."""
     if inplace:
         _refuse_inplace_grad(func, x)
     xv, layout = _images_view(x, cut)
+    state = _device_state(func, generator, x)
+    if state is not None:  # a DeviceGenerator: drawn where the work runs
+        inc = _to_i64(generator.increment)
+        args = (config,) + ints + (layout, state, inc)
+        if inplace:
+            lam, par, boxes = torch.ops.fastmix.cutmix_device_seed_(xv, *args)
+            return x, lam, par, boxes
+        if _needs_grad(x):
+            _check_float(func, x)
+            h, w = _view_hw(func, xv, layout)
+            lam, par, boxes = torch.ops.fastmix.cutmix_sample_device_seed(
+                state, inc, xv.shape[0], h, w, config, *ints)
+            out = torch.ops.fastmix.cutmix_apply(xv, lam, par, boxes, layout)
+        else:
+            out, lam, par, boxes = torch.ops.fastmix.cutmix_device_seed(xv, *args)
+        return _from_view(out, x, layout), lam, par, boxes
     seed, offset = _draw(generator)
     args = (config,) + ints + (layout, seed, offset)
     if inplace:
@@ -537,7 +766,7 @@ def cutmix_u8(x: Tensor, mean, std, *, dtype: torch.dtype = torch.float32,
               cutmix_alpha: float = 1.0, cutmix_minmax=None, prob: float = 1.0,
               switch_prob: float = 0.5, mode: str = "elem", pairing: Optional[str] = None,
               correct_lam: bool = True, fold: bool = False,
-              generator: Optional[_fm.Generator] = None):
+              generator: Optional[_Generator] = None):
     """``fastmix.cutmix_u8`` for tensors: uint8 images in, mixed and
     normalized images of ``dtype`` out, in one pass.  Returns ``(x_mixed,
     lambdas, partners, boxes)``; ``MixedTarget(labels, lambdas, partners)``
@@ -558,6 +787,12 @@ def cutmix_u8(x: Tensor, mean, std, *, dtype: torch.dtype = torch.float32,
     xv, in_lay, out_lay, m, s = _u8_args(func, x, mean, std, dtype, in_layout, out_layout,
                                          (mixup_alpha, cutmix_alpha, cutmix_minmax, prob,
                                           switch_prob, mode, pairing, correct_lam, fold))
+    state = _device_state(func, generator, x)
+    if state is not None:  # a DeviceGenerator: drawn where the work runs
+        out, lam, par, boxes = torch.ops.fastmix.cutmix_u8_device_seed(
+            xv, m, s, dtype, in_lay, out_lay, config, *ints, state,
+            _to_i64(generator.increment))
+        return _u8_result(out, out_lay), lam, par, boxes
     seed, offset = _draw(generator)
     out, lam, par, boxes = torch.ops.fastmix.cutmix_u8(xv, m, s, dtype, in_lay, out_lay, config,
                                                        *ints, seed, offset)
@@ -607,6 +842,18 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean", label_smoothi
 
 # ------------------------------------------------------------------ modules ---
 
+def _cached_config(module, options):
+    """_cut_config of a module's CutMix options, kept on the module while
+    they stay the same: computed when the module is built, so that its
+    forward (under torch.compile: a comparison of constants) does not call
+    the C library's check again, and traces without a graph break."""
+    cache = module._cut_cache
+    if cache is None or cache[0] != options:
+        cache = (options, _cut_config("fastmix.torch.cutmix", *options))
+        module._cut_cache = cache
+    return cache[1]
+
+
 class MixUp(torch.nn.Module):
     """Mixes a batch: ``x_mixed, target = mixup(x, y)``.
 
@@ -616,8 +863,9 @@ class MixUp(torch.nn.Module):
     (1 - lambdas[i]) * x[partners[i]]``; ``target`` is a ``MixedTarget(y,
     lambdas, partners)`` for ``fastmix.torch.cross_entropy``.  Each call takes
     one (seed, offset) draw from ``generator`` (fastmix's default one when
-    None).  In eval mode the batch passes unchanged (lambdas 1).
-    ``inplace=True`` mixes x in place (no autograd through x then).
+    None; a ``fastmix.DeviceGenerator`` draws on the device, graph-safe).
+    In eval mode the batch passes unchanged (lambdas 1).  ``inplace=True``
+    mixes x in place (no autograd through x then).
 
     CutMix and timm's options: ``cutmix_alpha > 0`` (Beta(cutmix_alpha,
     cutmix_alpha)) or ``cutmix_minmax=(min, max)`` add CutMix, chosen per
@@ -634,7 +882,7 @@ class MixUp(torch.nn.Module):
     """
 
     def __init__(self, alpha: float = 0.4, fold: bool = True, pairing: str = "permutation",
-                 generator: Optional[_fm.Generator] = None, inplace: bool = False,
+                 generator: Optional[_Generator] = None, inplace: bool = False,
                  cutmix_alpha: float = 0.0, switch_prob: float = 0.5, cutmix_minmax=None,
                  prob: float = 1.0, mode: str = "elem", correct_lam: bool = True):
         super().__init__()
@@ -654,6 +902,13 @@ class MixUp(torch.nn.Module):
             check_sampler(func, self.alpha, int(self.fold), pairing_code(pairing, func), 0)
         else:
             check_mix_config(func, cfg)
+        self._cut_cache = None
+        if not self._plain:
+            _cached_config(self, self._cut_options())
+
+    def _cut_options(self):
+        return (self.alpha, self.cutmix_alpha, self.cutmix_minmax, self.prob, self.switch_prob,
+                self.mode, self.pairing, self.correct_lam, self.fold)
 
     def forward(self, x: Tensor, y: Tensor):
         if x.dim() < 1 or y.dim() < 1 or y.shape[0] != x.shape[0]:
@@ -667,12 +922,9 @@ class MixUp(torch.nn.Module):
             xm, lam, par = mixup(x, self.alpha, fold=self.fold, pairing=self.pairing,
                                  generator=self.generator, inplace=self.inplace)
         else:
-            xm, lam, par, _ = cutmix(x, mixup_alpha=self.alpha, cutmix_alpha=self.cutmix_alpha,
-                                     cutmix_minmax=self.cutmix_minmax, prob=self.prob,
-                                     switch_prob=self.switch_prob, mode=self.mode,
-                                     pairing=self.pairing, correct_lam=self.correct_lam,
-                                     fold=self.fold, generator=self.generator,
-                                     inplace=self.inplace)
+            config, ints, cut = _cached_config(self, self._cut_options())
+            xm, lam, par, _ = _cutmix("fastmix.torch.cutmix", x, config, ints, cut,
+                                      self.generator, self.inplace)
         return xm, MixedTarget(y, lam, par)
 
     def extra_repr(self):
@@ -711,7 +963,7 @@ class CutMix(torch.nn.Module):
     """
 
     def __init__(self, alpha: float = 1.0, num_classes: Optional[int] = None, *,
-                 generator: Optional[_fm.Generator] = None, inplace: bool = False):
+                 generator: Optional[_Generator] = None, inplace: bool = False):
         super().__init__()
         func = "fastmix.torch.CutMix"
         self.alpha = alpha_value(alpha, func)
@@ -722,7 +974,12 @@ class CutMix(torch.nn.Module):
         self.num_classes, self.generator, self.inplace = num_classes, generator, inplace
         check_mix_config(func, _fm._config(func, 0.0, self.alpha, None, 1.0, 0.5, "batch", "roll",
                                            True, False))
+        self._cut_cache = None
+        _cached_config(self, self._cut_options())
         self.boxes = None
+
+    def _cut_options(self):
+        return (0.0, self.alpha, None, 1.0, 0.5, "batch", "roll", True, False)
 
     def forward(self, x: Tensor, y: Tensor):
         func = "fastmix.torch.CutMix"
@@ -735,9 +992,9 @@ class CutMix(torch.nn.Module):
                           f"{tuple(y.shape)}")
         if not soft and y.dim() != 1:
             raise_invalid(f"{func}: int labels must have shape (batch,), got {tuple(y.shape)}")
-        xm, lam, par, self.boxes = cutmix(x, cutmix_alpha=self.alpha, mode="batch",
-                                          pairing="roll", correct_lam=True, fold=False,
-                                          generator=self.generator, inplace=self.inplace)
+        config, ints, cut = _cached_config(self, self._cut_options())
+        xm, lam, par, self.boxes = _cutmix("fastmix.torch.cutmix", x, config, ints, cut,
+                                           self.generator, self.inplace)
         if soft:
             lam = lam.to(y.device, y.dtype).view(-1, 1)
             return xm, lam * y + (1 - lam) * y[par.to(y.device)]
@@ -781,7 +1038,8 @@ class MixUpU8(torch.nn.Module):
     (``fastmix.cutmix_sample``'s: CutMix with ``cutmix_alpha=1.0``, mixup
     with ``mixup_alpha > 0``, ``prob``, ``switch_prob``, ``mode``,
     ``pairing``, ``correct_lam``, ``fold``); each call takes one (seed,
-    offset) draw from ``generator``.  ``mixup_alpha=0``, ``cutmix_alpha=0``
+    offset) draw from ``generator`` (a ``fastmix.DeviceGenerator``: on the
+    device, graph-safe).  ``mixup_alpha=0``, ``cutmix_alpha=0``
     and no ``cutmix_minmax``: normalization only.  In eval mode, or with
     ``mixup_enabled = False``, the batch is only normalized (lambdas 1,
     each sample its own partner, no draw taken).  The last draw's boxes are
@@ -793,7 +1051,7 @@ class MixUpU8(torch.nn.Module):
                  cutmix_alpha: float = 1.0, cutmix_minmax=None, prob: float = 1.0,
                  switch_prob: float = 0.5, mode: str = "elem", pairing: Optional[str] = None,
                  correct_lam: bool = True, fold: bool = False,
-                 generator: Optional[_fm.Generator] = None):
+                 generator: Optional[_Generator] = None):
         super().__init__()
         func = "fastmix.torch.MixUpU8"
         if dtype not in _U8_DTYPES:
