@@ -8,8 +8,6 @@ using namespace fm;
 
 namespace {
 
-constexpr int64_t kMaxSide = INT32_MAX;
-
 bool in_unit(double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; }
 
 fastmix_status check_config(const char *func, const fastmix_mix_config *c) {
@@ -37,20 +35,11 @@ fastmix_status check_config(const char *func, const fastmix_mix_config *c) {
   FM_CHECK(mode >= FASTMIX_MIX_ELEM && mode <= FASTMIX_MIX_BATCH,
            "%s: config->mode must be FASTMIX_MIX_ELEM (0), _PAIR (1) or _BATCH (2), got %d", func,
            mode);
-  FM_CHECK(pairing >= FASTMIX_PAIRING_PERMUTATION && pairing <= FASTMIX_PAIRING_ROLL,
-           "%s: config->pairing must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1), _FLIP (2) or "
-           "_ROLL (3), got %d",
-           func, pairing);
+  FM_TRY(check_pairing(func, "config->pairing", c->pairing));
   FM_CHECK(mode != FASTMIX_MIX_PAIR || pairing == FASTMIX_PAIRING_FLIP,
            "%s: config->mode FASTMIX_MIX_PAIR needs config->pairing FASTMIX_PAIRING_FLIP (a pair "
            "is i and batch - 1 - i), got pairing %d",
            func, pairing);
-  return FASTMIX_SUCCESS;
-}
-
-fastmix_status check_side(const char *func, const char *name, int64_t v) {
-  FM_CHECK(v >= 1 && v <= kMaxSide, "%s: %s must be in [1, %lld], got %lld", func, name,
-           (long long)kMaxSide, (long long)v);
   return FASTMIX_SUCCESS;
 }
 
@@ -80,10 +69,7 @@ fastmix_status check_cut_images(const char *func, const fastmix_dtype &dtype,
                                 int64_t batch, int64_t channels, int64_t height, int64_t width,
                                 int64_t stride) {
   FM_TRY(check_dtype(func, dtype));
-  const int lay = enum_int(layout);
-  FM_CHECK(lay == FASTMIX_LAYOUT_NCHW || lay == FASTMIX_LAYOUT_NHWC,
-           "%s: layout must be FASTMIX_LAYOUT_NCHW (0) or FASTMIX_LAYOUT_NHWC (1), got %d", func,
-           lay);
+  FM_TRY(check_layout(func, "layout", layout));
   FM_CHECK(channels >= 1, "%s: channels must be >= 1, got %lld", func, (long long)channels);
   FM_TRY(check_side(func, "height", height));
   FM_TRY(check_side(func, "width", width));

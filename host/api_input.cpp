@@ -8,14 +8,6 @@ using namespace fm;
 
 namespace {
 
-fastmix_status check_layout(const char *func, const char *name, const fastmix_layout &layout) {
-  const int v = enum_int(layout);
-  FM_CHECK(v == FASTMIX_LAYOUT_NCHW || v == FASTMIX_LAYOUT_NHWC,
-           "%s: %s must be FASTMIX_LAYOUT_NCHW (0) or FASTMIX_LAYOUT_NHWC (1), got %d", func, name,
-           v);
-  return FASTMIX_SUCCESS;
-}
-
 // Everything but the draw; fills `im` (scale and shift included).
 fastmix_status check_u8(const char *func, const fastmix_layout &in_layout, const uint8_t *x,
                         int64_t batch, int64_t channels, int64_t height, int64_t width,
@@ -29,10 +21,8 @@ fastmix_status check_u8(const char *func, const fastmix_layout &in_layout, const
   FM_CHECK(channels >= 1 && channels <= FASTMIX_MAX_NORM_CHANNELS,
            "%s: channels must be in [1, %d], got %lld", func, FASTMIX_MAX_NORM_CHANNELS,
            (long long)channels);
-  FM_CHECK(height >= 1 && height <= INT32_MAX, "%s: height must be in [1, %d], got %lld", func,
-           INT32_MAX, (long long)height);
-  FM_CHECK(width >= 1 && width <= INT32_MAX, "%s: width must be in [1, %d], got %lld", func,
-           INT32_MAX, (long long)width);
+  FM_TRY(check_side(func, "height", height));
+  FM_TRY(check_side(func, "width", width));
   int64_t elems = 0;
   FM_CHECK(!__builtin_mul_overflow(channels * height, width, &elems),
            "%s: channels * height * width overflows int64", func);

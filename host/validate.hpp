@@ -67,15 +67,36 @@ inline fastmix_status check_batch(const char *func, int64_t batch) {
   return FASTMIX_SUCCESS;
 }
 
+// An image height or width: 1 to 2^31 - 1 (CutMix boxes are int32).
+inline fastmix_status check_side(const char *func, const char *name, int64_t v) {
+  FM_CHECK(v >= 1 && v <= INT32_MAX, "%s: %s must be in [1, %d], got %lld", func, name, INT32_MAX,
+           (long long)v);
+  return FASTMIX_SUCCESS;
+}
+
+inline fastmix_status check_layout(const char *func, const char *name,
+                                   const fastmix_layout &layout) {
+  const int v = enum_int(layout);
+  FM_CHECK(v == FASTMIX_LAYOUT_NCHW || v == FASTMIX_LAYOUT_NHWC,
+           "%s: %s must be FASTMIX_LAYOUT_NCHW (0) or FASTMIX_LAYOUT_NHWC (1), got %d", func, name,
+           v);
+  return FASTMIX_SUCCESS;
+}
+
+inline fastmix_status check_pairing(const char *func, const char *name,
+                                    const fastmix_pairing &pairing) {
+  const int p = enum_int(pairing);
+  FM_CHECK(p >= FASTMIX_PAIRING_PERMUTATION && p <= FASTMIX_PAIRING_ROLL,
+           "%s: %s must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1), _FLIP (2) or _ROLL (3), "
+           "got %d",
+           func, name, p);
+  return FASTMIX_SUCCESS;
+}
+
 inline fastmix_status check_sampler(const char *func, float alpha, const fastmix_pairing &pairing) {
   FM_CHECK(std::isfinite(alpha) && alpha > 0.0f, "%s: alpha must be finite and > 0, got %g", func,
            (double)alpha);
-  const int p = enum_int(pairing);
-  FM_CHECK(p >= FASTMIX_PAIRING_PERMUTATION && p <= FASTMIX_PAIRING_ROLL,
-           "%s: pairing must be FASTMIX_PAIRING_PERMUTATION (0), _CYCLE (1), _FLIP (2) or _ROLL "
-           "(3), got %d",
-           func, p);
-  return FASTMIX_SUCCESS;
+  return check_pairing(func, "pairing", pairing);
 }
 
 // Whether the byte ranges [a, a + na) and [b, b + nb) share a byte (a NULL
