@@ -5,6 +5,7 @@
 
 #include "backend.hpp"
 
+#include "../kernels/math/cutmix.cuh"
 #include "../kernels/math/dtype.cuh"
 
 #include <cmath>
@@ -205,9 +206,7 @@ inline fastmix_status check_draws_host(const char *func, const int64_t *partners
   FM_TRY(check_partners_host(func, partners, batch));
   for (int64_t i = 0; i < batch; ++i) {
     const int32_t *b = boxes + 4 * i;
-    const bool blend = b[0] == -1 && b[1] == -1 && b[2] == -1 && b[3] == -1;
-    FM_CHECK(blend || (b[0] >= 0 && b[0] <= b[2] && b[2] <= height && b[1] >= 0 && b[1] <= b[3] &&
-                       b[3] <= width),
+    FM_CHECK(box_valid(b, height, width),
              "%s: boxes[%lld] = (%d, %d, %d, %d) is neither (-1, -1, -1, -1) nor a box with 0 <= "
              "y0 <= y1 <= height (%lld) and 0 <= x0 <= x1 <= width (%lld)",
              func, (long long)i, b[0], b[1], b[2], b[3], (long long)height, (long long)width);
