@@ -9,7 +9,6 @@
 // lanes walk a row's elements 32 apart, the (channel, column) of an NHWC
 // output element advanced by additions.
 #include "cuda_util.cuh"
-#include "math/cutmix.cuh"
 #include "math/dtype.cuh"
 #include "math/input.cuh"
 
@@ -51,9 +50,12 @@ __global__ void __launch_bounds__(kThreads)
     const int32_t y0 = boxes[4 * i], x0 = boxes[4 * i + 1], y1 = boxes[4 * i + 2],
                   x1 = boxes[4 * i + 3];
     const int64_t pi = partners[i];
-    const int32_t box[4] = {y0, x0, y1, x1};
-    const bool blends = box_blends(box);
-    const bool ok = pi >= 0 && pi < p.n && box_valid(box, g.h, g.w);
+    // box_valid of math/cutmix.cuh, spelled out on scalars: its array
+    // argument put the NHWC variant's box on the stack (sm_90, 12 LDL/STL).
+    const bool blends = y0 == -1 && x0 == -1 && y1 == -1 && x1 == -1;
+    const bool ok =
+        pi >= 0 && pi < p.n &&
+        (blends || (y0 >= 0 && y0 <= y1 && y1 <= g.h && x0 >= 0 && x0 <= x1 && x1 <= g.w));
     const float lam = lambdas[i], mu = 1.0f - lam;
     const uint8_t *a = x + i * p.x_stride, *b = x + (ok ? pi : i) * p.x_stride;
     const int64_t r0 = k * p.per, r1 = r0 + p.per < rows ? r0 + p.per : rows;
