@@ -36,7 +36,7 @@ while (($#)); do
   esac
   shift
 done
-build=build/prof
+build=${FASTMIX_PROF_BUILD:-build/prof}  # FASTMIX_PROF_BUILD: another build folder
 
 if [[ -z $log ]]; then
   source tests/sim/env.sh

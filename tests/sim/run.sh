@@ -27,7 +27,7 @@ if [[ ! -x $sim/run.sh ]]; then
 fi
 FASTMIX_TEST_DEPS=1 source tests/deps.sh
 jobs=$FASTMIX_JOBS
-build=build/sim
+build=${FASTMIX_SIM_BUILD:-build/sim}  # FASTMIX_SIM_BUILD: another build folder
 out=$build/run
 spec=${1:-}
 
