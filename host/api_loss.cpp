@@ -43,7 +43,7 @@ fastmix_status check_ce_enums(const char *func, const fastmix_device &device,
 
 // Everything else fastmix_cross_entropy and _ws check.  a.workspace is set
 // only for the CUDA backend, with workspace_bytes its size.
-fastmix_status check_cross_entropy(const CrossEntropyArgs &a, size_t workspace_bytes) {
+fastmix_status check_cross_entropy(const LossArgs &a, size_t workspace_bytes) {
   const char *func = a.func;
   FM_TRY(check_batch(func, a.batch));
   FM_TRY(check_classes(func, a.classes, a.stride, "logits_stride"));
@@ -94,12 +94,12 @@ fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
   static const char *func = "fastmix_cross_entropy";
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_ce_enums(func, device, dtype, reduction));
-    const CrossEntropyArgs a{func,     dtype,         logits,          batch,
+    const LossArgs a{func,     dtype,         logits,          batch,
                              classes,  logits_stride, labels,          lambdas,
                              partners, reduction,     label_smoothing, ignore_index,
                              loss,     grad_logits,   grad_scale,      nullptr};
     FM_TRY(check_cross_entropy(a, 0));
-    return run(device, cpu_cross_entropy, cuda_cross_entropy, a, stream);
+    return run(device, cpu_loss, cuda_loss, a, stream);
   });
 }
 
@@ -113,12 +113,12 @@ fastmix_status fastmix_cross_entropy_ws(
     FM_TRY(check_ce_enums(func, device, dtype, reduction));
     // The CPU uses no workspace, so it is neither checked nor passed on.
     void *ws = device == FASTMIX_DEVICE_CUDA ? workspace : nullptr;
-    const CrossEntropyArgs a{func,     dtype,         logits,          batch,
+    const LossArgs a{func,     dtype,         logits,          batch,
                              classes,  logits_stride, labels,          lambdas,
                              partners, reduction,     label_smoothing, ignore_index,
                              loss,     grad_logits,   grad_scale,      ws};
     FM_TRY(check_cross_entropy(a, workspace_bytes));
-    return run(device, cpu_cross_entropy, cuda_cross_entropy, a, stream);
+    return run(device, cpu_loss, cuda_loss, a, stream);
   });
 }
 

@@ -91,14 +91,15 @@ struct MixupArgs {
   int64_t *partners;
 };
 
-// fastmix_cross_entropy and fastmix_cross_entropy_ws.
-struct CrossEntropyArgs {
+// fastmix_loss, and fastmix_cross_entropy and fastmix_cross_entropy_ws (the
+// cross-entropy with labels, no class weights).
+struct LossArgs {
   const char *func;
   fastmix_dtype dtype;
   const void *logits;
   int64_t batch, classes, stride;
-  const int64_t *labels;
-  const float *lambdas;  // NULL together with partners: plain cross-entropy
+  const int64_t *labels;  // NULL when targets are given
+  const float *lambdas;   // NULL together with partners: no mixup
   const int64_t *partners;
   fastmix_reduction reduction;
   float eps;
@@ -107,8 +108,16 @@ struct CrossEntropyArgs {
   void *grad;  // NULL: no gradient
   float grad_scale;
   // CUDA, MEAN and SUM: >= ce_workspace_bytes(batch, reduction) bytes, or
-  // NULL (the reduction then runs in a single block).  Always NULL on the CPU.
+  // NULL (fastmix_cross_entropy: the reduction then runs in a single block).
+  // Always NULL on the CPU.
   void *workspace;
+  fastmix_loss_kind kind = FASTMIX_LOSS_CROSS_ENTROPY;
+  const float *class_weight = nullptr;  // NULL: all 1
+  const float *pos_weight = nullptr;    // binary only; NULL: all 1
+  float threshold = -1.0f;              // binary only; < 0: off
+  const void *targets = nullptr;        // dense targets instead of labels
+  fastmix_dtype targets_dtype = FASTMIX_FLOAT32;
+  int64_t targets_stride = 0;
 };
 
 // fastmix_soft_targets.
@@ -202,7 +211,7 @@ inline size_t ce_workspace_bytes(int64_t batch, fastmix_reduction reduction) {
 fastmix_status cpu_sample(const SampleArgs &a, void *stream);
 fastmix_status cpu_blend(const BlendArgs &a, void *stream);
 fastmix_status cpu_mixup(const MixupArgs &a, void *stream);
-fastmix_status cpu_cross_entropy(const CrossEntropyArgs &a, void *stream);
+fastmix_status cpu_loss(const LossArgs &a, void *stream);
 fastmix_status cpu_soft_targets(const SoftTargetsArgs &a, void *stream);
 fastmix_status cpu_cutmix_sample(const CutmixSampleArgs &a, void *stream);
 fastmix_status cpu_cutmix_apply(const CutmixApplyArgs &a, void *stream);
@@ -216,7 +225,7 @@ fastmix_status cpu_cutmix_u8(const U8Args &a, void *stream);
 fastmix_status cuda_sample(const SampleArgs &a, void *stream);
 fastmix_status cuda_blend(const BlendArgs &a, void *stream);
 fastmix_status cuda_mixup(const MixupArgs &a, void *stream);
-fastmix_status cuda_cross_entropy(const CrossEntropyArgs &a, void *stream);
+fastmix_status cuda_loss(const LossArgs &a, void *stream);
 fastmix_status cuda_soft_targets(const SoftTargetsArgs &a, void *stream);
 fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *stream);
 fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *stream);

@@ -117,7 +117,7 @@ void grad_row(const CeRow &r, const float *e, float *g, int64_t n, float inv_sum
 }
 
 template <class T>
-void cross_entropy_typed(const CrossEntropyArgs &a) {
+void cross_entropy_typed(const LossArgs &a) {
   using raw = typename T::raw;
   const raw *logits = static_cast<const raw *>(a.logits);
   raw *grad = static_cast<raw *>(a.grad);
@@ -187,7 +187,7 @@ void soft_targets_typed(const SoftTargetsArgs &a) {
 
 }  // namespace
 
-fastmix_status cpu_cross_entropy(const CrossEntropyArgs &a, void *) {
+fastmix_status cpu_loss(const LossArgs &a, void *) {
   if (a.partners) FM_TRY(check_partners_host(a.func, a.partners, a.batch));
   FM_TRY(check_labels_host(a.func, a.labels, a.batch, a.classes, true, a.ignore_index));
   dispatch_dtype(a.dtype, [&](auto t) { cross_entropy_typed<decltype(t)>(a); });

@@ -371,7 +371,7 @@ __global__ void __launch_bounds__(kStThreads)
 }
 
 // ---- host side --------------------------------------------------------------
-CeParams make_params(const CrossEntropyArgs &a) {
+CeParams make_params(const LossArgs &a) {
   CeParams p{a.logits,
              a.grad,
              a.labels,
@@ -432,7 +432,7 @@ fastmix_status launch_rows(const char *func, const Device &dev, CeParams p, cuda
 // losses]: the denominator (MEAN), the rows over the whole grid, then their
 // sum in a fixed order into loss[0].
 template <class T>
-fastmix_status launch_ce_workspace(const Device &dev, const CrossEntropyArgs &a,
+fastmix_status launch_ce_workspace(const Device &dev, const LossArgs &a,
                                    cudaStream_t stream) {
   double *ws_weight = static_cast<double *>(a.workspace);
   float *ws_rows = reinterpret_cast<float *>(static_cast<char *>(a.workspace) + 8);
@@ -448,7 +448,7 @@ fastmix_status launch_ce_workspace(const Device &dev, const CrossEntropyArgs &a,
 }
 
 template <class T>
-fastmix_status launch_ce(const Device &dev, const CrossEntropyArgs &a, cudaStream_t stream) {
+fastmix_status launch_ce(const Device &dev, const LossArgs &a, cudaStream_t stream) {
   if (a.reduction == FASTMIX_REDUCTION_NONE)
     return a.batch == 0 ? FASTMIX_SUCCESS
                         : launch_rows<T, false>(a.func, dev, make_params(a), stream);
@@ -472,7 +472,7 @@ fastmix_status launch_st(const Device &dev, const SoftTargetsArgs &a, cudaStream
 
 }  // namespace
 
-fastmix_status cuda_cross_entropy(const CrossEntropyArgs &a, void *stream) {
+fastmix_status cuda_loss(const LossArgs &a, void *stream) {
   const char *func = a.func;
   Device dev;
   FM_TRY(current_device(func, &dev));

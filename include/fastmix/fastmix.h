@@ -203,6 +203,91 @@ FASTMIX_API fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_d
                                                 void *targets, int64_t targets_stride,
                                                 void *stream);
 
+/* ---- The loss for every recipe ---------------------------------------------
+ * fastmix_loss is the general form of fastmix_cross_entropy: softmax
+ * cross-entropy or per-class binary cross-entropy with logits, targets from
+ * labels (one or two per row, mixed by lambdas and partners, never expanded)
+ * or dense probability rows, class weights, and the reduced loss over the
+ * whole GPU through a caller's workspace.  Shares of row i: s1 = lam,
+ * s2 = 1 - lam (plain: s1 = 1, s2 = 0); cw = class_weight (all 1 when NULL);
+ * eps = label_smoothing; C = classes.
+ *
+ * FASTMIX_LOSS_CROSS_ENTROPY with labels (F.cross_entropy with class indices
+ * and weight=, per term):
+ *   CE(y) = (1 - eps) * cw[y] * (lse(z) - z[y]) + eps / C * sum_c cw[c] * (lse(z) - z[c])
+ *   loss_i = s1 * CE(y1) + s2 * CE(y2)   (a term whose label is ignore_index: 0)
+ *   MEAN divides the sum by sum_i (s1 * cw[y1] + s2 * cw[y2]) over the terms
+ *   that are not ignored (PyTorch's denominator when there is no mixup).
+ * FASTMIX_LOSS_CROSS_ENTROPY with targets (F.cross_entropy with probabilities):
+ *   t'_c = (1 - eps) * targets[i][c] + eps / C
+ *   loss_i = sum_c cw[c] * t'_c * (lse(z) - z[c]);  MEAN divides by batch.
+ * FASTMIX_LOSS_BINARY_CROSS_ENTROPY (F.binary_cross_entropy_with_logits, and
+ * timm's BinaryCrossEntropy on mixed targets), per class c:
+ *   t_c = (1 - eps) * (s1 * [c == y1] + s2 * [c == y2]) + eps / C   (labels)
+ *   t_c = (1 - eps) * targets[i][c] + eps / C                      (targets)
+ *   t_c = t_c > target_threshold ? 1 : 0     when target_threshold >= 0
+ *   l_c = cw[c] * (pw[c] * t_c * softplus(-z_c) + (1 - t_c) * softplus(z_c))
+ *   loss_i = sum_c l_c;  MEAN divides the sum by batch * C (PyTorch's mean
+ *   over elements); NONE gives the per-row sums.  pw = pos_weight (1 when
+ *   NULL).  Every label must be a class (ignore_index is not used).
+ * The gradient is that of grad_scale * L with respect to the logits. */
+typedef enum fastmix_loss_kind {
+  FASTMIX_LOSS_CROSS_ENTROPY = 0,       /* softmax over the classes                  */
+  FASTMIX_LOSS_BINARY_CROSS_ENTROPY = 1 /* a sigmoid per class, binary cross-entropy */
+} fastmix_loss_kind;
+
+typedef struct fastmix_loss_config {
+  fastmix_loss_kind kind;
+  fastmix_reduction reduction;
+  float label_smoothing;      /* eps in [0, 1]                                          */
+  float grad_scale;           /* the gradient is that of grad_scale * L                 */
+  int64_t ignore_index;       /* cross-entropy with labels: a label to skip             */
+  const float *class_weight;  /* NULL, or [classes] floats on `device`                   */
+  const float *pos_weight;    /* binary only: NULL, or [classes] floats on `device`     */
+  float target_threshold;     /* binary only: < 0 off; in [0, 1): targets become 0 or 1  */
+  const void *targets;        /* NULL: labels give the targets; else [batch][stride]    */
+  fastmix_dtype targets_dtype;/*   storage of targets (any of the three)                */
+  int64_t targets_stride;     /*   elements between rows of targets, >= classes         */
+} fastmix_loss_config;
+
+/* The defaults: cross-entropy, MEAN, no smoothing, grad_scale 1,
+ * ignore_index -100 (PyTorch's), no weights, threshold off, labels. */
+FASTMIX_API void fastmix_loss_config_init(fastmix_loss_config *config);
+
+/* Bytes of device workspace fastmix_loss needs: 8 + 4 * batch rounded up to 8
+ * for FASTMIX_DEVICE_CUDA with MEAN or SUM, 0 otherwise.
+ * Errors: FASTMIX_ERROR_INVALID_VALUE (device, batch, config, NULL bytes). */
+FASTMIX_API fastmix_status fastmix_loss_workspace_size(fastmix_device device, int64_t batch,
+                                                       const fastmix_loss_config *config,
+                                                       size_t *bytes);
+
+/* The loss (above) and, when grad_logits is not NULL, its gradient, in one
+ * pass over the logits.
+ *   logits          [batch][logits_stride] of `dtype`, on `device`.
+ *   labels          [batch] int64 on `device` when config->targets is NULL,
+ *                   else NULL; lambdas and partners: as fastmix_cross_entropy
+ *                   (both NULL without mixup; NULL with targets).
+ *   config          not NULL.
+ *   loss            float on `device`: loss[batch] for NONE, else loss[0].
+ *   grad_logits     NULL, or [batch][logits_stride] of `dtype` on `device`
+ *                   (may equal logits).
+ *   workspace       at least fastmix_loss_workspace_size bytes on `device`,
+ *                   8-byte aligned, overlapping no other argument; NULL when
+ *                   that size is 0.  With it a CUDA MEAN/SUM runs its rows on
+ *                   the whole GPU and sums their losses in a fixed order:
+ *                   deterministic, and graph-capturable.  Scratch, before and
+ *                   after.
+ * Errors: FASTMIX_ERROR_INVALID_VALUE, FASTMIX_ERROR_LABEL_OUT_OF_RANGE (CPU;
+ * on CUDA a bad label or partner makes that row NaN), FASTMIX_ERROR_NO_DEVICE,
+ * FASTMIX_ERROR_CUDA. */
+FASTMIX_API fastmix_status fastmix_loss(fastmix_device device, fastmix_dtype dtype,
+                                        const void *logits, int64_t batch, int64_t classes,
+                                        int64_t logits_stride, const int64_t *labels,
+                                        const float *lambdas, const int64_t *partners,
+                                        const fastmix_loss_config *config, float *loss,
+                                        void *grad_logits, void *workspace,
+                                        size_t workspace_bytes, void *stream);
+
 /* Seed and offset read from memory when the work runs, so that a
  * CUDA graph captured once draws afresh at every replay:
  *   seed_offset       two uint64 on `device`: seed_offset[0] = seed,

@@ -133,6 +133,101 @@ FM_HD float ce_reduced(fastmix_reduction reduction, double loss_sum, double weig
   return reduction == FASTMIX_REDUCTION_MEAN ? (float)(loss_sum / weight_sum) : (float)loss_sum;
 }
 
+// ---- class weights and probability targets (fastmix_loss) --------------------
+// With class weights cw (all 1 without them) and smoothing, the cross-entropy
+// of a row is sum_c u_c * (lse - z_c) for the weighted target u:
+//   labels:  u_c = (1 - eps) * (h1 [c == y1] + h2 [c == y2]) + (w1 + w2) * eps_c * cw_c,
+//            with the label terms' weights c1 = w1 * cw[y1], c2 = w2 * cw[y2];
+//   dense:   u_c = cw_c * ((1 - eps) * t_c + eps_c).
+// A backend gathers, besides m and logs, the row sums S = sum_c v_c and
+// A = sum_c v_c * (m - z_c) (v = cw for labels, v = u for dense targets;
+// needed for labels only when eps != 0), so that sum_c v_c * (lse - z_c) =
+// S * logs + A keeps the precision of (m - z) for large logits.  Then
+//   loss     = sum_c u_c * (lse - z_c)
+//   dloss/dz = U * softmax(z) - u,   U = sum_c u_c.
+
+// The label terms' weights c1, c2 (0 for a skipped term).
+struct CeHits {
+  float c1, c2;
+};
+
+FM_HD CeHits ce_hits(const CeRow &r, const float *class_weight) {
+  if (!class_weight) return CeHits{r.w1, r.w2};
+  return CeHits{r.w1 != 0.0f ? r.w1 * class_weight[r.y1] : 0.0f,
+                r.w2 != 0.0f ? r.w2 * class_weight[r.y2] : 0.0f};
+}
+
+// The MEAN denominator of a labelled row with class weights: c1 + c2.
+FM_HD double ce_weight_cw(const CeRow &r, const float *class_weight) {
+  const CeHits h = ce_hits(r, class_weight);
+  return (double)h.c1 + (double)h.c2;
+}
+
+// The loss of a labelled row; S and A from v = cw over the row (read only
+// when eps != 0).  NaN for a bad row, 0 for a fully ignored one.
+FM_HD float ce_loss_labels(const CeRow &r, const CeHits &h, float m, float logs, float zy1,
+                           float zy2, float eps, float eps_c, float S, float A) {
+  if (r.bad) return quiet_nan();
+  float loss = 0.0f;
+  if (r.w1 != 0.0f) loss += (1.0f - eps) * h.c1 * ((m - zy1) + logs);
+  if (r.w2 != 0.0f) loss += (1.0f - eps) * h.c2 * ((m - zy2) + logs);
+  if (eps != 0.0f && (r.w1 != 0.0f || r.w2 != 0.0f)) loss += (r.w1 + r.w2) * eps_c * (S * logs + A);
+  return loss;
+}
+
+// The gradient of a labelled row: g_c = k * (G * p_c - base * cw_c - h1 [c == y1]
+// - h2 [c == y2]).  zero: the row is fully ignored (every g_c is exactly 0);
+// a bad row's g_c are NaN.
+struct CeGrad {
+  float G, base, h1, h2;
+  bool zero, bad;
+};
+
+FM_HD CeGrad ce_grad_labels(const CeRow &r, const CeHits &h, float eps, float eps_c, float S) {
+  const float share = r.w1 + r.w2;
+  return CeGrad{(1.0f - eps) * (h.c1 + h.c2) + share * eps_c * S, share * eps_c,
+                (1.0f - eps) * h.c1, (1.0f - eps) * h.c2, share == 0.0f, r.bad};
+}
+
+// One element of that gradient; cw_c is 1 without class weights.
+FM_HD float ce_grad_elem(const CeGrad &g, bool hit1, bool hit2, float p, float cw_c, float k) {
+  if (g.bad) return quiet_nan();
+  if (g.zero) return 0.0f;
+  float v = g.G * p - g.base * cw_c;
+  if (hit1) v -= g.h1;
+  if (hit2) v -= g.h2;
+  return k * v;
+}
+
+// The weighted, smoothed target u_c of a dense row.
+FM_HD float ce_dense_u(float t, float cw_c, float eps, float eps_c) {
+  return cw_c * ((1.0f - eps) * t + eps_c);
+}
+
+// ---- binary cross-entropy with logits, per class ------------------------------
+// The target of class c: the soft target of labels (or the smoothed dense
+// value, (1 - eps) * t + eps_c), then the optional threshold.
+FM_HD float bce_threshold(float t, float threshold) {
+  return threshold >= 0.0f ? (t > threshold ? 1.0f : 0.0f) : t;
+}
+
+// cw * (pw * t * softplus(-z) + (1 - t) * softplus(z)), from e = exp(-|z|)
+// and lp = log1p(e), which each backend computes with its own functions
+// (softplus(z) = max(z, 0) + lp, softplus(-z) = max(-z, 0) + lp).
+FM_HD float bce_loss(float z, float t, float cw, float pw, float lp) {
+  const float sp = (z > 0.0f ? z : 0.0f) + lp, sn = (z < 0.0f ? -z : 0.0f) + lp;
+  const float l = pw * t * sn + (1.0f - t) * sp;
+  return cw * (z != z ? z : l);  // NaN z: NaN (the max above would drop it)
+}
+
+// Its derivative: cw * ((1 - t + pw * t) * sigmoid(z) - pw * t), from e and
+// r = 1 / (1 + e) (sigmoid(z) = r for z >= 0, e * r below).
+FM_HD float bce_grad(float z, float t, float cw, float pw, float e, float r) {
+  const float sig = z >= 0.0f ? r : e * r;
+  const float g = (1.0f - t + pw * t) * sig - pw * t;
+  return cw * (z != z ? z : g);
+}
+
 // ---- soft targets ------------------------------------------------------------
 // Row i of the soft targets (no ignore_index): bad also when a label is out
 // of range.
