@@ -1,9 +1,11 @@
-// The CPU backend of the mixup cross-entropy and the soft targets.  The
-// per-row math is kernels/math/cross_entropy.cuh, shared with the CUDA
-// kernels.  Arguments arrive validated by host/api_loss.cpp; the labels and
+// The CPU backend of the loss (fastmix_loss and its cross-entropy forms) and
+// the soft targets.  The per-row math is kernels/math/cross_entropy.cuh,
+// shared with the CUDA kernels.  Arguments arrive validated by host/api_loss.cpp; the labels and
 // partners, host memory here, are checked before any output is written.
 //
-// Rows are spread over an OpenMP team.  Each row is decoded once into a
+// The plain cross-entropy (labels, no class weights) has its own vectorised
+// path; class weights, dense targets and the binary loss take the general
+// one further down.  Rows are spread over an OpenMP team.  Each row is decoded once into a
 // float32 buffer (the thread's own), then: max, sum of exp(z - max) and sum of
 // z in float32 (vectorised `omp simd` reductions), the loss, and the gradient
 // from the buffer (so grad_logits == logits is safe).  For MEAN and SUM the
@@ -171,6 +173,160 @@ void cross_entropy_typed(const LossArgs &a) {
   }
 }
 
+// ---- the general loss: class weights, dense targets, binary cross-entropy ----
+// One pass per row over the decoded logits (and the decoded target row), the
+// row formulas of kernels/math/cross_entropy.cuh; the row's values in
+// float32, its sums over the classes in float64.  Row losses are kept and
+// summed after the parallel loop in row order in float64, as above.
+
+// Row i of dense targets of any storage type, decoded to float32.
+void decode_targets(const LossArgs &a, int64_t i, float *out) {
+  dispatch_dtype(a.targets_dtype, [&](auto t) {
+    using T = decltype(t);
+    decode_row<T>(static_cast<const typename T::raw *>(a.targets) + i * a.targets_stride, out,
+                  a.classes);
+  });
+}
+
+// What every row of the general loss shares.
+struct GeneralLoss {
+  const LossArgs &a;
+  int64_t C;
+  float eps, eps_c, k;
+  const float *cw, *pw;  // NULL: all 1
+
+  float cw_at(int64_t c) const { return cw ? cw[c] : 1.0f; }
+
+  // Softmax cross-entropy with labels (class weights): loss, and the gradient
+  // into g (may be e).  z: the row, e: its exp(z - m) from row_stats.
+  float ce_labels(int64_t i, const float *z, const float *e, const RowStats &st, float *g) const {
+    const CeRow r = ce_row(a.labels, a.lambdas, a.partners, i, a.batch, C, a.ignore_index);
+    const CeHits h = ce_hits(r, cw);
+    // S = sum cw_c and A = sum cw_c (m - z_c), for the smoothing term only; a
+    // class of weight 0 adds exactly 0 (also where its logit is -inf).
+    double S = 0.0, A = 0.0;
+    if (eps != 0.0f && (r.w1 != 0.0f || r.w2 != 0.0f))
+      for (int64_t c = 0; c < C; ++c) {
+        const float v = cw_at(c);
+        if (v == 0.0f) continue;
+        S += v;
+        A += (double)v * (double)(st.m - z[c]);
+      }
+    const float zy1 = r.w1 != 0.0f ? z[r.y1] : 0.0f, zy2 = r.w2 != 0.0f ? z[r.y2] : 0.0f;
+    const float loss =
+        ce_loss_labels(r, h, st.m, st.logs, zy1, zy2, eps, eps_c, (float)S, (float)A);
+    if (g) {
+      const CeGrad gr = ce_grad_labels(r, h, eps, eps_c, (float)S);
+      for (int64_t c = 0; c < C; ++c)
+        g[c] = ce_grad_elem(gr, c == r.y1, c == r.y2, e[c] * st.inv_sum, cw_at(c), k);
+    }
+    return loss;
+  }
+
+  // Softmax cross-entropy with a dense target row t: sum_c u_c (lse - z_c)
+  // = U logs + sum_c u_c (m - z_c); gradient k (U p_c - u_c).  A class whose
+  // u_c is 0 adds exactly 0 to the loss (also where its logit is -inf).
+  float ce_dense(const float *z, const float *t, const float *e, const RowStats &st,
+                 float *g) const {
+    double U = 0.0, A = 0.0;
+    for (int64_t c = 0; c < C; ++c) {
+      const float u = ce_dense_u(t[c], cw_at(c), eps, eps_c);
+      if (u == 0.0f) continue;
+      U += u;
+      A += (double)u * (double)(st.m - z[c]);
+    }
+    const float Uf = (float)U;
+    if (g)
+      for (int64_t c = 0; c < C; ++c)  // g may be e: each element read before it is written
+        g[c] = k * (Uf * (e[c] * st.inv_sum) - ce_dense_u(t[c], cw_at(c), eps, eps_c));
+    return (float)(U * (double)st.logs + A);
+  }
+
+  // Binary cross-entropy with logits, per class: the target from the labels
+  // (soft targets) or the dense row t, smoothed, then thresholded.
+  float bce(int64_t i, const float *z, const float *t, float *g) const {
+    LabelPair lp{};
+    if (!t) lp = label_pair(a.labels, a.lambdas, a.partners, i, a.batch);
+    double sum = 0.0;
+    for (int64_t c = 0; c < C; ++c) {
+      const float tc = bce_threshold(
+          t ? (1.0f - eps) * t[c] + eps_c : soft_target(lp, c, eps, eps_c), a.threshold);
+      const float zc = z[c], e = std::exp(-std::fabs(zc));
+      const float w = cw_at(c), pwc = pw ? pw[c] : 1.0f;
+      sum += bce_loss(zc, tc, w, pwc, std::log1p(e));
+      if (g) g[c] = k * bce_grad(zc, tc, w, pwc, e, 1.0f / (1.0f + e));
+    }
+    return (float)sum;
+  }
+};
+
+template <class T>
+void general_typed(const LossArgs &a) {
+  using raw = typename T::raw;
+  const raw *logits = static_cast<const raw *>(a.logits);
+  raw *grad = static_cast<raw *>(a.grad);
+  const int64_t n = a.batch, C = a.classes;
+  const bool reduce = a.reduction != FASTMIX_REDUCTION_NONE;
+  const bool binary = a.kind == FASTMIX_LOSS_BINARY_CROSS_ENTROPY, dense = a.targets != nullptr;
+  if (n == 0) {  // only the reduced loss: MEAN 0/0 = NaN, SUM 0
+    if (reduce) a.loss[0] = ce_reduced(a.reduction, 0.0, 0.0);
+    return;
+  }
+  // The MEAN denominator: batch * classes (binary: PyTorch's mean over
+  // elements), batch (dense targets), the summed weights of the label terms.
+  double denom = 0.0;
+  if (binary)
+    denom = (double)n * (double)C;
+  else if (dense)
+    denom = (double)n;
+  else
+    for (int64_t i = 0; i < n; ++i)
+      denom += ce_weight_cw(ce_row(a.labels, a.lambdas, a.partners, i, n, C, a.ignore_index),
+                            a.class_weight);
+  const GeneralLoss L{a,
+                      C,
+                      a.eps,
+                      a.eps / (float)C,
+                      ce_grad_factor(a.reduction, a.grad_scale, denom),
+                      a.class_weight,
+                      a.pos_weight};
+
+  std::vector<float> row_loss(reduce ? (size_t)n : 0);
+  float *out = reduce ? row_loss.data() : a.loss;
+#pragma omp parallel if (n * C > kParallelGrain)
+  {
+    // zb: the decoded row (float32 logits are read where they are), eb: its
+    // exp(z - m), then the gradient row, tb: the decoded target row.
+    std::vector<float> zb((size_t)C), eb((size_t)C), tb(dense ? (size_t)C : 0);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float *z = zb.data();
+      if constexpr (std::is_same<T, f32>::value)
+        z = logits + i * a.stride;
+      else
+        decode_row<T>(logits + i * a.stride, zb.data(), C);
+      const float *t = nullptr;
+      if (dense) {
+        decode_targets(a, i, tb.data());
+        t = tb.data();
+      }
+      float *g = grad ? eb.data() : nullptr;
+      if (binary) {
+        out[i] = L.bce(i, z, t, g);
+      } else {
+        const RowStats st = row_stats(z, eb.data(), C, false);
+        out[i] = dense ? L.ce_dense(z, t, eb.data(), st, g) : L.ce_labels(i, z, eb.data(), st, g);
+      }
+      if (grad) encode_row<T>(eb.data(), grad + i * a.stride, C);
+    }
+  }
+  if (reduce) {
+    double loss_sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) loss_sum += (double)row_loss[(size_t)i];
+    a.loss[0] = ce_reduced(a.reduction, loss_sum, denom);
+  }
+}
+
 template <class T>
 void soft_targets_typed(const SoftTargetsArgs &a) {
   using raw = typename T::raw;
@@ -188,9 +344,17 @@ void soft_targets_typed(const SoftTargetsArgs &a) {
 }  // namespace
 
 fastmix_status cpu_loss(const LossArgs &a, void *) {
-  if (a.partners) FM_TRY(check_partners_host(a.func, a.partners, a.batch));
-  FM_TRY(check_labels_host(a.func, a.labels, a.batch, a.classes, true, a.ignore_index));
-  dispatch_dtype(a.dtype, [&](auto t) { cross_entropy_typed<decltype(t)>(a); });
+  if (!a.targets) {
+    // Labels and partners first: a bad one fails the call before anything is
+    // written.  The binary loss has no ignore_index: every label is a class.
+    if (a.partners) FM_TRY(check_partners_host(a.func, a.partners, a.batch));
+    const bool ignore = a.kind == FASTMIX_LOSS_CROSS_ENTROPY;
+    FM_TRY(check_labels_host(a.func, a.labels, a.batch, a.classes, ignore, a.ignore_index));
+  }
+  if (a.kind == FASTMIX_LOSS_CROSS_ENTROPY && !a.targets && !a.class_weight)
+    dispatch_dtype(a.dtype, [&](auto t) { cross_entropy_typed<decltype(t)>(a); });
+  else
+    dispatch_dtype(a.dtype, [&](auto t) { general_typed<decltype(t)>(a); });
   return FASTMIX_SUCCESS;
 }
 

@@ -34,7 +34,8 @@ foreach(api fastmix_status_string fastmix_last_error fastmix_version fastmix_cud
             fastmix_sample_device_seed fastmix_mixup_device_seed
             fastmix_cutmix_sample fastmix_cutmix_apply fastmix_cutmix
             fastmix_cutmix_sample_device_seed fastmix_cutmix_device_seed
-            fastmix_cutmix_apply_u8 fastmix_cutmix_u8 fastmix_cutmix_u8_device_seed)
+            fastmix_cutmix_apply_u8 fastmix_cutmix_u8 fastmix_cutmix_u8_device_seed
+            fastmix_loss fastmix_loss_config_init fastmix_loss_workspace_size)
   if(NOT api IN_LIST names)
     message(FATAL_ERROR "${LIB} does not export ${api}")
   endif()
