@@ -707,6 +707,193 @@ void fuzz_loss(FuzzedDataProvider &f, int which) {
                   "%s wrote between gradient rows", func);
 }
 
+// fastmix_loss: both kinds, labels (with mixup) or dense targets of any
+// dtype, class and positive weights, threshold, every config field in and
+// out of range, NULL config, and the workspace rules.
+void fuzz_loss_general(FuzzedDataProvider &f) {
+  const char *func = "fastmix_loss";
+  const int dev = pick_device(f);
+  if (skip_cuda(dev)) return;
+  const int dtype = pick_enum(f, 3), kind = pick_enum(f, 2), red = pick_enum(f, 3);
+  const int64_t batch = pick_size(f, kMaxBatch);
+  const int64_t classes =
+      f.ConsumeIntegralInRange(0, 15) == 0 ? pick_size(f, 1) : pick_size(f, kMaxClasses / 4);
+  int64_t stride = classes, tstride = classes;
+  if (f.ConsumeIntegralInRange(0, 7) == 0)
+    stride = wrap_add(classes, -f.ConsumeIntegralInRange<int64_t>(1, 3));
+  else if (f.ConsumeBool())
+    stride = wrap_add(classes, f.ConsumeIntegralInRange<int64_t>(0, 9));
+  const bool dense = f.ConsumeBool();
+  const int tdtype = pick_enum(f, 3);
+  if (f.ConsumeIntegralInRange(0, 7) == 0)
+    tstride = f.ConsumeBool() ? wrap_add(classes, -1) : f.ConsumeIntegral<int64_t>();
+  else if (f.ConsumeBool())
+    tstride = wrap_add(classes, f.ConsumeIntegralInRange<int64_t>(0, 9));
+  // 0: labels NULL, 1: lambdas only, 2: partners only, 3-5: plain, else mixup
+  const int mix = f.ConsumeIntegralInRange(0, 7);
+  const bool labels_given = dense ? mix == 0 : mix != 0;  // dense: labels given is an error
+  const bool lam_given = mix == 1 || mix >= 6, par_given = mix == 2 || mix >= 6;
+  const float eps = f.ConsumeBool() ? 0.0f : pick_float(f, 0.0f, 1.0f);
+  const float scale = f.ConsumeBool() ? 1.0f : pick_float(f, 0.0f, 100.0f);
+  const float thr = f.ConsumeBool() ? -1.0f : pick_float(f, 0.0f, 1.0f);
+  const int64_t ignore = f.ConsumeBool() ? -100 : f.ConsumeIntegralInRange<int64_t>(-2, 5);
+  const int cwmode = f.ConsumeIntegralInRange(0, 3), pwmode = f.ConsumeIntegralInRange(0, 3);
+  const int gmode = f.ConsumeIntegralInRange(0, 2);  // 0 none, 1 in place, 2 apart
+  const bool cfg_null = f.ConsumeIntegralInRange(0, 31) == 0;
+  const int wsmode = f.ConsumeIntegralInRange(0, 3);  // 0 NULL, 1 enough, 2 too small, 3 misaligned
+  const Ptr pz = pick_ptr(f), pt = pick_ptr(f), pl = pick_ptr(f);
+
+  const bool dtype_ok = valid_dtype(dtype), tdtype_ok = valid_dtype(tdtype);
+  const size_t es = dtype_ok ? esize(as_enum<fastmix_dtype>(dtype)) : 4;
+  const size_t tes = tdtype_ok ? esize(as_enum<fastmix_dtype>(tdtype)) : 4;
+  const bool shape_ok =
+      batch >= 0 && batch <= FASTMIX_MAX_BATCH && classes >= 1 && stride >= classes;
+  const int64_t span = shape_ok ? span_bytes(batch, classes, stride, es) : 0;
+  const int64_t tspan =
+      shape_ok && dense && tstride >= classes ? span_bytes(batch, classes, tstride, tes) : 0;
+  const bool binary = kind == FASTMIX_LOSS_BINARY_CROSS_ENTROPY;
+  bool valid = dev == FASTMIX_DEVICE_CPU && dtype_ok && !cfg_null && kind >= 0 && kind <= 1 &&
+               red >= 0 && red <= 2 && eps >= 0.0f && eps <= 1.0f && std::isfinite(scale) &&
+               thr < 1.0f && (binary || (thr < 0.0f && pwmode == 0)) && shape_ok && span >= 0 &&
+               pz == Ptr::ok && pl != Ptr::null && cwmode != 3 && pwmode != 3;
+  if (dense)
+    valid = valid && tdtype_ok && tstride >= classes && tspan >= 0 && pt == Ptr::ok &&
+            !labels_given && !lam_given && !par_given;
+  else
+    valid = valid && labels_given && lam_given == par_given;
+  if (valid && (batch > kMaxBatch || span > (int64_t)kMaxBytes || tspan > (int64_t)kMaxBytes))
+    return;
+  const int64_t n = batch < 0 ? 0 : batch > kMaxBatch ? kMaxBatch : batch;
+  const int64_t nc = classes < 1 ? 1 : classes > kMaxClasses ? kMaxClasses : classes;
+  const size_t bytes = span > 0 && span <= (int64_t)kMaxBytes ? (size_t)span : 0;
+  const size_t tbytes = tspan > 0 && tspan <= (int64_t)kMaxBytes ? (size_t)tspan : 0;
+
+  Buf zbuf(bytes, pz == Ptr::misaligned ? 1 : 0), gbuf(gmode == 2 ? bytes : 0, 0);
+  Buf tbuf(tbytes, pt == Ptr::misaligned ? 1 : 0);
+  const bool z_finite = fill_data(f, dtype_ok ? dtype : 0, zbuf.p, (int64_t)(bytes / es));
+  const bool t_finite = fill_data(f, tdtype_ok ? tdtype : 0, tbuf.p, (int64_t)(tbytes / tes));
+  Buf labels((size_t)n * 8, 0), lam((size_t)n * 4, 0), par((size_t)n * 8, 0);
+  Buf cw((size_t)nc * 4, cwmode == 3 ? 1 : 0), pw((size_t)nc * 4, pwmode == 3 ? 1 : 0);
+  Buf loss((size_t)(red == FASTMIX_REDUCTION_NONE ? n : 1) * 4, 0);
+  const bool cw_finite = fill_data(f, FASTMIX_FLOAT32, cw.p, nc);
+  const bool pw_finite = fill_data(f, FASTMIX_FLOAT32, pw.p, nc);
+  g_rng = f.ConsumeIntegral<uint64_t>() | 1;
+  const bool labels_ok = fill_indices(f, reinterpret_cast<int64_t *>(labels.p), n,
+                                      classes > 0 ? classes : 1, !binary, ignore);
+  const bool par_ok = fill_indices(f, reinterpret_cast<int64_t *>(par.p), n, n, false, 0);
+  const bool lam_unit = fill_lambdas(f, reinterpret_cast<float *>(lam.p), n);
+  if (!dense && !labels_ok && n > 0 && classes >= 1) valid = false;
+  if (!dense && par_given && !par_ok) valid = false;
+
+  fastmix_loss_config cfg;
+  fastmix_loss_config_init(&cfg);
+  int kv = kind, rv = red, tv = tdtype;
+  std::memcpy(&cfg.kind, &kv, sizeof kv);
+  std::memcpy(&cfg.reduction, &rv, sizeof rv);
+  std::memcpy(&cfg.targets_dtype, &tv, sizeof tv);
+  cfg.label_smoothing = eps;
+  cfg.grad_scale = scale;
+  cfg.ignore_index = ignore;
+  cfg.target_threshold = thr;
+  cfg.class_weight = cwmode == 0 ? nullptr : reinterpret_cast<const float *>(cw.p);
+  cfg.pos_weight = pwmode == 0 ? nullptr : reinterpret_cast<const float *>(pw.p);
+  cfg.targets = dense ? (pt == Ptr::null ? nullptr : tbuf.p) : nullptr;
+  cfg.targets_stride = tstride;
+  // A workspace: the CPU ignores it; on CUDA (no device here) the checks
+  // decide, and they come before the device is looked for.
+  size_t need = 0;
+  if (batch >= 0 && batch <= (1 << 16) && red >= 0 && red <= 2)
+    need = red == FASTMIX_REDUCTION_NONE ? 0 : (8 + 4 * (size_t)batch + 7) / 8 * 8;
+  std::vector<uint64_t> ws(need / 8 + 2);
+  void *wsp = wsmode == 0   ? nullptr
+              : wsmode == 3 ? reinterpret_cast<unsigned char *>(ws.data()) + 4
+                            : static_cast<void *>(ws.data());
+  const size_t ws_bytes = wsmode == 2 ? need / 2 : need;
+
+  const auto z0 = zbuf.snap(), g0 = gbuf.snap(), t0 = tbuf.snap(), y0 = labels.snap(),
+             l0 = lam.snap(), p0 = par.snap(), loss0 = loss.snap(), cw0 = cw.snap(),
+             pw0 = pw.snap();
+  void *g = gmode == 0 ? nullptr : gmode == 2 ? gbuf.p : zbuf.p;
+  const fastmix_status st = fastmix_loss(
+      as_enum<fastmix_device>(dev), as_enum<fastmix_dtype>(dtype),
+      pz == Ptr::null ? nullptr : zbuf.p, batch, classes, stride,
+      labels_given ? reinterpret_cast<const int64_t *>(labels.p) : nullptr,
+      lam_given ? reinterpret_cast<const float *>(lam.p) : nullptr,
+      par_given ? reinterpret_cast<const int64_t *>(par.p) : nullptr, cfg_null ? nullptr : &cfg,
+      pl == Ptr::null ? nullptr : reinterpret_cast<float *>(loss.p), g, wsp, ws_bytes, nullptr);
+  check_status(st, func);
+  FUZZ_ASSERT(labels.same(y0) && lam.same(l0) && par.same(p0) && tbuf.same(t0) && cw.same(cw0) &&
+                  pw.same(pw0),
+              "%s wrote its inputs", func);
+  if (st != FASTMIX_SUCCESS) {
+    FUZZ_ASSERT(!valid,
+                "%s failed on valid arguments (kind %d, dense %d, batch %lld, classes %lld)", func,
+                kind, (int)dense, (long long)batch, (long long)classes);
+    FUZZ_ASSERT(zbuf.same(z0) && gbuf.same(g0) && loss.same(loss0), "%s failed but wrote", func);
+    return;
+  }
+  FUZZ_ASSERT(valid,
+              "%s accepted invalid arguments (device %d, dtype %d, kind %d, reduction %d, dense "
+              "%d, batch %lld, classes %lld, stride %lld, tstride %lld, mix %d, eps %g, scale %g, "
+              "threshold %g, cw %d, pw %d)",
+              func, dev, dtype, kind, red, (int)dense, (long long)batch, (long long)classes,
+              (long long)stride, (long long)tstride, mix, (double)eps, (double)scale, (double)thr,
+              cwmode, pwmode);
+  if (g != zbuf.p) FUZZ_ASSERT(zbuf.same(z0), "%s wrote the logits", func);
+  if (gmode == 2)
+    for (int64_t i = 0; i + 1 < n; ++i)
+      FUZZ_ASSERT(std::memcmp(gbuf.p + (size_t)(i * stride + classes) * es,
+                              g0.data() + (size_t)(i * stride + classes) * es,
+                              (size_t)(stride - classes) * es) == 0,
+                  "%s wrote between gradient rows", func);
+  // Finite results from tame inputs: finite, moderate logits; weights and
+  // targets in [0, 4) (fill_data's moderate modes give |v| < 4096, so check
+  // the range here); lambdas in [0, 1]; a MEAN denominator away from 0.
+  auto in_range = [](const unsigned char *p, int d, int64_t count, double lo, double hi) {
+    for (int64_t i = 0; i < count; ++i) {
+      const double v = decode(d, p, i);
+      if (!(v >= lo && v < hi)) return false;
+    }
+    return true;
+  };
+  double zmax = 0.0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < classes; ++c)
+      zmax = std::max(zmax, std::fabs(decode(dtype, z0.data(), i * stride + c)));
+  const bool weights_tame = (cwmode == 0 || (cw_finite && in_range(cw.p, 0, nc, 0.25, 4.0))) &&
+                            (pwmode == 0 || (pw_finite && in_range(pw.p, 0, nc, 0.0, 4.0)));
+  bool targets_tame = !dense || t_finite;
+  if (dense)
+    for (int64_t i = 0; i < n && targets_tame; ++i)
+      targets_tame = in_range(tbuf.p + (size_t)(i * tstride) * tes, tdtype, classes, 0.0, 4.0);
+  const bool tame = z_finite && zmax <= 1e30 && lam_unit && weights_tame && targets_tame;
+  // The MEAN denominator: batch * classes, batch, or for labelled
+  // cross-entropy the summed weights of the terms that are not ignored.
+  double denom = binary ? (double)n * (double)classes : (double)n;
+  if (!binary && !dense) {
+    const int64_t *yv = reinterpret_cast<const int64_t *>(labels.p);
+    const int64_t *pv = reinterpret_cast<const int64_t *>(par.p);
+    const float *lv = reinterpret_cast<const float *>(lam.p);
+    const float *wv = reinterpret_cast<const float *>(cw.p);
+    denom = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double s1 = lam_given ? (double)lv[i] : 1.0;
+      const int64_t y1 = yv[i], y2 = lam_given ? yv[pv[i]] : ignore;
+      if (y1 != ignore) denom += s1 * (cwmode ? (double)wv[y1] : 1.0);
+      if (lam_given && y2 != ignore) denom += (1.0 - s1) * (cwmode ? (double)wv[y2] : 1.0);
+    }
+  }
+  if (tame && (red != FASTMIX_REDUCTION_MEAN || denom >= 1e-6)) {
+    const int64_t nloss = red == FASTMIX_REDUCTION_NONE ? n : 1;
+    for (int64_t i = 0; i < nloss; ++i) {
+      float v;
+      std::memcpy(&v, loss.p + 4 * i, 4);
+      FUZZ_ASSERT(std::isfinite(v), "%s: loss[%lld] = %g from tame inputs (max |z| %g)", func,
+                  (long long)i, (double)v, zmax);
+    }
+  }
+}
+
 void fuzz_misc(FuzzedDataProvider &f) {
   const int s = f.ConsumeIntegral<int32_t>();
   const char *str = fastmix_status_string(as_enum<fastmix_status>(s));
@@ -1021,7 +1208,9 @@ void fuzz_u8(FuzzedDataProvider &f, bool fused) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzedDataProvider f(data, size);
-  switch (f.ConsumeIntegralInRange(0, 14)) {
+  // 16 values: the seeds of tests/fuzz/corpus keep the entry point their last
+  // byte chose when there were 15 (each seed's byte gives the same one).
+  switch (f.ConsumeIntegralInRange(0, 15)) {
     case 0:
       fuzz_sample(f, false);
       break;
@@ -1052,6 +1241,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 11:
     case 12:
       fuzz_u8(f, f.ConsumeBool());
+      break;
+    case 15:
+      fuzz_loss_general(f);
       break;
     default:
       fuzz_misc(f);
