@@ -33,9 +33,11 @@ afresh at every replay (see ``DeviceGenerator``).
 from __future__ import annotations
 
 import ctypes
+import itertools
 import operator
 import os
 import threading
+import weakref
 
 import numpy as _np
 
@@ -78,7 +80,43 @@ def _u64(value, func: str, name: str) -> int:
     return v
 
 
-class Generator:
+class _RankedDraws:
+    """What Generator and DeviceGenerator share: a rank's place in the offset
+    sequence of a distributed job (draw k uses offset ``start + k *
+    world_size``)."""
+
+    _rank: int
+    _world: int
+
+    def _set_rank(self, func: str, rank, world_size) -> None:
+        rank, world_size = operator.index(rank), operator.index(world_size)
+        if not (world_size >= 1 and 0 <= rank < world_size):
+            raise_invalid(f"{func}: rank must be in [0, world_size), got rank {rank}, "
+                          f"world_size {world_size}")
+        if world_size >= _U64:
+            raise_invalid(f"{func}: world_size must be below 2^64, got {world_size}")
+        self._rank, self._world = rank, world_size
+
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    @property
+    def world_size(self) -> int:
+        return self._world
+
+    def _dist_repr(self) -> str:
+        return f", rank={self._rank}, world_size={self._world}" if self._world > 1 else ""
+
+
+# Every Generator has a number, `_key`, by which fastmix.torch's draw
+# operator finds it inside a compiled graph (an operator's arguments cannot
+# be Python objects); the registry holds no reference of its own.
+_generators: "weakref.WeakValueDictionary[int, Generator]" = weakref.WeakValueDictionary()
+_generator_keys = itertools.count()
+
+
+class Generator(_RankedDraws):
     """A seed and an offset that advances by one per draw, or, for one rank
     of a distributed job, by ``world_size``.
 
@@ -93,13 +131,11 @@ class Generator:
     """
 
     def __init__(self, seed: int | None = None, *, rank: int = 0, world_size: int = 1):
-        rank, world_size = operator.index(rank), operator.index(world_size)
-        if not (world_size >= 1 and 0 <= rank < world_size):
-            raise_invalid(f"fastmix.Generator: rank must be in [0, world_size), got rank {rank}, "
-                          f"world_size {world_size}")
+        self._set_rank("fastmix.Generator", rank, world_size)
         self._lock = threading.Lock()
-        self._rank, self._world = rank, world_size
         self.manual_seed(seed)
+        self._key = next(_generator_keys)
+        _generators[self._key] = self
 
     def manual_seed(self, seed: int | None = None) -> "Generator":
         """Sets the seed (a random one when None) and rewinds to the first draw."""
@@ -113,14 +149,6 @@ class Generator:
     @property
     def seed(self) -> int:
         return self._seed
-
-    @property
-    def rank(self) -> int:
-        return self._rank
-
-    @property
-    def world_size(self) -> int:
-        return self._world
 
     @property
     def offset(self) -> int:
@@ -167,15 +195,14 @@ class Generator:
         return dg
 
     def __repr__(self):
-        dist = f", rank={self._rank}, world_size={self._world}" if self._world > 1 else ""
-        return f"fastmix.Generator(seed={self._seed}, offset={self._offset}{dist})"
+        return f"fastmix.Generator(seed={self._seed}, offset={self._offset}{self._dist_repr()})"
 
 
 def _to_i64(v: int) -> int:  # uint64 -> the int64 with the same bits
     return v - _U64 if v >= (1 << 63) else v
 
 
-class DeviceGenerator:
+class DeviceGenerator(_RankedDraws):
     """A seed and an offset kept in memory on a device, for draws that need
     no host work: CUDA graphs and ``torch.compile(mode="reduce-overhead")``.
 
@@ -210,17 +237,11 @@ class DeviceGenerator:
     def __init__(self, seed: int | None = None, *, rank: int = 0, world_size: int = 1,
                  offset: int | None = None, device=None):
         func = "fastmix.DeviceGenerator"
-        rank, world_size = operator.index(rank), operator.index(world_size)
-        if not (world_size >= 1 and 0 <= rank < world_size):
-            raise_invalid(f"{func}: rank must be in [0, world_size), got rank {rank}, "
-                          f"world_size {world_size}")
-        if world_size >= _U64:
-            raise_invalid(f"{func}: world_size must be below 2^64, got {world_size}")
+        self._set_rank(func, rank, world_size)
         if seed is None:
             seed = int.from_bytes(os.urandom(8), "little")
         seed = _u64(seed, func, "seed")
-        offset = rank if offset is None else _u64(offset, func, "offset")
-        self._rank, self._world = rank, world_size
+        offset = self._rank if offset is None else _u64(offset, func, "offset")
         self._generator = None
         self._state = _new_state(device, seed, offset, func)
 
@@ -236,14 +257,6 @@ class DeviceGenerator:
     def state(self):
         """The (seed, offset) array, int64 with the bits of the two uint64."""
         return self._state
-
-    @property
-    def rank(self) -> int:
-        return self._rank
-
-    @property
-    def world_size(self) -> int:
-        return self._world
 
     @property
     def increment(self) -> int:
@@ -300,8 +313,7 @@ class DeviceGenerator:
         return state
 
     def __repr__(self):
-        dist = f", rank={self._rank}, world_size={self._world}" if self._world > 1 else ""
-        return f"fastmix.DeviceGenerator(device={self.device!r}{dist})"
+        return f"fastmix.DeviceGenerator(device={self.device!r}{self._dist_repr()})"
 
 
 def _new_state(device, seed: int, offset: int, func: str):

@@ -25,6 +25,9 @@ device="cuda")`` every draw is a device-seed operator
 generator's state tensor and advances it on the device, with no host work:
 a step captured by ``torch.cuda.graph`` or compiled with
 ``torch.compile(mode="reduce-overhead")`` draws afresh at every replay.
+With a host ``fastmix.Generator``, ``torch.compile`` traces the draw as the
+operator ``torch.ops.fastmix.host_draw``, run by the compiled code at every
+call (outside CUDA graphs), so the mixing step compiles whole either way.
 """
 from __future__ import annotations
 
@@ -57,6 +60,22 @@ def _to_u64(v: int) -> int:
     return v % _U64
 
 
+def _fake_draw(ref: Tensor, batch: int, boxes: bool = True) -> tuple:
+    """The fake (shape-only) results of a draw, on ref's device: lambdas
+    float32 (batch,), partners int64 (batch,) and, for the CutMix draws,
+    boxes int32 (batch, 4)."""
+    lam = ref.new_empty((batch,), dtype=torch.float32)
+    par = ref.new_empty((batch,), dtype=torch.int64)
+    if not boxes:
+        return lam, par
+    return lam, par, ref.new_empty((batch, 4), dtype=torch.int32)
+
+
+def _fake_images(x: Tensor) -> Tensor:
+    """The fake image output of an out-of-place operator: contiguous, x's shape."""
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
 # ---------------------------------------------------------------- operators ---
 
 @torch.library.custom_op("fastmix::mixup", mutates_args=())
@@ -70,9 +89,7 @@ def _mixup_op(x: Tensor, alpha: float, fold: bool, pairing: int, seed: int,
 
 @_mixup_op.register_fake
 def _(x, alpha, fold, pairing, seed, offset):
-    b = x.shape[0]
-    return (torch.empty_like(x, memory_format=torch.contiguous_format),
-            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64))
+    return (_fake_images(x),) + _fake_draw(x, x.shape[0], boxes=False)
 
 
 @torch.library.custom_op("fastmix::mixup_", mutates_args=("x",))
@@ -87,8 +104,7 @@ def _mixup_inplace_op(x: Tensor, alpha: float, fold: bool, pairing: int, seed: i
 
 @_mixup_inplace_op.register_fake
 def _(x, alpha, fold, pairing, seed, offset):
-    b = x.shape[0]
-    return x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64)
+    return _fake_draw(x, x.shape[0], boxes=False)
 
 
 @torch.library.custom_op("fastmix::blend", mutates_args=())
@@ -99,7 +115,7 @@ def _blend_op(x: Tensor, lambdas: Tensor, partners: Tensor) -> Tensor:
 
 @_blend_op.register_fake
 def _(x, lambdas, partners):
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
+    return _fake_images(x)
 
 
 def _blend_backward(ctx, grad_out, *rest):
@@ -158,10 +174,7 @@ def _cutmix_op(x: Tensor, config: List[float], mix_mode: int, pairing: int, corr
 
 @_cutmix_op.register_fake
 def _(x, config, mix_mode, pairing, correct_lam, fold, image_layout, seed, offset):
-    b = x.shape[0]
-    return (torch.empty_like(x, memory_format=torch.contiguous_format),
-            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
-            x.new_empty((b, 4), dtype=torch.int32))
+    return (_fake_images(x),) + _fake_draw(x, x.shape[0])
 
 
 @torch.library.custom_op("fastmix::cutmix_", mutates_args=("x",))
@@ -177,9 +190,7 @@ def _cutmix_inplace_op(x: Tensor, config: List[float], mix_mode: int, pairing: i
 
 @_cutmix_inplace_op.register_fake
 def _(x, config, mix_mode, pairing, correct_lam, fold, image_layout, seed, offset):
-    b = x.shape[0]
-    return (x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
-            x.new_empty((b, 4), dtype=torch.int32))
+    return _fake_draw(x, x.shape[0])
 
 
 @torch.library.custom_op("fastmix::cutmix_apply", mutates_args=())
@@ -191,7 +202,7 @@ def _cutmix_apply_op(x: Tensor, lambdas: Tensor, partners: Tensor, boxes: Tensor
 
 @_cutmix_apply_op.register_fake
 def _(x, lambdas, partners, boxes, image_layout):
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
+    return _fake_images(x)
 
 
 def _cutmix_backward(grad_out, lam, par, boxes, layout):
@@ -347,10 +358,8 @@ def _cutmix_u8_op(x: Tensor, mean: List[float], std: List[float], dtype: torch.d
 @_cutmix_u8_op.register_fake
 def _(x, mean, std, dtype, in_layout, out_layout, config, mix_mode, pairing, correct_lam, fold,
       seed, offset):
-    b = x.shape[0]
-    return (x.new_empty(_u8_shape(x, in_layout, out_layout), dtype=dtype),
-            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
-            x.new_empty((b, 4), dtype=torch.int32))
+    return (x.new_empty(_u8_shape(x, in_layout, out_layout), dtype=dtype),) + _fake_draw(
+        x, x.shape[0])
 
 
 @torch.library.custom_op("fastmix::cutmix_apply_u8", mutates_args=())
@@ -391,8 +400,7 @@ def _sample_ds_op(seed_offset: Tensor, offset_increment: int, batch: int, alpha:
 
 @_sample_ds_op.register_fake
 def _(seed_offset, offset_increment, batch, alpha, fold, pairing):
-    return (seed_offset.new_empty((batch,), dtype=torch.float32),
-            seed_offset.new_empty((batch,), dtype=torch.int64))
+    return _fake_draw(seed_offset, batch, boxes=False)
 
 
 @torch.library.custom_op("fastmix::mixup_device_seed", mutates_args=("seed_offset",))
@@ -405,9 +413,7 @@ def _mixup_ds_op(x: Tensor, alpha: float, fold: bool, pairing: int, seed_offset:
 
 @_mixup_ds_op.register_fake
 def _(x, alpha, fold, pairing, seed_offset, offset_increment):
-    b = x.shape[0]
-    return (torch.empty_like(x, memory_format=torch.contiguous_format),
-            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64))
+    return (_fake_images(x),) + _fake_draw(x, x.shape[0], boxes=False)
 
 
 @torch.library.custom_op("fastmix::mixup_device_seed_", mutates_args=("x", "seed_offset"))
@@ -420,8 +426,7 @@ def _mixup_ds_inplace_op(x: Tensor, alpha: float, fold: bool, pairing: int, seed
 
 @_mixup_ds_inplace_op.register_fake
 def _(x, alpha, fold, pairing, seed_offset, offset_increment):
-    b = x.shape[0]
-    return x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64)
+    return _fake_draw(x, x.shape[0], boxes=False)
 
 
 @torch.library.custom_op("fastmix::cutmix_sample_device_seed", mutates_args=("seed_offset",))
@@ -436,9 +441,7 @@ def _cutmix_sample_ds_op(seed_offset: Tensor, offset_increment: int, batch: int,
 @_cutmix_sample_ds_op.register_fake
 def _(seed_offset, offset_increment, batch, height, width, config, mix_mode, pairing,
       correct_lam, fold):
-    return (seed_offset.new_empty((batch,), dtype=torch.float32),
-            seed_offset.new_empty((batch,), dtype=torch.int64),
-            seed_offset.new_empty((batch, 4), dtype=torch.int32))
+    return _fake_draw(seed_offset, batch)
 
 
 @torch.library.custom_op("fastmix::cutmix_device_seed", mutates_args=("seed_offset",))
@@ -454,10 +457,7 @@ def _cutmix_ds_op(x: Tensor, config: List[float], mix_mode: int, pairing: int, c
 @_cutmix_ds_op.register_fake
 def _(x, config, mix_mode, pairing, correct_lam, fold, image_layout, seed_offset,
       offset_increment):
-    b = x.shape[0]
-    return (torch.empty_like(x, memory_format=torch.contiguous_format),
-            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
-            x.new_empty((b, 4), dtype=torch.int32))
+    return (_fake_images(x),) + _fake_draw(x, x.shape[0])
 
 
 @torch.library.custom_op("fastmix::cutmix_device_seed_", mutates_args=("x", "seed_offset"))
@@ -473,9 +473,7 @@ def _cutmix_ds_inplace_op(x: Tensor, config: List[float], mix_mode: int, pairing
 @_cutmix_ds_inplace_op.register_fake
 def _(x, config, mix_mode, pairing, correct_lam, fold, image_layout, seed_offset,
       offset_increment):
-    b = x.shape[0]
-    return (x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
-            x.new_empty((b, 4), dtype=torch.int32))
+    return _fake_draw(x, x.shape[0])
 
 
 # Not differentiable (uint8 images in), like fastmix::cutmix_u8.
@@ -493,10 +491,69 @@ def _cutmix_u8_ds_op(x: Tensor, mean: List[float], std: List[float], dtype: torc
 @_cutmix_u8_ds_op.register_fake
 def _(x, mean, std, dtype, in_layout, out_layout, config, mix_mode, pairing, correct_lam, fold,
       seed_offset, offset_increment):
-    b = x.shape[0]
-    return (x.new_empty(_u8_shape(x, in_layout, out_layout), dtype=dtype),
-            x.new_empty((b,), dtype=torch.float32), x.new_empty((b,), dtype=torch.int64),
-            x.new_empty((b, 4), dtype=torch.int32))
+    return (x.new_empty(_u8_shape(x, in_layout, out_layout), dtype=dtype),) + _fake_draw(
+        x, x.shape[0])
+
+
+# -------------------------------------------- host draws inside torch.compile ---
+# A host fastmix.Generator is Python state.  Eagerly, a call takes its
+# (seed, offset) before the operator (_draw); inside torch.compile that
+# would be a graph break, or, traced, one draw baked into the graph as a
+# constant.  There the draw is an operator of its own instead, which the
+# compiled code calls at every run: fastmix::host_draw takes the next
+# (seed, offset) of the Generator numbered `generator` (Generator._key) and
+# returns it as two int64 on the CPU; the device-seed operators then read
+# it as their state (increment 0: a temporary, nothing to advance).  The
+# result is bitwise the eager call's: the same (seed, offset), the same C
+# call.  The operator is registered as having an ordered side effect, so the
+# compiler keeps every draw and keeps them in program order (no dead-code
+# elimination, no reordering, no merging of two identical calls), and is
+# tagged as not capturable in a CUDA graph (a replay would repeat the
+# captured draw): under mode="reduce-overhead" it runs outside the graphs.
+
+def _host_draw_tags() -> dict:
+    """custom_op's tags= for fastmix::host_draw, where this PyTorch has them."""
+    import inspect
+    if "tags" not in inspect.signature(torch.library.custom_op).parameters:
+        return {}
+    tags = tuple(t for t in (getattr(torch.Tag, "nondeterministic_seeded", None),
+                             getattr(torch.Tag, "cudagraph_unsafe", None)) if t is not None)
+    return {"tags": tags} if tags else {}
+
+
+@torch.library.custom_op("fastmix::host_draw", mutates_args=(), **_host_draw_tags())
+def _host_draw_op(generator: int) -> Tensor:
+    g = _fm._generators.get(generator)
+    if g is None:
+        raise RuntimeError(f"fastmix::host_draw: there is no fastmix.Generator numbered "
+                           f"{generator} (it no longer exists)")
+    seed, offset = g.next_draw()
+    return torch.tensor([_to_i64(seed), _to_i64(offset)], dtype=torch.int64)
+
+
+@_host_draw_op.register_fake
+def _(generator):
+    return torch.empty((2,), dtype=torch.int64)
+
+
+def _register_ordered_effect(qualname: str) -> None:
+    """Marks an operator as having an ordered side effect (PyTorch's
+    registration is private and has moved between releases)."""
+    try:
+        from torch._higher_order_ops.effects import _EffectType
+    except ImportError:
+        return
+    register = getattr(torch.library, "_register_effectful_op", None)
+    if register is not None:
+        register(qualname, _EffectType.ORDERED)
+        return
+    from torch._higher_order_ops import effects
+    namespace, name = qualname.split("::")
+    effects._register_effectful_op(getattr(getattr(torch.ops, namespace), name).default,
+                                   _EffectType.ORDERED)
+
+
+_register_ordered_effect("fastmix::host_draw")
 
 
 # ------------------------------------------------------------ functional API ---
@@ -511,17 +568,33 @@ class MixedTarget(NamedTuple):
 
 @torch.compiler.disable
 def _draw(generator) -> Tuple[int, int]:
-    # Python state: runs eagerly (a graph break) inside torch.compile.
+    # Eagerly only: _seed_state gives the draw inside torch.compile.
     seed, offset = _fm.next_draw(generator)
     return _to_i64(seed), _to_i64(offset)
 
 
-def _device_state(func: str, generator, x: Tensor) -> Optional[Tensor]:
-    """The state tensor of a fastmix.DeviceGenerator (None for anything
-    else, drawn on the host by _draw), which must be a tensor on x's device.
+def _seed_state(func: str, generator, x: Tensor) -> Optional[Tuple[Tensor, int]]:
+    """What the device-seed operators draw with, ``(state, increment)``: a
+    fastmix.DeviceGenerator's state tensor (which must be on x's device) and
+    increment; inside torch.compile, a host Generator's next draw taken by
+    fastmix::host_draw when the compiled code runs (on x's device), with
+    increment 0.  None for a host Generator eagerly: drawn on the host by
+    _draw, for the operators that take (seed, offset) as numbers.
     Traceable: no host synchronization, no Python state changed."""
-    if not isinstance(generator, _fm.DeviceGenerator):
+    if isinstance(generator, _fm.DeviceGenerator):
+        return _device_state(func, generator, x), _to_i64(generator.increment)
+    if not torch.compiler.is_compiling():
         return None
+    g = _fm._generator(generator)
+    state = torch.ops.fastmix.host_draw(g._key)
+    if x.device.type != "cpu":
+        state = state.to(x.device, non_blocking=True)
+    return state, 0
+
+
+def _device_state(func: str, generator, x: Tensor) -> Tensor:
+    """The state tensor of a fastmix.DeviceGenerator, which must be a tensor
+    on x's device."""
     state = generator.state
     if not isinstance(state, Tensor):
         raise TypeError(f"{func}: the DeviceGenerator's state is a {type(state).__name__}; "
@@ -557,7 +630,8 @@ def mixup(x: Tensor, alpha: float = 0.4, *, fold: bool = True, pairing: str = "p
     ``(x_mixed, target)`` use ``MixUp()(x, labels)``.  ``inplace=True``
     overwrites x, which autograd cannot follow: refused, as PyTorch refuses
     in-place operations, when x requires grad.  ``generator``: a
-    ``fastmix.Generator`` (None: the default one), drawn on the host, or a
+    ``fastmix.Generator`` (None: the default one), drawn on the host (inside
+    ``torch.compile`` by the operator ``fastmix::host_draw``), or a
     ``fastmix.DeviceGenerator`` with its state on x's device, drawn by the
     operator (no host work: CUDA graphs, ``fullgraph=True``); then an x that
     requires grad is drawn and blended by two operators, bitwise the same."""
@@ -566,9 +640,9 @@ def mixup(x: Tensor, alpha: float = 0.4, *, fold: bool = True, pairing: str = "p
     code = pairing_code(pairing, func)
     if inplace:
         _refuse_inplace_grad(func, x)
-    state = _device_state(func, generator, x)
-    if state is not None:  # a DeviceGenerator: drawn where the work runs
-        inc = _to_i64(generator.increment)
+    drawn = _seed_state(func, generator, x)
+    if drawn is not None:  # drawn by the operator, where the work runs
+        state, inc = drawn
         if inplace:
             lam, par = torch.ops.fastmix.mixup_device_seed_(x, a, bool(fold), code, state, inc)
             return x, lam, par
@@ -684,9 +758,9 @@ def _cutmix(func: str, x: Tensor, config, ints, cut: bool, generator, inplace: b
     if inplace:
         _refuse_inplace_grad(func, x)
     xv, layout = _images_view(x, cut)
-    state = _device_state(func, generator, x)
-    if state is not None:  # a DeviceGenerator: drawn where the work runs
-        inc = _to_i64(generator.increment)
+    drawn = _seed_state(func, generator, x)
+    if drawn is not None:  # drawn by the operator, where the work runs
+        state, inc = drawn
         args = (config,) + ints + (layout, state, inc)
         if inplace:
             lam, par, boxes = torch.ops.fastmix.cutmix_device_seed_(xv, *args)
@@ -787,11 +861,10 @@ def cutmix_u8(x: Tensor, mean, std, *, dtype: torch.dtype = torch.float32,
     xv, in_lay, out_lay, m, s = _u8_args(func, x, mean, std, dtype, in_layout, out_layout,
                                          (mixup_alpha, cutmix_alpha, cutmix_minmax, prob,
                                           switch_prob, mode, pairing, correct_lam, fold))
-    state = _device_state(func, generator, x)
-    if state is not None:  # a DeviceGenerator: drawn where the work runs
+    drawn = _seed_state(func, generator, x)
+    if drawn is not None:  # drawn by the operator, where the work runs
         out, lam, par, boxes = torch.ops.fastmix.cutmix_u8_device_seed(
-            xv, m, s, dtype, in_lay, out_lay, config, *ints, state,
-            _to_i64(generator.increment))
+            xv, m, s, dtype, in_lay, out_lay, config, *ints, *drawn)
         return _u8_result(out, out_lay), lam, par, boxes
     seed, offset = _draw(generator)
     out, lam, par, boxes = torch.ops.fastmix.cutmix_u8(xv, m, s, dtype, in_lay, out_lay, config,
