@@ -19,9 +19,9 @@ fi
 py="$venv/bin/python"
 # numpy, scipy, pytest and torch from PyPI (the default torch wheel, with its
 # CUDA libraries, is the only one there); skipped when already present.
-if ! "$py" -c "import numpy, scipy, pytest, torch, scikit_build_core" 2>/dev/null; then
+if ! "$py" -c "import numpy, scipy, pytest, torch, expecttest, scikit_build_core" 2>/dev/null; then
   "$py" -m pip install --quiet --upgrade pip
-  "$py" -m pip install --quiet numpy scipy pytest torch "scikit-build-core>=0.10"
+  "$py" -m pip install --quiet numpy scipy pytest torch expecttest "scikit-build-core>=0.10"
 fi
 # Non-editable install of this checkout (scikit-build-core, CMake, nvcc).
 # Without build isolation, so that the CMake build directory build-py/ is

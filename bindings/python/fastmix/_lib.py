@@ -126,7 +126,8 @@ _names = ["fastmix_status_string", "fastmix_last_error", "fastmix_cuda_device_co
           "fastmix_soft_targets", "fastmix_cutmix_sample", "fastmix_cutmix_apply",
           "fastmix_cutmix", "fastmix_sample_device_seed", "fastmix_mixup_device_seed",
           "fastmix_cutmix_sample_device_seed", "fastmix_cutmix_device_seed",
-          "fastmix_cutmix_apply_u8", "fastmix_cutmix_u8", "fastmix_cutmix_u8_device_seed"]
+          "fastmix_cutmix_apply_u8", "fastmix_cutmix_u8", "fastmix_cutmix_u8_device_seed",
+          "fastmix_loss", "fastmix_loss_config_init", "fastmix_loss_workspace_size"]
 _missing = [n for n in _names if not hasattr(lib, n)]
 if _missing:
     raise ImportError(f"fastmix: {library_path} lacks {', '.join(_missing)}", path=library_path)
@@ -206,6 +207,50 @@ lib.fastmix_cross_entropy_ws.restype = _status
 lib.fastmix_soft_targets.argtypes = [_status, _status, _vp, _vp, _vp, _i64, _i64, _f32, _vp,
                                      _i64, _vp]
 lib.fastmix_soft_targets.restype = _status
+
+
+
+
+class LossConfig(ctypes.Structure):
+    """fastmix_loss_config, field for field (the enums are C ints)."""
+    _fields_ = [
+        ("kind", ctypes.c_int),       # fastmix_loss_kind
+        ("reduction", ctypes.c_int),  # fastmix_reduction
+        ("label_smoothing", ctypes.c_float),
+        ("grad_scale", ctypes.c_float),
+        ("ignore_index", ctypes.c_int64),
+        ("class_weight", ctypes.c_void_p),
+        ("pos_weight", ctypes.c_void_p),
+        ("target_threshold", ctypes.c_float),
+        ("targets", ctypes.c_void_p),
+        ("targets_dtype", ctypes.c_int),  # fastmix_dtype
+        ("targets_stride", ctypes.c_int64),
+    ]
+
+
+LOSS_CROSS_ENTROPY = 0  # FASTMIX_LOSS_CROSS_ENTROPY
+LOSS_BINARY_CROSS_ENTROPY = 1  # FASTMIX_LOSS_BINARY_CROSS_ENTROPY
+_loss_cfg = ctypes.POINTER(LossConfig)
+
+# void fastmix_loss_config_init(fastmix_loss_config *config);
+lib.fastmix_loss_config_init.argtypes = [_loss_cfg]
+lib.fastmix_loss_config_init.restype = None
+
+# fastmix_status fastmix_loss_workspace_size(fastmix_device device, int64_t batch,
+#                                            const fastmix_loss_config *config, size_t *bytes);
+lib.fastmix_loss_workspace_size.argtypes = [_status, _i64, _loss_cfg,
+                                            ctypes.POINTER(ctypes.c_size_t)]
+lib.fastmix_loss_workspace_size.restype = _status
+
+# fastmix_status fastmix_loss(fastmix_device device, fastmix_dtype dtype, const void *logits,
+#                             int64_t batch, int64_t classes, int64_t logits_stride,
+#                             const int64_t *labels, const float *lambdas,
+#                             const int64_t *partners, const fastmix_loss_config *config,
+#                             float *loss, void *grad_logits, void *workspace,
+#                             size_t workspace_bytes, void *stream);
+lib.fastmix_loss.argtypes = [_status, _status, _vp, _i64, _i64, _i64, _vp, _vp, _vp, _loss_cfg,
+                             _vp, _vp, _vp, ctypes.c_size_t, _vp]
+lib.fastmix_loss.restype = _status
 
 
 # ---- seed and offset read from memory (CUDA graphs): seed_offset is two uint64 on `device` ----
