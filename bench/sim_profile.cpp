@@ -167,6 +167,12 @@ int main(int argc, char **argv) {
   check(fastmix_cross_entropy_workspace_size(dev, rows, FASTMIX_REDUCTION_MEAN, &ws_bytes),
         "workspace size");
   void *ws = device_alloc(ws_bytes);
+  std::vector<float> host_weight((size_t)classes);
+  for (int64_t k = 0; k < classes; ++k) host_weight[(size_t)k] = 0.5f + (float)(k % 7) / 7.0f;
+  float *class_weight = static_cast<float *>(device_alloc(4 * (size_t)classes));
+  check_cuda(cudaMemcpy(class_weight, host_weight.data(), 4 * (size_t)classes,
+                        cudaMemcpyHostToDevice),
+             "upload");
   end("setup");
 
   if (wanted("sample")) {
@@ -198,6 +204,38 @@ int main(int argc, char **argv) {
       begin("blend-inplace", d, total);
       check(fastmix_blend(dev, d, y, y, n, elems, elems, lam, part, nullptr), "fastmix_blend");
       end("blend in place");
+    }
+    if (wanted("blend-odd-stride") || wanted("blend-odd-stride-scalar") ||
+        wanted("mixup-odd-stride")) {
+      // A sample stride that is no multiple of 16 bytes (elems itself when odd,
+      // as for 3x227x227, else elems + 1), so the partners sit at other offsets
+      // from 16-byte alignment than their samples: with x and out aligned alike
+      // the vector kernel realigns them; with out one element further than x
+      // the scalar kernel runs, as it did for every such stride before.
+      const int64_t stride = elems | 1, span = (n - 1) * stride + elems;
+      const size_t es = dsize(d);
+      void *xo = upload(values(d, (size_t)span + 8, -1.0f, 1.0f, 13));
+      unsigned char *oo = static_cast<unsigned char *>(device_alloc(((size_t)span + 8) * es));
+      if (wanted("blend-odd-stride")) {
+        begin("blend-odd-stride", d, total);
+        check(fastmix_blend(dev, d, xo, oo, n, elems, stride, lam, part, nullptr), "fastmix_blend");
+        end("blend, odd stride");
+      }
+      if (wanted("blend-odd-stride-scalar")) {
+        begin("blend-odd-stride-scalar", d, total);
+        check(fastmix_blend(dev, d, xo, oo + es, n, elems, stride, lam, part, nullptr),
+              "fastmix_blend");
+        end("blend, odd stride, scalar");
+      }
+      if (wanted("mixup-odd-stride")) {
+        begin("mixup-odd-stride", d, total);
+        check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 2, xo, oo, n, elems, stride, lam_draw,
+                            part_draw, nullptr),
+              "fastmix_mixup");
+        end("mixup, odd stride");
+      }
+      cudaFree(xo);
+      cudaFree(oo);
     }
     if (wanted("mixup")) {
       begin("mixup", d, total);
@@ -265,6 +303,52 @@ int main(int argc, char **argv) {
             "fastmix_cross_entropy_ws MEAN");
       end("loss MEAN");
     }
+    // The general loss: plain labels without smoothing (the common case),
+    // class weights with smoothing, probability targets, binary
+    // cross-entropy on mixed labels; MEAN with a workspace.
+    fastmix_loss_config lc;
+    fastmix_loss_config_init(&lc);
+    if (wanted("loss-plain")) {
+      begin("loss-plain", d, logits);
+      lc.reduction = FASTMIX_REDUCTION_NONE;
+      check(fastmix_loss(dev, d, z, rows, classes, classes, labels, nullptr, nullptr, &lc, loss,
+                         grad, nullptr, 0, nullptr),
+            "fastmix_loss plain");
+      end("loss plain");
+    }
+    fastmix_loss_config_init(&lc);
+    lc.label_smoothing = 0.1f;
+    if (wanted("loss-weighted")) {
+      begin("loss-weighted", d, logits);
+      lc.class_weight = class_weight;
+      check(fastmix_loss(dev, d, z, rows, classes, classes, labels, row_lam, row_part, &lc, loss,
+                         grad, ws, ws_bytes, nullptr),
+            "fastmix_loss weighted");
+      end("loss weighted");
+      lc.class_weight = nullptr;
+    }
+    if (wanted("loss-dense")) {
+      check(fastmix_soft_targets(dev, d, labels, row_lam, row_part, rows, classes, 0.0f, targets,
+                                 classes, nullptr),
+            "fastmix_soft_targets");
+      begin("loss-dense", d, logits);
+      lc.targets = targets;
+      lc.targets_dtype = d;
+      lc.targets_stride = classes;
+      check(fastmix_loss(dev, d, z, rows, classes, classes, nullptr, nullptr, nullptr, &lc, loss,
+                         grad, ws, ws_bytes, nullptr),
+            "fastmix_loss dense");
+      end("loss dense");
+      lc.targets = nullptr;
+    }
+    if (wanted("bce")) {
+      begin("bce", d, logits);
+      lc.kind = FASTMIX_LOSS_BINARY_CROSS_ENTROPY;
+      check(fastmix_loss(dev, d, z, rows, classes, classes, labels, row_lam, row_part, &lc, loss,
+                         grad, ws, ws_bytes, nullptr),
+            "fastmix_loss bce");
+      end("bce");
+    }
     if (wanted("soft-targets")) {
       begin("soft-targets", d, logits);
       check(fastmix_soft_targets(dev, d, labels, row_lam, row_part, rows, classes, 0.1f, targets,
@@ -275,7 +359,8 @@ int main(int argc, char **argv) {
     for (void *p : {x, y, out, z, grad, targets}) cudaFree(p);
   }
   for (void *p : {(void *)lam, (void *)part, (void *)lam_draw, (void *)part_draw, (void *)boxes,
-                  (void *)row_lam, (void *)row_part, (void *)labels, (void *)loss, ws})
+                  (void *)row_lam, (void *)row_part, (void *)labels, (void *)loss, ws,
+                  (void *)class_weight})
     cudaFree(p);
   std::printf("@@fastmix-profile done\n");
   return 0;

@@ -69,19 +69,27 @@ import os, re, subprocess, sys
 # and storage width: (float32, 16-bit).  The loss targets apply to the whole
 # call (for MEAN with a workspace: its three kernels together).
 TARGETS = {
-    "blend": (8, 14), "blend-inplace": (8, 14),
+    "blend": (8, 14), "blend-inplace": (8, 14), "blend-odd-stride": (8, 14),
+    "mixup-odd-stride": (8, 14),
     "mixup": (8, 14), "mixup-inplace": (8, 14),
     "cutmix": (8, 14), "cutmix-inplace": (8, 14),
-    "loss-none": (20, 24), "loss-mean-ws": (20, 24),
+    "loss-none": (20, 24), "loss-mean-ws": (20, 24), "loss-plain": (20, 24),
 }
 LABELS = {
     "blend": "blend, out of place", "blend-inplace": "blend, in place",
+    "blend-odd-stride": "blend, out of place, stride not a multiple of 16 bytes",
+    "blend-odd-stride-scalar": "the same, x and out at different offsets (scalar kernel)",
+    "mixup-odd-stride": "mixup (draw + blend), out of place, stride not a multiple of 16 bytes",
     "mixup": "mixup (draw + blend), out of place", "mixup-inplace": "mixup (draw + blend), in place",
     "cutmix": "cutmix + mixup (draw + apply), out of place",
     "cutmix-inplace": "cutmix + mixup (draw + apply), in place",
     "input-u8": "uint8 NHWC in, cutmix + mixup, normalized NCHW out",
     "sample": "sample", "loss-none": "loss + gradient, NONE",
     "loss-mean-ws": "loss + gradient, MEAN, workspace", "soft-targets": "soft targets",
+    "loss-plain": "loss + gradient, labels, no smoothing, NONE",
+    "loss-weighted": "loss + gradient, class weights, MEAN, workspace",
+    "loss-dense": "loss + gradient, probability targets, MEAN, workspace",
+    "bce": "binary cross-entropy + gradient, mixed labels, MEAN, workspace",
 }
 
 calls = []  # [op, dtype, elements, [(kernel, instructions)]]
