@@ -2,6 +2,7 @@
 """fastmix against what users run today, in one run, on the same data.
 
     python bench/compare.py [--device cpu|cuda] [--quick] [--compile] [--json PATH]
+                            [--only SECTION[,SECTION...]]
 
 Mixup: NumPy (``lam * x + (1 - lam) * x[perm]``, CPU), PyTorch eager in the
 fastai form (``torch.lerp(x[perm], x, lam)`` with per-sample lambdas drawn by
@@ -9,7 +10,14 @@ fastai form (``torch.lerp(x[perm], x, lam)`` with per-sample lambdas drawn by
 x.flip(0).mul_(1 - lam))``), and with --compile (default on CUDA) the same
 under ``torch.compile``.  Loss: ``lam * F.cross_entropy(z, y1) + (1 - lam) *
 F.cross_entropy(z, y2)`` forward and backward, and timm's soft-target path
-(dense mixed targets, ``-(t * log_softmax(z)).sum(-1).mean()``).  CutMix: timm's
+(dense mixed targets, ``-(t * log_softmax(z)).sum(-1).mean()``).  Loss forms
+(``--only loss-forms``): class weights with label smoothing under mixup
+(``lam * F.cross_entropy(z, y1, weight=w, label_smoothing=0.1) + (1 - lam) *
+...(y2)`` per sample, over the summed mixed weights), probability targets
+(``F.cross_entropy(z, probs)``) and timm's mixed binary cross-entropy (dense
+mixed smoothed target, then ``F.binary_cross_entropy_with_logits``, also with
+``pos_weight``) against ``fastmix.torch.cross_entropy`` /
+``binary_cross_entropy``, forward and backward.  CutMix: timm's
 ``Mixup`` (per-sample mode: a Python loop over the batch, one box copy or one
 blend per sample) and torchvision's ``v2.CutMix`` (one box for the batch,
 ``roll``), the libraries themselves when installed, else their algorithms
@@ -145,13 +153,47 @@ def soft_target_ce(z, y, lam, num_classes, smoothing=0.1):
     return torch.sum(-target * F.log_softmax(z, dim=-1), dim=-1).mean()
 
 
+def weighted_two_ce(z, y, lam, perm, w, smoothing=0.1):
+    """fastai's mixup loss with class weights and smoothing: per sample lam *
+    CE(y1) + (1 - lam) * CE(y2) (``F.cross_entropy(weight=w, label_smoothing=)``,
+    reduction "none"), over the summed mixed weights of the targets (PyTorch's
+    weighted mean; what fastmix's "mean" computes)."""
+    y2 = y[perm]
+    loss = (lam * F.cross_entropy(z, y, weight=w, label_smoothing=smoothing, reduction="none")
+            + (1 - lam) * F.cross_entropy(z, y2, weight=w, label_smoothing=smoothing,
+                                          reduction="none"))
+    return loss.sum() / (lam * w[y] + (1 - lam) * w[y2]).sum()
+
+
+def timm_mixed_bce(z, y, lam, perm, num_classes, smoothing=0.1, pos_weight=None):
+    """timm's BCE under mixup: the dense smoothed mixed one-hot target
+    (``mixup_target``, per-sample lambdas and partners here), then
+    ``F.binary_cross_entropy_with_logits`` (mean over the elements)."""
+    off, on = smoothing / num_classes, 1.0 - smoothing + smoothing / num_classes
+    y1 = torch.full((y.shape[0], num_classes), off, device=z.device).scatter_(1, y.view(-1, 1), on)
+    y2 = torch.full((y.shape[0], num_classes), off, device=z.device).scatter_(
+        1, y[perm].view(-1, 1), on)
+    lam = lam.view(-1, 1)
+    target = y1 * lam + y2 * (1.0 - lam)
+    return F.binary_cross_entropy_with_logits(z, target, pos_weight=pos_weight)
+
+
+SECTIONS = ("mixup", "cutmix", "u8", "loss", "overhead", "loss-forms")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and smaller batches")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (default on CUDA)")
     ap.add_argument("--json", help="write the rows as JSON here")
+    ap.add_argument("--only", help="comma-separated sections to run (default all): "
+                    + ", ".join(SECTIONS))
     args = ap.parse_args()
+    only = set(SECTIONS) if not args.only else set(args.only.split(","))
+    if not only <= set(SECTIONS):
+        ap.error(f"--only: unknown section(s) {', '.join(sorted(only - set(SECTIONS)))}; "
+                 f"choose from {', '.join(SECTIONS)}")
     dev = args.device
     if dev == "cuda" and (torch is None or not torch.cuda.is_available()):
         sys.exit("compare.py: --device cuda needs PyTorch with a CUDA device")
@@ -170,7 +212,7 @@ def main():
     b = 64 if args.quick else 256
     shape = (b, 3, 224, 224)
     case = f"mixup {'x'.join(map(str, shape))} float32"
-    if dev == "cpu":
+    if dev == "cpu" and "mixup" in only:
         xn = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
         outn = np.empty_like(xn)
         t_fm_np = timer(dev, reps, lambda: fastmix.mixup(xn, 0.4, generator=g, out=outn))
@@ -181,7 +223,7 @@ def main():
             perm = np.random.permutation(b)
             return lam * xn + (1 - lam) * xn[perm]
         table.add(case, "numpy", timer(dev, reps, numpy_mix), t_fm_np)
-    if torch is not None:
+    if torch is not None and "mixup" in only:
         x = torch.randn(shape, device=dev)
         xw = x.clone()
         t_fm = timer(dev, reps, lambda: fmt.mixup(x, 0.4, generator=g))
@@ -196,7 +238,7 @@ def main():
             table.add(case, "torch.compile (fastai)", timer(dev, reps, lambda: cmix(x, lam, perm)), t_fm)
 
     # ---- CutMix ------------------------------------------------------------
-    if torch is not None:
+    if torch is not None and "cutmix" in only:
         case = f"cutmix+mixup per sample {'x'.join(map(str, shape))} float32"
         x = torch.randn(shape, device=dev)
         y = torch.randint(0, 1000, (b,), device=dev)
@@ -222,7 +264,7 @@ def main():
                       t_fm)
 
     # ---- uint8 in, mixed and normalized out ------------------------------------
-    if torch is not None:
+    if torch is not None and "u8" in only:
         mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
         xu = torch.randint(0, 256, (b, 224, 224, 3), dtype=torch.uint8, device=dev)
         y = torch.randint(0, 1000, (b,), device=dev)
@@ -247,7 +289,7 @@ def main():
                       t_fm)
 
     # ---- loss + gradient ------------------------------------------------------
-    if torch is not None:
+    if torch is not None and "loss" in only:
         shapes = [(256, 1000), (4096, 1000)] + ([] if args.quick or dev == "cpu" else [(4096, 32000)])
         for n, c in shapes:
             for dt in ([torch.float32, torch.bfloat16] if dev == "cuda" else [torch.float32]):
@@ -281,7 +323,8 @@ def main():
                         cstep(z).backward()
                     table.add(label, "torch.compile (2 x CE)", timer(dev, reps, compiled_step), t_fm)
 
-        # ---- the training-step overhead -------------------------------------
+    # ---- the training-step overhead -------------------------------------
+    if torch is not None and "overhead" in only:
         n, c = b, 1000
         x = torch.randn(shape, device=dev)
         z = torch.randn(n, c, device=dev, requires_grad=True)
@@ -311,6 +354,44 @@ def main():
                 closs(z, lam, perm).backward()
             table.add(f"training-step overhead {'x'.join(map(str, shape))}, {c} classes",
                       "torch.compile (fastai)", timer(dev, reps, compiled_overhead), t_fm)
+
+    # ---- loss forms: class weights, probability targets, binary (timm) ---------
+    if torch is not None and "loss-forms" in only:
+        shapes = [(256, 1000)] + ([] if args.quick else [(4096, 1000), (1024, 22000)])
+        for n, c in shapes:
+            r = min(reps, 5) if n * c > 2_000_000 else reps
+            z = torch.randn(n, c, device=dev, requires_grad=True)
+            y = torch.randint(0, c, (n,), device=dev)
+            lam = torch.rand(n, device=dev)
+            perm = torch.randperm(n, device=dev)
+            target = fmt.MixedTarget(y, lam, perm)
+            w = torch.rand(c, device=dev) + 0.5
+            pw = torch.rand(c, device=dev) + 0.5
+            probs = torch.softmax(torch.randn(n, c, device=dev), -1)
+
+            def step(loss_fn):
+                def run():
+                    z.grad = None
+                    loss_fn().backward()
+                return run
+
+            rows = [
+                ("CE weight+smooth mixup", "torch eager (2xCE weight)",
+                 lambda: fmt.cross_entropy(z, target, weight=w, label_smoothing=0.1),
+                 lambda: weighted_two_ce(z, y, lam, perm, w, 0.1)),
+                ("CE prob targets", "F.cross_entropy(z, probs)",
+                 lambda: fmt.cross_entropy(z, probs),
+                 lambda: F.cross_entropy(z, probs)),
+                ("BCE mixup", "torch eager (timm BCE)",
+                 lambda: fmt.binary_cross_entropy(z, target, label_smoothing=0.1),
+                 lambda: timm_mixed_bce(z, y, lam, perm, c, 0.1)),
+                ("BCE mixup pos_weight", "torch eager (timm BCE pw)",
+                 lambda: fmt.binary_cross_entropy(z, target, label_smoothing=0.1, pos_weight=pw),
+                 lambda: timm_mixed_bce(z, y, lam, perm, c, 0.1, pw)),
+            ]
+            for name, peer, fm_loss, peer_loss in rows:
+                t_fm = timer(dev, r, step(fm_loss))
+                table.add(f"{name} {n}x{c} float32", peer, timer(dev, r, step(peer_loss)), t_fm)
 
     if args.json:
         with open(args.json, "w") as f:
