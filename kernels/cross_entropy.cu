@@ -36,6 +36,7 @@
 #include "math/dtype.cuh"
 
 #include <cfloat>
+#include <type_traits>
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
@@ -145,7 +146,10 @@ using BlockSumReduce = cub::BlockReduce<double, kTh>;
 struct WarpTeam {
   static constexpr int kSize = 32;
   int rank;
-  __device__ __forceinline__ Acc reduce(Acc a, bool with_v) const {
+  // The team's combined state, and z1, z2 of rank 0 on every rank.
+  __device__ __forceinline__ Acc reduce(Acc a, bool with_v, float &z1, float &z2) const {
+    z1 = __shfl_sync(0xffffffffu, z1, 0);
+    z2 = __shfl_sync(0xffffffffu, z2, 0);
     FM_UNROLL
     for (int o = 16; o > 0; o >>= 1) {
       Acc b{__shfl_xor_sync(0xffffffffu, a.m, o), __shfl_xor_sync(0xffffffffu, a.s, o), 0.0f,
@@ -172,12 +176,17 @@ struct BlockTeam {
   int rank;
   typename BlockAccReduce<kSize>::TempStorage *acc_temp;
   typename BlockFloatReduce<kSize>::TempStorage *sum_temp;
-  Acc *slot;
-  __device__ __forceinline__ Acc reduce(Acc a, bool) const {
+  Acc *slot;  // two
+  __device__ __forceinline__ Acc reduce(Acc a, bool, float &z1, float &z2) const {
     const Acc r = BlockAccReduce<kSize>(*acc_temp).Reduce(a, AccOp());
-    if (rank == 0) *slot = r;
+    if (rank == 0) {
+      slot[0] = r;
+      slot[1] = Acc{z1, z2, 0.0f, 0.0f};
+    }
     __syncthreads();
-    const Acc out = *slot;
+    const Acc out = slot[0];
+    z1 = slot[1].m;
+    z2 = slot[1].s;
     __syncthreads();  // temp and slot are reused by the next row
     return out;
   }
@@ -371,7 +380,7 @@ __device__ __forceinline__ float ce_row_dev(const LossParams &p, int64_t i, cons
     const float x1[1] = {xe};
     add_step<1, 1, 0>(acc, mode, x1, ec, cols);
   }
-  const Acc tot = team.reduce(acc, with_v);
+  const Acc tot = team.reduce(acc, with_v, zy1, zy2);  // zy1, zy2 from rank 0 to all
   const float m = ref_of(tot.m), logs = logf(tot.s), l2s = log2f(tot.s);
   float loss = 0.0f;
   if (team.rank == 0)
@@ -391,33 +400,51 @@ __device__ __forceinline__ float ce_row_dev(const LossParams &p, int64_t i, cons
     if (kDense) return Gk * pc - k * cols.v(c);
     return ce_grad_elem(cg, c == y1, c == y2, pc, p.class_weight ? p.class_weight[c] : 1.0f, k);
   };
-  // Label-free columns: G p - base * cw, base = 0 without smoothing.
-  const float bk = k * cg.base;
-  const bool need_cw = kDense || (p.class_weight && cg.base != 0.0f);
   raw *g = static_cast<raw *>(p.grad) + i * p.stride;
   Vec *gv = reinterpret_cast<Vec *>(g + sp.head);
-  for (int v = team.rank; v < sp.nvec; v += Team::kSize) {
-    const Vec q = cache ? cache[v] : zv[v];
-    float x[V];
-    decode<T, V>(q, x);
-    const int c0 = sp.head + v * V;
-    Vec o;
-    raw *po = reinterpret_cast<raw *>(&o);
-    if (zero || (unsigned)(y1 - c0) < (unsigned)V || (unsigned)(y2 - c0) < (unsigned)V ||
-        need_cw) {
-      FM_UNROLL
-      for (int e = 0; e < V; ++e) po[e] = T::store(grad_at(c0 + e, x[e]));
-    } else {
-      FM_UNROLL
-      for (int e = 0; e < V; ++e)
-        po[e] = T::store(fmaf(Gk, ex2(fmaf(x[e] - m, kLog2e, -l2s)), -bk));
-    }
-    if (p.gvec) {
-      gv[v] = o;
-    } else {
-      FM_UNROLL
-      for (int e = 0; e < V; ++e) g[c0 + e] = po[e];
-    }
+  const Vec *src = cache ? cache : zv;  // the row: this thread's cached vectors, or global
+  // Writes the vectors of this thread, out[e] = f(column, logit) for each
+  // (a loop per store width, so that the loop carries no test of it).
+  const auto write = [&](auto f) {
+    const auto loop = [&](auto vec_store) {
+      for (int v = team.rank; v < sp.nvec; v += Team::kSize) {
+        float x[V];
+        decode<T, V>(src[v], x);
+        const int c0 = sp.head + v * V;
+        Vec o;
+        raw *po = reinterpret_cast<raw *>(&o);
+        FM_UNROLL
+        for (int e = 0; e < V; ++e) po[e] = T::store(f(c0 + e, x[e]));
+        if (decltype(vec_store)::value) {
+          gv[v] = o;
+        } else {
+          FM_UNROLL
+          for (int e = 0; e < V; ++e) g[c0 + e] = po[e];
+        }
+      }
+    };
+    if (p.gvec)
+      loop(std::true_type{});
+    else
+      loop(std::false_type{});
+  };
+  if (zero) {
+    write([](int, float) { return 0.0f; });
+  } else if (kDense || (p.class_weight && cg.base != 0.0f)) {
+    write(grad_at);  // every column has its own target
+  } else {
+    // Every column as if it held no label (G p - base, base = 0 without
+    // smoothing), then the label columns again with the exact formula, by
+    // the thread that wrote them (the gathered logits are broadcast by the
+    // team's reduction; in place, z there is already overwritten).
+    const float bk = k * cg.base;
+    write([&](int, float x) { return fmaf(Gk, ex2(fmaf(x - m, kLog2e, -l2s)), -bk); });
+    const auto fix = [&](int y, float zy) {
+      if (y < sp.head || y >= sp.tail0) return;  // -1, or an edge column (written exactly)
+      if ((y - sp.head) / V % Team::kSize == team.rank) g[y] = T::store(grad_at(y, zy));
+    };
+    fix(y1, zy1);
+    fix(y2, zy2);
   }
   if (ec >= 0) g[ec] = T::store(grad_at(ec, xe));
   return loss;
@@ -570,7 +597,7 @@ __global__ void __launch_bounds__(threads_of(kBlockTeam),
   __shared__ typename BlockAccReduce<kTh>::TempStorage acc_temp;
   __shared__ typename BlockFloatReduce<kTh>::TempStorage float_temp;
   __shared__ typename BlockSumReduce<kTh>::TempStorage sum_temp;
-  __shared__ Acc acc_slot;
+  __shared__ Acc acc_slot[2];
   __shared__ double weight_slot;
 
   float k = p.k;
@@ -587,7 +614,7 @@ __global__ void __launch_bounds__(threads_of(kBlockTeam),
 
   double loss_sum = 0.0;  // kReduce: this team leader's rows, in row order
   if constexpr (kBlockTeam) {
-    const BlockTeam team{(int)threadIdx.x, &acc_temp, &float_temp, &acc_slot};
+    const BlockTeam team{(int)threadIdx.x, &acc_temp, &float_temp, acc_slot};
     uint4 *cache = p.cache_vecs ? ce_cache : nullptr;
     for (int64_t i = blockIdx.x; i < p.batch; i += gridDim.x) {
       const float l = row_dev<T, K>(p, i, team, k, cache);
