@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds fastmix with warnings as errors (the CUDA kernels included, with
-# nvcc) and runs every test: the C/C++/CUDA suite through CTest, every CUDA
+# nvcc) and runs every test: the C/C++/CUDA suite through CTest, the same
+# built with CUDA 12 (tests/cuda12.sh), every CUDA
 # case on the GPGPU-Sim simulator of ../shared (tests/sim/run.sh), the
 # resource check of the sm_90 kernels (bench/resources.sh), the suite
 # under ASan+UBSan, a minute of fuzzing, then the Python package's suite
@@ -14,6 +15,10 @@ build=build/test
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFASTMIX_WARNINGS_AS_ERRORS=ON
 cmake --build "$build" -j "$FASTMIX_JOBS"
 ctest --test-dir "$build" --output-on-failure -j "$FASTMIX_JOBS"
+
+# The library and the suite once more, built with a CUDA 12 toolkit (12.4,
+# fetched once into ~/.cache/fastmix; sm_90 only): the build for r525+ drivers.
+bash tests/cuda12.sh
 
 # The CUDA kernels executed on the simulator, compared with the CPU backend.
 bash tests/sim/run.sh
