@@ -69,6 +69,32 @@ __device__ __forceinline__ typename Vec16<T>::type nan_vec() {
   return o;
 }
 
+// The 16 bytes that start Shift elements into `lo` and run on into `hi`, two
+// consecutive 16-byte-aligned vectors: how a partner sample whose offset from
+// 16-byte alignment differs from its own sample's is read with aligned loads.
+// Shift is a compile-time constant, so picking the words costs nothing and an
+// odd shift of a 16-bit type costs one funnel shift per 32-bit word.
+template <class T, int Shift, class V>
+__device__ __forceinline__ V realign(const V &lo, const V &hi) {
+  constexpr int kBytes = Shift * (int)sizeof(typename T::raw);
+  constexpr int q = kBytes / 4;
+  static_assert(kBytes % 2 == 0 && q < 4, "a shift of whole elements inside one vector");
+  uint32_t w[8];
+  memcpy(w, &lo, 16);
+  memcpy(w + 4, &hi, 16);
+  uint32_t r[4];
+  FM_UNROLL
+  for (int j = 0; j < 4; ++j) {
+    if constexpr (kBytes % 4 == 0)
+      r[j] = w[j + q];
+    else  // the upper half of word j + q, then the lower half of the next
+      r[j] = __funnelshift_r(w[j + q], w[j + q + 1], 16);
+  }
+  V o;
+  memcpy(&o, r, 16);
+  return o;
+}
+
 template <class T>
 __device__ __forceinline__ typename T::raw blend_one(typename T::raw a, const typename T::raw *b,
                                                      float lam, float mu) {

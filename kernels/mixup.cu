@@ -99,9 +99,11 @@ struct DeviceSeedSource {
 // thread of the block.
 constexpr int kDrawAhead = 32;
 
-template <class Source>
+// `also(slot, i, partner)` stores whatever else the block needs per item.
+template <class Source, class Also>
 __device__ __forceinline__ void fetch_samples(const Source &rs, int64_t item, int64_t items,
-                                              int64_t n, float *lam_s, int64_t *par_s) {
+                                              int64_t n, float *lam_s, int64_t *par_s,
+                                              const Also &also) {
   if (threadIdx.x < kDrawAhead) {
     const int64_t it = item + (int64_t)threadIdx.x * gridDim.x;
     if (it < items) {
@@ -110,8 +112,38 @@ __device__ __forceinline__ void fetch_samples(const Source &rs, int64_t item, in
       if (it < n) rs.publish(i, s);  // chunk 0 of sample i publishes it
       lam_s[threadIdx.x] = s.lam;
       par_s[threadIdx.x] = s.partner;
+      also(threadIdx.x, i, s.partner);
     }
   }
+}
+
+// Where a sample's vectors are (the Vec path of blend_rows_kernel): head, the
+// columns before the first vector, where a + head (and o + head) is 16-byte
+// aligned; shift, b + head's offset from alignment in elements; nvec, the
+// vectors.  The partner's aligned loads start `shift` elements before
+// b + head, so the head grows by a vector when that would be before b, and
+// with a shift a vector's second aligned load ends V - shift elements past
+// its last partner element, which must still be in the sample.  nvec == 0:
+// the whole sample is done with scalars.
+struct RowVectors {
+  int32_t head, shift;
+  int64_t nvec;
+};
+
+template <class T>
+__device__ __forceinline__ RowVectors row_vectors(const typename T::raw *a,
+                                                  const typename T::raw *b, int64_t elems) {
+  constexpr int V = kVecBytes / (int)sizeof(typename T::raw);
+  RowVectors r;
+  r.head = (int32_t)((kVecBytes - (uintptr_t)a % kVecBytes) % kVecBytes / sizeof(*a));
+  r.shift = 0;
+  if (b) {
+    r.shift = (int32_t)((uintptr_t)(b + r.head) % kVecBytes / sizeof(*a));
+    if (r.shift > r.head) r.head += V;
+  }
+  const int64_t room = elems - r.head - (r.shift ? V - r.shift : 0);
+  r.nvec = room > 0 ? room / V : 0;
+  return r;
 }
 
 // One thread's vectors of a chunk: kUnroll<T> 16-byte vectors kThreads apart
@@ -139,8 +171,58 @@ __device__ __forceinline__ void blend_chunk(const V *av, const V *bv, V *ov, int
   }
 }
 
-// Vec: x and out share their offset from 16-byte alignment in every sample, so
-// each sample is [head scalars][16-byte vectors][tail scalars].
+// The same when the partner's vectors start Shift elements past a 16-byte
+// boundary (0 < Shift < V) while the own sample's are aligned: bv points at
+// the aligned vector holding a vector's first partner element, and each
+// partner vector is put together from that aligned vector and the next
+// (realign).  The second load is the neighbouring lane's first, so it hits
+// L1: memory still moves each partner byte once, for one more load
+// instruction per vector.  The vectors go two columns at a time (in a sample's
+// last chunk, one at a time, up to `left`), in a loop the compiler keeps:
+// unrolled, it would hoist the own loads shared with blend_chunk above the
+// branch on the shift and hold three vectors per column at once, 140-190
+// registers in float32 and one block per SM for every sample, aligned or not.
+// Two columns per step keep 6 vectors (96 bytes) per thread in flight.
+template <class T, bool Full, int Shift, class V>
+__device__ __forceinline__ void blend_chunk_shifted(const V *av, const V *bv, V *ov, int64_t left,
+                                                    float lam, float mu) {
+  constexpr int U = kUnroll<T>, G = Full ? 2 : 1;
+#pragma unroll 1
+  for (int g = 0; g < U; g += G) {
+    if (!Full && g * kThreads >= left) break;
+    V ra[G], rl[G], rh[G];
+    FM_UNROLL
+    for (int k = 0; k < G; ++k) {
+      ra[k] = __ldg(av + (g + k) * kThreads);
+      rl[k] = __ldg(bv + (g + k) * kThreads);
+      rh[k] = __ldg(bv + (g + k) * kThreads + 1);
+    }
+    FM_UNROLL
+    for (int k = 0; k < G; ++k)
+      ov[(g + k) * kThreads] = blend_vec<T>(ra[k], realign<T, Shift>(rl[k], rh[k]), lam, mu);
+  }
+}
+
+// blend_chunk_shifted for the run-time shift 0 < shift < V, by a chain of
+// uniform branches (the shift is the same in every thread of the block).
+template <class T, bool Full, int S = 1, class V>
+__device__ __forceinline__ void blend_chunk_any_shift(int shift, const V *av, const V *bv, V *ov,
+                                                      int64_t left, float lam, float mu) {
+  if constexpr (S < kVecBytes / (int)sizeof(typename T::raw)) {
+    if (shift == S)
+      blend_chunk_shifted<T, Full, S>(av, bv, ov, left, lam, mu);
+    else
+      blend_chunk_any_shift<T, Full, S + 1>(shift, av, bv, ov, left, lam, mu);
+  }
+}
+
+// Vec: x and out share their offset from 16-byte alignment, so in every
+// sample the same columns are 16-byte aligned in x and in out, and a sample
+// is [head scalars][16-byte vectors][tail scalars], the head shorter than
+// two vectors.  Where the sample stride is no multiple of 16 bytes, the
+// partner's columns sit at another offset from alignment (its shift) and
+// are realigned (blend_chunk_shifted); the vectors then stop short enough
+// that the partner's aligned loads stay inside the partner's sample.
 // Up to 255 registers (a thread holds 2 x kUnroll<T> vectors, 256 bytes of
 // float32 loads in flight): two resident blocks keep 128 KiB in flight per SM
 // (64 KiB for the 16-bit types), more than its ~30 KiB share of an H200's
@@ -148,42 +230,61 @@ __device__ __forceinline__ void blend_chunk(const V *av, const V *bv, V *ov, int
 template <class T, bool Vec, class Source>
 __global__ void __launch_bounds__(kThreads, 1)
     blend_rows_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
-                      int64_t n, int64_t elems, int64_t stride, int64_t head,
-                      int64_t chunks_per_row, Source src) {
+                      int64_t n, int64_t elems, int64_t stride, int64_t chunks_per_row,
+                      Source src) {
   using raw = typename T::raw;
   constexpr int64_t V = kVecBytes / (int64_t)sizeof(raw);
   __shared__ float lam_s[kDrawAhead];
   __shared__ int64_t par_s[kDrawAhead];
+  // Vec: each item's vectors, found by the lane that fetches the item, so
+  // that the block's threads only read them.
+  __shared__ int32_t head_s[Vec ? kDrawAhead : 1], shift_s[Vec ? kDrawAhead : 1];
+  __shared__ int64_t nvec_s[Vec ? kDrawAhead : 1];
   const int64_t items = n * chunks_per_row;
   const auto rs = src.resolve();
-  const int64_t nvec = Vec ? (elems - head) / V : 0;
   const int64_t step_i = gridDim.x % n, step_c = gridDim.x / n;
   int64_t i = blockIdx.x % n, chunk = blockIdx.x / n;
   int slot = kDrawAhead;
   for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
     if (slot == kDrawAhead) {  // the same in every thread of the block
       __syncthreads();         // the previous batch has been read
-      fetch_samples(rs, item, items, n, lam_s, par_s);
+      fetch_samples(rs, item, items, n, lam_s, par_s, [&](int k, int64_t q, int64_t p) {
+        if (Vec) {
+          const RowVectors r =
+              row_vectors<T>(x + q * stride, p >= 0 ? x + p * stride : nullptr, elems);
+          head_s[k] = r.head, shift_s[k] = r.shift, nvec_s[k] = r.nvec;
+        }
+      });
       __syncthreads();
       slot = 0;
     }
     const float lam = lam_s[slot], mu = 1.0f - lam;
-    const int64_t p = par_s[slot++];
+    const int64_t p = par_s[slot];
     const raw *a = x + i * stride;
     const raw *b = p >= 0 ? x + p * stride : nullptr;
     raw *o = out + i * stride;
     if (Vec) {
       using vec = typename Vec16<T>::type;
+      const int shift = shift_s[slot];
+      const int64_t nvec = nvec_s[slot];
+      const int64_t head = nvec ? head_s[slot] : elems;  // no vectors: all scalars
       const int64_t v0 = chunk * kChunkVecs<T> + threadIdx.x, left = nvec - v0;
       const vec *av = reinterpret_cast<const vec *>(a + head) + v0;
-      const vec *bv = reinterpret_cast<const vec *>(b + head) + v0;
+      const vec *bv = reinterpret_cast<const vec *>(b + head - shift) + v0;
       vec *ov = reinterpret_cast<vec *>(o + head) + v0;
       // All kUnroll<T> vectors of this thread lie in the sample in every chunk
       // but a sample's last: that case runs without per-vector bounds checks.
-      if ((kUnroll<T> - 1) * kThreads < left)
-        blend_chunk<T, true>(av, b ? bv : nullptr, ov, left, lam, mu);
-      else
-        blend_chunk<T, false>(av, b ? bv : nullptr, ov, left, lam, mu);
+      const bool full = (kUnroll<T> - 1) * kThreads < left;
+      if (shift == 0) {
+        if (full)
+          blend_chunk<T, true>(av, b ? bv : nullptr, ov, left, lam, mu);
+        else
+          blend_chunk<T, false>(av, b ? bv : nullptr, ov, left, lam, mu);
+      } else if (full) {
+        blend_chunk_any_shift<T, true>(shift, av, bv, ov, left, lam, mu);
+      } else {
+        blend_chunk_any_shift<T, false>(shift, av, bv, ov, left, lam, mu);
+      }
       if (chunk == 0) {  // the unaligned edges of the sample
         const int64_t tail0 = head + nvec * V;
         for (int64_t j = threadIdx.x; j < head + (elems - tail0); j += kThreads) {
@@ -197,6 +298,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int64_t j = j0 + threadIdx.x; j < j1; j += kThreads)
         o[j] = blend_one<T>(__ldg(a + j), b ? b + j : nullptr, lam, mu);
     }
+    ++slot;
     i += step_i, chunk += step_c;
     if (i >= n) i -= n, ++chunk;
   }
@@ -350,15 +452,18 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
                             cudaStream_t stream) {
   using raw = typename T::raw;
   const int64_t V = kVecBytes / (int64_t)sizeof(raw);
-  Geometry g = geometry(x, out, elems, stride, sizeof(raw));
   if (x != out) {
-    const int64_t per_chunk = kChunkVecs<T> * V;
-    const int64_t body = g.vec ? (elems - g.head) / V * V : elems;
+    // Vectors when x and out share their offset from 16-byte alignment,
+    // whatever the stride: the kernel finds each sample's aligned columns.
+    // Chunks per sample: enough for the most vectors a sample can have.
+    const bool vec = (uintptr_t)x % kVecBytes == (uintptr_t)out % kVecBytes && elems >= V;
+    const int64_t per_chunk = kChunkVecs<T> * (vec ? 1 : V);
+    const int64_t body = vec ? elems / V : elems;
     const int64_t chunks = body > 0 ? (body + per_chunk - 1) / per_chunk : 1;
     const int64_t items = n * chunks;
     const raw *xs = static_cast<const raw *>(x);
     raw *os = static_cast<raw *>(out);
-    auto kernel = g.vec ? blend_rows_kernel<T, true, Source> : blend_rows_kernel<T, false, Source>;
+    auto kernel = vec ? blend_rows_kernel<T, true, Source> : blend_rows_kernel<T, false, Source>;
     // One wave of resident blocks: every block is in flight from the start,
     // so the partner chunk a block reads is being read by another block too.
     int per_sm = 0;
@@ -366,8 +471,9 @@ fastmix_status launch_blend(const char *func, const Device &dev, const void *x, 
     const int64_t wave = (int64_t)dev.sms * per_sm;
     const int64_t grid = items < wave ? items : wave;
     return launch(func, kernel, (unsigned)grid, kThreads, 0, stream, xs, os, n, elems, stride,
-                  g.vec ? g.head : int64_t(0), chunks, src);
+                  chunks, src);
   }
+  Geometry g = geometry(x, out, elems, stride, sizeof(raw));
   // In place: the widest strip that keeps two blocks per SM where the batch
   // allows (each block also costs the SM its reserved shared memory), else
   // one block per SM with all the shared memory a block may have.

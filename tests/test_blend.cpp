@@ -137,6 +137,33 @@ TEST_CASE("blend of larger batches (several chunks and strips, the grid-stride l
 }
 
 TEST_CASE(
+    "blend with sample strides off 16-byte alignment: every partner offset, full and last chunks",
+    "[blend][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0xb1e52);
+  // A stride of 1 mod 8 elements puts sample i at i mod 8 elements past a
+  // 16-byte boundary (relative to sample 0): 9 samples see every offset of
+  // every dtype, and each partner one of them.  9001 elements: a full chunk
+  // of vectors (8192 elements) and a part of a second one per sample; 33:
+  // fewer vectors than threads; 20: only a few, or none once the partner's
+  // realigned loads must stay inside its sample.
+  std::vector<Shape> shapes = {{9, 9001, 9001}, {9, 9001, 9009}, {9, 33, 41}, {17, 20, 25}};
+  std::vector<int64_t> offsets = {0, 1, 5};  // of x and out, in elements
+  if (on_simulator()) shapes.erase(shapes.begin() + 1), offsets.pop_back();
+  for (fastmix_device dev : test_devices())
+    for (fastmix_dtype d : kAllDtypes)
+      for (const Shape &s : shapes)
+        for (int64_t mis : offsets)
+          for (bool in_place : {false, true})
+            for (PartnerKind kind : {PartnerKind::permutation, PartnerKind::random_map}) {
+              const BlendCase c{d, s, mis, mis, in_place, kind};
+              INFO(describe(dev, c));
+              CHECK(run_blend(dev, c, rng) == "");
+            }
+}
+
+TEST_CASE(
     "blend in place is bitwise the same as out of place, also for partners that are no permutation",
     "[blend][devices]") {
   const uint64_t seed = test_seed();
