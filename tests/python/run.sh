@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and installs the Python package into .venv (created on first use)
-# and runs the Python tests.  Usage: bash tests/python/run.sh [pytest args]
+# and runs the Python tests, then the fastai tests (tests/python/fastai.sh).
+# Usage: bash tests/python/run.sh [pytest args]   (the args go to the first run)
 #   PYTHON=python3.11  the interpreter that creates the venv (default: python3)
 # Exits non-zero when a test fails or when no test ran (pytest's status 5).
 set -euo pipefail
@@ -35,4 +36,9 @@ if [ "$status" -eq 5 ]; then
   echo "tests/python/run.sh: pytest collected no tests" >&2
   exit 1
 fi
-exit "$status"
+# fastmix.fastai in real fastai training loops: fastai from PyPI in a venv
+# of its own that shares .venv's torch (about a minute the first time).
+fastai_status=0
+bash tests/python/fastai.sh || fastai_status=$?
+[ "$status" -ne 0 ] && exit "$status"
+exit "$fastai_status"

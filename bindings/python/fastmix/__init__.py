@@ -1191,9 +1191,9 @@ def cutmix_u8(x, mean, std, *, dtype=None, in_layout="nhwc", out_layout="nchw", 
 
 
 def __getattr__(name):
-    # `fastmix.torch`, `fastmix.timm` and `fastmix.loader` are imported on first use, so NumPy
-    # users need no PyTorch.
-    if name in ("torch", "timm", "loader"):
+    # `fastmix.torch`, `fastmix.timm`, `fastmix.loader` and `fastmix.fastai` are imported on
+    # first use, so NumPy users need no PyTorch (nor fastai).
+    if name in ("torch", "timm", "loader", "fastai"):
         import importlib
         return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'fastmix' has no attribute {name!r}")
