@@ -580,20 +580,24 @@ def _(generator):
 
 
 def _register_ordered_effect(qualname: str) -> None:
-    """Marks an operator as having an ordered side effect (PyTorch's
-    registration is private and has moved between releases)."""
+    """Marks an operator as having an ordered side effect.  PyTorch's
+    registration is private and has moved between releases: where neither
+    known form works, a warning says what is lost."""
     try:
-        from torch._higher_order_ops.effects import _EffectType
-    except ImportError:
-        return
-    register = getattr(torch.library, "_register_effectful_op", None)
-    if register is not None:
-        register(qualname, _EffectType.ORDERED)
-        return
-    from torch._higher_order_ops import effects
-    namespace, name = qualname.split("::")
-    effects._register_effectful_op(getattr(getattr(torch.ops, namespace), name).default,
-                                   _EffectType.ORDERED)
+        from torch._higher_order_ops import effects
+        register = getattr(torch.library, "_register_effectful_op", None)
+        if register is not None:
+            register(qualname, effects._EffectType.ORDERED)
+        else:
+            namespace, name = qualname.split("::")
+            effects._register_effectful_op(getattr(getattr(torch.ops, namespace), name).default,
+                                           effects._EffectType.ORDERED)
+    except Exception as e:  # noqa: BLE001  (any failure of a private API)
+        import warnings
+        warnings.warn(f"fastmix.torch: PyTorch {torch.__version__} could not mark {qualname} as "
+                      f"an ordered side effect ({type(e).__name__}: {e}); inside torch.compile a "
+                      "host Generator's draw whose result is unused may be dropped or reordered; "
+                      "a DeviceGenerator is not affected", RuntimeWarning, stacklevel=2)
 
 
 _register_ordered_effect("fastmix::host_draw")
