@@ -66,6 +66,52 @@ TEST_CASE("cuda cross-entropy: a bad label or partner on the device makes its ro
   CHECK(cudaGetLastError() == cudaSuccess);
 }
 
+TEST_CASE(
+    "cuda fastmix_loss: a bad device label or partner makes its row NaN for class weights and the "
+    "binary loss",
+    "[cross_entropy]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0xce31);
+  std::uniform_real_distribution<float> unif(-3.0f, 3.0f);
+  const int64_t n = 4;
+  for (fastmix_loss_kind kind : {FASTMIX_LOSS_CROSS_ENTROPY, FASTMIX_LOSS_BINARY_CROSS_ENTROPY})
+    for (int64_t C : {10, 2069}) {  // a warp row and a block row
+      CAPTURE(kind, C);
+      std::vector<float> z((size_t)(n * C)), cw((size_t)C), lam(n, 0.7f);
+      for (float &v : z) v = unif(rng);
+      for (float &v : cw) v = 0.5f + 0.5f * std::fabs(unif(rng));
+      std::vector<int64_t> labels = {1, C, 2, 3};    // row 1: out of range, not ignore_index
+      std::vector<int64_t> partners = {0, 0, n, 2};  // row 2: partner out of range
+      DeviceBytes dz = to_device(z), dcw = to_device(cw), dlam = to_device(lam);
+      DeviceBytes dlab = to_device(labels), dpart = to_device(partners);
+      DeviceBytes dloss(4 * n), dgrad(4 * n * C);
+      fastmix_loss_config cfg;
+      fastmix_loss_config_init(&cfg);
+      cfg.kind = kind;
+      cfg.reduction = FASTMIX_REDUCTION_NONE;
+      cfg.label_smoothing = 0.1f;
+      cfg.class_weight = dcw.as<float>();
+      REQUIRE(fastmix_loss(FASTMIX_DEVICE_CUDA, FASTMIX_FLOAT32, dz.data(), n, C, C,
+                           dlab.as<int64_t>(), dlam.as<float>(), dpart.as<int64_t>(), &cfg,
+                           dloss.as<float>(), dgrad.data(), nullptr, 0,
+                           nullptr) == FASTMIX_SUCCESS);
+      sync_ok();
+      const std::vector<float> loss = dloss.download_as<float>();
+      const std::vector<float> grad = dgrad.download_as<float>();
+      for (int64_t i = 0; i < n; ++i) {
+        CAPTURE(i);
+        const bool bad = i == 1 || i == 2;
+        CHECK(std::isnan(loss[(size_t)i]) == bad);
+        if (!bad) CHECK(std::isfinite(loss[(size_t)i]));
+        int64_t nan_count = 0;
+        for (int64_t c = 0; c < C; ++c) nan_count += std::isnan(grad[(size_t)(i * C + c)]) ? 1 : 0;
+        CHECK(nan_count == (bad ? C : 0));
+      }
+    }
+  CHECK(cudaGetLastError() == cudaSuccess);
+}
+
 TEST_CASE("cuda cross-entropy: host pointers are refused", "[cross_entropy]") {
   std::vector<float> z(40, 0.0f), loss(1, 0.0f);
   std::vector<int64_t> labels = {0, 1, 2, 3};
