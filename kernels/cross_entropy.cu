@@ -106,9 +106,9 @@ __device__ __forceinline__ void acc_add(Acc &a, const float (&x)[N], const float
     const float d = x[k] - r;
     a.s += ex2(d * kLog2e);
     if (kV == VMode::kUnit) a.A -= d;
-    if (kV == VMode::kWeighted) {
+    if (kV == VMode::kWeighted) {  // a column of weight 0 adds 0, also where z is -inf
       a.S += v[k];
-      a.A -= v[k] * d;
+      a.A -= v[k] != 0.0f ? v[k] * d : 0.0f;
     }
   }
   if (kV == VMode::kUnit) a.S += (float)N;

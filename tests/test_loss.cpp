@@ -600,6 +600,52 @@ TEST_CASE("loss: the gradient matches a central finite difference of the float64
       }
 }
 
+TEST_CASE(
+    "loss: a class of weight 0 masks its -inf logits: the same finite loss and gradient as a "
+    "finite logit there, labels and dense targets, warp and block rows",
+    "[loss][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  for (fastmix_device dev : test_devices())
+    for (bool dense : {false, true})
+      for (int64_t C : {10, 2069}) {
+        std::mt19937_64 rng = make_rng(0x105d);
+        LCase c;
+        c.dense = dense;
+        c.red = FASTMIX_REDUCTION_NONE;
+        c.batch = 3;
+        c.classes = c.stride = c.tstride = C;
+        c.eps = 0.1f;
+        c.weights = true;
+        LInputs in = make_inputs(c, rng);
+        // Classes 0, 3, 6, ... get weight 0 and no label.
+        for (int64_t j = 0; j < C; j += 3) in.cw[(size_t)j] = 0.0f;
+        for (int64_t i = 0; i < c.batch && !dense; ++i)
+          if (in.labels[(size_t)i] % 3 == 0) in.labels[(size_t)i] += 1;
+        LInputs masked = in, finite = in;
+        for (int64_t i = 0; i < c.batch; ++i)
+          for (int64_t j = 0; j < C; j += 3) {
+            encode(c.dtype, masked.logits.data(), i * C + j, -INFINITY);
+            encode(c.dtype, finite.logits.data(), i * C + j, -1e30);
+          }
+        const LOut a = run(dev, c, masked), b = run(dev, c, finite);
+        CAPTURE(device_name(dev), describe(c));
+        REQUIRE(a.status == FASTMIX_SUCCESS);
+        REQUIRE(b.status == FASTMIX_SUCCESS);
+        for (int64_t i = 0; i < c.batch; ++i) {
+          CHECK(std::isfinite(a.loss[(size_t)i]));
+          CHECK(std::fabs(a.loss[(size_t)i] - b.loss[(size_t)i]) <=
+                1e-5f * std::fabs(b.loss[(size_t)i]));
+          for (int64_t j = 0; j < C; ++j) {
+            const double ga = decode(c.dtype, a.grad.data(), i * C + j);
+            const double gb = decode(c.dtype, b.grad.data(), i * C + j);
+            CHECK(std::isfinite(ga));
+            CHECK(std::fabs(ga - gb) <= 1e-6 + 1e-5 * std::fabs(gb));
+          }
+        }
+      }
+}
+
 TEST_CASE("loss: batch 0 writes only the reduced loss (NaN for MEAN, 0 for SUM), every kind",
           "[loss][devices]") {
   for (fastmix_device dev : test_devices())
