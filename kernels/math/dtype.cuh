@@ -1,7 +1,9 @@
 // The storage type of each fastmix_dtype, written once: dispatch_dtype is the
-// only switch over the dtypes in the library (CPU backend and CUDA launchers
-// alike), and dtype_size is derived from it.  A new storage type is one
-// struct in common.cuh and one case here.
+// switch over the dtypes on the host (CPU backend and CUDA launchers alike),
+// and dtype_size is derived from it.  A new storage type is one struct in
+// common.cuh and one case here, and one in load_target of
+// kernels/cross_entropy.cu, the device-side switch that reads dense loss
+// targets of any type without a kernel per pair of logits and targets types.
 #pragma once
 
 #include "common.cuh"
