@@ -274,12 +274,8 @@ void general_typed(const LossArgs &a) {
   }
   // The MEAN denominator: batch * classes (binary: PyTorch's mean over
   // elements), batch (dense targets), the summed weights of the label terms.
-  double denom = 0.0;
-  if (binary)
-    denom = (double)n * (double)C;
-  else if (dense)
-    denom = (double)n;
-  else
+  double denom = loss_shape_denominator(a);
+  if (!binary && !dense)
     for (int64_t i = 0; i < n; ++i)
       denom += ce_weight_cw(ce_row(a.labels, a.lambdas, a.partners, i, n, C, a.ignore_index),
                             a.class_weight);

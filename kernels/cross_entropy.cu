@@ -152,8 +152,7 @@ struct WarpTeam {
     z2 = __shfl_sync(0xffffffffu, z2, 0);
     FM_UNROLL
     for (int o = 16; o > 0; o >>= 1) {
-      Acc b{__shfl_xor_sync(0xffffffffu, a.m, o), __shfl_xor_sync(0xffffffffu, a.s, o), 0.0f,
-            0.0f};
+      Acc b{__shfl_xor_sync(0xffffffffu, a.m, o), __shfl_xor_sync(0xffffffffu, a.s, o), 0.0f, 0.0f};
       if (with_v) {
         b.S = __shfl_xor_sync(0xffffffffu, a.S, o);
         b.A = __shfl_xor_sync(0xffffffffu, a.A, o);
@@ -216,7 +215,7 @@ struct LossParams {
   fastmix_dtype targets_dtype;
   int64_t targets_stride;  // in elements
   int cache_vecs;          // 16-byte vectors of shared memory per team; 0: no cache
-  bool gvec;  // grad rows have the same offset from 16-byte alignment as logits rows
+  bool gvec;               // grad rows have the same offset from 16-byte alignment as logits rows
   const double *weight_sum_dev;  // labelled MEAN with a workspace: the denominator
 };
 
@@ -334,8 +333,8 @@ __device__ __forceinline__ float ce_row_dev(const LossParams &p, int64_t i, cons
     r = ce_row(p.labels, p.lambdas, p.partners, i, p.batch, C, p.ignore_index);
     h = ce_hits(r, p.class_weight);
   }
-  const CeCols<kDense> cols{p.class_weight, kDense ? target_row(p, i) : nullptr,
-                            p.targets_dtype, p.eps, p.eps_c};
+  const CeCols<kDense> cols{p.class_weight, kDense ? target_row(p, i) : nullptr, p.targets_dtype,
+                            p.eps, p.eps_c};
   const bool with_v = kDense || p.eps != 0.0f;
   // The label columns (-1: none), compared as unsigned offsets from a
   // vector's first column.
@@ -348,7 +347,7 @@ __device__ __forceinline__ float ce_row_dev(const LossParams &p, int64_t i, cons
   }
 
   // ---- pass 1 ----
-  const VMode mode = !with_v                              ? VMode::kNone
+  const VMode mode = !with_v                                ? VMode::kNone
                      : !kDense && p.class_weight == nullptr ? VMode::kUnit
                                                             : VMode::kWeighted;
   Acc acc = acc_init();
@@ -539,9 +538,9 @@ __device__ double block_weight_sum(const LossParams &p,
                                    typename BlockSumReduce<kTh>::TempStorage &temp, double &slot) {
   double w = 0.0;
   for (int64_t i = threadIdx.x; i < p.batch; i += kTh)
-    w += ce_weight_cw(
-        ce_row(p.labels, p.lambdas, p.partners, i, p.batch, p.classes, p.ignore_index),
-        p.class_weight);
+    w +=
+        ce_weight_cw(ce_row(p.labels, p.lambdas, p.partners, i, p.batch, p.classes, p.ignore_index),
+                     p.class_weight);
   const double total = BlockSumReduce<kTh>(temp).Sum(w);
   if (threadIdx.x == 0) slot = total;
   __syncthreads();
@@ -589,7 +588,7 @@ __host__ __device__ constexpr int threads_of(bool block_team) {
 // 256-thread) blocks per SM.
 template <class T, Kind K, bool kBlockTeam, bool kReduce>
 __global__ void __launch_bounds__(threads_of(kBlockTeam),
-                                  kReduce ? 1 : kMinBlocks * kThreads / threads_of(kBlockTeam))
+                                  kReduce ? 1 : kMinBlocks *kThreads / threads_of(kBlockTeam))
     loss_kernel(const LossParams p) {
   static_assert(!kReduce || K == Kind::kCeLabels, "only the labelled cross-entropy reduces here");
   constexpr int kTh = threads_of(kBlockTeam);
@@ -653,12 +652,6 @@ Kind kind_of(const LossArgs &a) {
   return a.targets ? Kind::kCeDense : Kind::kCeLabels;
 }
 
-// The MEAN denominator when the host knows it (0 for labels: on the device).
-double host_denominator(const LossArgs &a) {
-  if (a.kind == FASTMIX_LOSS_BINARY_CROSS_ENTROPY) return (double)a.batch * (double)a.classes;
-  return a.targets ? (double)a.batch : 0.0;
-}
-
 LossParams make_params(const LossArgs &a) {
   LossParams p{};
   p.logits = a.logits;
@@ -674,10 +667,9 @@ LossParams make_params(const LossArgs &a) {
   p.eps = a.eps;
   p.eps_c = a.eps / (float)a.classes;
   p.grad_scale = a.grad_scale;
-  const double denom = host_denominator(a);
-  p.k = a.reduction == FASTMIX_REDUCTION_MEAN && denom > 0.0
-            ? (float)((double)a.grad_scale / denom)
-            : a.grad_scale;
+  const double denom = loss_shape_denominator(a);
+  p.k = a.reduction == FASTMIX_REDUCTION_MEAN && denom > 0.0 ? (float)((double)a.grad_scale / denom)
+                                                             : a.grad_scale;
   p.reduction = a.reduction;
   p.class_weight = a.class_weight;
   p.pos_weight = a.pos_weight;
@@ -694,8 +686,7 @@ LossParams make_params(const LossArgs &a) {
 // is asked and it fits two blocks per SM, and one block (kReduce) or up to a
 // full wave.
 template <class T, Kind K, bool kReduce>
-fastmix_status launch_rows(const char *func, const Device &dev, LossParams p,
-                           cudaStream_t stream) {
+fastmix_status launch_rows(const char *func, const Device &dev, LossParams p, cudaStream_t stream) {
   constexpr int64_t V = kVecBytes / (int64_t)sizeof(typename T::raw);
   const int64_t row_vecs = p.classes / V;  // no row has more aligned vectors
   const bool block_team = row_vecs > kWarpMaxVecs;
@@ -748,8 +739,8 @@ fastmix_status launch_workspace(const Device &dev, const LossArgs &a, cudaStream
     p.weight_sum_dev = ws_weight;
   }
   FM_TRY((launch_rows<T, K, false>(a.func, dev, p, stream)));
-  return launch(a.func, loss_sum_kernel, 1, kThreads, 0, stream, ws_rows, a.batch,
-                p.weight_sum_dev, host_denominator(a), a.loss, a.reduction);
+  return launch(a.func, loss_sum_kernel, 1, kThreads, 0, stream, ws_rows, a.batch, p.weight_sum_dev,
+                loss_shape_denominator(a), a.loss, a.reduction);
 }
 
 template <class T, Kind K>
@@ -765,7 +756,8 @@ fastmix_status launch_kind(const Device &dev, const LossArgs &a, cudaStream_t st
     return launch_rows<T, K, true>(a.func, dev, make_params(a), stream);
   } else {
     return launch(a.func, loss_sum_kernel, 1, kThreads, 0, stream, (const float *)nullptr,
-                  (int64_t)0, (const double *)nullptr, host_denominator(a), a.loss, a.reduction);
+                  (int64_t)0, (const double *)nullptr, loss_shape_denominator(a), a.loss,
+                  a.reduction);
   }
 }
 

@@ -275,13 +275,18 @@ def _ce_op(logits: Tensor, labels: Tensor, lambdas: Optional[Tensor], partners: 
     return loss, logits.new_empty((0,))
 
 
-@_ce_op.register_fake
-def _(logits, labels, lambdas, partners, reduction, label_smoothing, ignore_index, need_grad):
+def _fake_loss(logits, reduction, need_grad):
+    """The (loss, grad) shapes of the fused loss operators, for torch.compile."""
     b = logits.shape[0]
     loss = logits.new_empty((b,) if reduction == 0 else (), dtype=torch.float32)
     grad = (torch.empty_like(logits, memory_format=torch.contiguous_format) if need_grad
             else logits.new_empty((0,)))
     return loss, grad
+
+
+@_ce_op.register_fake
+def _(logits, labels, lambdas, partners, reduction, label_smoothing, ignore_index, need_grad):
+    return _fake_loss(logits, reduction, need_grad)
 
 
 def _ce_setup(ctx, inputs, output):
@@ -330,11 +335,7 @@ def _loss_op(logits: Tensor, target: Tensor, lambdas: Optional[Tensor],
 @_loss_op.register_fake
 def _(logits, target, lambdas, partners, weight, pos_weight, kind, reduction, label_smoothing,
       ignore_index, target_threshold, need_grad):
-    b = logits.shape[0]
-    loss = logits.new_empty((b,) if reduction == 0 else (), dtype=torch.float32)
-    grad = (torch.empty_like(logits, memory_format=torch.contiguous_format) if need_grad
-            else logits.new_empty((0,)))
-    return loss, grad
+    return _fake_loss(logits, reduction, need_grad)
 
 
 def _loss_setup(ctx, inputs, output):
