@@ -172,8 +172,9 @@ def blocks_per_sm(reg, shared, threads):
     return n, "/".join(k for k, v in limits.items() if v == n)
 
 def is_vector_path(mangled, base):
-    if base in ("blend_rows_kernel", "blend_staged_kernel", "cutmix_chunks_kernel",
-                "cutmix_staged_kernel"):
+    if base == "blend_staged_kernel":  # Layout kAligned or kShifted
+        return re.search(r"LayoutE[12]E", mangled) is not None
+    if base in ("blend_rows_kernel", "cutmix_chunks_kernel", "cutmix_staged_kernel"):
         return "Lb1E" in mangled  # template argument Vec = true
     return base == "ce_kernel"
 

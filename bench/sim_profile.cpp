@@ -170,9 +170,9 @@ int main(int argc, char **argv) {
   std::vector<float> host_weight((size_t)classes);
   for (int64_t k = 0; k < classes; ++k) host_weight[(size_t)k] = 0.5f + (float)(k % 7) / 7.0f;
   float *class_weight = static_cast<float *>(device_alloc(4 * (size_t)classes));
-  check_cuda(cudaMemcpy(class_weight, host_weight.data(), 4 * (size_t)classes,
-                        cudaMemcpyHostToDevice),
-             "upload");
+  check_cuda(
+      cudaMemcpy(class_weight, host_weight.data(), 4 * (size_t)classes, cudaMemcpyHostToDevice),
+      "upload");
   end("setup");
 
   if (wanted("sample")) {
@@ -206,7 +206,8 @@ int main(int argc, char **argv) {
       end("blend in place");
     }
     if (wanted("blend-odd-stride") || wanted("blend-odd-stride-scalar") ||
-        wanted("mixup-odd-stride")) {
+        wanted("mixup-odd-stride") || wanted("blend-inplace-odd-stride") ||
+        wanted("mixup-inplace-odd-stride")) {
       // A sample stride that is no multiple of 16 bytes (elems itself when odd,
       // as for 3x227x227, else elems + 1), so the partners sit at other offsets
       // from 16-byte alignment than their samples: with x and out aligned alike
@@ -233,6 +234,18 @@ int main(int argc, char **argv) {
                             part_draw, nullptr),
               "fastmix_mixup");
         end("mixup, odd stride");
+      }
+      if (wanted("blend-inplace-odd-stride")) {
+        begin("blend-inplace-odd-stride", d, total);
+        check(fastmix_blend(dev, d, xo, xo, n, elems, stride, lam, part, nullptr), "fastmix_blend");
+        end("blend in place, odd stride");
+      }
+      if (wanted("mixup-inplace-odd-stride")) {
+        begin("mixup-inplace-odd-stride", d, total);
+        check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 3, xo, xo, n, elems, stride, lam_draw,
+                            part_draw, nullptr),
+              "fastmix_mixup");
+        end("mixup in place, odd stride");
       }
       cudaFree(xo);
       cudaFree(oo);
@@ -358,9 +371,9 @@ int main(int argc, char **argv) {
     }
     for (void *p : {x, y, out, z, grad, targets}) cudaFree(p);
   }
-  for (void *p : {(void *)lam, (void *)part, (void *)lam_draw, (void *)part_draw, (void *)boxes,
-                  (void *)row_lam, (void *)row_part, (void *)labels, (void *)loss, ws,
-                  (void *)class_weight})
+  for (void *p :
+       {(void *)lam, (void *)part, (void *)lam_draw, (void *)part_draw, (void *)boxes,
+        (void *)row_lam, (void *)row_part, (void *)labels, (void *)loss, ws, (void *)class_weight})
     cudaFree(p);
   std::printf("@@fastmix-profile done\n");
   return 0;

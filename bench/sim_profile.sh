@@ -70,7 +70,8 @@ import os, re, subprocess, sys
 # call (for MEAN with a workspace: its three kernels together).
 TARGETS = {
     "blend": (8, 14), "blend-inplace": (8, 14), "blend-odd-stride": (8, 14),
-    "mixup-odd-stride": (8, 14),
+    "mixup-odd-stride": (8, 14), "blend-inplace-odd-stride": (8, 14),
+    "mixup-inplace-odd-stride": (8, 14),
     "mixup": (8, 14), "mixup-inplace": (8, 14),
     "cutmix": (8, 14), "cutmix-inplace": (8, 14),
     "loss-none": (20, 24), "loss-mean-ws": (20, 24), "loss-plain": (20, 24),
@@ -80,6 +81,8 @@ LABELS = {
     "blend-odd-stride": "blend, out of place, stride not a multiple of 16 bytes",
     "blend-odd-stride-scalar": "the same, x and out at different offsets (scalar kernel)",
     "mixup-odd-stride": "mixup (draw + blend), out of place, stride not a multiple of 16 bytes",
+    "blend-inplace-odd-stride": "blend, in place, stride not a multiple of 16 bytes",
+    "mixup-inplace-odd-stride": "mixup (draw + blend), in place, stride not a multiple of 16 bytes",
     "mixup": "mixup (draw + blend), out of place", "mixup-inplace": "mixup (draw + blend), in place",
     "cutmix": "cutmix + mixup (draw + apply), out of place",
     "cutmix-inplace": "cutmix + mixup (draw + apply), in place",

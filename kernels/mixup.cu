@@ -14,9 +14,10 @@
 //    sample, stages the strip of the whole batch in shared memory and only
 //    then writes it back, so every partner is read before it is overwritten,
 //    whatever the partners are.
-// The fused mixup uses the same kernels with a source that draws lambda and
-// partner instead of reading them: once per work item out of place, once per
-// sample and block in place.
+// The fused mixup out of place uses the rows kernel with a source that draws
+// lambda and partner instead of reading them, once per work item; in place it
+// draws first (sample_kernel) and the staged kernel reads the draw, since
+// every block of the staged kernel needs the whole batch's.
 #include "blend_vec.cuh"
 #include "cuda_util.cuh"
 #include "math/dtype.cuh"
@@ -37,7 +38,6 @@ template <class T>
 constexpr int kUnroll = 32 * (int)sizeof(typename T::raw) / 16;
 template <class T>
 constexpr int64_t kChunkVecs = int64_t{kUnroll<T>} * kThreads;
-constexpr uint32_t kBadPartner = 0xffffffffu;
 
 // ---- where lambda and partner of a sample come from ------------------------
 struct Sample {
@@ -305,6 +305,174 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 // ---- in place ---------------------------------------------------------------
+// A block owns a strip of columns of every sample: it stages the strip of the
+// whole batch in shared memory, waits for the block, and only then writes the
+// blended strip back, so every partner is read before it is overwritten,
+// whatever the partners are.  The staged strip has one of three layouts:
+//  - kAligned: the sample stride is a multiple of 16 bytes, so a column has
+//    the same offset from 16-byte alignment in every sample; the strips start
+//    at aligned columns, tile row r holds sample r's 16-byte vectors of the
+//    strip, and a partner's vector is the same slot of the partner's row.
+//  - kShifted: the stride is not, and the strips are aligned in sample 0, so
+//    in sample r the aligned vectors start o_r = r * stride mod V elements
+//    before the strip.  Tile row r holds the aligned vectors that cover the
+//    strip in sample r (one more than the strip is wide), and a partner's
+//    elements are read from its row o_p - o_r elements further on: four
+//    32-bit shared-memory loads per vector, and for the 16-bit types a funnel
+//    shift per word.  The vectors that straddle the strip's edges are loaded
+//    whole (their other elements, the neighbouring strip's, are never used)
+//    and stored element by element, so that each element is written by the
+//    one block that owns its column.
+//  - kElements: elements, for batches too large for a tile of vectors.
+enum Layout { kElements, kAligned, kShifted };
+
+// Per sample, in shared memory: lambda and where the partner's staged data is
+// (vector layouts: the tile's byte offset of the partner element that pairs
+// with the sample's tile element 0; kElements: the partner's row), or
+// kNoPartner when the partner is out of range and the sample becomes NaN.
+struct __align__(8) StagedRow {
+  float lam;
+  int32_t partner;
+};
+constexpr int32_t kNoPartner = INT32_MIN;
+
+// 16 bytes at a shared-memory address aligned to the element size only, by
+// 32-bit loads; `odd`: a 16-bit type's address is 2 bytes past a word, and
+// each word is put together from two (a funnel shift by 16).  The branch is
+// per row, not a shift by 0 or 16 per word: fewer instructions, and
+// GPGPU-Sim's shf gives hi | lo for a shift of 0.
+template <class T, class V>
+__device__ __forceinline__ V load_shared_unaligned(const unsigned char *p, bool odd) {
+  uint32_t r[4];
+  if (sizeof(typename T::raw) == 2 && odd) {
+    const uint32_t *w = reinterpret_cast<const uint32_t *>(p - 2);
+    uint32_t v[5];
+    FM_UNROLL
+    for (int j = 0; j < 5; ++j) v[j] = w[j];
+    FM_UNROLL
+    for (int j = 0; j < 4; ++j) r[j] = __funnelshift_r(v[j], v[j + 1], 16);
+  } else {
+    const uint32_t *w = reinterpret_cast<const uint32_t *>(p);
+    FM_UNROLL
+    for (int j = 0; j < 4; ++j) r[j] = w[j];
+  }
+  V o;
+  memcpy(&o, r, 16);
+  return o;
+}
+
+// How much of a strip a vector layout checks: kNone, nothing (the interior
+// strips of kAligned: every vector of the tile lies inside the strip);
+// kEdges, the tile's first and last vector of each row (the interior strips
+// of kShifted: the vectors that straddle the strip's edges); kAll, every
+// vector (the first and last strips, where the tile also reaches past the
+// sample's first or last column).
+enum Check { kNone, kEdges, kAll };
+
+// A thread's part of a strip: kRowVecs tile columns kc, kc + part, ... of the
+// rows r0, r0 + dr, ..., so that a warp covers consecutive vectors of a row,
+// a row's lambda and partner are read once per kRowVecs vectors, and the
+// addresses advance by additions.
+constexpr uint32_t kRowVecs = 4;
+struct StripThread {
+  uint32_t part, kc, r0, dr;
+};
+
+// One strip [c0, c1) of a vector layout (c0 is negative in the first strip
+// when x is not 16-byte aligned: those columns do not exist).  A vector that
+// is not inside the sample is loaded element by element, and one that is not
+// inside the strip is stored so (where C checks it).  g: the thread's first
+// vector column c0 + kc * V of its row, as a byte pointer; the row's aligned
+// vectors start o elements before it.
+template <class T, bool Shifted, Check C>
+__device__ __forceinline__ void staged_strip(typename T::raw *x, const StagedRow *rows,
+                                             unsigned char *tile, uint32_t n, int64_t elems,
+                                             int64_t stride, int64_t c0, int64_t c1,
+                                             uint32_t pitch_bytes, const StripThread &th) {
+  using raw = typename T::raw;
+  using vec = typename Vec16<T>::type;
+  constexpr int V = kVecBytes / (int)sizeof(raw);
+  const int64_t lo_ok = c0 > 0 ? c0 : 0, row_bytes = (int64_t)th.dr * stride * (int64_t)sizeof(raw);
+  const uint32_t tile_step = th.dr * pitch_bytes, u_bytes = th.part * kVecBytes;
+  const int64_t u_gbytes = u_bytes, u_elems = (int64_t)th.part * V;
+  const int64_t col0 = c0 + (int64_t)th.kc * V;
+  unsigned char *const g0 = reinterpret_cast<unsigned char *>(x + (int64_t)th.r0 * stride + col0);
+  unsigned char *const t0 = tile + th.r0 * pitch_bytes + th.kc * kVecBytes;
+  const bool first_col = th.kc == 0, last_col = th.kc == th.part - 1;
+  // Whether vector u of the thread's row needs the check of C.
+  auto checked = [&](int u) {
+    return C == kAll ||
+           (C == kEdges && ((u == 0 && first_col) || (u == (int)kRowVecs - 1 && last_col)));
+  };
+  // The row's first aligned vector at or before g (by subtraction from g, so
+  // that the compiler still knows a global pointer), and how many elements
+  // before g it starts.
+  auto aligned = [](unsigned char *g) { return Shifted ? g - (uintptr_t)g % kVecBytes : g; };
+  auto offset = [](const unsigned char *g) {
+    return Shifted ? (int)((uintptr_t)g % kVecBytes / sizeof(raw)) : 0;
+  };
+
+  unsigned char *g = g0, *t = t0;
+  for (uint32_t r = th.r0; r < n; r += th.dr, g += row_bytes, t += tile_step) {
+    const unsigned char *gv = aligned(g);
+    FM_UNROLL
+    for (int u = 0; u < (int)kRowVecs; ++u) {
+      vec *tu = reinterpret_cast<vec *>(t + u * u_bytes);
+      const raw *gu = reinterpret_cast<const raw *>(gv + u * u_gbytes);
+      const int64_t lo = col0 - offset(g) + u * u_elems;  // the column of gu[0]
+      if (C != kAll || (lo >= 0 && lo + V <= elems)) {
+        *tu = *reinterpret_cast<const vec *>(gu);
+      } else {
+        FM_UNROLL
+        for (int j = 0; j < V; ++j)
+          if (lo + j >= lo_ok && lo + j < c1) reinterpret_cast<raw *>(tu)[j] = gu[j];
+      }
+    }
+  }
+  __syncthreads();
+
+  g = g0, t = t0;
+  const StagedRow *row = rows + th.r0;
+  for (uint32_t r = th.r0; r < n; r += th.dr, g += row_bytes, t += tile_step, row += th.dr) {
+    unsigned char *gv = aligned(g);
+    const StagedRow rw = *row;
+    const float lam = rw.lam, mu = 1.0f - lam;
+    // Bad: the partner is out of range, and the row becomes NaN.
+    auto put = [&](auto bad_type) {
+      constexpr bool bad = decltype(bad_type)::value;
+      const unsigned char *pt = tile + (bad ? 0 : rw.partner) + th.kc * kVecBytes;
+      FM_UNROLL
+      for (int u = 0; u < (int)kRowVecs; ++u) {
+        const vec own = *reinterpret_cast<const vec *>(t + u * u_bytes);
+        const unsigned char *pu = pt + u * u_bytes;
+        raw *gu = reinterpret_cast<raw *>(gv + u * u_gbytes);
+        const int64_t lo = col0 - offset(g) + u * u_elems;
+        if (!checked(u) || (lo >= lo_ok && lo + V <= c1)) {
+          if (bad)
+            *reinterpret_cast<vec *>(gu) = nan_vec<T>();
+          else
+            *reinterpret_cast<vec *>(gu) =
+                blend_vec<T>(own,
+                             Shifted ? load_shared_unaligned<T, vec>(pu, (rw.partner & 2) != 0)
+                                     : *reinterpret_cast<const vec *>(pu),
+                             lam, mu);
+        } else {
+          const raw *own_e = reinterpret_cast<const raw *>(&own);
+          FM_UNROLL
+          for (int j = 0; j < V; ++j)
+            if (lo + j >= lo_ok && lo + j < c1)
+              gu[j] = blend_one<T>(own_e[j], bad ? nullptr : reinterpret_cast<const raw *>(pu) + j,
+                                   lam, mu);
+        }
+      }
+    };
+    if (rw.partner == kNoPartner)
+      put(std::true_type{});
+    else
+      put(std::false_type{});
+  }
+}
+
 // (row, column) of cell k = threadIdx.x, + kThreads, ... in a row-major grid
 // `width` cells wide, advanced by additions: one division per thread and
 // strip instead of two per cell.
@@ -318,103 +486,88 @@ struct CellWalk {
   }
 };
 
-// Shared memory: lam[n] floats, partner[n] u32, then the strip, n x width raw
-// elements (16-byte aligned).  Strip s < strips covers the vector columns
-// [head + s*width, ...); with Vec, strip `strips` holds the unaligned edges.
-template <class T, bool Vec, class Source>
-__global__ void __launch_bounds__(kThreads)
-    blend_staged_kernel(typename T::raw *x, int64_t n, int64_t elems, int64_t stride, int64_t head,
-                        int64_t width, int64_t strips, Source src) {
-  using raw = typename T::raw;
-  constexpr int64_t V = kVecBytes / (int64_t)sizeof(raw);
-  extern __shared__ __align__(16) unsigned char smem[];
-  float *lam_s = reinterpret_cast<float *>(smem);
-  uint32_t *p_s = reinterpret_cast<uint32_t *>(smem + 4 * n);
-  raw *tile = reinterpret_cast<raw *>(smem + ((8 * n + 15) & ~int64_t(15)));
+// One strip [c0, c0 + w) of kElements, `width` elements per tile row.
+template <class T>
+__device__ __forceinline__ void staged_strip_elements(typename T::raw *x, const StagedRow *rows,
+                                                      typename T::raw *tile, int64_t n,
+                                                      int64_t stride, int64_t c0, int64_t w,
+                                                      int64_t width) {
+  const uint32_t cells = (uint32_t)(n * w);
+  const CellWalk walk((uint32_t)w);
+  for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
+    tile[(int64_t)r * width + c] = x[r * stride + c0 + c];
+    walk.next(r, c);
+  }
+  __syncthreads();
+  for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
+    const StagedRow row = rows[r];
+    const float lam = row.lam, mu = 1.0f - lam;
+    x[r * stride + c0 + c] = blend_one<T>(
+        tile[(int64_t)r * width + c],
+        row.partner == kNoPartner ? nullptr : &tile[(int64_t)row.partner * width + c], lam, mu);
+    walk.next(r, c);
+  }
+}
 
-  const auto rs = src.resolve();
+// Shared memory: n StagedRows, then the tile (16-byte aligned): n rows of
+// tile_w vectors (kShifted: tile_w + 1, the last one read only by the funnel
+// shifts' fifth word) or of `width` elements (kElements).  Strip s covers
+// columns [s * width - h, ...): h is x's offset from 16-byte alignment in
+// elements for the vector layouts, so that the strips are aligned in sample 0.
+template <class T, Layout L>
+__global__ void __launch_bounds__(kThreads)
+    blend_staged_kernel(typename T::raw *x, int64_t n, int64_t elems, int64_t stride, int64_t h,
+                        int64_t width, uint32_t tile_w, int64_t strips, GivenSource src) {
+  using raw = typename T::raw;
+  constexpr uint32_t V = kVecBytes / (uint32_t)sizeof(raw);
+  extern __shared__ __align__(16) unsigned char smem[];
+  StagedRow *rows = reinterpret_cast<StagedRow *>(smem);
+  unsigned char *tile = smem + ((8 * n + 15) & ~int64_t(15));
+  const uint32_t pitch_bytes = (tile_w + (L == kShifted ? 1 : 0)) * kVecBytes;
+
   for (int64_t i = threadIdx.x; i < n; i += kThreads) {
-    const Sample s = rs.get(i, n);
-    if (blockIdx.x == 0) rs.publish(i, s);
-    lam_s[i] = s.lam;
-    p_s[i] = s.partner >= 0 ? (uint32_t)s.partner : kBadPartner;
+    const Sample s = src.get(i, n);
+    int32_t part = kNoPartner;
+    if (s.partner >= 0) {
+      if (L == kElements) {
+        part = (int32_t)s.partner;
+      } else {
+        // The rows' offsets o_i (kShifted), from the low bits of i * stride.
+        const uint32_t ms = (uint32_t)stride & (V - 1);
+        const int oi = L == kShifted ? (int)(((uint32_t)i * ms) & (V - 1)) : 0;
+        const int op = L == kShifted ? (int)(((uint32_t)s.partner * ms) & (V - 1)) : 0;
+        part = (int32_t)((uint32_t)s.partner * pitch_bytes) + (op - oi) * (int)sizeof(raw);
+      }
+    }
+    rows[i] = StagedRow{s.lam, part};
   }
   __syncthreads();
 
-  const int64_t nvec = Vec ? (elems - head) / V : 0;
-  const int64_t tail0 = head + nvec * V;
-  const int64_t edge = Vec ? head + (elems - tail0) : 0;
-  const int64_t total = strips + (edge > 0 ? 1 : 0);
-  for (int64_t s = blockIdx.x; s < total; s += gridDim.x) {
-    const bool is_edge = s == strips;
-    const int64_t c0 = Vec ? head + s * width : s * width;
-    const int64_t w =
-        is_edge ? edge : ((Vec ? tail0 : elems) - c0 < width ? (Vec ? tail0 : elems) - c0 : width);
-    if (Vec && !is_edge) {
-      // Cells are 16-byte vectors, row-major over (sample, vector column).
-      using vec = typename Vec16<T>::type;
-      const uint32_t wv = (uint32_t)(w / V), pitch = (uint32_t)(width / V);
-      vec *tile_v = reinterpret_cast<vec *>(tile);
-      const raw *base = x + c0;
-      if (kThreads % wv == 0) {
-        // Every full strip: a thread keeps its column and steps over rows
-        // kThreads / wv apart, so its addresses advance by additions.
-        const uint32_t c = threadIdx.x % wv, r0 = threadIdx.x / wv, dr = kThreads / wv;
-        const int64_t gstep = (int64_t)dr * stride;
-        const uint32_t tstep = dr * pitch;
-        const raw *g = base + r0 * stride + c * V;
-        vec *t = tile_v + r0 * pitch + c;
-        for (uint32_t r = r0; r < n; r += dr, g += gstep, t += tstep)
-          *t = *reinterpret_cast<const vec *>(g);
-        __syncthreads();
-        raw *o = x + c0 + r0 * stride + c * V;
-        t = tile_v + r0 * pitch + c;
-        const vec *tcol = tile_v + c;
-        for (uint32_t r = r0; r < n; r += dr, o += gstep, t += tstep) {
-          const uint32_t p = p_s[r];
-          const float lam = lam_s[r], mu = 1.0f - lam;
-          *reinterpret_cast<vec *>(o) =
-              p == kBadPartner ? nan_vec<T>() : blend_vec<T>(*t, tcol[p * pitch], lam, mu);
-        }
-      } else {
-        // The last, narrower strip: cells dealt out to the threads in turn.
-        const uint32_t cells = (uint32_t)n * wv;
-        const CellWalk walk(wv);
-        for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
-          tile_v[r * pitch + c] = *reinterpret_cast<const vec *>(base + r * stride + c * V);
-          walk.next(r, c);
-        }
-        __syncthreads();
-        for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
-          const uint32_t p = p_s[r];
-          const float lam = lam_s[r], mu = 1.0f - lam;
-          *reinterpret_cast<vec *>(x + r * stride + c0 + c * V) =
-              p == kBadPartner
-                  ? nan_vec<T>()
-                  : blend_vec<T>(tile_v[r * pitch + c], tile_v[p * pitch + c], lam, mu);
-          walk.next(r, c);
-        }
-      }
-    } else {
-      const uint32_t cells = (uint32_t)(n * w);
-      const CellWalk walk((uint32_t)w);
-      for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
-        const int64_t col = is_edge ? (c < head ? c : tail0 + (c - head)) : c0 + c;
-        tile[(int64_t)r * width + c] = x[r * stride + col];
-        walk.next(r, c);
-      }
-      __syncthreads();
-      for (uint32_t k = threadIdx.x, r = walk.r0, c = walk.c0; k < cells; k += kThreads) {
-        const uint32_t p = p_s[r];
-        const int64_t col = is_edge ? (c < head ? c : tail0 + (c - head)) : c0 + c;
-        const float lam = lam_s[r], mu = 1.0f - lam;
-        x[r * stride + col] =
-            blend_one<T>(tile[(int64_t)r * width + c],
-                         p == kBadPartner ? nullptr : &tile[(int64_t)p * width + c], lam, mu);
-        walk.next(r, c);
-      }
+  if constexpr (L == kElements) {
+    for (int64_t s = blockIdx.x; s < strips; s += gridDim.x) {
+      const int64_t c0 = s * width;
+      staged_strip_elements<T>(x, rows, reinterpret_cast<raw *>(tile), n, stride, c0,
+                               elems - c0 < width ? elems - c0 : width, width);
+      __syncthreads();  // the tile is reused by the next strip
     }
-    __syncthreads();  // the strip buffer is reused by the next strip
+  } else {
+    StripThread th;
+    th.part = tile_w / kRowVecs;
+    th.kc = threadIdx.x % th.part, th.r0 = threadIdx.x / th.part, th.dr = kThreads / th.part;
+    const int64_t tile_cols = (int64_t)tile_w * V;
+    for (int64_t s = blockIdx.x; s < strips; s += gridDim.x) {
+      const int64_t c0 = s * width - h, c1 = c0 + width < elems ? c0 + width : elems;
+      // Interior: every vector of the tile lies inside the sample (kShifted:
+      // with a row's vectors up to V - 1 columns before c0).
+      const bool interior = c0 >= (L == kShifted ? (int64_t)V - 1 : 0) && c0 + tile_cols <= elems;
+      if (interior)
+        staged_strip<T, L == kShifted, L == kShifted ? kEdges : kNone>(
+            x, rows, tile, (uint32_t)n, elems, stride, c0, c1, pitch_bytes, th);
+      else
+        staged_strip<T, L == kShifted, kAll>(x, rows, tile, (uint32_t)n, elems, stride, c0, c1,
+                                             pitch_bytes, th);
+      __syncthreads();
+    }
   }
 }
 
@@ -429,105 +582,126 @@ __global__ void __launch_bounds__(kThreads, 1) sample_kernel(int64_t n, Source s
 }
 
 // ---- host side --------------------------------------------------------------
-// Geometry shared by both blend kernels for one call.
-struct Geometry {
-  bool vec;
-  int64_t head;  // scalar columns before the first 16-byte-aligned vector
-};
-
-Geometry geometry(const void *x, const void *out, int64_t elems, int64_t stride, size_t esize) {
-  Geometry g{false, 0};
-  const uintptr_t xa = (uintptr_t)x, oa = (uintptr_t)out;
-  const int64_t V = kVecBytes / (int64_t)esize;
-  if (xa % kVecBytes != oa % kVecBytes || (stride * (int64_t)esize) % kVecBytes != 0) return g;
-  g.head = (int64_t)(((kVecBytes - xa % kVecBytes) % kVecBytes) / esize);
-  g.vec = elems - g.head >= V;
-  if (!g.vec) g.head = 0;
-  return g;
-}
-
+// Out of place: the rows kernel, lambda and partner read or drawn.
 template <class T, class Source>
-fastmix_status launch_blend(const char *func, const Device &dev, const void *x, void *out,
-                            int64_t n, int64_t elems, int64_t stride, const Source &src,
-                            cudaStream_t stream) {
+fastmix_status launch_rows(const char *func, const Device &dev, const Images &im, const Source &src,
+                           cudaStream_t stream) {
   using raw = typename T::raw;
   const int64_t V = kVecBytes / (int64_t)sizeof(raw);
-  if (x != out) {
-    // Vectors when x and out share their offset from 16-byte alignment,
-    // whatever the stride: the kernel finds each sample's aligned columns.
-    // Chunks per sample: enough for the most vectors a sample can have.
-    const bool vec = (uintptr_t)x % kVecBytes == (uintptr_t)out % kVecBytes && elems >= V;
-    const int64_t per_chunk = kChunkVecs<T> * (vec ? 1 : V);
-    const int64_t body = vec ? elems / V : elems;
-    const int64_t chunks = body > 0 ? (body + per_chunk - 1) / per_chunk : 1;
-    const int64_t items = n * chunks;
-    const raw *xs = static_cast<const raw *>(x);
-    raw *os = static_cast<raw *>(out);
-    auto kernel = vec ? blend_rows_kernel<T, true, Source> : blend_rows_kernel<T, false, Source>;
-    // One wave of resident blocks: every block is in flight from the start,
-    // so the partner chunk a block reads is being read by another block too.
-    int per_sm = 0;
-    FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, 0, &per_sm));
-    const int64_t wave = (int64_t)dev.sms * per_sm;
-    const int64_t grid = items < wave ? items : wave;
-    return launch(func, kernel, (unsigned)grid, kThreads, 0, stream, xs, os, n, elems, stride,
-                  chunks, src);
-  }
-  Geometry g = geometry(x, out, elems, stride, sizeof(raw));
-  // In place: the widest strip that keeps two blocks per SM where the batch
-  // allows (each block also costs the SM its reserved shared memory), else
-  // one block per SM with all the shared memory a block may have.
+  const void *x = im.x;
+  void *out = im.out;
+  const int64_t n = im.batch, elems = im.elems, stride = im.stride;
+  // Vectors when x and out share their offset from 16-byte alignment,
+  // whatever the stride: the kernel finds each sample's aligned columns.
+  // Chunks per sample: enough for the most vectors a sample can have.
+  const bool vec = (uintptr_t)x % kVecBytes == (uintptr_t)out % kVecBytes && elems >= V;
+  const int64_t per_chunk = kChunkVecs<T> * (vec ? 1 : V);
+  const int64_t body = vec ? elems / V : elems;
+  const int64_t chunks = body > 0 ? (body + per_chunk - 1) / per_chunk : 1;
+  const int64_t items = n * chunks;
+  const raw *xs = static_cast<const raw *>(x);
+  raw *os = static_cast<raw *>(out);
+  auto kernel = vec ? blend_rows_kernel<T, true, Source> : blend_rows_kernel<T, false, Source>;
+  // One wave of resident blocks: every block is in flight from the start,
+  // so the partner chunk a block reads is being read by another block too.
+  int per_sm = 0;
+  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, 0, &per_sm));
+  const int64_t wave = (int64_t)dev.sms * per_sm;
+  const int64_t grid = items < wave ? items : wave;
+  return launch(func, kernel, (unsigned)grid, kThreads, 0, stream, xs, os, n, elems, stride, chunks,
+                src);
+}
+
+// In place: the staged kernel, lambda and partner read (a fused draw would
+// repeat the whole batch's draw in every block, since each needs every row).
+// `before()` queues what must run first (the draw of fastmix_mixup), once
+// everything that can refuse the call has been checked, so that a refused
+// call writes nothing.
+template <class T, class Before>
+fastmix_status launch_staged(const char *func, const Device &dev, const Images &im,
+                             const GivenSource &src, cudaStream_t stream, const Before &before) {
+  using raw = typename T::raw;
+  const int64_t V = kVecBytes / (int64_t)sizeof(raw);
+  void *out = im.out;
+  const int64_t n = im.batch, elems = im.elems, stride = im.stride;
+  // A tile of vectors when the batch leaves room for kRowVecs per
+  // row (kShifted: one more, the row's pad), else elements.  The widest tile
+  // that keeps two blocks per SM (each block also costs the SM its reserved
+  // shared memory), unless that tile gives a thread fewer than 8 vectors per
+  // strip and a wider one fits in a block's shared memory: a strip's fixed
+  // cost (two barriers, its set-up) is then spread over too little work.  No
+  // wider than a sample.  On an H100/H200 the first holds for every batch up
+  // to a few thousand samples; on a GPU with 64 KiB per SM (and the
+  // simulator) batches of 32-64 run one block per SM.
+  const int64_t es = (int64_t)sizeof(raw);
   const int64_t fixed = (8 * n + 15) & ~int64_t(15);
   const int64_t limit = dev.smem_optin;
-  if (fixed + n * (int64_t)sizeof(raw) > limit)
+  if (fixed + n * es > limit)
     return fail(
         FASTMIX_ERROR_NOT_SUPPORTED,
         "%s: in place on CUDA needs batch * (8 + %d) <= %lld bytes of shared memory, batch is "
         "%lld; blend out of place instead",
-        func, (int)sizeof(raw), (long long)limit, (long long)n);
+        func, (int)es, (long long)limit, (long long)n);
   int64_t half = (int64_t)dev.smem_per_sm / 2 - dev.smem_reserved;
   if (half > limit) half = limit;
-  const int64_t budget = fixed + n * 64 * (int64_t)sizeof(raw) <= half ? half : limit;
-  int64_t width = (budget - fixed) / (n * (int64_t)sizeof(raw));
-  if (width > 4096) width = 4096;
-  if (g.vec) {
-    // A power of two of vectors, at most one per thread: the full strips
-    // then take the kernel's fast loop.
-    int64_t wv = 1;
-    while (wv * 2 <= width / V && wv * 2 <= kThreads) wv *= 2;
-    width = wv * V;
-    if (width < 2 * V) g = Geometry{false, 0};
+  const bool shifted = (stride * es) % kVecBytes != 0;
+  const int64_t pad = shifted ? 1 : 0;
+  auto fits = [&](int64_t tile_w, int64_t budget) {
+    return fixed + n * (tile_w + pad) * kVecBytes <= budget;
+  };
+  Layout layout = kElements;
+  int64_t width = 0, h = 0, smem = 0;
+  uint32_t tile_w = 0;
+  if (fits(kRowVecs, limit)) {
+    layout = shifted ? kShifted : kAligned;
+    h = (int64_t)((uintptr_t)out % kVecBytes) / es;
+    auto widest = [&](int64_t budget) {
+      uint32_t w = kRowVecs;
+      while (w < 256 && fits(2 * w, budget) && (w - pad) * V < elems + h) w *= 2;
+      return w;
+    };
+    tile_w = widest(half);
+    if (!fits(tile_w, half) || (n * tile_w < 8 * kThreads && widest(limit) > tile_w))
+      tile_w = widest(limit);
+    width = (tile_w - pad) * V;
+    smem = fixed + n * (tile_w + pad) * kVecBytes;
+  } else {
+    width = (limit - fixed) / (n * es);
+    if (width > 4096) width = 4096;
+    if (width > elems) width = elems;
+    if (width < 1) width = 1;
+    smem = fixed + ((n * width * es + 15) & ~int64_t(15));
   }
-  const int64_t cols = g.vec ? (elems - g.head) / V * V : elems;
-  // No wider than the columns need; with vectors, keep a multiple of V and at
-  // least 2V so that the edge strip (at most 2V - 2 columns) fits as well.
-  const int64_t need = g.vec ? (cols > 2 * V ? cols : 2 * V) : cols;
-  if (width > need) width = need;
-  if (width < 1) width = 1;
-  const int64_t strips = cols > 0 ? (cols + width - 1) / width : 0;
-  const int64_t edge = g.vec ? elems - cols : 0;
-  const int64_t total = strips + (edge > 0 ? 1 : 0);  // may be 0: block 0 still publishes
-  const int64_t smem = fixed + ((n * width * (int64_t)sizeof(raw) + 15) & ~int64_t(15));
+  const int64_t strips = (elems + h + width - 1) / width;
   raw *xs = static_cast<raw *>(out);
-  auto kernel =
-      g.vec ? blend_staged_kernel<T, true, Source> : blend_staged_kernel<T, false, Source>;
+  auto kernel = layout == kAligned   ? blend_staged_kernel<T, kAligned>
+                : layout == kShifted ? blend_staged_kernel<T, kShifted>
+                                     : blend_staged_kernel<T, kElements>;
   if (smem > 48 * 1024)
     FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)limit));
   int per_sm = 0;
   FM_TRY(
       blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)smem, &per_sm));
   const int64_t wave = (int64_t)dev.sms * per_sm;
-  const int64_t grid = total < 1 ? 1 : total < wave ? total : wave;
+  const int64_t grid = strips < wave ? strips : wave;
+  FM_TRY(before());
+  if (strips == 0) return FASTMIX_SUCCESS;  // no elements
   return launch(func, kernel, (unsigned)grid, kThreads, (size_t)smem, stream, xs, n, elems, stride,
-                g.head, width, strips, src);
+                h, width, tile_w, strips, src);
 }
 
 template <class Source>
-fastmix_status dispatch_blend(const char *func, const Device &dev, const Images &im,
-                              const Source &src, cudaStream_t stream) {
+fastmix_status dispatch_rows(const char *func, const Device &dev, const Images &im,
+                             const Source &src, cudaStream_t stream) {
+  return dispatch_dtype(
+      im.dtype, [&](auto t) { return launch_rows<decltype(t)>(func, dev, im, src, stream); });
+}
+
+template <class Before>
+fastmix_status dispatch_staged(const char *func, const Device &dev, const Images &im,
+                               const GivenSource &src, cudaStream_t stream, const Before &before) {
   return dispatch_dtype(im.dtype, [&](auto t) {
-    return launch_blend<decltype(t)>(func, dev, im.x, im.out, im.batch, im.elems, im.stride, src,
-                                     stream);
+    return launch_staged<decltype(t)>(func, dev, im, src, stream, before);
   });
 }
 
@@ -542,6 +716,17 @@ fastmix_status with_draw_source(const Draw &d, int64_t batch, float *lambdas, in
         DeviceSeedSource{beta, (int)d.pairing, (uint64_t)batch, d.seed.ptr, lambdas, partners});
   return f(DrawSource{beta, make_pairing(d.pairing, d.seed.seed, d.seed.offset, (uint64_t)batch),
                       d.seed.seed, d.seed.offset, lambdas, partners});
+}
+
+// Draws lambdas and partners into the arrays, one thread per sample.
+fastmix_status launch_sample(const char *func, const Device &dev, const Draw &draw, int64_t batch,
+                             float *lambdas, int64_t *partners, cudaStream_t stream) {
+  return with_draw_source(draw, batch, lambdas, partners, [&](const auto &src) {
+    const int64_t blocks = (batch + kThreads - 1) / kThreads;
+    const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
+    return launch(func, sample_kernel<std::decay_t<decltype(src)>>, (unsigned)grid, kThreads, 0,
+                  stream, batch, src);
+  });
 }
 
 // A seed in memory, or NULL.
@@ -579,14 +764,7 @@ fastmix_status cuda_sample(const SampleArgs &a, void *stream) {
   FM_TRY(current_device(a.func, &dev));
   FM_TRY(check_pointers(a.func, dev, seed_pointer(a.draw), nullptr, a.lambdas, a.partners));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (a.batch > 0) {
-    FM_TRY(with_draw_source(a.draw, a.batch, a.lambdas, a.partners, [&](const auto &src) {
-      const int64_t blocks = (a.batch + kThreads - 1) / kThreads;
-      const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-      return launch(a.func, sample_kernel<std::decay_t<decltype(src)>>, (unsigned)grid, kThreads, 0,
-                    s, a.batch, src);
-    }));
-  }
+  if (a.batch > 0) FM_TRY(launch_sample(a.func, dev, a.draw, a.batch, a.lambdas, a.partners, s));
   return advance_offset(a.func, a.draw.seed, s);
 }
 
@@ -595,8 +773,11 @@ fastmix_status cuda_blend(const BlendArgs &a, void *stream) {
   FM_TRY(current_device(a.func, &dev));
   FM_TRY(check_pointers(a.func, dev, nullptr, &a.images, a.lambdas, a.partners));
   if (a.images.batch == 0) return FASTMIX_SUCCESS;
-  return dispatch_blend(a.func, dev, a.images, GivenSource{a.lambdas, a.partners},
-                        static_cast<cudaStream_t>(stream));
+  const GivenSource given{a.lambdas, a.partners};
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (a.images.x == a.images.out)
+    return dispatch_staged(a.func, dev, a.images, given, s, [] { return FASTMIX_SUCCESS; });
+  return dispatch_rows(a.func, dev, a.images, given, s);
 }
 
 fastmix_status cuda_mixup(const MixupArgs &a, void *stream) {
@@ -604,9 +785,14 @@ fastmix_status cuda_mixup(const MixupArgs &a, void *stream) {
   FM_TRY(current_device(a.func, &dev));
   FM_TRY(check_pointers(a.func, dev, seed_pointer(a.draw), &a.images, a.lambdas, a.partners));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (a.images.batch > 0) {
+  if (a.images.x == a.images.out) {  // the draw, then the staged blend reading it
+    if (a.images.batch > 0)
+      FM_TRY(dispatch_staged(a.func, dev, a.images, GivenSource{a.lambdas, a.partners}, s, [&] {
+        return launch_sample(a.func, dev, a.draw, a.images.batch, a.lambdas, a.partners, s);
+      }));
+  } else if (a.images.batch > 0) {  // one kernel: the draw fused into the blend
     FM_TRY(with_draw_source(a.draw, a.images.batch, a.lambdas, a.partners, [&](const auto &src) {
-      return dispatch_blend(a.func, dev, a.images, src, s);
+      return dispatch_rows(a.func, dev, a.images, src, s);
     }));
   }
   return advance_offset(a.func, a.draw.seed, s);

@@ -61,6 +61,20 @@ inline void cuda_check(cudaError_t e, const char *what) {
 #define FMT_CUDA(expr) ::fmt_test::cuda_check((expr), #expr)
 #endif
 
+// The opt-in shared memory per block of the CUDA device (64 KiB on the
+// simulator, 227 KiB on an H100/H200), or 227 KiB without one: the sizes at
+// which the CUDA kernels change strategy.
+inline size_t smem_optin() {
+#if FASTMIX_TEST_CUDA
+  int dev = 0, bytes = 0;
+  if (fastmix_cuda_device_count() > 0 && cudaGetDevice(&dev) == cudaSuccess &&
+      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
+      bytes > 0)
+    return (size_t)bytes;
+#endif
+  return 227 * 1024;
+}
+
 // After a fastmix call on `d`: the work has finished, and on CUDA the queue
 // ran without a (sticky) error.
 inline void finish(fastmix_device d) {

@@ -41,19 +41,6 @@ using namespace ce_test;
 
 namespace {
 
-// The opt-in shared memory per block of the CUDA device (64 KiB on the
-// simulator, 227 KiB on an H100/H200), or 227 KiB without one.
-size_t smem_optin() {
-#if FASTMIX_TEST_CUDA
-  int dev = 0, bytes = 0;
-  if (fastmix_cuda_device_count() > 0 && cudaGetDevice(&dev) == cudaSuccess &&
-      cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
-      bytes > 0)
-    return (size_t)bytes;
-#endif
-  return 227 * 1024;
-}
-
 // A class count whose row alone is longer than the opt-in shared memory, so
 // that CUDA streams it (odd, so that the row has a scalar tail).
 int64_t streamed_classes(fastmix_dtype d) { return (int64_t)(smem_optin() / dtype_size(d)) + 1001; }

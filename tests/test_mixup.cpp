@@ -157,3 +157,64 @@ TEST_CASE("mixup with batch 1 and odd batches works in every pairing", "[mixup][
                             lam.data(), par.data()) == "");
         }
 }
+
+TEST_CASE(
+    "in place with batches too large for a tile of vectors: blend, mixup and device-seed mixup",
+    "[mixup][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x313c7);
+  // In place, CUDA stages a strip of every sample in shared memory: at least
+  // 8 bytes of lambda and partner and two 16-byte vectors per sample.  A
+  // batch past opt-in / 40 leaves room only for a strip of elements.
+  const int64_t batch = (int64_t)(smem_optin() / 40) + 37;
+  for (fastmix_device dev : test_devices())
+    for (fastmix_dtype d : kAllDtypes)
+      for (const Shape &s : {Shape{batch, 8, 8}, Shape{batch, 5, 5}}) {
+        INFO(device_name(dev) << " " << dtype_name(d) << " batch " << s.batch << " elems "
+                              << s.elems << " stride " << s.stride);
+        const size_t es = dtype_size(d), bytes = (size_t)span(s) * es;
+        std::vector<unsigned char> x_before(bytes);
+        fill_random(d, x_before.data(), span(s), rng);
+
+        // fastmix_blend in place, partners that are no permutation
+        const std::vector<float> lam = random_lambdas(s.batch, rng);
+        const std::vector<int64_t> par = make_partners(PartnerKind::random_map, s.batch, rng);
+        Buffer lb = to_device(dev, lam), pb = to_device(dev, par);
+        Buffer x(dev, bytes, es);
+        x.upload(x_before.data());
+        REQUIRE(fastmix_blend(dev, d, x.data(), x.data(), s.batch, s.elems, s.stride,
+                              lb.as<float>(), pb.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+        finish(dev);
+        CHECK(check_blend(d, s, x_before.data(), 0, x_before.data(), x.copy().data(), bytes, 0,
+                          lam.data(), par.data()) == "");
+
+        // fastmix_mixup in place: the CPU's draw, and the reference blend of it
+        const uint64_t lib_seed = rng(), offset = rng();
+        Buffer xm(dev, bytes, es), lm(dev, (size_t)s.batch * 4), pm(dev, (size_t)s.batch * 8);
+        xm.upload(x_before.data());
+        REQUIRE(fastmix_mixup(dev, d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, lib_seed, offset,
+                              xm.data(), xm.data(), s.batch, s.elems, s.stride, lm.as<float>(),
+                              pm.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+        finish(dev);
+        const std::vector<float> lam_m = lm.copy_as<float>();
+        const std::vector<int64_t> par_m = pm.copy_as<int64_t>();
+        check_is_cpu_draw(lam_m, par_m, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, lib_seed, offset);
+        const std::vector<unsigned char> mixed = xm.copy();
+        CHECK(check_blend(d, s, x_before.data(), 0, x_before.data(), mixed.data(), bytes, 0,
+                          lam_m.data(), par_m.data()) == "");
+
+        // fastmix_mixup_device_seed in place with the same seed and offset: bitwise the same
+        Buffer xs(dev, bytes, es), ls(dev, (size_t)s.batch * 4), ps(dev, (size_t)s.batch * 8);
+        xs.upload(x_before.data());
+        Buffer so = to_device(dev, std::vector<uint64_t>{lib_seed, offset});
+        REQUIRE(fastmix_mixup_device_seed(dev, d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION,
+                                          so.as<uint64_t>(), 1, xs.data(), xs.data(), s.batch,
+                                          s.elems, s.stride, ls.as<float>(), ps.as<int64_t>(),
+                                          nullptr) == FASTMIX_SUCCESS);
+        finish(dev);
+        CHECK(first_difference(xs.copy().data(), mixed.data(), bytes) == -1);
+        CHECK(same_bits(ls.copy_as<float>(), lam_m));
+        CHECK(ps.copy_as<int64_t>() == par_m);
+      }
+}
