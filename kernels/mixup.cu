@@ -413,6 +413,9 @@ __device__ __forceinline__ void staged_strip(typename T::raw *x, const StagedRow
   };
 
   unsigned char *g = g0, *t = t0;
+  // Two rows per step: 8 loads in flight per thread before the first store
+  // to shared memory waits for its data.
+#pragma unroll 2
   for (uint32_t r = th.r0; r < n; r += th.dr, g += row_bytes, t += tile_step) {
     const unsigned char *gv = aligned(g);
     FM_UNROLL
@@ -514,8 +517,10 @@ __device__ __forceinline__ void staged_strip_elements(typename T::raw *x, const 
 // shifts' fifth word) or of `width` elements (kElements).  Strip s covers
 // columns [s * width - h, ...): h is x's offset from 16-byte alignment in
 // elements for the vector layouts, so that the strips are aligned in sample 0.
+// Two blocks per SM, as the tile is sized for.  (With no minimum, ptxas held
+// one instance to 40 registers and spilled.)
 template <class T, Layout L>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 2)
     blend_staged_kernel(typename T::raw *x, int64_t n, int64_t elems, int64_t stride, int64_t h,
                         int64_t width, uint32_t tile_w, int64_t strips, GivenSource src) {
   using raw = typename T::raw;
