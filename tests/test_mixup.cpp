@@ -164,9 +164,10 @@ TEST_CASE(
   const uint64_t seed = test_seed();
   CAPTURE(seed);
   std::mt19937_64 rng = make_rng(0x313c7);
-  // In place, CUDA stages a strip of every sample in shared memory: at least
-  // 8 bytes of lambda and partner and two 16-byte vectors per sample.  A
-  // batch past opt-in / 40 leaves room only for a strip of elements.
+  // In place, CUDA stages a strip of every sample in shared memory: a tile of
+  // vectors takes at least 8 bytes of lambda and partner and four 16-byte
+  // vectors per sample (72 bytes).  A batch past opt-in / 40 leaves room only
+  // for a strip of elements (8 + 4 bytes per sample at most).
   const int64_t batch = (int64_t)(smem_optin() / 40) + 37;
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
