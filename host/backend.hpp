@@ -200,8 +200,6 @@ struct U8Args {
   U8Images images;
 };
 
-// fastmix_cross_entropy_workspace_size on CUDA: a double (the MEAN
-// denominator), then one float per row (the row losses).
 // The MEAN denominator of a loss when the shapes alone give it: batch *
 // classes for the binary loss (PyTorch's mean over elements), batch for
 // dense targets; 0 for the labelled cross-entropy, whose denominator is the
@@ -211,6 +209,8 @@ inline double loss_shape_denominator(const LossArgs &a) {
   return a.targets ? (double)a.batch : 0.0;
 }
 
+// fastmix_cross_entropy_workspace_size on CUDA: a double (the MEAN
+// denominator), then one float per row (the row losses).
 inline size_t ce_workspace_bytes(int64_t batch, fastmix_reduction reduction) {
   if (reduction == FASTMIX_REDUCTION_NONE) return 0;
   return ((size_t)8 + 4 * (size_t)batch + 7) & ~(size_t)7;

@@ -576,9 +576,13 @@ __device__ __forceinline__ float row_dev(const LossParams &p, int64_t i, const T
   return bce_row_dev<T, true>(p, i, team, k);
 }
 
-// The threads of a block of loss_kernel.
+// The threads of a block of loss_kernel, and the blocks per SM its register
+// bound is set for.
 __host__ __device__ constexpr int threads_of(bool block_team) {
   return block_team ? kBlockThreads : kThreads;
+}
+__host__ __device__ constexpr int blocks_per_sm_of(bool block_team) {
+  return kMinBlocks * kThreads / threads_of(block_team);
 }
 
 // kBlockTeam: one row per block (kBlockThreads), else one per warp
@@ -588,7 +592,7 @@ __host__ __device__ constexpr int threads_of(bool block_team) {
 // 256-thread) blocks per SM.
 template <class T, Kind K, bool kBlockTeam, bool kReduce>
 __global__ void __launch_bounds__(threads_of(kBlockTeam),
-                                  kReduce ? 1 : kMinBlocks *kThreads / threads_of(kBlockTeam))
+                                  kReduce ? 1 : blocks_per_sm_of(kBlockTeam))
     loss_kernel(const LossParams p) {
   static_assert(!kReduce || K == Kind::kCeLabels, "only the labelled cross-entropy reduces here");
   constexpr int kTh = threads_of(kBlockTeam);
@@ -694,7 +698,7 @@ fastmix_status launch_rows(const char *func, const Device &dev, LossParams p, cu
   void (*kernel)(LossParams) =
       block_team ? loss_kernel<T, K, true, kReduce> : loss_kernel<T, K, false, kReduce>;
   const int threads = threads_of(block_team);
-  const int per_sm_wanted = kMinBlocks * kThreads / threads;
+  const int per_sm_wanted = blocks_per_sm_of(block_team);
 
   cudaFuncAttributes attr;
   cudaError_t err = cudaFuncGetAttributes(&attr, kernel);
