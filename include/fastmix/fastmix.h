@@ -134,7 +134,8 @@ FASTMIX_API fastmix_status fastmix_blend(fastmix_device device, fastmix_dtype dt
                                          void *stream);
 
 /* fastmix_sample followed by fastmix_blend, with bitwise the same lambdas,
- * partners and output; on CUDA one kernel launch draws, pairs and blends.
+ * partners and output; on CUDA one kernel launch draws, pairs and blends
+ * out of place, and in place (out == x) a draw kernel precedes the blend.
  * lambdas and partners are required outputs. */
 FASTMIX_API fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype,
                                          float alpha, int fold, fastmix_pairing pairing,
