@@ -723,7 +723,7 @@ void fuzz_loss_general(FuzzedDataProvider &f) {
     stride = wrap_add(classes, -f.ConsumeIntegralInRange<int64_t>(1, 3));
   else if (f.ConsumeBool())
     stride = wrap_add(classes, f.ConsumeIntegralInRange<int64_t>(0, 9));
-  const bool dense = f.ConsumeBool();
+  const bool dense_drawn = f.ConsumeBool();
   const int tdtype = pick_enum(f, 3);
   if (f.ConsumeIntegralInRange(0, 7) == 0)
     tstride = f.ConsumeBool() ? wrap_add(classes, -1) : f.ConsumeIntegral<int64_t>();
@@ -731,7 +731,7 @@ void fuzz_loss_general(FuzzedDataProvider &f) {
     tstride = wrap_add(classes, f.ConsumeIntegralInRange<int64_t>(0, 9));
   // 0: labels NULL, 1: lambdas only, 2: partners only, 3-5: plain, else mixup
   const int mix = f.ConsumeIntegralInRange(0, 7);
-  const bool labels_given = dense ? mix == 0 : mix != 0;  // dense: labels given is an error
+  const bool labels_given = dense_drawn ? mix == 0 : mix != 0;  // dense: labels given is an error
   const bool lam_given = mix == 1 || mix >= 6, par_given = mix == 2 || mix >= 6;
   const float eps = f.ConsumeBool() ? 0.0f : pick_float(f, 0.0f, 1.0f);
   const float scale = f.ConsumeBool() ? 1.0f : pick_float(f, 0.0f, 100.0f);
@@ -742,6 +742,9 @@ void fuzz_loss_general(FuzzedDataProvider &f) {
   const bool cfg_null = f.ConsumeIntegralInRange(0, 31) == 0;
   const int wsmode = f.ConsumeIntegralInRange(0, 3);  // 0 NULL, 1 enough, 2 too small, 3 misaligned
   const Ptr pz = pick_ptr(f), pt = pick_ptr(f), pl = pick_ptr(f);
+  // config->targets NULL is a labelled call whatever was drawn: the library
+  // then ignores targets_dtype and targets_stride and wants labels.
+  const bool dense = dense_drawn && pt != Ptr::null;
 
   const bool dtype_ok = valid_dtype(dtype), tdtype_ok = valid_dtype(tdtype);
   const size_t es = dtype_ok ? esize(as_enum<fastmix_dtype>(dtype)) : 4;
@@ -757,7 +760,7 @@ void fuzz_loss_general(FuzzedDataProvider &f) {
                thr < 1.0f && (binary || (thr < 0.0f && pwmode == 0)) && shape_ok && span >= 0 &&
                pz == Ptr::ok && pl != Ptr::null && cwmode != 3 && pwmode != 3;
   if (dense)
-    valid = valid && tdtype_ok && tstride >= classes && tspan >= 0 && pt == Ptr::ok &&
+    valid = valid && tdtype_ok && tstride >= classes && tspan >= 0 && pt != Ptr::misaligned &&
             !labels_given && !lam_given && !par_given;
   else
     valid = valid && labels_given && lam_given == par_given;
@@ -797,7 +800,7 @@ void fuzz_loss_general(FuzzedDataProvider &f) {
   cfg.target_threshold = thr;
   cfg.class_weight = cwmode == 0 ? nullptr : reinterpret_cast<const float *>(cw.p);
   cfg.pos_weight = pwmode == 0 ? nullptr : reinterpret_cast<const float *>(pw.p);
-  cfg.targets = dense ? (pt == Ptr::null ? nullptr : tbuf.p) : nullptr;
+  cfg.targets = dense ? tbuf.p : nullptr;
   cfg.targets_stride = tstride;
   // A workspace: the CPU ignores it; on CUDA (no device here) the checks
   // decide, and they come before the device is looked for.
