@@ -253,7 +253,7 @@ struct GeneralLoss {
     double sum = 0.0;
     for (int64_t c = 0; c < C; ++c) {
       const float tc = bce_threshold(
-          t ? (1.0f - eps) * t[c] + eps_c : soft_target(lp, c, eps, eps_c), a.threshold);
+          t ? smooth_target(t[c], eps, eps_c) : soft_target(lp, c, eps, eps_c), a.threshold);
       const float zc = z[c], e = std::exp(-std::fabs(zc));
       const float w = cw_at(c), pwc = pw ? pw[c] : 1.0f;
       sum += bce_loss(zc, tc, w, pwc, std::log1p(e));

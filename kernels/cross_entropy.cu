@@ -483,7 +483,7 @@ __device__ __forceinline__ float bce_row_dev(const LossParams &p, int64_t i, con
   const auto term = [&](int c, float x, bool exact, float *gc) -> float {
     float t = t0;
     if (kDense)
-      t = bce_threshold((1.0f - p.eps) * load_target(trow, c, p.targets_dtype) + p.eps_c,
+      t = bce_threshold(smooth_target(load_target(trow, c, p.targets_dtype), p.eps, p.eps_c),
                         p.threshold);
     else if (exact)
       t = bce_threshold(soft_target(lp, c, p.eps, p.eps_c), p.threshold);

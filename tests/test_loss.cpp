@@ -236,7 +236,17 @@ LRef reference(const LCase &c, const LInputs &in) {
         double t =
             c.dense ? t_at(i, j) : (j == y1 ? lam : 0.0) + (c.mix && j == y2 ? 1.0 - lam : 0.0);
         t = (1.0 - eps) * t + eps / (double)C;
-        if (c.threshold >= 0.0f) t = t > (double)c.threshold ? 1.0 : 0.0;
+        if (c.threshold >= 0.0f) {
+          // The threshold is a step, so it compares the target as the API
+          // defines it: smoothed in float32, each operation rounded.  In
+          // float64 a target within a rounding of the threshold can land on
+          // the other side and flip the whole term.
+          const float lf = c.mix ? in.lambdas[(size_t)i] : 1.0f;
+          const float tf = c.dense ? (float)t_at(i, j)
+                                   : (j == y1 ? lf : 0.0f) + (c.mix && j == y2 ? 1.0f - lf : 0.0f);
+          const float ts = (1.0f - c.eps) * tf + c.eps / (float)C;
+          t = ts > c.threshold ? 1.0 : 0.0;
+        }
         const double zj = z[(size_t)j];
         loss += cw(j) * (pw(j) * t * softplus(-zj) + (1.0 - t) * softplus(zj));
         const double sig = 1.0 / (1.0 + std::exp(-zj));
@@ -524,6 +534,56 @@ TEST_CASE(
             randomize(c, rng, max_batch);
             run_and_check(dev, c, make_inputs(c, rng));
           }
+}
+
+TEST_CASE(
+    "loss: the binary threshold decides on the float32 smoothed target, each operation rounded, "
+    "on every device (targets within a rounding of the threshold)",
+    "[loss][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x1059);
+  LCase c;
+  c.kind = BCE;
+  c.dense = true;
+  c.threshold = 0.5f;
+  c.red = FASTMIX_REDUCTION_NONE;
+  randomize(c, rng, 1);
+  c.eps = 0.1f;
+  c.batch = 3;
+  // The targets next to t* = (threshold - eps / C) / (1 - eps) that a fused
+  // multiply-add, or exact arithmetic, would put on the other side of the
+  // threshold than the rounded float32 target does: the first class count
+  // that has both kinds (each is a single float or two, and depends on C).
+  std::vector<float> edge;
+  for (c.classes = 2; c.classes < 100 && edge.empty(); ++c.classes) {
+    const float eps_c = c.eps / (float)c.classes;
+    const double tstar = (0.5 - (double)c.eps / (double)c.classes) / (1.0 - (double)c.eps);
+    float t = (float)tstar;
+    for (int k = 0; k < 8; ++k) t = std::nextafter(t, 0.0f);
+    bool fused_differs = false, exact_differs = false;
+    std::vector<float> found;
+    for (int k = 0; k < 16; ++k, t = std::nextafter(t, 1.0f)) {
+      const bool rounded = (1.0f - c.eps) * t + eps_c > c.threshold;
+      const bool fused = std::fma(1.0f - c.eps, t, eps_c) > c.threshold;
+      const bool exact = (1.0 - (double)c.eps) * t + (double)c.eps / (double)c.classes > 0.5;
+      if (rounded != fused || rounded != exact) found.push_back(t);
+      fused_differs = fused_differs || rounded != fused;
+      exact_differs = exact_differs || rounded != exact;
+    }
+    if (fused_differs && exact_differs) edge = found;
+  }
+  --c.classes;
+  REQUIRE(!edge.empty());
+  CAPTURE(c.classes, edge.size());
+  c.stride = c.classes + 1;
+  c.tstride = c.classes + 1;
+  LInputs in = make_inputs(c, rng);
+  for (int64_t i = 0; i < c.batch; ++i)
+    for (size_t e = 0; e < edge.size(); ++e)
+      encode(FASTMIX_FLOAT32, in.targets.data(),
+             c.toffset + i * c.tstride + (i * 5 + (int64_t)e) % c.classes, edge[e]);
+  for (fastmix_device dev : test_devices()) run_and_check(dev, c, in);
 }
 
 TEST_CASE("loss: in-place gradient (grad_logits == logits) for every kind", "[loss][devices]") {

@@ -227,6 +227,8 @@ FASTMIX_API fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_d
  *   t_c = (1 - eps) * (s1 * [c == y1] + s2 * [c == y2]) + eps / C   (labels)
  *   t_c = (1 - eps) * targets[i][c] + eps / C                      (targets)
  *   t_c = t_c > target_threshold ? 1 : 0     when target_threshold >= 0
+ *   (t_c is computed in float32, each operation rounded, on every device, so
+ *   the threshold decides the same way everywhere)
  *   l_c = cw[c] * (pw[c] * t_c * softplus(-z_c) + (1 - t_c) * softplus(z_c))
  *   loss_i = sum_c l_c;  MEAN divides the sum by batch * C (PyTorch's mean
  *   over elements); NONE gives the per-row sums.  pw = pos_weight (1 when

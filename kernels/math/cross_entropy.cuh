@@ -199,9 +199,21 @@ FM_HD float ce_grad_elem(const CeGrad &g, bool hit1, bool hit2, float p, float c
   return k * v;
 }
 
+// A smoothed target, (1 - eps) * t + eps_c, each operation rounded on both
+// backends: the binary loss's threshold is a step on this value, so it must
+// not depend on whether the compiler fused the multiply and the add (the loss
+// kernels are built with contraction on).
+FM_HD float smooth_target(float t, float eps, float eps_c) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(__fmul_rn(1.0f - eps, t), eps_c);
+#else
+  return (1.0f - eps) * t + eps_c;
+#endif
+}
+
 // The weighted, smoothed target u_c of a dense row.
 FM_HD float ce_dense_u(float t, float cw_c, float eps, float eps_c) {
-  return cw_c * ((1.0f - eps) * t + eps_c);
+  return cw_c * smooth_target(t, eps, eps_c);
 }
 
 // ---- binary cross-entropy with logits, per class ------------------------------
@@ -243,7 +255,7 @@ FM_HD LabelPair st_row(const int64_t *labels, const float *lambdas, const int64_
 FM_HD float soft_target(const LabelPair &r, int64_t c, float eps, float eps_c) {
   if (r.bad) return quiet_nan();
   const float a = (c == r.y1 ? r.lam : 0.0f) + (c == r.y2 ? r.mu : 0.0f);
-  return (1.0f - eps) * a + eps_c;
+  return smooth_target(a, eps, eps_c);
 }
 
 }  // namespace fm
