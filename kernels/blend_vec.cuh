@@ -95,6 +95,36 @@ __device__ __forceinline__ V realign(const V &lo, const V &hi) {
   return o;
 }
 
+// Where a sample's vectors are, for the out-of-place kernels of mixup and
+// CutMix (a sample a, its partner b, both `elems` elements): head, the
+// elements before the first vector, where a + head (and o + head) is 16-byte
+// aligned; shift, b + head's offset from alignment in elements; nvec, the
+// vectors.  The partner's aligned loads start `shift` elements before
+// b + head, so the head grows by a vector when that would be before b, and
+// with a shift a vector's second aligned load ends V - shift elements past
+// its last partner element, which must still be in the sample.  nvec == 0:
+// the whole sample is done with scalars.
+struct RowVectors {
+  int32_t head, shift;
+  int64_t nvec;
+};
+
+template <class T>
+__device__ __forceinline__ RowVectors row_vectors(const typename T::raw *a,
+                                                  const typename T::raw *b, int64_t elems) {
+  constexpr int V = kVecBytes / (int)sizeof(typename T::raw);
+  RowVectors r;
+  r.head = (int32_t)((kVecBytes - (uintptr_t)a % kVecBytes) % kVecBytes / sizeof(*a));
+  r.shift = 0;
+  if (b) {
+    r.shift = (int32_t)((uintptr_t)(b + r.head) % kVecBytes / sizeof(*a));
+    if (r.shift > r.head) r.head += V;
+  }
+  const int64_t room = elems - r.head - (r.shift ? V - r.shift : 0);
+  r.nvec = room > 0 ? room / V : 0;
+  return r;
+}
+
 template <class T>
 __device__ __forceinline__ typename T::raw blend_one(typename T::raw a, const typename T::raw *b,
                                                      float lam, float mu) {

@@ -15,8 +15,11 @@
 //    position, stages it for the whole batch in shared memory, then writes
 //    what changes (mixup rows whole, CutMix rows inside the box), so every
 //    partner is read before it is overwritten.
-// With 16-byte aligned rows (x and out 16-byte aligned, row and sample
-// strides multiples of 16 bytes) both move 16-byte vectors, else elements.
+// Both move 16-byte vectors where they can, else elements: out of place
+// wherever x and out are equally far from 16-byte alignment (a sample's
+// vectors start after its unaligned head, and a partner at another offset is
+// realigned), in place where rows are 16-byte aligned (x 16-byte aligned,
+// row and sample strides multiples of 16 bytes).
 #include "blend_vec.cuh"
 #include "cuda_util.cuh"
 #include "math/cutmix.cuh"
@@ -116,12 +119,16 @@ struct ApplyShape {
   int64_t n, rows, len, k, h, w, stride;
 };
 
-// Out of place: warp items of kChunkCells cells of one sample (each lane 8
-// cells, 32 apart), sample fastest.  A mixup or bad sample's chunk is one
-// flat span; a CutMix sample's lane finds the (image row, column) of its
-// first cell with one division per item and walks the rest by additions.
-constexpr int kCellsPerLane = 8;
-constexpr int64_t kChunkCells = 32 * kCellsPerLane;
+// Out of place: warp items of 32 x kLaneVecs vectors or 32 x kLaneElems
+// elements of one sample (a lane's cells 32 apart), sample fastest.  A sample is flat, rows * len
+// elements (its rows are contiguous), and its cells are elements or, on the vector path, the
+// 16-byte vectors that row_vectors finds (with unaligned elements before and after, done one by one
+// by the warp of chunk 0).  A mixup or bad sample's chunk is one flat span; a CutMix sample's lane
+// finds the (image row, column) of its first cell with one division per item and walks the rest by
+// additions. 16 vectors per lane: an item's fixed cost (the sample's draw read and checked, its
+// vectors and the lane's position found) is then spread over 64 float32 elements per lane; with 8
+// it added about 1.5 instructions per element.
+constexpr int kLaneVecs = 16, kLaneElems = 8;
 
 // a / b for 0 <= a, 0 < b, in 32 bits when both fit (a 64-bit division is
 // a long software routine).
@@ -129,58 +136,216 @@ __device__ __forceinline__ int64_t div_fast(int64_t a, int64_t b) {
   return ((uint64_t)(a | b) >> 32) == 0 ? (int64_t)((uint32_t)a / (uint32_t)b) : a / b;
 }
 
-template <class T, bool Vec>
-__global__ void __launch_bounds__(kThreads)
+// Where a cell is in the image: the column of its first element in its row
+// (in elements) and its image row (the row modulo the height: NCHW rows run
+// through the channels; NHWC rows are image rows, and a lane past a sample's
+// end computes positions it never uses).
+struct Pos {
+  int64_t col, y;
+};
+
+__device__ __forceinline__ Pos pos_of(const ApplyShape &sh, int64_t f) {
+  const int64_t row = div_fast(f, sh.len);
+  return Pos{f - row * sh.len, row - div_fast(row, sh.h) * sh.h};
+}
+
+// A lane's step from one of its cells to the next, 32 cells of `by`
+// elements: dcol columns and dy image rows; found once per thread.
+struct Step {
+  int64_t dcol, dy;
+  __device__ Step(const ApplyShape &sh, int64_t by) {
+    const int64_t drow = by / sh.len;
+    dcol = by - drow * sh.len;
+    dy = drow % sh.h;
+  }
+};
+
+__device__ __forceinline__ void advance(Pos &p, const Step &st, const ApplyShape &sh) {
+  p.col += st.dcol, p.y += st.dy;
+  if (p.col >= sh.len) p.col -= sh.len, ++p.y;
+  if (p.y >= sh.h) p.y -= sh.h;
+}
+
+__device__ __forceinline__ bool in_rows(const CutSample &s, int64_t y) {
+  return (int32_t)y >= s.y0 && (int32_t)y < s.y1;
+}
+
+// Element f of a sample, the way a scalar cell is done: NaN for a bad
+// partner, the blend for a mixup sample, the partner's element inside the
+// box (columns [lo, hi) of the rows [y0, y1), at column col of image row y).
+template <class T>
+__device__ __forceinline__ typename T::raw cut_one(const CutSample &s, const typename T::raw *a,
+                                                   const typename T::raw *b, int64_t f, int64_t col,
+                                                   int64_t y, int64_t lo, int64_t hi) {
+  if (!b) return T::store(quiet_nan());
+  if (s.blends()) return blend_one<T>(__ldg(a + f), b + f, s.lam, 1.0f - s.lam);
+  return __ldg((in_rows(s, y) && col >= lo && col < hi ? b : a) + f);
+}
+
+// The partner's vector c, read from 16-byte-aligned vectors Shift elements
+// before it.
+template <class T, int Shift, class V>
+__device__ __forceinline__ V partner_vec(const V *bv, int c) {
+  if constexpr (Shift == 0)
+    return __ldg(bv + c);
+  else
+    return realign<T, Shift>(__ldg(bv + c), __ldg(bv + c + 1));
+}
+
+// A lane's vectors of a chunk of a sample whose partner is in range, the
+// partner's vectors Shift elements off alignment (bv: the aligned vector
+// holding the first element of the partner's vector 0).  A vector may run
+// past the end of an image row into the next (rows of any length >= V); the
+// box test then looks at both rows.  Vectors wholly inside the box are the
+// partner's, vectors that straddle its edges are put together per element.
+// With a shift, each cell reads three vectors: its loop goes two cells at a
+// time (fully unrolled, the 16-bit types took 240-254 registers and one
+// block per SM; this way every instance fits in 80).
+template <class T, int Shift, bool Wraps>
+__device__ __forceinline__ void cut_vectors(const CutSample &s, const typename T::raw *a,
+                                            const typename T::raw *b, typename T::raw *o,
+                                            const RowVectors &r, const ApplyShape &sh,
+                                            const Step &st, int64_t c0) {
+  using raw = typename T::raw;
+  using vec = typename Vec16<T>::type;
+  constexpr int V = kVecBytes / (int)sizeof(raw), kUnroll = Shift == 0 ? 8 : 2;
+  // The lane's first vector, the others 32 vectors apart (constant offsets).
+  const vec *av = reinterpret_cast<const vec *>(a + r.head) + c0;
+  const vec *bv = reinterpret_cast<const vec *>(b + r.head - Shift) + c0;
+  vec *ov = reinterpret_cast<vec *>(o + r.head) + c0;
+  const int64_t left = r.nvec - c0;
+  if (s.blends()) {
+    const float lam = s.lam, mu = 1.0f - lam;
+#pragma unroll kUnroll
+    for (int q = 0; q < kLaneVecs; ++q)
+      if (32 * q < left)
+        ov[32 * q] = blend_vec<T>(__ldg(av + 32 * q), partner_vec<T, Shift>(bv, 32 * q), lam, mu);
+    return;
+  }
+  // A vector whose first element is at column col of a box row touches the
+  // box when col is in (lo - V, hi) and lies inside it when col is in
+  // [lo, hi - V]; it runs into the next image row when col > len - V.
+  Pos p = pos_of(sh, r.head + c0 * V);
+  const int64_t lo = (int64_t)s.x0 * sh.k, hi = (int64_t)s.x1 * sh.k, last = sh.len - V;
+  const uint64_t touch_span = (uint64_t)(hi - lo + V - 1);
+  const uint32_t box_rows = (uint32_t)(s.y1 - s.y0);
+#pragma unroll kUnroll
+  for (int q = 0; q < kLaneVecs; ++q) {
+    const int c = 32 * q;
+    if (c < left) {
+      const vec va = __ldg(av + c);
+      const bool row_in = (uint32_t)((int32_t)p.y - s.y0) < box_rows;
+      const bool wraps = Wraps && p.col > last;
+      const int64_t y2 = p.y + 1 == sh.h ? 0 : p.y + 1;
+      const bool next_in = wraps && (uint32_t)((int32_t)y2 - s.y0) < box_rows;
+      const bool touch =
+          (row_in && (uint64_t)(p.col - lo + V - 1) < touch_span) || (next_in && p.col - last > lo);
+      if (!touch) {
+        ov[c] = va;
+      } else if (row_in && p.col >= lo && p.col <= hi - V) {
+        ov[c] = partner_vec<T, Shift>(bv, c);
+      } else {  // a box edge or a row end: element by element
+        const vec vb = partner_vec<T, Shift>(bv, c);
+        vec vo;
+        const raw *pa = reinterpret_cast<const raw *>(&va);
+        const raw *pb = reinterpret_cast<const raw *>(&vb);
+        raw *po = reinterpret_cast<raw *>(&vo);
+        FM_UNROLL
+        for (int e = 0; e < V; ++e) {
+          const int64_t cc = p.col + e < sh.len ? p.col + e : p.col + e - sh.len;
+          const bool in = (p.col + e < sh.len ? row_in : next_in) && cc >= lo && cc < hi;
+          po[e] = in ? pb[e] : pa[e];
+        }
+        ov[c] = vo;
+      }
+    }
+    advance(p, st, sh);
+  }
+}
+
+// cut_vectors for the run-time shift 0 <= shift < V, by a chain of branches
+// that are uniform in the warp.
+template <class T, int S = 0>
+__device__ __forceinline__ void cut_vectors_any_shift(const CutSample &s, const typename T::raw *a,
+                                                      const typename T::raw *b, typename T::raw *o,
+                                                      const RowVectors &r, const ApplyShape &sh,
+                                                      const Step &st, int64_t c0) {
+  if constexpr (S < kVecBytes / (int)sizeof(typename T::raw)) {
+    if (r.shift == S)
+      cut_vectors<T, S, true>(s, a, b, o, r, sh, st, c0);
+    else
+      cut_vectors_any_shift<T, S + 1>(s, a, b, o, r, sh, st, c0);
+  }
+}
+
+// The cells of the out-of-place kernel:
+//  - kCutAligned: rows of whole 16-byte vectors (x and out aligned, row and
+//    sample strides multiples of 16 bytes): no head, no shift, and a vector
+//    never runs past a row's end;
+//  - kCutFlat: x and out equally far from 16-byte alignment and image rows
+//    at least a vector long: row_vectors' vectors, partners realigned, edge
+//    elements done one by one;
+//  - kCutElements: anything else.
+enum CutPath { kCutElements, kCutAligned, kCutFlat };
+
+// At least two blocks per SM: without the bound ptxas held the float32
+// vector instances to 80 registers and spilled.
+template <class T, CutPath P>
+__global__ void __launch_bounds__(kThreads, 2)
     cutmix_chunks_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
                          ApplyShape sh, int64_t chunks, const float *lambdas,
                          const int64_t *partners, const int32_t *boxes) {
-  using C = Cell<T, Vec>;
-  using cell = typename C::type;
+  using raw = typename T::raw;
+  using vec = typename Vec16<T>::type;
   const int lane = threadIdx.x & 31;
   const int64_t warp = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
   const int64_t warps = (int64_t)gridDim.x * kWarps, items = sh.n * chunks;
-  using Index = int64_t;
-  const Index lc = sh.len / C::kElems, cells = sh.rows * lc, h = sh.h;
-  // One step of a lane: 32 cells = drow rows and dcol cells; dy image rows.
-  const Index drow = 32 / lc, dcol = 32 % lc, dy = sh.k == 1 ? drow % h : drow;
+  const int64_t elems = sh.rows * sh.len;
+  constexpr int E = P == kCutElements ? 1 : kVecBytes / (int)sizeof(raw);  // elements per cell
+  const Step st(sh, 32 * E);
   const int64_t di = warps % sh.n, dk = warps / sh.n;
   int64_t i = warp % sh.n, k = warp / sh.n;
   for (int64_t item = warp; item < items; item += warps) {
     const CutSample s = load_sample(i, sh.n, sh.h, sh.w, lambdas, partners, boxes);
-    const Index c0 = (Index)(k * kChunkCells) + (Index)lane;
-    const cell *a = reinterpret_cast<const cell *>(x + i * sh.stride);
-    cell *o = reinterpret_cast<cell *>(out + i * sh.stride);
-    if (s.partner == kBadPartner) {
+    const raw *a = x + i * sh.stride;
+    const raw *b = s.partner == kBadPartner ? nullptr : x + (int64_t)s.partner * sh.stride;
+    raw *o = out + i * sh.stride;
+    const int64_t c0 = k * (32 * (P == kCutElements ? kLaneElems : kLaneVecs)) + lane,
+                  lo = (int64_t)s.x0 * sh.k, hi = (int64_t)s.x1 * sh.k;
+    if constexpr (P != kCutElements) {
+      const RowVectors r =
+          P == kCutAligned ? RowVectors{0, 0, elems / E} : row_vectors<T>(a, b, elems);
+      if (!b) {
+        vec *ov = reinterpret_cast<vec *>(o + r.head) + c0;
+        FM_UNROLL
+        for (int q = 0; q < kLaneVecs; ++q)
+          if (32 * q < r.nvec - c0) ov[32 * q] = nan_vec<T>();
+      } else if (P == kCutAligned) {
+        cut_vectors<T, 0, false>(s, a, b, o, r, sh, st, c0);
+      } else if (r.nvec > 0) {
+        cut_vectors_any_shift<T>(s, a, b, o, r, sh, st, c0);
+      }
+      if (P == kCutFlat && k == 0) {  // the elements before and after the vectors
+        const int64_t head = r.nvec ? r.head : elems, tail0 = head + r.nvec * E;
+        for (int64_t j = lane; j < head + (elems - tail0); j += 32) {
+          const int64_t f = j < head ? j : tail0 + (j - head);
+          const Pos p = pos_of(sh, f);
+          o[f] = cut_one<T>(s, a, b, f, p.col, p.y, lo, hi);
+        }
+      }
+    } else if (!b || s.blends()) {
       FM_UNROLL
-      for (int q = 0; q < kCellsPerLane; ++q)
-        if (c0 + 32 * q < cells) o[c0 + 32 * q] = C::nan();
+      for (int q = 0; q < kLaneElems; ++q) {
+        const int64_t f = c0 + 32 * q;
+        if (f < elems) o[f] = cut_one<T>(s, a, b, f, 0, 0, lo, hi);
+      }
     } else {
-      const cell *b = reinterpret_cast<const cell *>(x + (int64_t)s.partner * sh.stride);
-      if (s.blends()) {
-        const float lam = s.lam, mu = 1.0f - lam;
-        FM_UNROLL
-        for (int q = 0; q < kCellsPerLane; ++q) {
-          const Index c = c0 + 32 * q;
-          if (c < cells) o[c] = C::blend(__ldg(a + c), __ldg(b + c), lam, mu);
-        }
-      } else {
-        const Index row = div_fast(c0, lc);
-        Index col = c0 - row * lc, y = sh.k == 1 ? row - div_fast(row, h) * h : row;
-        const int64_t lo = (int64_t)s.x0 * sh.k, hi = (int64_t)s.x1 * sh.k;
-        FM_UNROLL
-        for (int q = 0; q < kCellsPerLane; ++q) {
-          const Index c = c0 + 32 * q;
-          if (c < cells) {
-            const int64_t e0 = (int64_t)col * C::kElems;
-            const cell va = __ldg(a + c);
-            const bool in =
-                (int32_t)y >= s.y0 && (int32_t)y < s.y1 && e0 + C::kElems > lo && e0 < hi;
-            o[c] = in ? C::select(va, __ldg(b + c), e0, lo, hi) : va;
-          }
-          col += dcol, y += dy;
-          if (col >= lc) col -= lc, ++y;
-          if (sh.k == 1 && y >= h) y -= h;
-        }
+      Pos p = pos_of(sh, c0 < elems ? c0 : 0);
+      FM_UNROLL
+      for (int q = 0; q < kLaneElems; ++q) {
+        const int64_t f = c0 + 32 * q;
+        if (f < elems) o[f] = cut_one<T>(s, a, b, f, p.col, p.y, lo, hi);
+        advance(p, st, sh);
       }
     }
     i += di, k += dk;
@@ -279,12 +444,21 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
   const int64_t es = (int64_t)sizeof(raw);
   const RowShape rs = row_shape(im.layout, im.channels, im.height, im.width);
   const ApplyShape sh{im.batch, rs.rows, rs.len, rs.k, im.height, im.width, im.stride};
-  const bool vec = (uintptr_t)im.x % kVecBytes == 0 && (uintptr_t)im.out % kVecBytes == 0 &&
-                   (rs.len * es) % kVecBytes == 0 && (im.stride * es) % kVecBytes == 0;
+  // Rows of whole 16-byte vectors in x: x aligned, row and sample strides
+  // multiples of 16 bytes.
+  const bool rows_aligned = (uintptr_t)im.x % kVecBytes == 0 && (rs.len * es) % kVecBytes == 0 &&
+                            (im.stride * es) % kVecBytes == 0;
   if (im.x != im.out) {
-    const int64_t cells = rs.rows * (rs.len / (vec ? kVecBytes / es : 1));
-    const int64_t chunks = (cells + kChunkCells - 1) / kChunkCells;
-    auto kernel = vec ? cutmix_chunks_kernel<T, true> : cutmix_chunks_kernel<T, false>;
+    // A sample has at most elems / V vectors.
+    const bool aligned = (uintptr_t)im.out % kVecBytes == 0 && rows_aligned;
+    const bool flat =
+        (uintptr_t)im.x % kVecBytes == (uintptr_t)im.out % kVecBytes && rs.len * es >= kVecBytes;
+    const int64_t cells = rs.rows * rs.len / (aligned || flat ? kVecBytes / es : 1);
+    const int64_t per_chunk = 32 * (aligned || flat ? kLaneVecs : kLaneElems);
+    const int64_t chunks = (cells + per_chunk - 1) / per_chunk;
+    auto kernel = aligned ? cutmix_chunks_kernel<T, kCutAligned>
+                  : flat  ? cutmix_chunks_kernel<T, kCutFlat>
+                          : cutmix_chunks_kernel<T, kCutElements>;
     int per_sm = 0;
     FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, 0, &per_sm));
     const int64_t blocks = (sh.n * chunks + kWarps - 1) / kWarps;
@@ -298,7 +472,7 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
   // one vector per sample fits at all, else elements.
   const int64_t fixed = (im.batch * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15);
   const int64_t limit = dev.smem_optin;
-  const bool use_vec = vec && fixed + im.batch * kVecBytes <= limit;
+  const bool use_vec = rows_aligned && fixed + im.batch * kVecBytes <= limit;
   const int64_t cell_bytes = use_vec ? kVecBytes : es;
   if (fixed + im.batch * cell_bytes > limit)
     return fail(FASTMIX_ERROR_NOT_SUPPORTED,

@@ -117,35 +117,6 @@ __device__ __forceinline__ void fetch_samples(const Source &rs, int64_t item, in
   }
 }
 
-// Where a sample's vectors are (the Vec path of blend_rows_kernel): head, the
-// columns before the first vector, where a + head (and o + head) is 16-byte
-// aligned; shift, b + head's offset from alignment in elements; nvec, the
-// vectors.  The partner's aligned loads start `shift` elements before
-// b + head, so the head grows by a vector when that would be before b, and
-// with a shift a vector's second aligned load ends V - shift elements past
-// its last partner element, which must still be in the sample.  nvec == 0:
-// the whole sample is done with scalars.
-struct RowVectors {
-  int32_t head, shift;
-  int64_t nvec;
-};
-
-template <class T>
-__device__ __forceinline__ RowVectors row_vectors(const typename T::raw *a,
-                                                  const typename T::raw *b, int64_t elems) {
-  constexpr int V = kVecBytes / (int)sizeof(typename T::raw);
-  RowVectors r;
-  r.head = (int32_t)((kVecBytes - (uintptr_t)a % kVecBytes) % kVecBytes / sizeof(*a));
-  r.shift = 0;
-  if (b) {
-    r.shift = (int32_t)((uintptr_t)(b + r.head) % kVecBytes / sizeof(*a));
-    if (r.shift > r.head) r.head += V;
-  }
-  const int64_t room = elems - r.head - (r.shift ? V - r.shift : 0);
-  r.nvec = room > 0 ? room / V : 0;
-  return r;
-}
-
 // One thread's vectors of a chunk: kUnroll<T> 16-byte vectors kThreads apart
 // from av/bv/ov, those below `left` (all of them when Full).  bv == NULL: the
 // partner is out of range and the vectors become NaN.
