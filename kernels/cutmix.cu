@@ -120,14 +120,18 @@ struct ApplyShape {
 };
 
 // Out of place: warp items of 32 x kLaneVecs vectors or 32 x kLaneElems
-// elements of one sample (a lane's cells 32 apart), sample fastest.  A sample is flat, rows * len
-// elements (its rows are contiguous), and its cells are elements or, on the vector path, the
-// 16-byte vectors that row_vectors finds (with unaligned elements before and after, done one by one
-// by the warp of chunk 0).  A mixup or bad sample's chunk is one flat span; a CutMix sample's lane
-// finds the (image row, column) of its first cell with one division per item and walks the rest by
-// additions. 16 vectors per lane: an item's fixed cost (the sample's draw read and checked, its
-// vectors and the lane's position found) is then spread over 64 float32 elements per lane; with 8
-// it added about 1.5 instructions per element.
+// elements of one sample (a lane's cells 32 apart), sample fastest.  A
+// sample is flat, rows * len elements (its rows are contiguous), and its
+// cells are elements or, on the vector paths, the 16-byte vectors that
+// row_vectors finds (with unaligned elements before and after, done one by
+// one by the warp of chunk 0).  A mixup or bad sample's chunk is one flat
+// span; a CutMix sample's lane finds the (image row, column) of its first
+// cell with one division per item and walks the rest by additions.
+//
+// 16 vectors per lane: an item's fixed cost (the sample's draw read and
+// checked, its vectors and the lane's position found) is then spread over
+// 64 float32 elements per lane; with 8 it added about 1.5 instructions per
+// element.
 constexpr int kLaneVecs = 16, kLaneElems = 8;
 
 // a / b for 0 <= a, 0 < b, in 32 bits when both fit (a 64-bit division is
