@@ -5,10 +5,10 @@
 # an H200; and two checks that fail (exit 1):
 #   - local memory: a kernel with a stack frame (STACK > 0, which is where
 #     ptxas puts spilled registers), LOCAL > 0, or LDL/STL instructions;
-#   - 16-byte memory access: the vector-path kernels (the blend and CutMix
-#     kernels with Vec = true, "Lb1E" in their mangled name, the staged blend
-#     with a vector Layout, the out-of-place CutMix with a vector CutPath, and
-#     the loss's ce_kernel) must
+#   - 16-byte memory access: the vector-path kernels (the out-of-place blend
+#     with Vec = true, "Lb1E" in its mangled name, the staged blend (and
+#     CutMix in place) with a vector Layout, the out-of-place CutMix with a
+#     vector CutPath, and the loss's ce_kernel) must
 #     have a 128-bit global load (LDG...128) and a 128-bit global store
 #     (STG...128) inside a loop of their SASS (the hot loops).
 #
@@ -177,7 +177,7 @@ def is_vector_path(mangled, base):
         return re.search(r"LayoutE[12]E", mangled) is not None
     if base == "cutmix_chunks_kernel":  # CutPath kCutAligned or kCutFlat
         return re.search(r"CutPathE[12]E", mangled) is not None
-    if base in ("blend_rows_kernel", "cutmix_staged_kernel"):
+    if base == "blend_rows_kernel":
         return "Lb1E" in mangled  # template argument Vec = true
     return base == "ce_kernel"
 

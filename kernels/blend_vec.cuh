@@ -125,6 +125,63 @@ __device__ __forceinline__ RowVectors row_vectors(const typename T::raw *a,
   return r;
 }
 
+// a / b for 0 <= a, 0 < b, in 32 bits when both fit (a 64-bit division is
+// a long software routine).
+__device__ __forceinline__ int64_t div_fast(int64_t a, int64_t b) {
+  return ((uint64_t)(a | b) >> 32) == 0 ? (int64_t)((uint32_t)a / (uint32_t)b) : a / b;
+}
+
+// Where an element of a sample is in its image: its column in its row (in
+// elements) and its image row.
+struct Pos {
+  int64_t col, y;
+};
+
+// A CutMix box as a sample's flat elements see it, for the kernels that
+// move a sample as one run of 16-byte vectors: the sample is rows of `len`
+// elements, the image row of row r is r mod h (NCHW rows run through the
+// channels; NHWC has h rows), and the box is the columns [lo, hi) (in
+// elements) of the image rows [y0, y0 + rows).
+struct RowBox {
+  int64_t lo, hi, len, h;
+  int32_t y0;
+  uint32_t rows;
+  __device__ bool row_in(int64_t y) const { return (uint32_t)((int32_t)y - y0) < rows; }
+};
+
+// How a vector of V elements whose first element is at column col of image
+// row y meets the box: touch, some element is in it (vec_inside: all are).
+// A vector may run past the end of its row into the next (Wraps; rows of at
+// least V elements), whose image row follows y.
+struct VecHit {
+  bool row_in, next_in, touch;
+};
+
+template <int V, bool Wraps>
+__device__ __forceinline__ VecHit vec_hit(const RowBox &b, int64_t col, int64_t y) {
+  const int64_t last = b.len - V;  // a vector starting after it wraps
+  VecHit r;
+  r.row_in = b.row_in(y);
+  r.next_in = Wraps && col > last && b.row_in(y + 1 == b.h ? 0 : y + 1);
+  r.touch = (r.row_in && (uint64_t)(col - b.lo + V - 1) < (uint64_t)(b.hi - b.lo + V - 1)) ||
+            (r.next_in && col - last > b.lo);
+  return r;
+}
+
+// Asked only of a vector that touches the box (most do not), so that it
+// costs nothing there.
+template <int V>
+__device__ __forceinline__ bool vec_inside(const RowBox &b, const VecHit &v, int64_t col) {
+  return v.row_in && col >= b.lo && col <= b.hi - V;
+}
+
+// Whether element e of that vector is in the box.
+__device__ __forceinline__ bool elem_in(const RowBox &b, const VecHit &v, int64_t col, int e) {
+  const int64_t c = col + e;
+  return c < b.len ? v.row_in && c >= b.lo && c < b.hi
+                   : v.next_in && c - b.len >= b.lo && c - b.len < b.hi;
+}
+
 template <class T>
 __device__ __forceinline__ typename T::raw blend_one(typename T::raw a, const typename T::raw *b,
                                                      float lam, float mu) {

@@ -153,4 +153,12 @@ inline fastmix_status advance_offset(const char *func, const Seed &seed, cudaStr
 fastmix_status launch_cutmix_draw(const CutmixSampleArgs &a, const Device &dev,
                                   cudaStream_t stream);
 
+// CutMix in place on the staged kernel of the blend (kernels/mixup.cu), for
+// kernels/cutmix.cu.  *done false (and nothing queued) when image rows are
+// shorter than two 16-byte vectors or no tile of vectors fits the batch: the
+// caller then runs its element kernel.
+fastmix_status launch_cutmix_staged(const char *func, const Device &dev, const CutImages &im,
+                                    const float *lambdas, const int64_t *partners,
+                                    const int32_t *boxes, cudaStream_t stream, bool *done);
+
 }  // namespace fm

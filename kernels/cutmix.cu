@@ -60,38 +60,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 // ---- the apply ------------------------------------------------------------------
-// One cell: a 16-byte vector (Vec) or one element.
-template <class T, bool Vec>
-struct Cell {
-  using raw = typename T::raw;
-  using type = typename std::conditional<Vec, typename Vec16<T>::type, raw>::type;
-  static constexpr int kElems = Vec ? kVecBytes / (int)sizeof(raw) : 1;
-
-  static __device__ __forceinline__ type blend(const type &a, const type &b, float lam, float mu) {
-    if constexpr (Vec)
-      return blend_vec<T>(a, b, lam, mu);
-    else
-      return T::store(fm::blend(lam, mu, T::load(a), T::load(b)));
-  }
-  static __device__ __forceinline__ type nan() {
-    if constexpr (Vec)
-      return nan_vec<T>();
-    else
-      return T::store(quiet_nan());
-  }
-  // Elements e0 + q in [lo, hi) from b, the others from a.
-  static __device__ __forceinline__ type select(const type &a, const type &b, int64_t e0,
-                                                int64_t lo, int64_t hi) {
-    type o;
-    const raw *pa = reinterpret_cast<const raw *>(&a);
-    const raw *pb = reinterpret_cast<const raw *>(&b);
-    raw *po = reinterpret_cast<raw *>(&o);
-    FM_UNROLL
-    for (int q = 0; q < kElems; ++q) po[q] = (e0 + q >= lo && e0 + q < hi) ? pb[q] : pa[q];
-    return o;
-  }
-};
-
 // A sample's lambda, partner and box as the apply uses them (24 bytes): the
 // partner kBadPartner when it or the box is out of range (the output becomes
 // NaN); y0 < 0 (the box (-1, -1, -1, -1), once validated) blends.
@@ -134,20 +102,9 @@ struct ApplyShape {
 // element.
 constexpr int kLaneVecs = 16, kLaneElems = 8;
 
-// a / b for 0 <= a, 0 < b, in 32 bits when both fit (a 64-bit division is
-// a long software routine).
-__device__ __forceinline__ int64_t div_fast(int64_t a, int64_t b) {
-  return ((uint64_t)(a | b) >> 32) == 0 ? (int64_t)((uint32_t)a / (uint32_t)b) : a / b;
-}
-
-// Where a cell is in the image: the column of its first element in its row
-// (in elements) and its image row (the row modulo the height: NCHW rows run
-// through the channels; NHWC rows are image rows, and a lane past a sample's
-// end computes positions it never uses).
-struct Pos {
-  int64_t col, y;
-};
-
+// Where a cell's first element is in the image (the row modulo the height:
+// NCHW rows run through the channels; NHWC rows are image rows, and a lane
+// past a sample's end computes positions it never uses).
 __device__ __forceinline__ Pos pos_of(const ApplyShape &sh, int64_t f) {
   const int64_t row = div_fast(f, sh.len);
   return Pos{f - row * sh.len, row - div_fast(row, sh.h) * sh.h};
@@ -170,20 +127,21 @@ __device__ __forceinline__ void advance(Pos &p, const Step &st, const ApplyShape
   if (p.y >= sh.h) p.y -= sh.h;
 }
 
-__device__ __forceinline__ bool in_rows(const CutSample &s, int64_t y) {
-  return (int32_t)y >= s.y0 && (int32_t)y < s.y1;
+__device__ __forceinline__ RowBox row_box(const CutSample &s, const ApplyShape &sh) {
+  const int64_t lo = (int64_t)s.x0 * sh.k, hi = (int64_t)s.x1 * sh.k;
+  return RowBox{lo, hi, sh.len, sh.h, s.y0, (uint32_t)(s.y1 - s.y0)};
 }
 
 // Element f of a sample, the way a scalar cell is done: NaN for a bad
 // partner, the blend for a mixup sample, the partner's element inside the
-// box (columns [lo, hi) of the rows [y0, y1), at column col of image row y).
+// box (f at column col of image row y).
 template <class T>
 __device__ __forceinline__ typename T::raw cut_one(const CutSample &s, const typename T::raw *a,
                                                    const typename T::raw *b, int64_t f, int64_t col,
-                                                   int64_t y, int64_t lo, int64_t hi) {
+                                                   int64_t y, const RowBox &box) {
   if (!b) return T::store(quiet_nan());
   if (s.blends()) return blend_one<T>(__ldg(a + f), b + f, s.lam, 1.0f - s.lam);
-  return __ldg((in_rows(s, y) && col >= lo && col < hi ? b : a) + f);
+  return __ldg((box.row_in(y) && col >= box.lo && col < box.hi ? b : a) + f);
 }
 
 // The partner's vector c, read from 16-byte-aligned vectors Shift elements
@@ -209,7 +167,7 @@ template <class T, int Shift, bool Wraps>
 __device__ __forceinline__ void cut_vectors(const CutSample &s, const typename T::raw *a,
                                             const typename T::raw *b, typename T::raw *o,
                                             const RowVectors &r, const ApplyShape &sh,
-                                            const Step &st, int64_t c0) {
+                                            const RowBox &box, const Step &st, int64_t c0) {
   using raw = typename T::raw;
   using vec = typename Vec16<T>::type;
   constexpr int V = kVecBytes / (int)sizeof(raw), kUnroll = Shift == 0 ? 8 : 2;
@@ -226,27 +184,16 @@ __device__ __forceinline__ void cut_vectors(const CutSample &s, const typename T
         ov[32 * q] = blend_vec<T>(__ldg(av + 32 * q), partner_vec<T, Shift>(bv, 32 * q), lam, mu);
     return;
   }
-  // A vector whose first element is at column col of a box row touches the
-  // box when col is in (lo - V, hi) and lies inside it when col is in
-  // [lo, hi - V]; it runs into the next image row when col > len - V.
   Pos p = pos_of(sh, r.head + c0 * V);
-  const int64_t lo = (int64_t)s.x0 * sh.k, hi = (int64_t)s.x1 * sh.k, last = sh.len - V;
-  const uint64_t touch_span = (uint64_t)(hi - lo + V - 1);
-  const uint32_t box_rows = (uint32_t)(s.y1 - s.y0);
 #pragma unroll kUnroll
   for (int q = 0; q < kLaneVecs; ++q) {
     const int c = 32 * q;
     if (c < left) {
       const vec va = __ldg(av + c);
-      const bool row_in = (uint32_t)((int32_t)p.y - s.y0) < box_rows;
-      const bool wraps = Wraps && p.col > last;
-      const int64_t y2 = p.y + 1 == sh.h ? 0 : p.y + 1;
-      const bool next_in = wraps && (uint32_t)((int32_t)y2 - s.y0) < box_rows;
-      const bool touch =
-          (row_in && (uint64_t)(p.col - lo + V - 1) < touch_span) || (next_in && p.col - last > lo);
-      if (!touch) {
+      const VecHit hit = vec_hit<V, Wraps>(box, p.col, p.y);
+      if (!hit.touch) {
         ov[c] = va;
-      } else if (row_in && p.col >= lo && p.col <= hi - V) {
+      } else if (vec_inside<V>(box, hit, p.col)) {
         ov[c] = partner_vec<T, Shift>(bv, c);
       } else {  // a box edge or a row end: element by element
         const vec vb = partner_vec<T, Shift>(bv, c);
@@ -255,11 +202,7 @@ __device__ __forceinline__ void cut_vectors(const CutSample &s, const typename T
         const raw *pb = reinterpret_cast<const raw *>(&vb);
         raw *po = reinterpret_cast<raw *>(&vo);
         FM_UNROLL
-        for (int e = 0; e < V; ++e) {
-          const int64_t cc = p.col + e < sh.len ? p.col + e : p.col + e - sh.len;
-          const bool in = (p.col + e < sh.len ? row_in : next_in) && cc >= lo && cc < hi;
-          po[e] = in ? pb[e] : pa[e];
-        }
+        for (int e = 0; e < V; ++e) po[e] = elem_in(box, hit, p.col, e) ? pb[e] : pa[e];
         ov[c] = vo;
       }
     }
@@ -273,12 +216,13 @@ template <class T, int S = 0>
 __device__ __forceinline__ void cut_vectors_any_shift(const CutSample &s, const typename T::raw *a,
                                                       const typename T::raw *b, typename T::raw *o,
                                                       const RowVectors &r, const ApplyShape &sh,
-                                                      const Step &st, int64_t c0) {
+                                                      const RowBox &box, const Step &st,
+                                                      int64_t c0) {
   if constexpr (S < kVecBytes / (int)sizeof(typename T::raw)) {
     if (r.shift == S)
-      cut_vectors<T, S, true>(s, a, b, o, r, sh, st, c0);
+      cut_vectors<T, S, true>(s, a, b, o, r, sh, box, st, c0);
     else
-      cut_vectors_any_shift<T, S + 1>(s, a, b, o, r, sh, st, c0);
+      cut_vectors_any_shift<T, S + 1>(s, a, b, o, r, sh, box, st, c0);
   }
 }
 
@@ -314,8 +258,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     const raw *a = x + i * sh.stride;
     const raw *b = s.partner == kBadPartner ? nullptr : x + (int64_t)s.partner * sh.stride;
     raw *o = out + i * sh.stride;
-    const int64_t c0 = k * (32 * (P == kCutElements ? kLaneElems : kLaneVecs)) + lane,
-                  lo = (int64_t)s.x0 * sh.k, hi = (int64_t)s.x1 * sh.k;
+    const int64_t c0 = k * (32 * (P == kCutElements ? kLaneElems : kLaneVecs)) + lane;
+    const RowBox box = row_box(s, sh);
     if constexpr (P != kCutElements) {
       const RowVectors r =
           P == kCutAligned ? RowVectors{0, 0, elems / E} : row_vectors<T>(a, b, elems);
@@ -325,30 +269,30 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int q = 0; q < kLaneVecs; ++q)
           if (32 * q < r.nvec - c0) ov[32 * q] = nan_vec<T>();
       } else if (P == kCutAligned) {
-        cut_vectors<T, 0, false>(s, a, b, o, r, sh, st, c0);
+        cut_vectors<T, 0, false>(s, a, b, o, r, sh, box, st, c0);
       } else if (r.nvec > 0) {
-        cut_vectors_any_shift<T>(s, a, b, o, r, sh, st, c0);
+        cut_vectors_any_shift<T>(s, a, b, o, r, sh, box, st, c0);
       }
       if (P == kCutFlat && k == 0) {  // the elements before and after the vectors
         const int64_t head = r.nvec ? r.head : elems, tail0 = head + r.nvec * E;
         for (int64_t j = lane; j < head + (elems - tail0); j += 32) {
           const int64_t f = j < head ? j : tail0 + (j - head);
           const Pos p = pos_of(sh, f);
-          o[f] = cut_one<T>(s, a, b, f, p.col, p.y, lo, hi);
+          o[f] = cut_one<T>(s, a, b, f, p.col, p.y, box);
         }
       }
     } else if (!b || s.blends()) {
       FM_UNROLL
       for (int q = 0; q < kLaneElems; ++q) {
         const int64_t f = c0 + 32 * q;
-        if (f < elems) o[f] = cut_one<T>(s, a, b, f, 0, 0, lo, hi);
+        if (f < elems) o[f] = cut_one<T>(s, a, b, f, 0, 0, box);
       }
     } else {
       Pos p = pos_of(sh, c0 < elems ? c0 : 0);
       FM_UNROLL
       for (int q = 0; q < kLaneElems; ++q) {
         const int64_t f = c0 + 32 * q;
-        if (f < elems) o[f] = cut_one<T>(s, a, b, f, p.col, p.y, lo, hi);
+        if (f < elems) o[f] = cut_one<T>(s, a, b, f, p.col, p.y, box);
         advance(p, st, sh);
       }
     }
@@ -357,50 +301,50 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-// In place.  Shared memory: a CutSample per sample, then the tile, n x pitch
-// cells (pitch a power of two).  Item t is segment t % segs of row position
-// t / segs.
-template <class T, bool Vec>
+// In place, on elements, where the staged blend kernel (kernels/mixup.cu)
+// cannot take CutMix: image rows shorter than two vectors, or batches too
+// large for a tile of vectors.  Shared memory: a CutSample per sample, then
+// the tile, n x pitch elements (pitch a power of two).  Item t is segment
+// t % segs of row position t / segs.
+template <class T>
 __global__ void __launch_bounds__(kThreads)
     cutmix_staged_kernel(typename T::raw *x, ApplyShape sh, int log2_pitch, int64_t segs,
                          const float *lambdas, const int64_t *partners, const int32_t *boxes) {
-  using C = Cell<T, Vec>;
-  using cell = typename C::type;
+  using raw = typename T::raw;
   extern __shared__ __align__(16) unsigned char smem[];
   CutSample *info = reinterpret_cast<CutSample *>(smem);
-  cell *tile =
-      reinterpret_cast<cell *>(smem + ((sh.n * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15)));
+  raw *tile =
+      reinterpret_cast<raw *>(smem + ((sh.n * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15)));
   for (int64_t q = threadIdx.x; q < sh.n; q += kThreads)
     info[q] = load_sample(q, sh.n, sh.h, sh.w, lambdas, partners, boxes);
   __syncthreads();
 
-  const int64_t cells = sh.len / C::kElems, pitch = int64_t(1) << log2_pitch;
-  const uint32_t total_cells = (uint32_t)(sh.n << log2_pitch), mask = (uint32_t)pitch - 1;
+  const int64_t pitch = int64_t(1) << log2_pitch;
+  const uint32_t total = (uint32_t)(sh.n << log2_pitch), mask = (uint32_t)pitch - 1;
   for (int64_t t = blockIdx.x; t < sh.rows * segs; t += gridDim.x) {
     const int64_t r = t / segs, c0 = (t % segs) * pitch;
-    const int64_t w = cells - c0 < pitch ? cells - c0 : pitch;
+    const int64_t w = sh.len - c0 < pitch ? sh.len - c0 : pitch;
     const int64_t hr = sh.k == 1 ? r % sh.h : r;
-    cell *base = reinterpret_cast<cell *>(x + r * sh.len) + c0;
-    const int64_t cstride = sh.stride / C::kElems;  // a whole number of cells with Vec
-    for (uint32_t e = threadIdx.x; e < total_cells; e += kThreads) {
+    raw *base = x + r * sh.len + c0;
+    for (uint32_t e = threadIdx.x; e < total; e += kThreads) {
       const uint32_t q = e >> log2_pitch, c = e & mask;
-      if (c < w) tile[e] = base[q * cstride + c];
+      if (c < w) tile[e] = base[q * sh.stride + c];
     }
     __syncthreads();
-    for (uint32_t e = threadIdx.x; e < total_cells; e += kThreads) {
+    for (uint32_t e = threadIdx.x; e < total; e += kThreads) {
       const uint32_t q = e >> log2_pitch, c = e & mask;
       if (c >= w) continue;
       const CutSample &s = info[q];
-      cell *o = base + q * cstride + c;
+      raw *o = base + q * sh.stride + c;
       if (s.partner == kBadPartner) {
-        *o = C::nan();
-      } else if (s.blends()) {
-        *o = C::blend(tile[e], tile[((uint32_t)s.partner << log2_pitch) | c], s.lam, 1.0f - s.lam);
-      } else if (hr >= s.y0 && hr < s.y1) {
-        const int64_t e0 = (c0 + c) * C::kElems, lo = s.x0 * sh.k, hi = s.x1 * sh.k;
-        if (e0 + C::kElems > lo && e0 < hi)
-          *o = C::select(tile[e], tile[((uint32_t)s.partner << log2_pitch) | c], e0, lo, hi);
+        *o = T::store(quiet_nan());
+        continue;
       }
+      const raw *pe = &tile[(s.partner << log2_pitch) | c];
+      if (s.blends())
+        *o = blend_one<T>(tile[e], pe, s.lam, 1.0f - s.lam);
+      else if (hr >= s.y0 && hr < s.y1 && c0 + c >= s.x0 * sh.k && c0 + c < s.x1 * sh.k)
+        *o = *pe;
     }
     __syncthreads();  // the tile is reused by the next item
   }
@@ -471,13 +415,13 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
                   static_cast<const raw *>(im.x), static_cast<raw *>(im.out), sh, chunks, lambdas,
                   partners, boxes);
   }
-  // In place: the widest power-of-two segment whose tile for the whole batch
-  // fits two blocks per SM where it can, else one; vectors when a segment of
-  // one vector per sample fits at all, else elements.
+  // In place where the staged blend kernel cannot take it (image rows
+  // shorter than two vectors, or batches too large for a tile of vectors):
+  // the widest power-of-two segment of elements whose tile for the whole
+  // batch fits two blocks per SM where it can, else one.
   const int64_t fixed = (im.batch * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15);
   const int64_t limit = dev.smem_optin;
-  const bool use_vec = rows_aligned && fixed + im.batch * kVecBytes <= limit;
-  const int64_t cell_bytes = use_vec ? kVecBytes : es;
+  const int64_t cell_bytes = es;
   if (fixed + im.batch * cell_bytes > limit)
     return fail(FASTMIX_ERROR_NOT_SUPPORTED,
                 "%s: in place on CUDA needs batch * (%d + %d) <= %lld bytes of shared memory, "
@@ -486,7 +430,7 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
   int64_t half = (int64_t)dev.smem_per_sm / 2 - dev.smem_reserved;
   if (half > limit) half = limit;
   const int64_t budget = fixed + im.batch * cell_bytes * 8 <= half ? half : limit;
-  const int64_t cells = rs.len / (use_vec ? kVecBytes / es : 1);
+  const int64_t cells = rs.len;
   int log2_pitch = 0;
   while ((int64_t(2) << log2_pitch) <= cells * 2 - 1 && (int64_t(2) << log2_pitch) <= 1024 &&
          fixed + im.batch * cell_bytes * (int64_t(2) << log2_pitch) <= budget &&
@@ -495,7 +439,7 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
   const int64_t pitch = int64_t(1) << log2_pitch;
   const int64_t segs = (cells + pitch - 1) / pitch;
   const int64_t smem = fixed + im.batch * cell_bytes * pitch;
-  auto kernel = use_vec ? cutmix_staged_kernel<T, true> : cutmix_staged_kernel<T, false>;
+  auto kernel = cutmix_staged_kernel<T>;
   if (smem > 48 * 1024)
     FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)limit));
   int per_sm = 0;
@@ -510,6 +454,11 @@ fastmix_status launch_apply(const char *func, const Device &dev, const CutImages
                             const float *lambdas, const int64_t *partners, const int32_t *boxes,
                             cudaStream_t stream) {
   if (im.batch == 0) return FASTMIX_SUCCESS;
+  if (im.x == im.out) {
+    bool done = false;
+    FM_TRY(launch_cutmix_staged(func, dev, im, lambdas, partners, boxes, stream, &done));
+    if (done) return FASTMIX_SUCCESS;
+  }
   return dispatch_dtype(im.dtype, [&](auto t) {
     return launch_apply_typed<decltype(t)>(func, dev, im, lambdas, partners, boxes, stream);
   });

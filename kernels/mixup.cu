@@ -14,12 +14,15 @@
 //    sample, stages the strip of the whole batch in shared memory and only
 //    then writes it back, so every partner is read before it is overwritten,
 //    whatever the partners are.
+// CutMix in place (kernels/cutmix.cu) runs the staged kernel too, with each
+// sample's box staged beside its lambda and partner.
 // The fused mixup out of place uses the rows kernel with a source that draws
 // lambda and partner instead of reading them, once per work item; in place it
 // draws first (sample_kernel) and the staged kernel reads the draw, since
 // every block of the staged kernel needs the whole batch's.
 #include "blend_vec.cuh"
 #include "cuda_util.cuh"
+#include "math/cutmix.cuh"
 #include "math/dtype.cuh"
 #include "math/sampler.cuh"
 
@@ -307,6 +310,29 @@ struct __align__(8) StagedRow {
 };
 constexpr int32_t kNoPartner = INT32_MIN;
 
+// What the staged kernel writes.  BlendRule: every sample blended with its
+// partner.  CutRule: CutMix, each sample's box (staged as an int4 (y0, x0,
+// y1, x1) before the StagedRows) from its partner, the blend where the box
+// is (-1, -1, -1, -1), NaN where partner or box is out of range; the
+// image's rows are `len` elements, h image rows of w pixels, k elements per
+// pixel column (rows at least two vectors long: see staged_strip).
+struct BlendRule {
+  GivenSource src;
+};
+struct CutRule {
+  const float *lambdas;
+  const int64_t *partners;
+  const int32_t *boxes;
+  int64_t h, w, k, len;
+};
+template <class Rule>
+constexpr bool kCut = std::is_same<Rule, CutRule>::value;
+// Shared memory per sample besides the tile.
+template <class Rule>
+constexpr __host__ __device__ int64_t staged_row_bytes() {
+  return kCut<Rule> ? 8 + 16 : 8;
+}
+
 // 16 bytes at a shared-memory address aligned to the element size only, by
 // 32-bit loads; `odd`: a 16-bit type's address is 2 bytes past a word, and
 // each word is put together from two (a funnel shift by 16).  The branch is
@@ -355,11 +381,12 @@ struct StripThread {
 // inside the strip is stored so (where C checks it).  g: the thread's first
 // vector column c0 + kc * V of its row, as a byte pointer; the row's aligned
 // vectors start o elements before it.
-template <class T, bool Shifted, Check C>
+template <class T, bool Shifted, Check C, class Rule>
 __device__ __forceinline__ void staged_strip(typename T::raw *x, const StagedRow *rows,
-                                             unsigned char *tile, uint32_t n, int64_t elems,
-                                             int64_t stride, int64_t c0, int64_t c1,
-                                             uint32_t pitch_bytes, const StripThread &th) {
+                                             const int4 *boxes, unsigned char *tile, uint32_t n,
+                                             int64_t elems, int64_t stride, int64_t c0, int64_t c1,
+                                             uint32_t pitch_bytes, const StripThread &th,
+                                             const Rule &rule) {
   using raw = typename T::raw;
   using vec = typename Vec16<T>::type;
   constexpr int V = kVecBytes / (int)sizeof(raw);
@@ -405,11 +432,71 @@ __device__ __forceinline__ void staged_strip(typename T::raw *x, const StagedRow
   }
   __syncthreads();
 
+  // CutMix: where the thread's vectors start in sample 0's image, once per
+  // strip: column and image row of c0 + kc * V + u * part * V.  A row's
+  // vectors start o = offset(g) elements earlier (o < V).  A column before
+  // the sample (first strip, f > -V) is put on a row -1 of its own, whose
+  // elements are never written; with rows of at least 2V elements its
+  // column f + len - o stays in that row, and the vector's elements from
+  // column len on are row 0's.
+  Pos pos[kCut<Rule> ? kRowVecs : 1];
+  if constexpr (kCut<Rule>) {
+    FM_UNROLL
+    for (int u = 0; u < (int)kRowVecs; ++u) {
+      const int64_t f = col0 + u * u_elems;
+      const int64_t row = f < 0 ? -1 : div_fast(f, rule.len);
+      pos[u] = Pos{f - row * rule.len, row < 0 ? -1 : row - div_fast(row, rule.h) * rule.h};
+    }
+  }
+
   g = g0, t = t0;
   const StagedRow *row = rows + th.r0;
   for (uint32_t r = th.r0; r < n; r += th.dr, g += row_bytes, t += tile_step, row += th.dr) {
     unsigned char *gv = aligned(g);
     const StagedRow rw = *row;
+    if constexpr (kCut<Rule>) {
+      const int4 bx = boxes[r];
+      if (rw.partner != kNoPartner && bx.x >= 0) {  // CutMix: only what the box changes
+        const RowBox box{(int64_t)bx.y * rule.k, (int64_t)bx.w * rule.k, rule.len, rule.h, bx.x,
+                         (uint32_t)(bx.z - bx.x)};
+        const int o = offset(g);
+        const unsigned char *pt = tile + rw.partner + th.kc * kVecBytes;
+        FM_UNROLL
+        for (int u = 0; u < (int)kRowVecs; ++u) {
+          Pos p = pos[u];
+          if (Shifted) {
+            p.col -= o;
+            if (p.col < 0) p.col += rule.len, p.y = p.y == 0 ? rule.h - 1 : p.y - 1;
+          }
+          const VecHit hit = vec_hit<V, true>(box, p.col, p.y);
+          if (!hit.touch) continue;
+          const unsigned char *pu = pt + u * u_bytes;
+          raw *gu = reinterpret_cast<raw *>(gv + u * u_gbytes);
+          const int64_t lo = col0 - o + u * u_elems;
+          if (!checked(u) || (lo >= lo_ok && lo + V <= c1)) {
+            const vec pv = Shifted ? load_shared_unaligned<T, vec>(pu, (rw.partner & 2) != 0)
+                                   : *reinterpret_cast<const vec *>(pu);
+            if (vec_inside<V>(box, hit, p.col)) {
+              *reinterpret_cast<vec *>(gu) = pv;
+            } else {
+              vec vo = *reinterpret_cast<const vec *>(t + u * u_bytes);
+              raw *po = reinterpret_cast<raw *>(&vo);
+              const raw *pp = reinterpret_cast<const raw *>(&pv);
+              FM_UNROLL
+              for (int j = 0; j < V; ++j)
+                if (elem_in(box, hit, p.col, j)) po[j] = pp[j];
+              *reinterpret_cast<vec *>(gu) = vo;
+            }
+          } else {
+            FM_UNROLL
+            for (int j = 0; j < V; ++j)
+              if (lo + j >= lo_ok && lo + j < c1 && elem_in(box, hit, p.col, j))
+                gu[j] = reinterpret_cast<const raw *>(pu)[j];
+          }
+        }
+        continue;
+      }
+    }
     const float lam = rw.lam, mu = 1.0f - lam;
     // Bad: the partner is out of range, and the row becomes NaN.
     auto put = [&](auto bad_type) {
@@ -483,26 +570,37 @@ __device__ __forceinline__ void staged_strip_elements(typename T::raw *x, const 
   }
 }
 
-// Shared memory: n StagedRows, then the tile (16-byte aligned): n rows of
+// Shared memory: (CutRule: n boxes, then) n StagedRows, then the tile
+// (16-byte aligned): n rows of
 // tile_w vectors (kShifted: tile_w + 1, the last one read only by the funnel
 // shifts' fifth word) or of `width` elements (kElements).  Strip s covers
 // columns [s * width - h, ...): h is x's offset from 16-byte alignment in
 // elements for the vector layouts, so that the strips are aligned in sample 0.
 // Two blocks per SM, as the tile is sized for.  (With no minimum, ptxas held
 // one instance to 40 registers and spilled.)
-template <class T, Layout L>
+template <class T, Layout L, class Rule>
 __global__ void __launch_bounds__(kThreads, 2)
     blend_staged_kernel(typename T::raw *x, int64_t n, int64_t elems, int64_t stride, int64_t h,
-                        int64_t width, uint32_t tile_w, int64_t strips, GivenSource src) {
+                        int64_t width, uint32_t tile_w, int64_t strips, Rule rule) {
   using raw = typename T::raw;
   constexpr uint32_t V = kVecBytes / (uint32_t)sizeof(raw);
   extern __shared__ __align__(16) unsigned char smem[];
-  StagedRow *rows = reinterpret_cast<StagedRow *>(smem);
-  unsigned char *tile = smem + ((8 * n + 15) & ~int64_t(15));
+  int4 *boxes = reinterpret_cast<int4 *>(smem);  // CutRule only
+  StagedRow *rows = reinterpret_cast<StagedRow *>(smem + (kCut<Rule> ? 16 * n : 0));
+  unsigned char *tile = smem + ((staged_row_bytes<Rule>() * n + 15) & ~int64_t(15));
   const uint32_t pitch_bytes = (tile_w + (L == kShifted ? 1 : 0)) * kVecBytes;
 
   for (int64_t i = threadIdx.x; i < n; i += kThreads) {
-    const Sample s = src.get(i, n);
+    Sample s;
+    if constexpr (kCut<Rule>) {
+      const int32_t b[4] = {rule.boxes[4 * i], rule.boxes[4 * i + 1], rule.boxes[4 * i + 2],
+                            rule.boxes[4 * i + 3]};
+      const int64_t p = rule.partners[i];
+      s = Sample{rule.lambdas[i], p >= 0 && p < n && box_valid(b, rule.h, rule.w) ? p : -1};
+      boxes[i] = make_int4(b[0], b[1], b[2], b[3]);
+    } else {
+      s = rule.src.get(i, n);
+    }
     int32_t part = kNoPartner;
     if (s.partner >= 0) {
       if (L == kElements) {
@@ -538,10 +636,10 @@ __global__ void __launch_bounds__(kThreads, 2)
       const bool interior = c0 >= (L == kShifted ? (int64_t)V - 1 : 0) && c0 + tile_cols <= elems;
       if (interior)
         staged_strip<T, L == kShifted, L == kShifted ? kEdges : kNone>(
-            x, rows, tile, (uint32_t)n, elems, stride, c0, c1, pitch_bytes, th);
+            x, rows, boxes, tile, (uint32_t)n, elems, stride, c0, c1, pitch_bytes, th, rule);
       else
-        staged_strip<T, L == kShifted, kAll>(x, rows, tile, (uint32_t)n, elems, stride, c0, c1,
-                                             pitch_bytes, th);
+        staged_strip<T, L == kShifted, kAll>(x, rows, boxes, tile, (uint32_t)n, elems, stride, c0,
+                                             c1, pitch_bytes, th, rule);
       __syncthreads();
     }
   }
@@ -588,36 +686,30 @@ fastmix_status launch_rows(const char *func, const Device &dev, const Images &im
                 src);
 }
 
-// In place: the staged kernel, lambda and partner read (a fused draw would
-// repeat the whole batch's draw in every block, since each needs every row).
-// `before()` queues what must run first (the draw of fastmix_mixup), once
-// everything that can refuse the call has been checked, so that a refused
-// call writes nothing.
-template <class T, class Before>
-fastmix_status launch_staged(const char *func, const Device &dev, const Images &im,
-                             const GivenSource &src, cudaStream_t stream, const Before &before) {
-  using raw = typename T::raw;
-  const int64_t V = kVecBytes / (int64_t)sizeof(raw);
-  void *out = im.out;
-  const int64_t n = im.batch, elems = im.elems, stride = im.stride;
-  // A tile of vectors when the batch leaves room for kRowVecs per
-  // row (kShifted: one more, the row's pad), else elements.  The widest tile
-  // that keeps two blocks per SM (each block also costs the SM its reserved
-  // shared memory), unless that tile gives a thread fewer than 8 vectors per
-  // strip and a wider one fits in a block's shared memory: a strip's fixed
-  // cost (two barriers, its set-up) is then spread over too little work.  No
-  // wider than a sample.  On an H100/H200 the first holds for every batch up
-  // to a few thousand samples; on a GPU with 64 KiB per SM (and the
-  // simulator) batches of 32-64 run one block per SM.
-  const int64_t es = (int64_t)sizeof(raw);
-  const int64_t fixed = (8 * n + 15) & ~int64_t(15);
+// The geometry of a staged launch: the layout, the strip width in elements,
+// x's offset from 16-byte alignment in elements (vector layouts), the tile
+// width in vectors, shared memory and the strips.
+struct Staged {
+  Layout layout = kElements;
+  int64_t width = 0, h = 0, smem = 0, strips = 0;
+  uint32_t tile_w = 0;
+};
+
+// A tile of vectors when the batch leaves room for kRowVecs per row
+// (kShifted: one more, the row's pad); false when it does not.  The widest
+// tile that keeps two blocks per SM (each block also costs the SM its
+// reserved shared memory), unless that tile gives a thread fewer than 8
+// vectors per strip and a wider one fits in a block's shared memory: a
+// strip's fixed cost (two barriers, its set-up) is then spread over too
+// little work.  No wider than a sample.  On an H100/H200 the first holds for
+// every batch up to a few thousand samples; on a GPU with 64 KiB per SM (and
+// the simulator) batches of 32-64 run one block per SM.  `fixed`: the
+// shared memory before the tile.
+template <class T>
+bool vector_tile(const Device &dev, const void *x, int64_t n, int64_t elems, int64_t stride,
+                 int64_t fixed, Staged *st) {
+  const int64_t es = (int64_t)sizeof(typename T::raw), V = kVecBytes / es;
   const int64_t limit = dev.smem_optin;
-  if (fixed + n * es > limit)
-    return fail(
-        FASTMIX_ERROR_NOT_SUPPORTED,
-        "%s: in place on CUDA needs batch * (8 + %d) <= %lld bytes of shared memory, batch is "
-        "%lld; blend out of place instead",
-        func, (int)es, (long long)limit, (long long)n);
   int64_t half = (int64_t)dev.smem_per_sm / 2 - dev.smem_reserved;
   if (half > limit) half = limit;
   const bool shifted = (stride * es) % kVecBytes != 0;
@@ -625,45 +717,75 @@ fastmix_status launch_staged(const char *func, const Device &dev, const Images &
   auto fits = [&](int64_t tile_w, int64_t budget) {
     return fixed + n * (tile_w + pad) * kVecBytes <= budget;
   };
-  Layout layout = kElements;
-  int64_t width = 0, h = 0, smem = 0;
-  uint32_t tile_w = 0;
-  if (fits(kRowVecs, limit)) {
-    layout = shifted ? kShifted : kAligned;
-    h = (int64_t)((uintptr_t)out % kVecBytes) / es;
-    auto widest = [&](int64_t budget) {
-      uint32_t w = kRowVecs;
-      while (w < 256 && fits(2 * w, budget) && (w - pad) * V < elems + h) w *= 2;
-      return w;
-    };
-    tile_w = widest(half);
-    if (!fits(tile_w, half) || (n * tile_w < 8 * kThreads && widest(limit) > tile_w))
-      tile_w = widest(limit);
-    width = (tile_w - pad) * V;
-    smem = fixed + n * (tile_w + pad) * kVecBytes;
-  } else {
-    width = (limit - fixed) / (n * es);
-    if (width > 4096) width = 4096;
-    if (width > elems) width = elems;
-    if (width < 1) width = 1;
-    smem = fixed + ((n * width * es + 15) & ~int64_t(15));
-  }
-  const int64_t strips = (elems + h + width - 1) / width;
-  raw *xs = static_cast<raw *>(out);
-  auto kernel = layout == kAligned   ? blend_staged_kernel<T, kAligned>
-                : layout == kShifted ? blend_staged_kernel<T, kShifted>
-                                     : blend_staged_kernel<T, kElements>;
-  if (smem > 48 * 1024)
-    FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)limit));
+  if (!fits(kRowVecs, limit)) return false;
+  st->layout = shifted ? kShifted : kAligned;
+  st->h = (int64_t)((uintptr_t)x % kVecBytes) / es;
+  auto widest = [&](int64_t budget) {
+    uint32_t w = kRowVecs;
+    while (w < 256 && fits(2 * w, budget) && (w - pad) * V < elems + st->h) w *= 2;
+    return w;
+  };
+  st->tile_w = widest(half);
+  if (!fits(st->tile_w, half) || (n * st->tile_w < 8 * kThreads && widest(limit) > st->tile_w))
+    st->tile_w = widest(limit);
+  st->width = (st->tile_w - pad) * V;
+  st->smem = fixed + n * (st->tile_w + pad) * kVecBytes;
+  st->strips = (elems + st->h + st->width - 1) / st->width;
+  return true;
+}
+
+// One wave of the staged kernel for `st`, after before() (see launch_staged).
+template <class T, class Rule, class Before>
+fastmix_status launch_staged_kernel(const char *func, const Device &dev, const Staged &st, void *x,
+                                    int64_t n, int64_t elems, int64_t stride, const Rule &rule,
+                                    cudaStream_t stream, const Before &before) {
+  auto kernel = blend_staged_kernel<T, kAligned, Rule>;
+  if (st.layout == kShifted) kernel = blend_staged_kernel<T, kShifted, Rule>;
+  if constexpr (!kCut<Rule>)  // CutMix is staged on vectors only
+    if (st.layout == kElements) kernel = blend_staged_kernel<T, kElements, Rule>;
+  if (st.smem > 48 * 1024)
+    FM_TRY(
+        allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)dev.smem_optin));
   int per_sm = 0;
-  FM_TRY(
-      blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)smem, &per_sm));
+  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)st.smem,
+                       &per_sm));
   const int64_t wave = (int64_t)dev.sms * per_sm;
-  const int64_t grid = strips < wave ? strips : wave;
   FM_TRY(before());
-  if (strips == 0) return FASTMIX_SUCCESS;  // no elements
-  return launch(func, kernel, (unsigned)grid, kThreads, (size_t)smem, stream, xs, n, elems, stride,
-                h, width, tile_w, strips, src);
+  if (st.strips == 0) return FASTMIX_SUCCESS;  // no elements
+  return launch(func, kernel, (unsigned)(st.strips < wave ? st.strips : wave), kThreads,
+                (size_t)st.smem, stream, static_cast<typename T::raw *>(x), n, elems, stride, st.h,
+                st.width, st.tile_w, st.strips, rule);
+}
+
+// In place: the staged kernel, lambda and partner read (a fused draw would
+// repeat the whole batch's draw in every block, since each needs every row).
+// `before()` queues what must run first (the draw of fastmix_mixup), once
+// everything that can refuse the call has been checked, so that a refused
+// call writes nothing.  A vector tile where it fits, else elements.
+template <class T, class Before>
+fastmix_status launch_staged(const char *func, const Device &dev, const Images &im,
+                             const GivenSource &src, cudaStream_t stream, const Before &before) {
+  const int64_t es = (int64_t)sizeof(typename T::raw);
+  const int64_t n = im.batch, elems = im.elems;
+  const int64_t fixed = (staged_row_bytes<BlendRule>() * n + 15) & ~int64_t(15);
+  const int64_t limit = dev.smem_optin;
+  if (fixed + n * es > limit)
+    return fail(
+        FASTMIX_ERROR_NOT_SUPPORTED,
+        "%s: in place on CUDA needs batch * (8 + %d) <= %lld bytes of shared memory, batch is "
+        "%lld; blend out of place instead",
+        func, (int)es, (long long)limit, (long long)n);
+  Staged st;
+  if (!vector_tile<T>(dev, im.out, n, elems, im.stride, fixed, &st)) {
+    st.width = (limit - fixed) / (n * es);
+    if (st.width > 4096) st.width = 4096;
+    if (st.width > elems) st.width = elems;
+    if (st.width < 1) st.width = 1;
+    st.smem = fixed + ((n * st.width * es + 15) & ~int64_t(15));
+    st.strips = (elems + st.width - 1) / st.width;
+  }
+  return launch_staged_kernel<T>(func, dev, st, im.out, n, elems, im.stride, BlendRule{src}, stream,
+                                 before);
 }
 
 template <class Source>
@@ -733,6 +855,27 @@ int cuda_device_count() {
     return 0;
   }
   return count;
+}
+
+fastmix_status launch_cutmix_staged(const char *func, const Device &dev, const CutImages &im,
+                                    const float *lambdas, const int64_t *partners,
+                                    const int32_t *boxes, cudaStream_t stream, bool *done) {
+  *done = false;
+  return dispatch_dtype(im.dtype, [&](auto t) {
+    using T = decltype(t);
+    const int64_t es = (int64_t)sizeof(typename T::raw);
+    const RowShape rs = row_shape(im.layout, im.channels, im.height, im.width);
+    const int64_t n = im.batch, elems = rs.rows * rs.len;
+    const int64_t fixed = (staged_row_bytes<CutRule>() * n + 15) & ~int64_t(15);
+    Staged st;
+    if (rs.len * es < 2 * kVecBytes ||
+        !vector_tile<T>(dev, im.out, n, elems, im.stride, fixed, &st))
+      return FASTMIX_SUCCESS;
+    *done = true;
+    const CutRule rule{lambdas, partners, boxes, im.height, im.width, rs.k, rs.len};
+    return launch_staged_kernel<T>(func, dev, st, im.out, n, elems, im.stride, rule, stream,
+                                   [] { return FASTMIX_SUCCESS; });
+  });
 }
 
 fastmix_status cuda_sample(const SampleArgs &a, void *stream) {

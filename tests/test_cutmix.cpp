@@ -382,9 +382,14 @@ TEST_CASE(
   // {5, 3, 23, 29, 0}: odd rows and an odd stride over several warp chunks
   // per sample, so vectors run across row ends and partners are realigned
   // by every shift (by an odd number of elements for the 16-bit types).
-  std::vector<Geo> geos = {{1, 1, 1, 1, 0}, {2, 3, 1, 7, 0},   {3, 1, 5, 1, 2},
-                           {5, 3, 7, 8, 0}, {4, 2, 16, 16, 8}, {7, 3, 9, 13, 1},
-                           {6, 4, 4, 4, 4}, {9, 1, 12, 40, 0}, {5, 3, 23, 29, 0}};
+  // {24, 3, 32, 40, 0 or 1}: in place, a batch whose staged strips are
+  // narrower than a third of a sample (every dtype with the simulator's
+  // 64 KiB of shared memory, float32 on an H200), so that there are interior
+  // strips, aligned and shifted.
+  std::vector<Geo> geos = {{1, 1, 1, 1, 0},    {2, 3, 1, 7, 0},   {3, 1, 5, 1, 2},
+                           {5, 3, 7, 8, 0},    {4, 2, 16, 16, 8}, {7, 3, 9, 13, 1},
+                           {6, 4, 4, 4, 4},    {9, 1, 12, 40, 0}, {5, 3, 23, 29, 0},
+                           {24, 3, 32, 40, 0}, {24, 3, 32, 40, 1}};
   if (!sim) geos.push_back({64, 3, 32, 32, 0}), geos.push_back({33, 3, 24, 20, 16});
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
