@@ -11,15 +11,16 @@
 //    sample fastest, so the partner chunks read are the own chunks of warps
 //    in flight.  A mixup chunk reads both; a CutMix chunk reads its
 //    partner's cells only where the box is.
-//  - In place (cutmix_staged_kernel): a block owns a segment of one row
-//    position, stages it for the whole batch in shared memory, then writes
-//    what changes (mixup rows whole, CutMix rows inside the box), so every
-//    partner is read before it is overwritten.
-// Both move 16-byte vectors where they can, else elements: out of place
-// wherever x and out are equally far from 16-byte alignment (a sample's
-// vectors start after its unaligned head, and a partner at another offset is
-// realigned), in place where rows are 16-byte aligned (x 16-byte aligned,
-// row and sample strides multiples of 16 bytes).
+//  - In place: the blend's staged kernel (kernels/mixup.cu) with each
+//    sample's box, on 16-byte vectors at any row length and stride; here
+//    only its fallback on elements (cutmix_staged_kernel), for rows shorter
+//    than two vectors and batches too large for a tile of vectors: a block
+//    owns a segment of one row position, stages it for the whole batch in
+//    shared memory, then writes what changes, so every partner is read
+//    before it is overwritten.
+// Out of place moves 16-byte vectors wherever x and out are equally far
+// from 16-byte alignment (a sample's vectors start after its unaligned head,
+// and a partner at another offset is realigned), else elements.
 #include "blend_vec.cuh"
 #include "cuda_util.cuh"
 #include "math/cutmix.cuh"
