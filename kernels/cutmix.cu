@@ -6,7 +6,8 @@
 // elements, NHWC rows of width * channels), so a CutMix sample's row is its
 // own elements with at most one span of its partner's, and the box costs a
 // few comparisons per 16-byte vector (a lane's row and column advance by
-// additions), never a division per element.
+// additions); only the few unaligned elements at a sample's ends are placed
+// by a division each.
 //  - Out of place (cutmix_chunks_kernel): one warp per (chunk, sample) item,
 //    sample fastest, so the partner chunks read are the own chunks of warps
 //    in flight.  A mixup chunk reads both; a CutMix chunk reads its
@@ -163,7 +164,7 @@ __device__ __forceinline__ V partner_vec(const V *bv, int c) {
 // partner's, vectors that straddle its edges are put together per element.
 // With a shift, each cell reads three vectors: its loop goes two cells at a
 // time (fully unrolled, the 16-bit types took 240-254 registers and one
-// block per SM; this way every instance fits in 80).
+// block per SM; this way every instance fits two).
 template <class T, int Shift, bool Wraps>
 __device__ __forceinline__ void cut_vectors(const CutSample &s, const typename T::raw *a,
                                             const typename T::raw *b, typename T::raw *o,
