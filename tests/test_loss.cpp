@@ -558,7 +558,8 @@ TEST_CASE(
   std::vector<float> edge;
   for (c.classes = 2; c.classes < 100 && edge.empty(); ++c.classes) {
     const float eps_c = c.eps / (float)c.classes;
-    const double tstar = (0.5 - (double)c.eps / (double)c.classes) / (1.0 - (double)c.eps);
+    const double tstar =
+        ((double)c.threshold - (double)c.eps / (double)c.classes) / (1.0 - (double)c.eps);
     float t = (float)tstar;
     for (int k = 0; k < 8; ++k) t = std::nextafter(t, 0.0f);
     bool fused_differs = false, exact_differs = false;
@@ -566,7 +567,8 @@ TEST_CASE(
     for (int k = 0; k < 16; ++k, t = std::nextafter(t, 1.0f)) {
       const bool rounded = (1.0f - c.eps) * t + eps_c > c.threshold;
       const bool fused = std::fma(1.0f - c.eps, t, eps_c) > c.threshold;
-      const bool exact = (1.0 - (double)c.eps) * t + (double)c.eps / (double)c.classes > 0.5;
+      const bool exact =
+          (1.0 - (double)c.eps) * t + (double)c.eps / (double)c.classes > (double)c.threshold;
       if (rounded != fused || rounded != exact) found.push_back(t);
       fused_differs = fused_differs || rounded != fused;
       exact_differs = exact_differs || rounded != exact;
