@@ -1,5 +1,7 @@
-// 16-byte vectors of any storage type and the blend of one vector or one
-// element, shared by the blend kernels of mixup and CutMix.
+// 16-byte vectors of any storage type, shared by the kernels of mixup and
+// CutMix: the blend of one vector or one element, the realignment of a
+// partner's vector, where a sample's aligned vectors are, and where a
+// vector meets a CutMix box.
 #pragma once
 
 #include "math/common.cuh"
