@@ -17,8 +17,9 @@
 #             --logits N C, --samples N (defaults 64x3x128x128, 8x32000, 65536:
 #             the smallest sizes where the figures have converged)
 #
-# Builds the simulator configuration (-DFASTMIX_SIMULATOR=ON: PTX for sm_75,
-# where bfloat16 conversion runs in software) into build/prof, target
+# Builds the simulator configuration (-DFASTMIX_SIMULATOR=ON: PTX for sm_80,
+# bfloat16 converted by the cvt.rn.bf16 instructions that the project's
+# simulator patch adds) into build/prof, target
 # fastmix-sim-profile only; the simulator's ptxas answers are cached in
 # build/prof/ptxas-cache (tests/sim/env.sh).  A run simulates about 1.3
 # billion thread-instructions: 4 to 8 minutes on one core.
@@ -185,7 +186,7 @@ right = {3, 4, 5, 6}
 def fmt(r):
     return "| " + " | ".join(r[i].rjust(width[i]) if i in right else r[i].ljust(width[i])
                              for i in range(len(r))) + " |"
-print("fastmix instruction budget on GPGPU-Sim (PTX sm_75; %s)" % shape)
+print("fastmix instruction budget on GPGPU-Sim (PTX sm_80; %s)" % shape)
 print("elements: image elements (blend, mixup, cutmix, input), logits (loss), target elements (soft targets), "
       "samples (sample)")
 print(fmt(cells[0]))

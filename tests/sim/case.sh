@@ -4,13 +4,16 @@
 #     runs the case in its own simulator process and working folder, writes
 #     OUT/logs/INDEX.log (the simulator's output), .case, and .pass on success,
 #     and prints one line for it (the test's own output too when it failed);
-#   case.sh PROGRAM ARGS... (inside the simulator's environment)
-#     points the simulator at the CUDA folder whose ptxas caches its answers
-#     and preloads tests/sim/launch_shim.c (FASTMIX_SIM_LAUNCH_SHIM).
+#   case.sh PROGRAM ARGS... (inside the simulator's environment, in the
+#     working folder holding its config)
+#     points the simulator at the CUDA folder whose ptxas caches its answers,
+#     preloads tests/sim/launch_shim.c (FASTMIX_SIM_LAUNCH_SHIM) and appends
+#     tests/sim/sm80.gpgpusim.config to the config (sm_80 PTX: fastmix's).
 set -uo pipefail
 if [[ ${1:-} != --run ]]; then
   export CUDA_INSTALL_PATH=$FASTMIX_SIM_CUDA
   export LD_PRELOAD=$FASTMIX_SIM_LAUNCH_SHIM${LD_PRELOAD:+:$LD_PRELOAD}
+  cat "$(dirname "$(readlink -f "$0")")/sm80.gpgpusim.config" >>gpgpusim.config || exit 2
   exec "$@"
 fi
 sim_run=$2 tests=$3 out=$4

@@ -3,7 +3,12 @@
 # test suite) and bench/sim_profile.sh (the instruction-budget report).
 #
 # Sets FASTMIX_SIM_DIR: the simulator's folder (default ../shared/gpgpu-sim
-# next to the repository; set it beforehand to use another).  Defines:
+# next to the repository; set it beforehand to use another), and exports
+# FASTMIX_SIM_PATCHES: every tests/sim/patches/*.patch, joined by ':', which
+# the simulator's build.sh (called by its run.sh as well) applies on top of
+# its own and keys its cache on, so that every simulated program runs on the
+# simulator with the project's patches (bf16-cvt.patch: the bfloat16
+# conversions of sm_80 PTX).  Defines:
 #   fastmix_sim_env BUILD   prepares the simulator's environment for programs
 #                           built in BUILD: a copy of the simulator's CUDA
 #                           folder whose ptxas is tests/sim/ptxas-cache.sh
@@ -12,12 +17,16 @@
 #                           instead of ~8 s per file), and tests/sim/launch_shim.c
 #                           built for LD_PRELOAD (the simulator's
 #                           cudaLaunchKernel needs it); exports the FASTMIX_SIM_*
-#                           variables tests/sim/case.sh reads.
+#                           variables tests/sim/case.sh reads (it appends
+#                           tests/sim/sm80.gpgpusim.config to the simulator's
+#                           config in each working folder).
 #   fastmix_sim_run PROG ARGS...
 #                           runs PROG on the simulator in that environment
 #                           (in a fresh working folder, FASTMIX_SIM_WORKDIR to
 #                           choose it); call fastmix_sim_env first.
 FASTMIX_SIM_DIR=${FASTMIX_SIM_DIR:-$(cd .. && pwd)/shared/gpgpu-sim}
+FASTMIX_SIM_PATCHES=$(printf '%s\n' "$PWD"/tests/sim/patches/*.patch | paste -sd:)
+export FASTMIX_SIM_PATCHES
 
 fastmix_sim_env() {
   local build=$1 root=$PWD env_sh sim_cuda farm f

@@ -9,8 +9,10 @@
  * pushes the call's configuration first, as a <<<...>>> launch would.
  *
  * Its cudaDeviceGetAttribute aborts the process on attributes it does not
- * know, among them cudaDevAttrReservedSharedMemoryPerBlock; the simulated
- * GPU is a Turing part, which reserves no shared memory per block: 0. */
+ * know, among them cudaDevAttrReservedSharedMemoryPerBlock.  A block on the
+ * simulator gets all the shared memory it asks for, none set aside for the
+ * system (sm_80 hardware sets aside 1 KiB per block; the simulator does not
+ * model it): 0. */
 #define _GNU_SOURCE
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>

@@ -4,16 +4,22 @@
 # CPU backend) on a machine without a GPU.
 #
 #  1. builds fastmix for the simulator (-DFASTMIX_SIMULATOR=ON: static library,
-#     shared CUDA runtime, PTX for sm_75) into build/sim;
-#  2. runs each case in its own simulator process, FASTMIX_JOBS at a time, so
+#     shared CUDA runtime, PTX for sm_80) into build/sim; the simulator is
+#     built with the project's patches (tests/sim/patches, through
+#     tests/sim/env.sh);
+#  2. runs tests/sim/bf16_cvt.cu, the simulator's bfloat16 conversions
+#     against a host reference bit for bit, and checks that the PTX it ran
+#     holds the sm_80 conversion instructions (cvt.rn.bf16.f32,
+#     cvt.rn.bf16x2.f32) rather than the headers' software rounding;
+#  3. runs each case in its own simulator process, FASTMIX_JOBS at a time, so
 #     that one crash cannot hide the others: the [devices] cases of
 #     fastmix_tests on CUDA alone (their CPU side ran in the plain suite), and
 #     every case of fastmix_cuda_tests except those the simulator cannot run
 #     (named, with the reason);
-#  3. fails unless every case passed and every kernel in the binary (each
-#     template instance: kernel x dtype x path x source) was launched by at
-#     least one case; writes the kernel -> first case table to
-#     build/sim/coverage.txt.
+#  4. fails unless the conversion test and every case passed and every kernel
+#     in the binary (each template instance: kernel x dtype x path x source)
+#     was launched by at least one case; writes the kernel -> first case
+#     table to build/sim/coverage.txt.
 # Without ../shared/gpgpu-sim it says that the simulated suite was skipped and
 # exits 0.  Usage: bash tests/sim/run.sh [Catch2 test spec to narrow the cases]
 set -euo pipefail
@@ -31,10 +37,10 @@ build=${FASTMIX_SIM_BUILD:-build/sim}  # FASTMIX_SIM_BUILD: another build folder
 out=$build/run
 spec=${1:-}
 
-echo "== simulated CUDA suite: building for GPGPU-Sim (sm_75 PTX) into $build"
+echo "== simulated CUDA suite: building for GPGPU-Sim (sm_80 PTX) into $build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFASTMIX_SIMULATOR=ON \
   -DFASTMIX_WARNINGS_AS_ERRORS=ON >/dev/null
-cmake --build "$build" -j "$jobs" --target fastmix_tests fastmix_cuda_tests
+cmake --build "$build" -j "$jobs" --target fastmix_tests fastmix_cuda_tests fastmix_sim_bf16_cvt
 # The simulator's environment: ptxas answers cached in $build/ptxas-cache,
 # the launch shim preloaded (tests/sim/env.sh).
 fastmix_sim_env "$build"
@@ -45,6 +51,29 @@ export FASTMIX_TEST_SEED=${FASTMIX_TEST_SEED:-$(od -An -N8 -tu8 /dev/urandom | t
 echo "   FASTMIX_TEST_SEED=$FASTMIX_TEST_SEED (set it to repeat this run's inputs)"
 
 tests=$root/$build/tests
+
+# The bfloat16 conversions first, alone: a wrong one would fail many cases at
+# once.  The PTX the simulator extracted into the working folder must hold
+# both instructions, or the test proved nothing about them.
+echo "== simulated CUDA suite: bfloat16 conversion (tests/sim/bf16_cvt.cu)"
+bf16_ok=1
+if FASTMIX_SIM_WORKDIR=$out/bf16 "$sim/run.sh" "$root/tests/sim/case.sh" \
+  "$tests/fastmix_sim_bf16_cvt" >"$out/bf16.log" 2>&1 && grep -q '^bf16_cvt: passed$' "$out/bf16.log"; then
+  for insn in cvt.rn.bf16.f32 cvt.rn.bf16x2.f32; do
+    if ! grep -qF "$insn" "$out"/bf16/*.ptx; then
+      echo "   the simulated PTX has no $insn ($out/bf16): not the sm_80 conversion"
+      bf16_ok=0
+    fi
+  done
+else
+  bf16_ok=0
+fi
+grep '^bf16_cvt: ' "$out/bf16.log" | sed 's/^/   /' || true
+if ((!bf16_ok)); then
+  echo "   FAILED: bfloat16 conversion on the simulator (log $out/bf16.log)"
+  grep -v -e '^GPGPU-Sim' -e '^bf16_cvt: ' "$out/bf16.log" | tail -5 | sed 's/^/      | /'
+fi
+
 # Cases the simulator cannot run, by tag, with the reason.
 declare -A unsupported=(
   [graph]="CUDA graphs and stream capture: the simulator has no graph API"
@@ -104,4 +133,5 @@ for k in $entries; do
 done
 echo "   kernel coverage: $(wc -l <"$build/coverage.txt") of $(echo "$entries" | wc -w) kernel instances launched ($build/coverage.txt)"
 echo "simulated: $passed passed, $failed failed"
-[[ $failed -eq 0 && $missing -eq 0 ]]
+((bf16_ok)) || echo "simulated: the bfloat16 conversion test FAILED ($out/bf16.log)"
+[[ $bf16_ok -eq 1 && $failed -eq 0 && $missing -eq 0 ]]
