@@ -1,17 +1,23 @@
 // The uint8 input path on every device: uint8 images in (NCHW or NHWC),
 // mixed (mixup or CutMix) and normalized images out (float32, float16,
 // bfloat16; NCHW or NHWC), against the header's float32 formula evaluated
-// here (bitwise) and the exact value in float64 (within rounding); odd
-// sizes, strides with gaps, outputs poisoned and the elements between
-// images checked untouched; the fused forms bitwise the draw + apply; bad
-// arguments refused by name with nothing written.
+// here (bitwise) and the exact value in float64 (within rounding), and on
+// CUDA against the CPU backend (bitwise); odd sizes (widths 1 to 227,
+// channels 1 to 64, images of several of the CUDA kernel's tiles), strides
+// with gaps, x and out off 16-byte alignment, outputs poisoned and the
+// elements between images checked untouched; CutMix boxes at the edges and
+// corners; on CUDA a bad partner or box NaN in its own sample only; the
+// fused forms bitwise the draw + apply; bad arguments refused by name with
+// nothing written.
 #include <catch2/catch.hpp>
 
 #include "device.hpp"
 
 #include <fastmix/fastmix.h>
 
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,14 +31,35 @@ struct U8Case {
   fastmix_layout in_layout, out_layout;
   int64_t n, c, h, w, x_gap, out_gap;
   int64_t out_mis;  // elements past a 256-byte boundary
+  int64_t x_mis;    // bytes past a 256-byte boundary
 };
+
+// A draw as fastmix_cutmix_sample writes it (or a bad one): per sample a
+// lambda, a partner and a box (-1, -1, -1, -1 for mixup).
+struct U8Draw {
+  std::vector<float> lam;
+  std::vector<int64_t> par;
+  std::vector<int32_t> box;
+};
+
+// Whether sample i's partner and box are within the contract (else CUDA
+// writes NaN there and the CPU refuses the call).
+bool draw_ok(const U8Draw &d, int64_t n, int64_t h, int64_t w, int64_t i) {
+  const int32_t *b = &d.box[(size_t)i * 4];
+  const int64_t p = d.par[(size_t)i];
+  const bool blends = b[0] == -1 && b[1] == -1 && b[2] == -1 && b[3] == -1;
+  return p >= 0 && p < n &&
+         (blends ||
+          (b[0] >= 0 && b[0] <= b[2] && b[2] <= h && b[1] >= 0 && b[1] <= b[3] && b[3] <= w));
+}
 
 std::string describe(fastmix_device dev, const U8Case &k) {
   std::ostringstream s;
   s << device_name(dev) << " " << dtype_name(k.dtype) << " "
     << (k.in_layout == FASTMIX_LAYOUT_NHWC ? "NHWC" : "NCHW") << " -> "
     << (k.out_layout == FASTMIX_LAYOUT_NHWC ? "NHWC" : "NCHW") << " " << k.n << "x" << k.c << "x"
-    << k.h << "x" << k.w << " gaps " << k.x_gap << "/" << k.out_gap << " out+" << k.out_mis;
+    << k.h << "x" << k.w << " gaps " << k.x_gap << "/" << k.out_gap << " x+" << k.x_mis << " out+"
+    << k.out_mis;
   return s.str();
 }
 
@@ -42,18 +69,18 @@ int64_t offset(fastmix_layout layout, int64_t c, int64_t h, int64_t w, int64_t c
 }
 
 // Random draws: blends, cuts (edges, empty, full) and unmixed samples.
-void random_draw(int64_t n, int64_t h, int64_t w, std::mt19937_64 &rng, std::vector<float> &lam,
-                 std::vector<int64_t> &par, std::vector<int32_t> &box) {
-  lam = random_lambdas(n, rng);
-  par = make_partners(PartnerKind::random_map, n, rng);
-  box.assign((size_t)n * 4, -1);
+U8Draw random_draw(int64_t n, int64_t h, int64_t w, std::mt19937_64 &rng) {
+  U8Draw d;
+  d.lam = random_lambdas(n, rng);
+  d.par = make_partners(PartnerKind::random_map, n, rng);
+  d.box.assign((size_t)n * 4, -1);
   for (int64_t i = 0; i < n; ++i) {
-    int32_t *b = &box[(size_t)i * 4];
+    int32_t *b = &d.box[(size_t)i * 4];
     const int kind = (int)(rng() % 4);
     if (kind == 0) continue;
     if (kind == 1) {  // unmixed: itself, an empty cut
       b[0] = b[1] = b[2] = b[3] = 0;
-      par[(size_t)i] = i;
+      d.par[(size_t)i] = i;
       continue;
     }
     b[0] = (int32_t)(rng() % (uint64_t)(h + 1));
@@ -61,11 +88,21 @@ void random_draw(int64_t n, int64_t h, int64_t w, std::mt19937_64 &rng, std::vec
     b[1] = (int32_t)(rng() % (uint64_t)(w + 1));
     b[3] = b[1] + (int32_t)(rng() % (uint64_t)(w - b[1] + 1));
   }
+  return d;
 }
 
 constexpr int64_t kGuard = 2;
 
-std::string run_u8(fastmix_device dev, const U8Case &k, std::mt19937_64 &rng) {
+// Runs the apply on `dev` with random bytes and normalization and the draw
+// `d` (a random one when null), out poisoned, and checks every element of
+// every image: bitwise the header's float32 formula evaluated here, and
+// within rounding of the exact value in float64; the elements between and
+// around the images untouched.  A sample whose partner or box is bad must
+// be NaN in every element (CUDA; the CPU refuses such a draw, checked by the
+// callers).  On CUDA the output is also compared with the CPU backend's,
+// bit for bit, where the draw is good.  "" when all is well.
+std::string run_u8(fastmix_device dev, const U8Case &k, std::mt19937_64 &rng,
+                   const U8Draw *given = nullptr) {
   const size_t es = dtype_size(k.dtype);
   const int64_t elems = k.c * k.h * k.w, xs = elems + k.x_gap, os = elems + k.out_gap;
   std::vector<uint8_t> hx((size_t)((k.n - 1) * xs + elems));
@@ -75,44 +112,60 @@ std::string run_u8(fastmix_device dev, const U8Case &k, std::mt19937_64 &rng) {
     mean[(size_t)ch] = (float)(rng() % 1000) / 1000.0f;
     stdv[(size_t)ch] = 0.05f + (float)(rng() % 1000) / 1000.0f;
   }
-  std::vector<float> lam;
-  std::vector<int64_t> par;
-  std::vector<int32_t> box;
-  random_draw(k.n, k.h, k.w, rng, lam, par, box);
+  const U8Draw d = given ? *given : random_draw(k.n, k.h, k.w, rng);
+  bool all_ok = true;
+  for (int64_t i = 0; i < k.n; ++i) all_ok = all_ok && draw_ok(d, k.n, k.h, k.w, i);
   const int64_t total = (k.n - 1) * os + elems + 2 * kGuard;
-  Buffer xb = to_device(dev, hx), ob(dev, (size_t)total * es, (size_t)k.out_mis * es);
-  Buffer lb = to_device(dev, lam), pb = to_device(dev, par), bb = to_device(dev, box);
-  void *out = ob.data() + kGuard * es;
-  const fastmix_status st = fastmix_cutmix_apply_u8(
-      dev, k.in_layout, xb.as<uint8_t>(), k.n, k.c, k.h, k.w, xs, mean.data(), stdv.data(), k.dtype,
-      k.out_layout, out, os, lb.as<float>(), pb.as<int64_t>(), bb.as<int32_t>(), nullptr);
-  if (st != FASTMIX_SUCCESS)
-    return std::string("status ") + fastmix_status_string(st) + ": " + fastmix_last_error();
-  finish(dev);
-  const std::vector<unsigned char> now = ob.copy();
+  auto apply = [&](fastmix_device on, std::vector<unsigned char> *result) -> std::string {
+    Buffer xb = to_device(on, hx, (size_t)k.x_mis),
+           ob(on, (size_t)total * es, (size_t)k.out_mis * es);
+    Buffer lb = to_device(on, d.lam), pb = to_device(on, d.par), bb = to_device(on, d.box);
+    void *out = ob.data() + kGuard * es;
+    const fastmix_status st =
+        fastmix_cutmix_apply_u8(on, k.in_layout, xb.as<uint8_t>(), k.n, k.c, k.h, k.w, xs,
+                                mean.data(), stdv.data(), k.dtype, k.out_layout, out, os,
+                                lb.as<float>(), pb.as<int64_t>(), bb.as<int32_t>(), nullptr);
+    if (st != FASTMIX_SUCCESS)
+      return std::string("status ") + fastmix_status_string(st) + ": " + fastmix_last_error();
+    finish(on);
+    *result = ob.copy();
+    return "";
+  };
+  std::vector<unsigned char> now;
+  const std::string problem = apply(dev, &now);
+  if (!problem.empty()) return problem;
   std::vector<unsigned char> want((size_t)total * es, kPoison);
   std::ostringstream err;
   err.precision(10);
   for (int64_t i = 0; i < k.n; ++i) {
-    const int32_t *b = &box[(size_t)i * 4];
-    const bool cut = b[0] != -1;
-    const int64_t p = par[(size_t)i];
+    const int32_t *b = &d.box[(size_t)i * 4];
+    const bool cut = b[0] != -1, ok = draw_ok(d, k.n, k.h, k.w, i);
+    const int64_t p = d.par[(size_t)i];
     for (int64_t ch = 0; ch < k.c; ++ch) {
       const float scale = (float)(1.0 / (255.0 * (double)stdv[(size_t)ch]));
       const float shift = (float)(-(double)mean[(size_t)ch] / (double)stdv[(size_t)ch]);
       for (int64_t y = 0; y < k.h; ++y)
         for (int64_t x = 0; x < k.w; ++x) {
+          const int64_t at = kGuard + i * os + offset(k.out_layout, k.c, k.h, k.w, ch, y, x);
+          const double got = decode(k.dtype, now.data(), at);
+          if (!ok) {  // NaN, whatever its bits
+            if (!std::isnan(got)) {
+              err << "sample " << i << " (bad partner or box) (" << ch << ", " << y << ", " << x
+                  << "): got " << got << ", expected NaN";
+              return err.str();
+            }
+            std::memcpy(&want[(size_t)at * es], &now[(size_t)at * es], es);
+            continue;
+          }
           const int64_t in = offset(k.in_layout, k.c, k.h, k.w, ch, y, x);
           const float a = hx[(size_t)(i * xs + in)], bv = hx[(size_t)(p * xs + in)];
           const bool in_box = cut && y >= b[0] && y < b[2] && x >= b[1] && x < b[3];
-          const float v = cut ? (in_box ? bv : a) : ref_blend_f32(lam[(size_t)i], a, bv);
+          const float v = cut ? (in_box ? bv : a) : ref_blend_f32(d.lam[(size_t)i], a, bv);
           const float r = (float)((double)(float)((double)v * (double)scale) + (double)shift);
-          const int64_t at = kGuard + i * os + offset(k.out_layout, k.c, k.h, k.w, ch, y, x);
           encode(k.dtype, want.data(), at, (double)r);
           // the exact normalization of v, within the roundings
           const double exact =
               ((double)v / 255.0 - (double)mean[(size_t)ch]) / (double)stdv[(size_t)ch];
-          const double got = decode(k.dtype, now.data(), at);
           const double tol =
               dtype_ulp(k.dtype, exact) +
               std::ldexp(1.0, -21) * (std::fabs((double)v * scale) + std::fabs(shift));
@@ -126,13 +179,25 @@ std::string run_u8(fastmix_device dev, const U8Case &k, std::mt19937_64 &rng) {
     }
   }
   const int64_t byte = first_difference(want.data(), now.data(), want.size());
-  if (byte < 0) return "";
-  const int64_t e = byte / (int64_t)es, rel = e - kGuard;
-  err << "element " << e
-      << (rel >= 0 && rel % os < elems ? " (in an image)" : " (outside every image: untouched)")
-      << ": got " << decode(k.dtype, now.data(), e) << ", expected "
-      << decode(k.dtype, want.data(), e) << " (bits differ)";
-  return err.str();
+  if (byte >= 0) {
+    const int64_t e = byte / (int64_t)es, rel = e - kGuard;
+    err << "element " << e
+        << (rel >= 0 && rel % os < elems ? " (in an image)" : " (outside every image: untouched)")
+        << ": got " << decode(k.dtype, now.data(), e) << ", expected "
+        << decode(k.dtype, want.data(), e) << " (bits differ)";
+    return err.str();
+  }
+  if (dev != FASTMIX_DEVICE_CPU && all_ok) {  // the CPU backend, bit for bit
+    std::vector<unsigned char> cpu;
+    const std::string cpu_problem = apply(FASTMIX_DEVICE_CPU, &cpu);
+    if (!cpu_problem.empty()) return "CPU backend: " + cpu_problem;
+    const int64_t diff = first_difference(cpu.data(), now.data(), cpu.size());
+    if (diff >= 0) {
+      err << "element " << diff / (int64_t)es << " differs from the CPU backend's";
+      return err.str();
+    }
+  }
+  return "";
 }
 
 fastmix_mix_config timm_config() {
@@ -152,20 +217,114 @@ TEST_CASE("uint8 input: mixed and normalized output equals the reference, every 
   struct Geo {
     int64_t n, c, h, w, x_gap, out_gap;
   };
-  std::vector<Geo> geos = {{1, 1, 1, 1, 0, 0},  {3, 3, 5, 7, 0, 0},  {4, 1, 9, 2, 5, 3},
-                           {5, 4, 3, 11, 1, 0}, {2, 3, 1, 40, 0, 7}, {6, 2, 17, 5, 0, 0}};
+  // Widths 1, 3, 17, 227; channels 1 to 64; batch 1; gaps (odd strides);
+  // images of more than one tile of the CUDA kernel (8 KiB of input).
+  std::vector<Geo> geos = {{1, 1, 1, 1, 0, 0},   {3, 3, 5, 7, 0, 0},   {4, 1, 9, 2, 5, 3},
+                           {5, 4, 3, 11, 1, 0},  {2, 3, 1, 40, 0, 7},  {6, 2, 17, 5, 0, 0},
+                           {1, 3, 4, 1, 0, 0},   {3, 5, 2, 17, 1, 5},  {2, 64, 3, 3, 7, 1},
+                           {2, 1, 3, 227, 3, 1}, {2, 3, 3, 227, 0, 2}, {2, 4, 5, 17, 0, 2},
+                           {2, 3, 48, 64, 5, 3}, {2, 64, 9, 17, 3, 0}, {1, 1, 37, 227, 1, 0}};
   if (!on_simulator()) geos.push_back({16, 3, 32, 32, 0, 0});
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
       for (fastmix_layout in : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
         for (fastmix_layout outl : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
           for (const Geo &g : geos) {
-            const U8Case k{d,   in,  outl,    g.n,       g.c,
-                           g.h, g.w, g.x_gap, g.out_gap, (int64_t)(rng() % 3)};
+            U8Case k{d, in, outl, g.n, g.c, g.h, g.w, g.x_gap, g.out_gap, 0, 0};
+            k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
             INFO(describe(dev, k));
             const std::string problem = run_u8(dev, k, rng);
             if (!problem.empty()) FAIL(problem);
           }
+}
+
+// The draw of the edge cases: per sample a box (y0, x0, y1, x1), partner
+// (i + 3) mod n, and a lambda.
+U8Draw edge_draw(int64_t n, const std::vector<std::array<int64_t, 4>> &boxes) {
+  U8Draw d;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::array<int64_t, 4> &b = boxes[(size_t)i % boxes.size()];
+    for (int64_t v : b) d.box.push_back((int32_t)v);
+    d.par.push_back((i + 3) % n);
+    d.lam.push_back(0.3125f + 0.0625f * (float)(i % 5));
+  }
+  return d;
+}
+
+TEST_CASE("uint8 input: CutMix boxes at the edges and corners, every layout pair and dtype",
+          "[input][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x0a84);
+  struct Geo {
+    int64_t c, h, w;
+  };
+  // Widths 1, 3, 17, 227; channels 1, 3, 4, 5, 64; an image of two tiles.
+  const Geo geos[] = {{3, 6, 17}, {1, 5, 1}, {4, 3, 227}, {64, 4, 5}, {5, 7, 3}, {3, 48, 64}};
+  for (fastmix_device dev : test_devices())
+    for (const Geo &g : geos) {
+      const int64_t h = g.h, w = g.w, n = 11;
+      const std::vector<std::array<int64_t, 4>> boxes = {
+          {0, 0, h, w},                         // the whole image
+          {0, 0, 1, 1},                         // the top left pixel
+          {h - 1, w - 1, h, w},                 // the bottom right pixel
+          {0, w - 1, h, w},                     // the right column
+          {h - 1, 0, h, w},                     // the bottom row
+          {0, 0, h, 1},                         // the left column
+          {h / 2, 0, h / 2 + 1, w},             // a whole row
+          {1, w, h, w},                         // empty, at the right edge
+          {-1, -1, -1, -1},                     // mixup
+          {h / 3, w / 2, h, w},                 // the bottom right corner
+          {0, w / 3, (h + 1) / 2, w - w / 3}};  // the top edge
+      const U8Draw d = edge_draw(n, boxes);
+      for (fastmix_dtype dt : kAllDtypes)
+        for (fastmix_layout in : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
+          for (fastmix_layout outl : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC}) {
+            U8Case k{dt, in, outl, n, g.c, h, w, (int64_t)(rng() % 3), (int64_t)(rng() % 3), 0, 0};
+            k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
+            INFO(describe(dev, k));
+            const std::string problem = run_u8(dev, k, rng, &d);
+            if (!problem.empty()) FAIL(problem);
+          }
+    }
+}
+
+TEST_CASE("uint8 input: on CUDA a bad partner or box makes that sample NaN, the others intact",
+          "[input][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x0a85);
+  struct Geo {
+    int64_t c, h, w;
+  };
+  // One tile per image, and two.
+  const Geo geos[] = {{2, 3, 5}, {3, 48, 64}};
+  for (fastmix_device dev : test_devices()) {
+    // The CPU refuses such a draw with nothing written: the next case.
+    if (dev == FASTMIX_DEVICE_CPU) continue;
+    for (const Geo &g : geos) {
+      const int32_t h = (int32_t)g.h, w = (int32_t)g.w;
+      const int64_t n = 6;
+      U8Draw d;
+      d.lam = {0.375f, 0.5f, 0.25f, 0.625f, 0.75f, 0.125f};
+      d.par = {4, n, 0, -1, 1, 2};    // sample 1: partner n; sample 3: partner -1
+      d.box = {-1, -1, -1,    -1,     // mixup
+               -1, -1, -1,    -1,     // mixup, bad partner
+               0,  1,  h + 1, w,      // bad box: y1 > height
+               1,  1,  h,     w,      // CutMix, bad partner
+               1,  2,  h,     w - 1,  // CutMix
+               2,  3,  1,     w};     // bad box: y1 < y0
+      for (fastmix_dtype dt : kAllDtypes)
+        for (fastmix_layout in : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
+          for (fastmix_layout outl : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC}) {
+            U8Case k{dt, in, outl, n, g.c, g.h, g.w, 1, 2, 0, 0};
+            k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
+            INFO(describe(dev, k));
+            const std::string problem = run_u8(dev, k, rng, &d);
+            if (!problem.empty()) FAIL(problem);
+          }
+    }
+  }
 }
 
 TEST_CASE("uint8 input: fused is draw + apply bitwise, device seed is value seed",
