@@ -103,44 +103,51 @@ inline BetaParams make_beta_params(float alpha, int fold) {
 // forever whatever its input.
 constexpr uint32_t kMaxTrials = 64;
 
-// log G for G ~ Gamma(b, 1), b = params.d + 1/3 >= 1, in log space so that
-// nothing underflows.  `first` is the Philox block of the first trial; trials
-// use first, first + 2, first + 4, ...
+// One Marsaglia-Tsang trial for log G, G ~ Gamma(b, 1), b = params.d + 1/3
+// >= 1, on the Philox block w: true, with *lg = log G, when the trial is
+// accepted.  log_gamma runs the trials one after another.
+FM_HD bool gamma_trial(const BetaParams &bp, uint4 w, float *lg) {
+  // A standard normal by Marsaglia's polar method.
+  const float v1 = uniform11(w.x), v2 = uniform11(w.y);
+  const float s = v1 * v1 + v2 * v2;
+  if (!(s < 1.0f)) return false;
+  const float z = v1 * sqrtf((-2.0f * log_pos(s)) / s);
+  const float tt = 1.0f + bp.c * z;
+  if (!(tt > 0.0f)) return false;
+  const float v = tt * tt * tt;
+  const float u = uniform01(w.z);
+  const float z2 = z * z;
+  const float lv = log_pos(v);
+  // The squeeze first; log U only where it fails.
+  if (!(u < 1.0f - 0.0331f * (z2 * z2)) && !(log_pos(u) < 0.5f * z2 + bp.d * ((1.0f - v) + lv)))
+    return false;
+  *lg = bp.log_d + lv;
+  return true;
+}
+
+// log G for G ~ Gamma(b, 1), in log space so that nothing underflows.
+// `first` is the Philox block of the first trial; trial t uses block
+// first + 2t.
 FM_HD float log_gamma(const BetaParams &bp, uint64_t seed, uint64_t offset, uint32_t index,
                       uint32_t first) {
-  for (uint32_t t = 0; t < kMaxTrials; ++t) {
-    const uint4 w = philox(seed, first + 2u * t, index, offset);
-    // A standard normal by Marsaglia's polar method.
-    const float v1 = uniform11(w.x), v2 = uniform11(w.y);
-    const float s = v1 * v1 + v2 * v2;
-    if (!(s < 1.0f)) continue;
-    const float z = v1 * sqrtf((-2.0f * log_pos(s)) / s);
-    const float tt = 1.0f + bp.c * z;
-    if (!(tt > 0.0f)) continue;
-    const float v = tt * tt * tt;
-    const float u = uniform01(w.z);
-    const float z2 = z * z;
-    if (u < 1.0f - 0.0331f * (z2 * z2)) return bp.log_d + log_pos(v);  // squeeze
-    const float lv = log_pos(v);
-    if (log_pos(u) < 0.5f * z2 + bp.d * ((1.0f - v) + lv)) return bp.log_d + lv;
-  }
+  float lg;
+  for (uint32_t t = 0; t < kMaxTrials; ++t)
+    if (gamma_trial(bp, philox(seed, first + 2u * t, index, offset), &lg)) return lg;
   return bp.log_d;  // the mode; reached with probability < 1e-37
 }
 
-// lambda_i ~ Beta(alpha, alpha) as G1 / (G1 + G2) = sigmoid(log G1 - log G2),
-// folded to max(l, 1 - l) = sigmoid(|log G1 - log G2|) when asked.  It uses
-// the Philox blocks [base, base + 2 * kMaxTrials + 1) of index i.
-FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, uint64_t i,
-                        uint32_t base = 0u) {
-  const uint32_t index = (uint32_t)i;
-  float dlog =
-      log_gamma(bp, seed, offset, index, base + 1u) - log_gamma(bp, seed, offset, index, base + 2u);
-  if (bp.boost) {
-    // log G(a) = log G(a + 1) + log(U) / a.  The difference of the two boosts
-    // is divided once: it may overflow to +-inf for tiny alpha, never to NaN.
-    const uint4 w = philox(seed, base, index, offset);
-    dlog = dlog + (log_pos(uniform01(w.x)) - log_pos(uniform01(w.y))) / bp.alpha;
-  }
+// The boost of alpha < 1 from its Philox block: log U1 - log U2, where
+// log G(a) = log G(a + 1) + log(U) / a for each of the two gammas.
+FM_HD float boost_logs(uint4 w) { return log_pos(uniform01(w.x)) - log_pos(uniform01(w.y)); }
+
+// lambda from the two log-gammas and the boost term (read only when
+// bp.boost): sigmoid(lg1 - lg2 + boost / alpha), folded to
+// sigmoid(|...|) = max(l, 1 - l) when asked.
+FM_HD float beta_from_logs(const BetaParams &bp, float lg1, float lg2, float boost) {
+  float dlog = lg1 - lg2;
+  // The difference of the two boosts is divided once: it may overflow to
+  // +-inf for tiny alpha, never to NaN.
+  if (bp.boost) dlog = dlog + boost / bp.alpha;
   if (bp.fold) dlog = dlog < 0.0f ? -dlog : dlog;
   // sigmoid(d) = 1 - e/(1+e) for d >= 0 and e/(1+e) for d < 0, e = exp(-|d|).
   // Not 1/(1+e): 1 + e rounds to 1 for every e < 2^-24, which would turn
@@ -148,6 +155,18 @@ FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, ui
   const float e = exp_nonpos(dlog < 0.0f ? dlog : -dlog);
   const float tail = e / (1.0f + e);
   return dlog >= 0.0f ? 1.0f - tail : tail;
+}
+
+// lambda_i ~ Beta(alpha, alpha) as G1 / (G1 + G2) = sigmoid(log G1 - log G2).
+// It uses the Philox blocks [base, base + 2 * kMaxTrials + 1) of index i:
+// base for the boost, base + 1 + 2t for trial t of G1, base + 2 + 2t for G2.
+FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, uint64_t i,
+                        uint32_t base = 0u) {
+  const uint32_t index = (uint32_t)i;
+  const float lg1 = log_gamma(bp, seed, offset, index, base + 1u);
+  const float lg2 = log_gamma(bp, seed, offset, index, base + 2u);
+  const float boost = bp.boost ? boost_logs(philox(seed, base, index, offset)) : 0.0f;
+  return beta_from_logs(bp, lg1, lg2, boost);
 }
 
 // ---------------------------------------------------------------------------
