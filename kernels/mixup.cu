@@ -645,14 +645,65 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-// Not memory-bound: one block per SM is enough occupancy, and the bound lets
-// the device-seed variant keep its pairing keys in registers.
-template <class Source>
-__global__ void __launch_bounds__(kThreads, 1) sample_kernel(int64_t n, Source src) {
-  const auto rs = src.resolve();
-  for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * kThreads)
-    rs.publish(i, rs.get(i, n));
+// Seed and offset of a draw source, without keying the pairing (which only
+// the partners need).
+__device__ __forceinline__ void draw_key(const DrawSource &s, uint64_t *seed, uint64_t *offset) {
+  *seed = s.seed, *offset = s.offset;
+}
+__device__ __forceinline__ void draw_key(const DeviceSeedSource &s, uint64_t *seed,
+                                         uint64_t *offset) {
+  *seed = s.seed_offset[0], *offset = s.seed_offset[1];
+}
+
+// The draw of lambdas and partners.  Not memory-bound: what counts is latency
+// (a small batch) or instructions (a big one).
+//  - G == 1, a batch too big to be in flight at once: one thread per sample
+//    in a grid-stride loop, the serial code (the fewest instructions).
+//  - G > 1, a batch whose blocks all fit on the device at once: a block of
+//    kSampleThreads draws S = kTrialLanes / G samples.  G lanes per sample run
+//    the gammas' rejection trials side by side (log_gammas_lanes) into shared
+//    memory; meanwhile the next warp computes the samples' boosts, one lane
+//    each, and the last warp their partners.  After the barrier the boost
+//    warp turns the log-gammas into lambdas.  Each warp runs one kind of
+//    work: lanes of one warp running trials, boosts and the Feistel network
+//    would run them one after the other.
+constexpr int kTrialLanes = 128;
+constexpr int kSampleThreads = kTrialLanes + 64;
+template <class Source, int G>
+__global__ void __launch_bounds__(G == 1 ? kThreads : kSampleThreads)
+    sample_kernel(int64_t n, Source src) {
+  if constexpr (G == 1) {
+    const auto rs = src.resolve();
+    for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * kThreads)
+      rs.publish(i, rs.get(i, n));
+  } else {
+    constexpr int S = kTrialLanes / G;
+    static_assert(S <= 32, "one lane per sample in the last two warps");
+    __shared__ float lg_s[S][2];
+    const BetaParams &bp = src.beta;
+    // 0: trials, 1: boost and lambda, 2: partner; the same in a warp.
+    const int kind = threadIdx.x < kTrialLanes ? 0 : threadIdx.x < kTrialLanes + 32 ? 1 : 2;
+    const int s = kind == 0 ? threadIdx.x / G : (threadIdx.x - kTrialLanes) % 32;
+    const int64_t i = blockIdx.x * (int64_t)S + s;
+    const bool live = s < S && i < n;
+    float boost = 0.0f;
+    if (kind == 2) {
+      if (live) {
+        const DrawSource rs = src.resolve();
+        rs.partners[i] = partner(rs.pairing, (uint64_t)i);
+      }
+    } else {
+      uint64_t seed, offset;
+      draw_key(src, &seed, &offset);
+      if (kind == 0)
+        log_gammas_lanes<G>(bp, seed, offset, (uint32_t)i, live, lg_s[s]);
+      else if (live && bp.boost)
+        boost = boost_logs(philox(seed, 0u, (uint32_t)i, offset));
+    }
+    __syncthreads();
+    if (kind == 1 && live) src.lambdas[i] = beta_from_logs(bp, lg_s[s][0], lg_s[s][1], boost);
+  }
 }
 
 // ---- host side --------------------------------------------------------------
@@ -816,14 +867,46 @@ fastmix_status with_draw_source(const Draw &d, int64_t batch, float *lambdas, in
                       d.seed.seed, d.seed.offset, lambdas, partners});
 }
 
-// Draws lambdas and partners into the arrays, one thread per sample.
+// Draws lambdas and partners into the arrays (sample_kernel) with G lanes per
+// sample if the batch's blocks are all resident at once (*done), else does
+// nothing.
+template <int G, class Source>
+fastmix_status launch_sample_lanes(const char *func, const Device &dev, int64_t batch,
+                                   const Source &src, cudaStream_t stream, bool *done) {
+  auto kernel = sample_kernel<Source, G>;
+  int per_sm = 0;
+  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kSampleThreads, 0, &per_sm));
+  const int64_t blocks = (batch + kTrialLanes / G - 1) / (kTrialLanes / G);
+  *done = blocks <= (int64_t)dev.sms * per_sm;
+  if (!*done) return FASTMIX_SUCCESS;
+  return launch(func, kernel, (unsigned)blocks, kSampleThreads, 0, stream, batch, src);
+}
+
+// Lanes per sample: the most (fewest rounds of trials) that keep the batch's
+// trial lanes within kTrialWarpsPerScheduler warps per warp scheduler (4 per
+// SM), beyond which the trials' instructions, not their latency, bound the
+// draw; at least 4.
+constexpr int64_t kTrialWarpsPerScheduler = 4;
+int sample_lanes(const Device &dev, int64_t batch) {
+  const int64_t lanes = (int64_t)dev.sms * 4 * kTrialWarpsPerScheduler * 32;
+  return batch * 16 <= lanes ? 16 : batch * 8 <= lanes ? 8 : 4;
+}
+
 fastmix_status launch_sample(const char *func, const Device &dev, const Draw &draw, int64_t batch,
                              float *lambdas, int64_t *partners, cudaStream_t stream) {
   return with_draw_source(draw, batch, lambdas, partners, [&](const auto &src) {
+    using Source = std::decay_t<decltype(src)>;
+    bool done = false;
+    const int g = sample_lanes(dev, batch);
+    const fastmix_status st =
+        g == 16  ? launch_sample_lanes<16>(func, dev, batch, src, stream, &done)
+        : g == 8 ? launch_sample_lanes<8>(func, dev, batch, src, stream, &done)
+                 : launch_sample_lanes<4>(func, dev, batch, src, stream, &done);
+    if (st != FASTMIX_SUCCESS || done) return st;
     const int64_t blocks = (batch + kThreads - 1) / kThreads;
     const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-    return launch(func, sample_kernel<std::decay_t<decltype(src)>>, (unsigned)grid, kThreads, 0,
-                  stream, batch, src);
+    return launch(func, sample_kernel<Source, 1>, (unsigned)grid, kThreads, 0, stream, batch,
+                  src);
   });
 }
 

@@ -105,7 +105,9 @@ constexpr uint32_t kMaxTrials = 64;
 
 // One Marsaglia-Tsang trial for log G, G ~ Gamma(b, 1), b = params.d + 1/3
 // >= 1, on the Philox block w: true, with *lg = log G, when the trial is
-// accepted.  log_gamma runs the trials one after another.
+// accepted.  log_gamma runs the trials one after another; the CUDA sampler
+// (log_gammas_lanes) runs several at once, one per lane, and keeps the first
+// accepted, which is the same trial.
 FM_HD bool gamma_trial(const BetaParams &bp, uint4 w, float *lg) {
   // A standard normal by Marsaglia's polar method.
   const float v1 = uniform11(w.x), v2 = uniform11(w.y);
@@ -168,6 +170,44 @@ FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, ui
   const float boost = bp.boost ? boost_logs(philox(seed, base, index, offset)) : 0.0f;
   return beta_from_logs(bp, lg1, lg2, boost);
 }
+
+#if defined(__CUDACC__)
+// log G1 and log G2 of beta_lambda(bp, seed, offset, index) (base 0) on a
+// group of G lanes of a warp, written to lg[0] and lg[1] (shared memory),
+// bitwise the serial loops' results, in the latency of about one trial
+// instead of a chain of them.  G is a power of two from 2 to 32 and the
+// groups are the aligned runs of G lanes; every lane of the warp calls this
+// (it votes over the whole warp), `live` false where the group has no sample.
+// Lanes [0, G/2) of the group run the trials of G1, lanes [G/2, G) those of
+// G2, G/2 trials of each gamma a round: in round r lane k of a half runs trial
+// r G/2 + k (Philox block 1 + 2t for G1, 2 + 2t for G2).  A gamma takes the
+// accepted trial of its lowest lane in the first round with one, which is the
+// first accepted trial of its serial loop; rounds go on while some gamma in
+// the warp has none and trials are left (kMaxTrials each, as the serial
+// loop, whose fallback log_d is written where none is accepted).
+template <int G>
+__device__ __forceinline__ void log_gammas_lanes(const BetaParams &bp, uint64_t seed,
+                                                 uint64_t offset, uint32_t index, bool live,
+                                                 float *lg) {
+  static_assert(G >= 2 && G <= 32 && (G & (G - 1)) == 0, "G: a power of two from 2 to 32");
+  constexpr uint32_t kAll = 0xffffffffu, H = G / 2;
+  const uint32_t lane = threadIdx.x & 31u, k = lane & (H - 1u), g = (lane / H) & 1u;
+  const uint32_t half = ((1u << H) - 1u) << (lane - k);  // the lanes of this gamma
+  bool need = live;  // the same in the half
+  for (uint32_t t0 = 0; t0 < kMaxTrials; t0 += H) {
+    const uint32_t t = t0 + k;
+    float val = 0.0f;
+    bool acc = false;
+    if (need && t < kMaxTrials)
+      acc = gamma_trial(bp, philox(seed, 1u + g + 2u * t, index, offset), &val);
+    const uint32_t ok = __ballot_sync(kAll, acc) & half;
+    if ((ok & (0u - ok)) == 1u << lane) lg[g] = val;  // the lowest accepted lane
+    need = need && ok == 0u;
+    if (!__any_sync(kAll, need)) break;
+  }
+  if (need && k == 0u) lg[g] = bp.log_d;
+}
+#endif
 
 // ---------------------------------------------------------------------------
 // Pairing.  PERMUTATION and CYCLE come from a keyed bijection of [0, batch)
