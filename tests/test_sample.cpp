@@ -244,3 +244,79 @@ TEST_CASE("sample on every device is bitwise the CPU's draw, grid-stride sizes i
             CHECK(got.par == cpu.par);
           }
 }
+
+#if FASTMIX_TEST_CUDA
+// The CUDA draw runs the rejection trials of each gamma several at a time, one
+// lane each, and takes the first accepted; where none of a round is accepted
+// it runs further rounds.  These batches are searched on the host (with the
+// serial trial of kernels/math/sampler.cuh) so that they hold a sample one of
+// whose gammas needs more than 8 trials, past the first round however many
+// lanes a sample gets (at most 16: 8 trials of each gamma a round), and the
+// draw, from a seed value and from a seed in device memory, must still be
+// bitwise the CPU backend's.  The batch sizes run every launch geometry of the
+// draw: 16, 8 and 4 lanes per sample and one thread per sample (the sizes past
+// what is in flight at once: the simulator has 30 SMs, a GPU may have more).
+#include "../kernels/math/sampler.cuh"
+
+namespace {
+
+// The trials the serial loop runs for the gamma whose trial t uses Philox
+// block first + 2t (kMaxTrials + 1: none accepted).
+uint32_t serial_trials(const fm::BetaParams &bp, uint64_t seed, uint64_t offset, uint32_t index,
+                       uint32_t first) {
+  float lg = 0.0f;
+  for (uint32_t t = 0; t < fm::kMaxTrials; ++t)
+    if (fm::gamma_trial(bp, fm::philox(seed, first + 2u * t, index, offset), &lg)) return t + 1;
+  return fm::kMaxTrials + 1;
+}
+
+// The most trials either gamma of any sample of the batch needs.
+uint32_t most_trials(const fm::BetaParams &bp, uint64_t seed, uint64_t offset, int64_t batch) {
+  uint32_t most = 0;
+  for (int64_t i = 0; i < batch; ++i)
+    for (uint32_t first : {1u, 2u}) {
+      const uint32_t t = serial_trials(bp, seed, offset, (uint32_t)i, first);
+      most = t > most ? t : most;
+    }
+  return most;
+}
+
+}  // namespace
+
+TEST_CASE("sample: draws whose trials run past the first round are bitwise the CPU's",
+          "[sample][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x5a9);
+  std::vector<int64_t> sizes = {1, 2, 3, 33, 1000, 1025, 4097, 8000};
+  if (!on_simulator())
+    for (int64_t n : {6000, 20000, 40000}) sizes.push_back(n);
+  int combo = 0;
+  for (fastmix_device dev : test_devices())
+    for (int64_t n : sizes)
+      for (float alpha : {0.01f, 0.4f, 1.0f, 50.0f}) {
+        // Every pairing and fold in turn; one alpha per size for the biggest.
+        const fastmix_pairing pairing = kAllPairings[combo % 4];
+        const int fold = combo / 4 % 2;
+        ++combo;
+        if (n > 5000 && alpha != 0.4f) continue;
+        const fm::BetaParams bp = fm::make_beta_params(alpha, fold);
+        const uint64_t s = rng();
+        uint64_t off = rng();
+        while (most_trials(bp, s, off, n) <= 8) ++off;
+        INFO(device_name(dev) << " " << pairing_name(pairing) << " fold " << fold << " alpha "
+                              << alpha << " batch " << n << " seed " << s << " offset " << off);
+        REQUIRE(most_trials(bp, s, off, n) > 8);
+        const Draw got = draw(alpha, fold, pairing, s, off, n, dev);
+        check_is_cpu_draw(got.lam, got.par, alpha, fold, pairing, s, off);
+        Buffer so = to_device(dev, std::vector<uint64_t>{s, off});
+        Buffer lam(dev, (size_t)n * sizeof(float)), par(dev, (size_t)n * sizeof(int64_t));
+        REQUIRE(fastmix_sample_device_seed(dev, alpha, fold, pairing, so.as<uint64_t>(), 1, n,
+                                           lam.as<float>(), par.as<int64_t>(),
+                                           nullptr) == FASTMIX_SUCCESS);
+        finish(dev);
+        check_is_cpu_draw(lam.copy_as<float>(), par.copy_as<int64_t>(), alpha, fold, pairing, s,
+                          off);
+      }
+}
+#endif
