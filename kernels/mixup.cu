@@ -6,10 +6,13 @@
 // element once, 2 bytes moved per byte of the batch.
 //  - Out of place (blend_rows_kernel): a block handles one chunk of one sample
 //    (32 elements per thread: 32 KiB of float32, 16 KiB of 16-bit types).
-//    Work items are ordered sample-fastest, so the blocks in flight cover the
-//    same column chunk of every sample at once (a few MiB): the partner chunk
-//    a block reads is the own chunk of another block in flight, and one of the
-//    two reads hits L2.
+//    The samples are walked along the partner chains, i, partner(i),
+//    partner(partner(i)), ... (each block finds that order itself, in shared
+//    memory), chunk by chunk within a sample, so the blocks in flight cover a
+//    window of two or three consecutive samples of that order: the partner
+//    chunk a block reads from DRAM is the own chunk the next sample's blocks
+//    read a moment later from L2, and DRAM sees one read stream and one write
+//    stream, each sequential, as for a copy.
 //  - In place (blend_staged_kernel): a block owns a strip of columns of every
 //    sample, stages the strip of the whole batch in shared memory and only
 //    then writes it back, so every partner is read before it is overwritten,
@@ -57,6 +60,10 @@ struct GivenSource {
   }
   __device__ void publish(int64_t, const Sample &) const {}
   __device__ GivenSource resolve() const { return *this; }
+  __device__ int64_t partner_of(int64_t i, int64_t n) const {
+    const int64_t p = partners[i];
+    return (p >= 0 && p < n) ? p : -1;
+  }
 };
 
 struct DrawSource {
@@ -73,6 +80,7 @@ struct DrawSource {
     partners[i] = s.partner;
   }
   __device__ DrawSource resolve() const { return *this; }
+  __device__ int64_t partner_of(int64_t i, int64_t) const { return partner(pairing, (uint64_t)i); }
 };
 
 // Seed and offset read from device memory when the kernel runs (so a
@@ -93,26 +101,70 @@ struct DeviceSeedSource {
   }
 };
 
+// The kernel's source as it reads it: the parameter itself, or its copy
+// resolved into shared memory.
+template <class Source>
+__device__ __forceinline__ const Source &select_source(const Source &src, const Source &) {
+  return src;
+}
+template <class Source, class Resolved>
+__device__ __forceinline__ const Resolved &select_source(const Source &, const Resolved &shared) {
+  return shared;
+}
+
 // ---- out of place -----------------------------------------------------------
-// Work item `item` is chunk item / n of sample item % n (sample-fastest).  A
-// block walks items blockIdx.x, + gridDim.x, ...; it carries (sample, chunk)
-// along instead of dividing per item, and its first warp draws (or reads)
-// lambda and partner for the block's next 32 items at once, one lane each,
-// into shared memory, so the draw costs one thread per item instead of every
-// thread of the block.
+// Work item `item` is chunk item % chunks of the sample at position
+// item / chunks of the walk (chunk-fastest).  A block walks items
+// blockIdx.x, + gridDim.x, ...; it carries (position, chunk) along instead of
+// dividing per item, and its first warp draws (or reads) lambda and partner
+// for the block's next 32 items at once, one lane each, into shared memory,
+// so the draw costs one thread per item instead of every thread of the block.
 constexpr int kDrawAhead = 32;
 
+// The walk: positions 0..n-1 hold every sample once, each followed by its
+// partner unless the partner is already placed (then the next unplaced
+// sample starts a new chain); with a permutation, its cycles one after the
+// other.  Batches up to kMaxWalk samples (the walk and the partners take 8
+// bytes a sample of shared memory); above, the walk is the samples in order,
+// and a partner's chunk is read from DRAM a second time.
+constexpr int64_t kMaxWalk = 4096;
+constexpr int32_t kPlaced = -2;  // a sample already in the walk (-1: no partner)
+
+// The block's walk into walk[0, n), by one thread following the partner
+// chains through next[] (the partners, staged by the whole block): about 2n
+// shared-memory accesses in sequence, a few thousand cycles for 64 samples,
+// once per block.
+template <class Source>
+__device__ __forceinline__ void find_walk(const Source &rs, int64_t n, int32_t *walk,
+                                          int32_t *next) {
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) next[j] = (int32_t)rs.partner_of(j, n);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int32_t k = 0;
+    for (int32_t s = 0; s < (int32_t)n; ++s) {
+      for (int32_t i = s; i >= 0 && next[i] != kPlaced;) {
+        const int32_t nx = next[i];
+        next[i] = kPlaced;
+        walk[k++] = i;
+        i = nx;
+      }
+    }
+  }
+  __syncthreads();
+}
+
 // `also(slot, i, partner)` stores whatever else the block needs per item.
+// walk: the block's walk, or NULL for the samples in order.
 template <class Source, class Also>
 __device__ __forceinline__ void fetch_samples(const Source &rs, int64_t item, int64_t items,
-                                              int64_t n, float *lam_s, int64_t *par_s,
-                                              const Also &also) {
+                                              int64_t n, int64_t chunks, const int32_t *walk,
+                                              float *lam_s, int64_t *par_s, const Also &also) {
   if (threadIdx.x < kDrawAhead) {
     const int64_t it = item + (int64_t)threadIdx.x * gridDim.x;
     if (it < items) {
-      const int64_t i = it % n;
+      const int64_t k = div_fast(it, chunks), i = walk ? walk[k] : k;
       const Sample s = rs.get(i, n);
-      if (it < n) rs.publish(i, s);  // chunk 0 of sample i publishes it
+      if (it == k * chunks) rs.publish(i, s);  // chunk 0 of sample i publishes it
       lam_s[threadIdx.x] = s.lam;
       par_s[threadIdx.x] = s.partner;
       also(threadIdx.x, i, s.partner);
@@ -201,13 +253,16 @@ __device__ __forceinline__ void blend_chunk_any_shift(int shift, const V *av, co
 // float32 loads in flight): two resident blocks keep 128 KiB in flight per SM
 // (64 KiB for the 16-bit types), more than its ~30 KiB share of an H200's
 // bandwidth-delay product.
+// walk: whether the block finds the walk (the launch then gives 8 bytes of
+// dynamic shared memory per sample).
 template <class T, bool Vec, class Source>
 __global__ void __launch_bounds__(kThreads, 1)
     blend_rows_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
                       int64_t n, int64_t elems, int64_t stride, int64_t chunks_per_row,
-                      Source src) {
+                      bool walk, Source src) {
   using raw = typename T::raw;
   constexpr int64_t V = kVecBytes / (int64_t)sizeof(raw);
+  extern __shared__ int32_t walk_s[];  // [n] the walk, then [n] the partners while finding it
   __shared__ float lam_s[kDrawAhead];
   __shared__ int64_t par_s[kDrawAhead];
   // Vec: each item's vectors, found by the lane that fetches the item, so
@@ -215,14 +270,27 @@ __global__ void __launch_bounds__(kThreads, 1)
   __shared__ int32_t head_s[Vec ? kDrawAhead : 1], shift_s[Vec ? kDrawAhead : 1];
   __shared__ int64_t nvec_s[Vec ? kDrawAhead : 1];
   const int64_t items = n * chunks_per_row;
-  const auto rs = src.resolve();
-  const int64_t step_i = gridDim.x % n, step_c = gridDim.x / n;
-  int64_t i = blockIdx.x % n, chunk = blockIdx.x / n;
+  // A source resolved when the kernel runs (the device seed: the pairing is
+  // keyed from the seed in memory) is resolved once per block into shared
+  // memory, where the lanes that draw read it; held in every thread's
+  // registers, its keys would cost the kernel half its occupancy.
+  using Resolved = decltype(src.resolve());
+  __shared__ Resolved resolved_s[1];
+  if constexpr (!std::is_same<Resolved, Source>::value) {
+    if (threadIdx.x == 0) resolved_s[0] = src.resolve();
+    __syncthreads();
+  }
+  const Resolved &rs = select_source(src, resolved_s[0]);
+  if (walk) find_walk(rs, n, walk_s, walk_s + n);
+  const int32_t *order = walk ? walk_s : nullptr;
+  const int64_t step_c = gridDim.x % chunks_per_row, step_k = gridDim.x / chunks_per_row;
+  int64_t chunk = blockIdx.x % chunks_per_row, pos = blockIdx.x / chunks_per_row;
   int slot = kDrawAhead;
   for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
     if (slot == kDrawAhead) {  // the same in every thread of the block
       __syncthreads();         // the previous batch has been read
-      fetch_samples(rs, item, items, n, lam_s, par_s, [&](int k, int64_t q, int64_t p) {
+      fetch_samples(rs, item, items, n, chunks_per_row, order, lam_s, par_s,
+                    [&](int k, int64_t q, int64_t p) {
         if (Vec) {
           const RowVectors r =
               row_vectors<T>(x + q * stride, p >= 0 ? x + p * stride : nullptr, elems);
@@ -233,7 +301,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       slot = 0;
     }
     const float lam = lam_s[slot], mu = 1.0f - lam;
-    const int64_t p = par_s[slot];
+    const int64_t p = par_s[slot], i = order ? order[pos] : pos;
     const raw *a = x + i * stride;
     const raw *b = p >= 0 ? x + p * stride : nullptr;
     raw *o = out + i * stride;
@@ -273,8 +341,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         o[j] = blend_one<T>(__ldg(a + j), b ? b + j : nullptr, lam, mu);
     }
     ++slot;
-    i += step_i, chunk += step_c;
-    if (i >= n) i -= n, ++chunk;
+    chunk += step_c, pos += step_k;
+    if (chunk >= chunks_per_row) chunk -= chunks_per_row, ++pos;
   }
 }
 
@@ -727,14 +795,17 @@ fastmix_status launch_rows(const char *func, const Device &dev, const Images &im
   const raw *xs = static_cast<const raw *>(x);
   raw *os = static_cast<raw *>(out);
   auto kernel = vec ? blend_rows_kernel<T, true, Source> : blend_rows_kernel<T, false, Source>;
-  // One wave of resident blocks: every block is in flight from the start,
-  // so the partner chunk a block reads is being read by another block too.
+  // The walk along the partner chains, for batches whose walk fits.
+  const bool walk = n <= kMaxWalk;
+  const size_t smem = walk ? 8 * (size_t)n : 0;
+  // One wave of resident blocks: every block is in flight from the start, so
+  // the blocks cover one window of the walk.
   int per_sm = 0;
-  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, 0, &per_sm));
+  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, smem, &per_sm));
   const int64_t wave = (int64_t)dev.sms * per_sm;
   const int64_t grid = items < wave ? items : wave;
-  return launch(func, kernel, (unsigned)grid, kThreads, 0, stream, xs, os, n, elems, stride, chunks,
-                src);
+  return launch(func, kernel, (unsigned)grid, kThreads, smem, stream, xs, os, n, elems, stride,
+                chunks, walk, src);
 }
 
 // The geometry of a staged launch: the layout, the strip width in elements,
