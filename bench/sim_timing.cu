@@ -115,7 +115,8 @@ T *upload(const std::vector<T> &host) {
 }
 
 enum class Op {
-  kBlend, kBlendInPlace, kMixup, kMixupInPlace, kNaiveBlend, kCutmix, kCutmixInPlace,
+  kBlend, kBlendInPlace, kMixup, kMixupInPlace, kMixupDeviceSeed, kNaiveBlend, kCutmix,
+  kCutmixInPlace,
   kSample, kU8, kLoss, kBinary, kSoftTargets
 };
 
@@ -138,6 +139,7 @@ const Case kCases[] = {
     {"blend-inplace-odd", Op::kBlendInPlace, FASTMIX_FLOAT32, 16, 3, 227, 227},
     {"mixup", Op::kMixup, FASTMIX_FLOAT32, 64, 3, 128, 128},
     {"mixup-inplace", Op::kMixupInPlace, FASTMIX_FLOAT32, 64, 3, 128, 128},
+    {"mixup-device-seed", Op::kMixupDeviceSeed, FASTMIX_FLOAT32, 64, 3, 128, 128},
     {"blend-bf16", Op::kBlend, FASTMIX_BFLOAT16, 128, 3, 128, 128},
     {"cutmix", Op::kCutmix, FASTMIX_FLOAT32, 64, 3, 128, 128},
     {"cutmix-inplace", Op::kCutmixInPlace, FASTMIX_FLOAT32, 64, 3, 128, 128},
@@ -231,7 +233,8 @@ void floor_bytes(const Case &k, int64_t *read, int64_t *write) {
     return;
   }
   const Draw d = host_draw(k);
-  const bool fused = k.op == Op::kMixup || k.op == Op::kMixupInPlace || k.op == Op::kCutmix ||
+  const bool fused = k.op == Op::kMixup || k.op == Op::kMixupInPlace ||
+                     k.op == Op::kMixupDeviceSeed || k.op == Op::kCutmix ||
                      k.op == Op::kCutmixInPlace || k.op == Op::kU8;
   const bool in_place = k.op == Op::kBlendInPlace || k.op == Op::kMixupInPlace ||
                         k.op == Op::kCutmixInPlace;
@@ -367,6 +370,7 @@ void run_case(const Case &k) {
   const bool in_place = k.op == Op::kBlendInPlace || k.op == Op::kMixupInPlace ||
                         k.op == Op::kCutmixInPlace;
   void *out = in_place ? x : device_alloc((size_t)(total * es));
+  uint64_t *seed_offset = upload(std::vector<uint64_t>{kSeed, kOffset});
   begin(k.name);
   switch (k.op) {
     case Op::kBlend:
@@ -379,6 +383,11 @@ void run_case(const Case &k) {
       check(fastmix_mixup(dev, k.dtype, kAlpha, 1, kPerm, kSeed, kOffset, x, out, n, stride,
                           stride, lam, part, nullptr),
             "fastmix_mixup");
+      break;
+    case Op::kMixupDeviceSeed:  // seed and offset read on the device, offset advanced by 1
+      check(fastmix_mixup_device_seed(dev, k.dtype, kAlpha, 1, kPerm, seed_offset, 1, x, out, n,
+                                      stride, stride, lam, part, nullptr),
+            "fastmix_mixup_device_seed");
       break;
     case Op::kCutmix:
     case Op::kCutmixInPlace:

@@ -6,12 +6,14 @@
 # bytes against the op's floor, the fraction of the copy's rate, the fraction
 # of the model's DRAM peak, the issue-rate bound and the target.
 #
-#   bash bench/sim_timing.sh [--only CASE[,CASE...]] [--jobs N] [--report]
+#   bash bench/sim_timing.sh [--only CASE[,CASE...]] [--jobs N] [--keep] [--report] [--check]
 #
 #   --only    these cases, by name or shell pattern ('loss-*'; the names:
 #             build/timing/fastmix-sim-timing --list; default: all)
 #   --jobs N  simulator processes at a time (default FASTMIX_JOBS, else the
 #             number of cores); each case and each copy size is its own
+#   --keep    do not run again the cases whose complete log is kept (their
+#             missing copies still run)
 #   --report  only print the table from the logs of earlier runs
 #   --check   exit 1 when a case misses its target
 #
@@ -19,19 +21,20 @@
 # config (an A100 scaled to 8 SMs and 3 DRAM channels with 1 MB of L2 each;
 # docs/performance.md says why).  Each case's log is
 # build/timing/logs/CASE.log; a copy of B bytes is measured once per model
-# and kept (build/timing-copies/copy-B.log) until the model, the simulator or
-# the copy kernel changes.  A case takes 5 to 20 minutes of simulation; the whole table about
+# and kept (build/timing-copies/copy-B.log) until the model or the copy
+# kernel changes.  A case takes 5 to 20 minutes of simulation; the whole table about
 # 2 hours on 2 cores.  A benchmark: tests/run.sh does not run it.
 # Exit status: 0 (table printed), 1 (--check and a target missed), 2 (no
 # table: build or simulator failure, or no simulator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-only="" jobs=${FASTMIX_JOBS:-$(nproc)} report=0 check=0
+only="" jobs=${FASTMIX_JOBS:-$(nproc)} report=0 check=0 keep=0
 while (($#)); do
   case $1 in
     --only) only=$2; shift ;;
     --jobs) jobs=$2; shift ;;
     --report) report=1 ;;
+    --keep) keep=1 ;;
     --check) check=1 ;;
     *) echo "sim_timing.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -58,9 +61,10 @@ if ((!report)); then
   config=$PWD/$build/timing.gpgpusim.config
   cat "$FASTMIX_SIM_DIR/timing/SM80_A100.gpgpusim.config" bench/sim_timing.config >"$config"
   mkdir -p "$logs" "$copies"
-  # A kept copy log is valid for this model, this simulator build and this
-  # copy kernel only.
-  stamp=$(cat "$config" bench/sim_timing.cu <(echo "$FASTMIX_SIM_ENV") | sha256sum | cut -c1-16)
+  # A kept copy log is valid for this model and this copy kernel only (the
+  # project's simulator patches add instructions that the copy does not use).
+  stamp=$(cat "$config" <(sed -n -e '/copy_kernel(const/,/^}/p' -e '/^void run_copy/,/^}/p' \
+    bench/sim_timing.cu) | sha256sum | cut -c1-16)
   [[ -f $copies/stamp && $(cat "$copies/stamp") == "$stamp" ]] || rm -f "$copies"/copy-*.log
   echo "$stamp" >"$copies/stamp"
 fi
@@ -87,14 +91,14 @@ if ((!report)); then
   # The jobs: each selected case, and each copy size they need that is not kept.
   work=()
   for name in "${selected[@]}"; do
-    work+=("$name")
+    if ((!keep)) || ! grep -qs '^@@fastmix-timing end' "$logs/$name.log"; then work+=("$name"); fi
     read -r _ _ _ r w < <(grep "^$name " "$build/cases.txt")
     [[ $name == sample-* ]] && continue
     bytes=$(copy_bytes "$r" "$w")
     [[ -f $copies/copy-$bytes.log ]] && grep -q '^@@fastmix-timing end' "$copies/copy-$bytes.log" && continue
     work+=("copy $bytes")
   done
-  mapfile -t work < <(printf '%s\n' "${work[@]}" | awk '!seen[$0]++')
+  mapfile -t work < <(((${#work[@]})) && printf '%s\n' "${work[@]}" | awk '!seen[$0]++')
   echo "== simulating ${#work[@]} runs, $jobs at a time (logs in $logs)" >&2
   start=$SECONDS
   # One run: the program in the simulator's timing mode, in a working folder
@@ -125,7 +129,9 @@ if ((!report)); then
   }
   export -f run_one
   export config prog logs copies FASTMIX_SIM_ENV PWD_ROOT=$PWD
-  printf '%s\n' "${work[@]}" | xargs -d '\n' -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}
+  if ((${#work[@]})); then
+    printf '%s\n' "${work[@]}" | xargs -d '\n' -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}
+  fi
   echo "   simulated in $((SECONDS - start)) s" >&2
 fi
 
