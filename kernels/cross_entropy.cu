@@ -22,8 +22,9 @@
 //    holding a label column takes the exact per-element formula.  It reads
 //    the row back from shared memory when the team's share fits (each thread
 //    reads only the vectors it stored itself: no barrier, and grad_logits ==
-//    logits is safe) within a budget that keeps two blocks per SM; otherwise
-//    it reads the row again, from L2 for rows in flight.
+//    logits is safe) at the blocks per SM the registers allow, or at fewer
+//    (launch_rows); otherwise it reads the row again, from L2 for rows in
+//    flight.
 //  - Binary cross-entropy is one pass: per logit its loss term and gradient.
 //  - NONE: loss[i] per row over a grid of one wave.  MEAN and SUM with a
 //    workspace: the labelled cross-entropy's denominator first (one block),
@@ -687,8 +688,8 @@ LossParams make_params(const LossArgs &a) {
 
 // Launches loss_kernel over the rows of p: warp or block teams by the row
 // length, the row cache in shared memory when the cross-entropy's gradient
-// is asked and it fits two blocks per SM, and one block (kReduce) or up to a
-// full wave.
+// is asked and it fits one block per SM at least, and one block (kReduce) or
+// up to a full wave.
 template <class T, Kind K, bool kReduce>
 fastmix_status launch_rows(const char *func, const Device &dev, LossParams p, cudaStream_t stream) {
   constexpr int64_t V = kVecBytes / (int64_t)sizeof(typename T::raw);
@@ -704,16 +705,27 @@ fastmix_status launch_rows(const char *func, const Device &dev, LossParams p, cu
   cudaError_t err = cudaFuncGetAttributes(&attr, kernel);
   if (err != cudaSuccess) return cuda_error(func, err);
   const int64_t smem_room = (int64_t)dev.smem_optin - (int64_t)attr.sharedSizeBytes;
-  // The blocks per SM the registers allow: their share of the SM's shared
-  // memory, less what each block reserves and its static shared memory.
-  const int64_t share = (int64_t)dev.smem_per_sm / per_sm_wanted - (int64_t)dev.smem_reserved -
-                        (int64_t)attr.sharedSizeBytes;
-  const int64_t budget = share < smem_room ? share : smem_room;
+  // The row cache, at the most blocks per SM (those the registers allow,
+  // halved until it fits) whose share of the SM's shared memory, less what
+  // each block reserves and its static shared memory, holds every team's
+  // row: a row read once from DRAM with fewer blocks per SM moves half the
+  // bytes of a row read twice with more (the second read misses L2 once the
+  // rows in flight outgrow it).  A cache that fits no block is left out.
   const bool ce = K == Kind::kCeLabels || K == Kind::kCeDense;
   int64_t smem = 0;
-  if (ce && p.grad && row_vecs > 0 && teams * row_vecs * kVecBytes <= budget) {
-    p.cache_vecs = (int)row_vecs;
-    smem = teams * row_vecs * kVecBytes;
+  int per_sm_cap = per_sm_wanted;
+  if (ce && p.grad && row_vecs > 0) {
+    const int64_t need = teams * row_vecs * kVecBytes;
+    for (int b = per_sm_wanted; b >= 1; b /= 2) {
+      const int64_t share = (int64_t)dev.smem_per_sm / b - (int64_t)dev.smem_reserved -
+                            (int64_t)attr.sharedSizeBytes;
+      if (need <= (share < smem_room ? share : smem_room)) {
+        p.cache_vecs = (int)row_vecs;
+        smem = need;
+        per_sm_cap = b;
+        break;
+      }
+    }
   }
   if (smem > 48 * 1024)
     FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)smem_room));
@@ -722,7 +734,9 @@ fastmix_status launch_rows(const char *func, const Device &dev, LossParams p, cu
     int per_sm = 0;
     FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), threads, (size_t)smem,
                          &per_sm));
-    const int64_t wave = (int64_t)dev.sms * per_sm;
+    // The grid itself keeps the cache's blocks per SM (not only the
+    // occupancy query, which a simulator may answer without shared memory).
+    const int64_t wave = (int64_t)dev.sms * (per_sm < per_sm_cap ? per_sm : per_sm_cap);
     const int64_t blocks = (p.batch + teams - 1) / teams;
     grid = blocks < wave ? blocks : wave;
   }
