@@ -8,7 +8,8 @@
 #   - 16-byte memory access: the vector-path kernels (the out-of-place blend
 #     with Vec = true, "Lb1E" in its mangled name, the staged blend (and
 #     CutMix in place) with a vector Layout, the out-of-place CutMix with a
-#     vector CutPath, and the loss's ce_kernel) must
+#     vector CutPath, the loss's ce_kernel and every instance of the uint8
+#     input kernel, u8_tiles_kernel) must
 #     have a 128-bit global load (LDG...128) and a 128-bit global store
 #     (STG...128) inside a loop of their SASS (the hot loops).
 #
@@ -179,7 +180,7 @@ def is_vector_path(mangled, base):
         return re.search(r"CutPathE[12]E", mangled) is not None
     if base == "blend_rows_kernel":
         return "Lb1E" in mangled  # template argument Vec = true
-    return base == "ce_kernel"
+    return base in ("ce_kernel", "u8_tiles_kernel")
 
 rows, failures = [], []
 for k in pretty_in:
