@@ -977,8 +977,7 @@ fastmix_status launch_sample(const char *func, const Device &dev, const Draw &dr
     if (st != FASTMIX_SUCCESS || done) return st;
     const int64_t blocks = (batch + kThreads - 1) / kThreads;
     const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-    return launch(func, sample_kernel<Source, 1>, (unsigned)grid, kThreads, 0, stream, batch,
-                  src);
+    return launch(func, sample_kernel<Source, 1>, (unsigned)grid, kThreads, 0, stream, batch, src);
   });
 }
 

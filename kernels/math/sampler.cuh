@@ -203,7 +203,7 @@ __device__ __forceinline__ void log_gammas_lanes(const BetaParams &bp, uint64_t 
   const uint32_t half = ((1u << H) - 1u) << (lane - k);  // the lanes of this gamma
   const uint32_t ok0 = __ballot_sync(kAll, acc) & half;
   if ((ok0 & (0u - ok0)) == 1u << lane) lg[g] = val;  // the lowest accepted lane
-  bool need = live && ok0 == 0u && k == 0u;  // this lane owns a gamma still to draw
+  bool need = live && ok0 == 0u && k == 0u;           // this lane owns a gamma still to draw
   for (uint32_t next = H; next < kMaxTrials;) {
     const uint32_t owners = __ballot_sync(kAll, need);
     if (owners == 0u) break;
@@ -223,8 +223,7 @@ __device__ __forceinline__ void log_gammas_lanes(const BetaParams &bp, uint64_t 
     const uint32_t t = next + (lane & (m - 1u));
     acc = false;
     if (r < p && t < kMaxTrials)
-      acc = gamma_trial(bp, philox(seed, 1u + ((src / H) & 1u) + 2u * t, src_index, offset),
-                        &val);
+      acc = gamma_trial(bp, philox(seed, 1u + ((src / H) & 1u) + 2u * t, src_index, offset), &val);
     const uint32_t ok = __ballot_sync(kAll, acc);
     // An owner takes the lowest accepted of its m lanes, if any.
     const uint32_t mine = __popc(owners & ((1u << lane) - 1u)) * m;
