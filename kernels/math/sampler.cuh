@@ -174,65 +174,38 @@ FM_HD float beta_lambda(const BetaParams &bp, uint64_t seed, uint64_t offset, ui
 #if defined(__CUDACC__)
 // log G1 and log G2 of beta_lambda(bp, seed, offset, index) (base 0) on a
 // group of G lanes of a warp, written to lg[0] and lg[1] (shared memory),
-// bitwise the serial loops' results, in the latency of about two trials
+// bitwise the serial loops' results, in the latency of about one trial
 // instead of a chain of them.  G is a power of two from 2 to 32 and the
 // groups are the aligned runs of G lanes; every lane of the warp calls this
-// (it votes and shuffles over the whole warp), `live` false where the group
-// has no sample.
-//  - Round 0: lanes [0, G/2) of the group run trials 0 .. G/2 - 1 of G1,
-//    lanes [G/2, G) those of G2 (trial t on Philox block 1 + 2t for G1,
-//    2 + 2t for G2).
-//  - Later rounds: the whole warp runs the next trials of the gammas still
-//    without an accepted one (about one gamma in 4^(G/2) after round 0),
-//    32 / p consecutive lanes (a power of two) each for p such gammas,
-//    until none is left or the kMaxTrials of the serial loop are spent
-//    (then log_d, as the loop).
-// A gamma's result is the trial of its lowest accepted lane in the first
-// round with one: the first accepted trial of its serial loop.  Lane k == 0
-// of each half of a group owns that gamma after round 0.
+// (it votes over the whole warp), `live` false where the group has no sample.
+// Lanes [0, G/2) of the group run the trials of G1, lanes [G/2, G) those of
+// G2, G/2 trials of each gamma a round: in round r lane k of a half runs trial
+// r G/2 + k (Philox block 1 + 2t for G1, 2 + 2t for G2).  A gamma takes the
+// accepted trial of its lowest lane in the first round with one, which is the
+// first accepted trial of its serial loop; rounds go on while some gamma in
+// the warp has none and trials are left (kMaxTrials each, as the serial
+// loop, whose fallback log_d is written where none is accepted).
 template <int G>
 __device__ __forceinline__ void log_gammas_lanes(const BetaParams &bp, uint64_t seed,
                                                  uint64_t offset, uint32_t index, bool live,
                                                  float *lg) {
   static_assert(G >= 2 && G <= 32 && (G & (G - 1)) == 0, "G: a power of two from 2 to 32");
   constexpr uint32_t kAll = 0xffffffffu, H = G / 2;
-  static_assert(kMaxTrials > H, "round 0 leaves trials to the later rounds");
   const uint32_t lane = threadIdx.x & 31u, k = lane & (H - 1u), g = (lane / H) & 1u;
-  float val = 0.0f;
-  bool acc = live && gamma_trial(bp, philox(seed, 1u + g + 2u * k, index, offset), &val);
   const uint32_t half = ((1u << H) - 1u) << (lane - k);  // the lanes of this gamma
-  const uint32_t ok0 = __ballot_sync(kAll, acc) & half;
-  if ((ok0 & (0u - ok0)) == 1u << lane) lg[g] = val;  // the lowest accepted lane
-  bool need = live && ok0 == 0u && k == 0u;           // this lane owns a gamma still to draw
-  for (uint32_t next = H; next < kMaxTrials;) {
-    const uint32_t owners = __ballot_sync(kAll, need);
-    if (owners == 0u) break;
-    // m = 32 / p rounded down to a power of two (no integer division) for p
-    // owners: lanes [r m, r m + m) run trials next .. next + m - 1 of the
-    // gamma of the owner of rank r (the r-th set bit of `owners`).
-    const uint32_t p = __popc(owners), log2m = __clz(p - 1u) - 27u, m = 1u << log2m;
-    const uint32_t r = lane >> log2m;
-    uint32_t src = lane;
-    if (r < p) {
-      uint32_t rest = owners;
-      for (uint32_t q = 0; q < r; ++q) rest &= rest - 1u;
-      src = __clz(__brev(rest));  // its lowest set bit; not __ffs, whose
-                                  // bfind.shiftamt the simulator lacks
-    }
-    const uint32_t src_index = __shfl_sync(kAll, index, (int)src);
-    const uint32_t t = next + (lane & (m - 1u));
-    acc = false;
-    if (r < p && t < kMaxTrials)
-      acc = gamma_trial(bp, philox(seed, 1u + ((src / H) & 1u) + 2u * t, src_index, offset), &val);
-    const uint32_t ok = __ballot_sync(kAll, acc);
-    // An owner takes the lowest accepted of its m lanes, if any.
-    const uint32_t mine = __popc(owners & ((1u << lane) - 1u)) * m;
-    const uint32_t got = need ? ok >> mine & (m == 32u ? kAll : (1u << m) - 1u) : 0u;
-    const float v = __shfl_sync(kAll, val, got ? (int)(mine + __clz(__brev(got))) : (int)lane);
-    if (got) lg[g] = v, need = false;
-    next += m;
+  bool need = live;  // the same in the half
+  for (uint32_t t0 = 0; t0 < kMaxTrials; t0 += H) {
+    const uint32_t t = t0 + k;
+    float val = 0.0f;
+    bool acc = false;
+    if (need && t < kMaxTrials)
+      acc = gamma_trial(bp, philox(seed, 1u + g + 2u * t, index, offset), &val);
+    const uint32_t ok = __ballot_sync(kAll, acc) & half;
+    if ((ok & (0u - ok)) == 1u << lane) lg[g] = val;  // the lowest accepted lane
+    need = need && ok == 0u;
+    if (!__any_sync(kAll, need)) break;
   }
-  if (need) lg[g] = bp.log_d;
+  if (need && k == 0u) lg[g] = bp.log_d;
 }
 #endif
 
