@@ -83,7 +83,8 @@ std::vector<unsigned char> values(fastmix_dtype d, size_t n, float lo, float hi,
   uint32_t s = seed * 2654435761u + 1;
   for (size_t i = 0; i < n; ++i) {
     s = s * 1664525u + 1013904223u;
-    const float f = lo + (hi - lo) * (float)(s >> 8) * (1.0f / 16777216.0f);
+    float f = lo + (hi - lo) * (float)(s >> 8) * (1.0f / 16777216.0f);
+    if (f > -1.0f / 1024 && f < 1.0f / 1024) f = 1.0f / 1024;  // normal in float16 too
     uint32_t u;
     std::memcpy(&u, &f, 4);
     if (d == FASTMIX_FLOAT32) {
@@ -93,7 +94,7 @@ std::vector<unsigned char> values(fastmix_dtype d, size_t n, float lo, float hi,
     const uint16_t h = d == FASTMIX_BFLOAT16
                            ? (uint16_t)(u >> 16)
                            : (uint16_t)(((u >> 16) & 0x8000u) |
-                                        (f == 0.0f ? 0u : (((u >> 23) & 0xffu) - 112u) << 10) |
+                                        ((((u >> 23) & 0xffu) - 112u) << 10) |
                                         ((u >> 13) & 0x3ffu));
     std::memcpy(&v[2 * i], &h, 2);
   }
