@@ -727,22 +727,18 @@ __device__ __forceinline__ void draw_key(const DeviceSeedSource &s, uint64_t *se
 // (a small batch) or instructions (a big one).
 //  - G == 1, a batch too big to be in flight at once: one thread per sample
 //    in a grid-stride loop, the serial code (the fewest instructions).
-//  - G = 4, 8 or 16, a batch whose blocks all fit on the device at once: a
-//    block of kTrialLanes + 64 threads draws S = kTrialLanes / G samples.  G
-//    lanes per sample run the gammas' rejection trials side by side
-//    (log_gammas_lanes) into shared memory; meanwhile the next warp computes
-//    the samples' boosts, one lane each, and the last warp their partners.
-//    After the barrier the boost warp turns the log-gammas into lambdas.
-//    Each warp runs one kind of work: lanes of one warp running trials,
-//    boosts and the Feistel network would run them one after the other.
-// The bounds: one block per SM for the serial kernel, which lets its
-// device-seed variant keep the pairing keys in registers; eight (42
-// registers) for the others, whose batches must be resident at once.
+//  - G > 1, a batch whose blocks all fit on the device at once: a block of
+//    kSampleThreads draws S = kTrialLanes / G samples.  G lanes per sample run
+//    the gammas' rejection trials side by side (log_gammas_lanes) into shared
+//    memory; meanwhile the next warp computes the samples' boosts, one lane
+//    each, and the last warp their partners.  After the barrier the boost
+//    warp turns the log-gammas into lambdas.  Each warp runs one kind of
+//    work: lanes of one warp running trials, boosts and the Feistel network
+//    would run them one after the other.
 constexpr int kTrialLanes = 128;
-template <int G>
-constexpr int kSampleThreads = G == 1 ? kThreads : kTrialLanes + 64;
+constexpr int kSampleThreads = kTrialLanes + 64;
 template <class Source, int G>
-__global__ void __launch_bounds__(kSampleThreads<G>, G == 1 ? 1 : 8)
+__global__ void __launch_bounds__(G == 1 ? kThreads : kSampleThreads)
     sample_kernel(int64_t n, Source src) {
   if constexpr (G == 1) {
     const auto rs = src.resolve();
@@ -751,7 +747,7 @@ __global__ void __launch_bounds__(kSampleThreads<G>, G == 1 ? 1 : 8)
       rs.publish(i, rs.get(i, n));
   } else {
     constexpr int S = kTrialLanes / G;
-    static_assert(G >= 4 && S <= 32, "one lane per sample in the last two warps");
+    static_assert(S <= 32, "one lane per sample in the last two warps");
     __shared__ float lg_s[S][2];
     const BetaParams &bp = src.beta;
     // 0: trials, 1: boost and lambda, 2: partner; the same in a warp.
@@ -950,12 +946,11 @@ fastmix_status launch_sample_lanes(const char *func, const Device &dev, int64_t 
                                    const Source &src, cudaStream_t stream, bool *done) {
   auto kernel = sample_kernel<Source, G>;
   int per_sm = 0;
-  constexpr int S = kTrialLanes / G, threads = kSampleThreads<G>;
-  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), threads, 0, &per_sm));
-  const int64_t blocks = (batch + S - 1) / S;
+  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kSampleThreads, 0, &per_sm));
+  const int64_t blocks = (batch + kTrialLanes / G - 1) / (kTrialLanes / G);
   *done = blocks <= (int64_t)dev.sms * per_sm;
   if (!*done) return FASTMIX_SUCCESS;
-  return launch(func, kernel, (unsigned)blocks, threads, 0, stream, batch, src);
+  return launch(func, kernel, (unsigned)blocks, kSampleThreads, 0, stream, batch, src);
 }
 
 // Lanes per sample: the most (fewest rounds of trials) that keep the batch's
@@ -981,7 +976,8 @@ fastmix_status launch_sample(const char *func, const Device &dev, const Draw &dr
     if (st != FASTMIX_SUCCESS || done) return st;
     const int64_t blocks = (batch + kThreads - 1) / kThreads;
     const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-    return launch(func, sample_kernel<Source, 1>, (unsigned)grid, kThreads, 0, stream, batch, src);
+    return launch(func, sample_kernel<Source, 1>, (unsigned)grid, kThreads, 0, stream, batch,
+                  src);
   });
 }
 
