@@ -31,6 +31,7 @@ struct Device {
   int smem_optin;     // dynamic shared memory one block may opt in to
   int smem_per_sm;    // shared memory of one SM, shared by its blocks
   int smem_reserved;  // taken from the SM's shared memory by every block
+  int l2_bytes;       // the L2 cache
 };
 
 inline fastmix_status current_device(const char *func, Device *dev) {
@@ -52,6 +53,7 @@ inline fastmix_status current_device(const char *func, Device *dev) {
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&dev->smem_reserved, cudaDevAttrReservedSharedMemoryPerBlock,
                                  dev->id);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&dev->l2_bytes, cudaDevAttrL2CacheSize, dev->id);
   return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
 }
 

@@ -6,13 +6,14 @@
 // element once, 2 bytes moved per byte of the batch.
 //  - Out of place (blend_rows_kernel): a block handles one chunk of one sample
 //    (32 elements per thread: 32 KiB of float32, 16 KiB of 16-bit types).
-//    The samples are walked along the partner chains, i, partner(i),
+//    Where it pays (walk_pays: a batch larger than L2, of large samples),
+//    the samples are walked along the partner chains, i, partner(i),
 //    partner(partner(i)), ... (each block finds that order itself, in shared
 //    memory), chunk by chunk within a sample, so the blocks in flight cover a
 //    window of two or three consecutive samples of that order: the partner
 //    chunk a block reads from DRAM is the own chunk the next sample's blocks
 //    read a moment later from L2, and DRAM sees one read stream and one write
-//    stream, each sequential, as for a copy.
+//    stream, each sequential, as for a copy.  Otherwise in sample order.
 //  - In place (blend_staged_kernel): a block owns a strip of columns of every
 //    sample, stages the strip of the whole batch in shared memory and only
 //    then writes it back, so every partner is read before it is overwritten,
@@ -128,6 +129,25 @@ constexpr int kDrawAhead = 32;
 // bytes a sample of shared memory); above, the walk is the samples in order,
 // and a partner's chunk is read from DRAM a second time.
 constexpr int64_t kMaxWalk = 4096;
+
+// Whether the walk pays for itself (walk_pays).  One thread finds it, about
+// one dependent shared-memory load per sample (some 30 cycles on Ampere and
+// Hopper) before any block's first load, a latency that does not shrink with
+// more SMs while the time to move the batch does.  It saves at most the
+// partner reads, and only where the batch's input and output together do not
+// fit in L2 (otherwise a partner chunk read early is still in L2 when its
+// own sample comes, in any order).  At about 13 bytes of DRAM bandwidth per
+// SM per cycle (A100, H100, H200), reading and writing a sample of
+// kWalkBytesPerSm x SMs bytes takes about 20 times the walk's cycles per
+// sample, so the walk costs at most about 5% of the call: samples of 528 KiB
+// and more on an H100 (3x224x224 float32 is 588 KiB), 32 KiB on the 8-SM
+// cycle model of bench/sim_timing.sh.
+constexpr int64_t kWalkBytesPerSm = 4096;
+
+inline bool walk_pays(const Device &dev, int64_t n, int64_t sample_bytes) {
+  return n <= kMaxWalk && sample_bytes >= kWalkBytesPerSm * dev.sms &&
+         2 * n * sample_bytes > (int64_t)dev.l2_bytes;
+}
 constexpr int32_t kPlaced = -2;  // a sample already in the walk (-1: no partner)
 
 // The block's walk into walk[0, n), by one thread following the partner
@@ -795,8 +815,8 @@ fastmix_status launch_rows(const char *func, const Device &dev, const Images &im
   const raw *xs = static_cast<const raw *>(x);
   raw *os = static_cast<raw *>(out);
   auto kernel = vec ? blend_rows_kernel<T, true, Source> : blend_rows_kernel<T, false, Source>;
-  // The walk along the partner chains, for batches whose walk fits.
-  const bool walk = n <= kMaxWalk;
+  // The walk along the partner chains, where it pays.
+  const bool walk = walk_pays(dev, n, elems * (int64_t)sizeof(raw));
   const size_t smem = walk ? 8 * (size_t)n : 0;
   // One wave of resident blocks: every block is in flight from the start, so
   // the blocks cover one window of the walk.

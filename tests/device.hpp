@@ -75,6 +75,26 @@ inline size_t smem_optin() {
   return 227 * 1024;
 }
 
+// The smallest batch whose out-of-place blend takes the walk along the
+// partner chains on the CUDA device (kernels/mixup.cu, walk_pays: samples of
+// at least 4 KiB per SM, input and output together over the L2), a few
+// elements more so that the samples have scalar edges; without a CUDA
+// device, the simulator's figures (30 SMs, 3,000,000 bytes of L2).
+inline Shape walk_shape(fastmix_dtype d) {
+  int sms = 30, l2 = 3000000;
+#if FASTMIX_TEST_CUDA
+  int dev = 0;
+  if (fastmix_cuda_device_count() > 0 && cudaGetDevice(&dev) == cudaSuccess) {
+    FMT_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    FMT_CUDA(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+  }
+#endif
+  const int64_t es = (int64_t)dtype_size(d), bytes = 4096 * (int64_t)sms;
+  const int64_t elems = (bytes + es - 1) / es + 5;
+  const int64_t batch = (int64_t)l2 / (2 * elems * es) + 2;
+  return Shape{batch, elems, elems + 3};
+}
+
 // After a fastmix call on `d`: the work has finished, and on CUDA the queue
 // ran without a (sticky) error.
 inline void finish(fastmix_device d) {

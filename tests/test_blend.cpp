@@ -136,6 +136,19 @@ TEST_CASE("blend of larger batches (several chunks and strips, the grid-stride l
           }
 }
 
+TEST_CASE("blend of batches that take the walk along the partner chains", "[blend][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0xb1e53);
+  for (fastmix_device dev : test_devices())
+    for (fastmix_dtype d : kAllDtypes)
+      for (PartnerKind kind : {PartnerKind::permutation, PartnerKind::random_map}) {
+        const BlendCase c{d, walk_shape(d), 1, 1, false, kind};
+        INFO(describe(dev, c));
+        CHECK(run_blend(dev, c, rng) == "");
+      }
+}
+
 TEST_CASE(
     "blend with sample strides off 16-byte alignment: every partner offset, full and last chunks",
     "[blend][devices]") {

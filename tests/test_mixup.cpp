@@ -219,3 +219,42 @@ TEST_CASE(
         CHECK(ps.copy_as<int64_t>() == par_m);
       }
 }
+
+TEST_CASE("mixup of a batch that takes the walk along the partner chains is sample + blend",
+          "[mixup][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0x313c6);
+  const fastmix_dtype d = FASTMIX_FLOAT32;
+  const Shape s = walk_shape(d);
+  const size_t es = dtype_size(d);
+  const size_t bytes = (size_t)span(s) * es;
+  for (fastmix_device dev : test_devices()) {
+    const uint64_t lib_seed = rng(), offset = rng() >> 8;
+    INFO(device_name(dev) << " batch " << s.batch << " elems " << s.elems << " seed " << lib_seed
+                          << " offset " << offset);
+    std::vector<unsigned char> x_before(bytes);
+    fill_random(d, x_before.data(), span(s), rng);
+    Buffer x(dev, bytes), o1(dev, bytes), o2(dev, bytes);
+    x.upload(x_before.data());
+    Buffer l1(dev, (size_t)s.batch * 4), l2(dev, (size_t)s.batch * 4);
+    Buffer p1(dev, (size_t)s.batch * 8), p2(dev, (size_t)s.batch * 8);
+    REQUIRE(fastmix_mixup(dev, d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, lib_seed, offset, x.data(),
+                          o1.data(), s.batch, s.elems, s.stride, l1.as<float>(),
+                          p1.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_sample(dev, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, lib_seed, offset, s.batch,
+                           l2.as<float>(), p2.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_blend(dev, d, x.data(), o2.data(), s.batch, s.elems, s.stride,
+                          l2.as<float>(), p2.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+    finish(dev);
+    const std::vector<float> lam = l1.copy_as<float>();
+    const std::vector<int64_t> par = p1.copy_as<int64_t>();
+    CHECK(first_difference(lam.data(), l2.copy_as<float>().data(), lam.size() * 4) == -1);
+    CHECK(par == p2.copy_as<int64_t>());
+    const std::vector<unsigned char> now = o1.copy();
+    CHECK(first_difference(now.data(), o2.copy().data(), bytes) == -1);
+    const std::vector<unsigned char> poison(bytes, kPoison);
+    CHECK(check_blend(d, s, x_before.data(), 0, poison.data(), now.data(), bytes, 0, lam.data(),
+                      par.data()) == "");
+  }
+}
