@@ -3,8 +3,10 @@
 # cycle model of an Ampere GPU (SMs, L1, L2, interconnect and DRAM simulated
 # cycle by cycle on the PTX the simulated suite runs), each beside a copy
 # kernel that moves the same number of bytes, in a table of cycles, DRAM
-# bytes against the op's floor, the fraction of the copy's rate, the fraction
-# of the model's DRAM peak, the issue-rate bound and the target.
+# bytes against the op's floor, the fraction of the copy's rate (the model's
+# fastest copy, 2 blocks of 256 per SM, and beside it the same copy with a
+# full SM of threads), the fraction of the model's DRAM peak, the issue-rate
+# bound and the target.
 #
 #   bash bench/sim_timing.sh [--only CASE[,CASE...]] [--jobs N] [--keep] [--report] [--check]
 #
@@ -21,9 +23,11 @@
 # config (an A100 scaled to 8 SMs and 3 DRAM channels with 1 MB of L2 each;
 # docs/performance.md says why).  Each case's log is
 # build/timing/logs/CASE.log; a copy of B bytes is measured once per model
-# and kept (build/timing-copies/copy-B.log) until the model or the copy
-# kernel changes.  A case takes 5 to 20 minutes of simulation; the whole table about
-# 2 hours on 2 cores.  A benchmark: tests/run.sh does not run it.
+# and kept (build/timing-copies/copy-B.log, and copy-B-8.log for the full-SM
+# copy) until the model or the copy kernel changes.  A case takes 2 to 6
+# minutes of simulation on an idle machine (several times that under load);
+# the whole table about an hour on 2 cores.  A benchmark: tests/run.sh does
+# not run it.
 # Exit status: 0 (table printed), 1 (--check and a target missed), 2 (no
 # table: build or simulator failure, or no simulator).
 set -euo pipefail
@@ -95,8 +99,10 @@ if ((!report)); then
     read -r _ _ _ r w < <(grep "^$name " "$build/cases.txt")
     [[ $name == sample-* ]] && continue
     bytes=$(copy_bytes "$r" "$w")
-    [[ -f $copies/copy-$bytes.log ]] && grep -q '^@@fastmix-timing end' "$copies/copy-$bytes.log" && continue
-    work+=("copy $bytes")
+    # The yardstick, and the same copy with a full SM of threads.
+    for job in "copy $bytes" "copy $bytes 8"; do
+      grep -qs '^@@fastmix-timing end' "$copies/${job// /-}.log" || work+=("$job")
+    done
   done
   mapfile -t work < <(((${#work[@]})) && printf '%s\n' "${work[@]}" | awk '!seen[$0]++')
   echo "== simulating ${#work[@]} runs, $jobs at a time (logs in $logs)" >&2
@@ -244,7 +250,7 @@ for name in names:
     dtype, shape, r, w = cases[name]
     got = parse(os.path.join(logs, name + ".log")) if os.path.exists(os.path.join(logs, name + ".log")) else None
     if got is None:
-        rows.append((name, dtype, shape, "not run", "", "", "", "", "", "", ""))
+        rows.append((name, dtype, shape, "not run"))
         continue
     kernels, d, stall = got
     cycles = sum(k.get("gpu_sim_cycle", 0) for k in kernels)
@@ -254,23 +260,29 @@ for name in names:
     if name.startswith("sample-"):
         target = "<= %d cycles" % SAMPLE_CYCLES
         ok = cycles <= SAMPLE_CYCLES
-        rows.append((name, dtype, shape, "{:,}".format(cycles), "-", "-", "-", "-", "-",
+        rows.append((name, dtype, shape, "{:,}".format(cycles), "-", "-", "-", "-", "-", "-",
                      "%.0f%%" % (100 * issue / cycles), target, "met" if ok else "MISSED"))
         if not ok:
             missed.append(name)
     else:
         bytes_ = int(copy_of[name])
-        cp = os.path.join(copies, "copy-%d.log" % bytes_)
-        cgot = parse(cp) if os.path.exists(cp) else None
-        ccycles = sum(k.get("gpu_sim_cycle", 0) for k in cgot[0]) if cgot else 0
+
+        def copy_cycles(tag):
+            cp = os.path.join(copies, "copy-%d%s.log" % (bytes_, tag))
+            cgot = parse(cp) if os.path.exists(cp) else None
+            return sum(k.get("gpu_sim_cycle", 0) for k in cgot[0]) if cgot else 0
+
+        ccycles, full_cycles = copy_cycles(""), copy_cycles("-8")
         # Bytes per cycle: the op's floor over its cycles, against the copy's.
         frac = (r + w) / cycles / (2 * bytes_ / ccycles) if ccycles else None
+        frac_full = (r + w) / cycles / (2 * bytes_ / full_cycles) if full_cycles else None
         t = TARGETS.get(name)
         ok = frac is None or t is None or frac >= t
         rows.append((name, dtype, shape, "{:,}".format(cycles),
                      "%.1f / %.1f" % (dr / 1e6, dw / 1e6), "%.1f / %.1f" % (r / 1e6, w / 1e6),
                      "%.1f, %s" % (bytes_ / 1e6, "{:,}".format(ccycles)) if ccycles else "no copy",
                      "%.0f%%" % (100 * frac) if frac else "-",
+                     "{:,}, {:.0f}%".format(full_cycles, 100 * frac_full) if frac_full else "-",
                      "%.0f%%" % (100 * (r + w) / cycles / peak),
                      "%.0f%%" % (100 * issue / cycles),
                      ("%.0f%%" % (100 * t)) if t else "-",
@@ -292,7 +304,8 @@ for name in names:
                          "{:,}".format(d.get("bank", 0))))
 
 head = ("case", "dtype", "shape", "cycles", "DRAM MB read / written", "floor MB read / written",
-        "copy MB, cycles", "of copy rate", "of DRAM peak", "issue bound", "target", "verdict")
+        "copy MB, cycles", "of copy rate", "full-SM copy: cycles, of its rate", "of DRAM peak",
+        "issue bound", "target", "verdict")
 cells = [head] + [tuple(r) + ("",) * (len(head) - len(r)) for r in rows]
 width = [max(len(str(c[i])) for c in cells) for i in range(len(head))]
 fmt = lambda c: "| " + " | ".join(str(c[i]).ljust(width[i]) for i in range(len(head))) + " |"
@@ -305,8 +318,9 @@ for c in cells[1:]:
 print()
 print("DRAM bytes: what the model moved (%d-byte accesses; dirty lines still in L2 at the end "
       "are not counted as writes); floor: the op's least traffic. of copy rate: a copy of the same "
-      "bytes' cycles over the op's. issue bound: the op's warp-instructions at one per scheduler a "
-      "cycle, over its cycles." % atom)
+      "bytes' cycles (2 blocks of 256 per SM, the model's fastest copy) over the op's; the verdict "
+      "is against it. full-SM copy: the same copy with 8 blocks of 256 per SM. issue bound: the "
+      "op's warp-instructions at one per scheduler a cycle, over its cycles." % atom)
 for line in detail:
     print("  " + line)
 print("targets missed: %s" % (", ".join(missed) if missed else "none"))
