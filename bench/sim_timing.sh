@@ -59,7 +59,8 @@ if ((!report)); then
   echo "== building fastmix-sim-timing for GPGPU-Sim into $build" >&2
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFASTMIX_SIMULATOR=ON -DBUILD_TESTING=OFF \
     >/dev/null
-  cmake --build "$build" -j "${FASTMIX_JOBS:-2}" --target fastmix-sim-timing >/dev/null
+  cmake --build "$build" -j "${FASTMIX_JOBS:-2}" --target fastmix-sim-timing \
+    fastmix-sim-smem-window >/dev/null
   fastmix_sim_env "$build"
   FASTMIX_SIM_ENV=$("$FASTMIX_SIM_DIR/build.sh" | tail -1)
   config=$PWD/$build/timing.gpgpusim.config
@@ -71,6 +72,22 @@ if ((!report)); then
     bench/sim_timing.cu) | sha256sum | cut -c1-16)
   [[ -f $copies/stamp && $(cat "$copies/stamp") == "$stamp" ]] || rm -f "$copies"/copy-*.log
   echo "$stamp" >"$copies/stamp"
+  # The model gives a block up to the A100's 163 KiB of shared memory: the
+  # simulator must map more than Volta's 96 KiB (tests/sim/smem_window.cu).
+  dir=$(mktemp -d) root=$PWD
+  cp "$config" "$dir/gpgpusim.config"
+  if ! (
+    source "$FASTMIX_SIM_ENV"
+    unset PTX_SIM_MODE_FUNC
+    cd "$dir"
+    "$root/tests/sim/case.sh" "$root/$build/fastmix-sim-smem-window"
+  ) 2>&1 | grep -q '^smem_window: passed$'; then
+    echo "sim_timing.sh: the simulator stops on shared memory past 96 KiB" \
+      "(tests/sim/smem_window.cu; tests/sim/patches/shared-window.patch): no table" >&2
+    rm -rf "$dir"
+    exit 2
+  fi
+  rm -rf "$dir"
 fi
 
 # The cases (name dtype shape read write), from the program itself: it plans
