@@ -8,7 +8,8 @@
 # the simulator's build.sh (called by its run.sh as well) applies on top of
 # its own and keys its cache on, so that every simulated program runs on the
 # simulator with the project's patches (bf16-cvt.patch: the bfloat16
-# conversions of sm_80 PTX).  Defines:
+# conversions of sm_80 PTX; shared-window.patch: shared memory past 96 KiB
+# per block).  Defines:
 #   fastmix_sim_env BUILD   prepares the simulator's environment for programs
 #                           built in BUILD: a copy of the simulator's CUDA
 #                           folder whose ptxas is tests/sim/ptxas-cache.sh
