@@ -53,7 +53,8 @@ inline fastmix_status current_device(const char *func, Device *dev) {
   if (err == cudaSuccess)
     err = cudaDeviceGetAttribute(&dev->smem_reserved, cudaDevAttrReservedSharedMemoryPerBlock,
                                  dev->id);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&dev->l2_bytes, cudaDevAttrL2CacheSize, dev->id);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&dev->l2_bytes, cudaDevAttrL2CacheSize, dev->id);
   return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
 }
 

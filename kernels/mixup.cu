@@ -148,6 +148,7 @@ inline bool walk_pays(const Device &dev, int64_t n, int64_t sample_bytes) {
   return n <= kMaxWalk && sample_bytes >= kWalkBytesPerSm * dev.sms &&
          2 * n * sample_bytes > (int64_t)dev.l2_bytes;
 }
+
 constexpr int32_t kPlaced = -2;  // a sample already in the walk (-1: no partner)
 
 // The block's walk into walk[0, n), by one thread following the partner

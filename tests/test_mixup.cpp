@@ -240,12 +240,12 @@ TEST_CASE("mixup of a batch that takes the walk along the partner chains is samp
     Buffer l1(dev, (size_t)s.batch * 4), l2(dev, (size_t)s.batch * 4);
     Buffer p1(dev, (size_t)s.batch * 8), p2(dev, (size_t)s.batch * 8);
     REQUIRE(fastmix_mixup(dev, d, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, lib_seed, offset, x.data(),
-                          o1.data(), s.batch, s.elems, s.stride, l1.as<float>(),
-                          p1.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+                          o1.data(), s.batch, s.elems, s.stride, l1.as<float>(), p1.as<int64_t>(),
+                          nullptr) == FASTMIX_SUCCESS);
     REQUIRE(fastmix_sample(dev, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION, lib_seed, offset, s.batch,
                            l2.as<float>(), p2.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
-    REQUIRE(fastmix_blend(dev, d, x.data(), o2.data(), s.batch, s.elems, s.stride,
-                          l2.as<float>(), p2.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
+    REQUIRE(fastmix_blend(dev, d, x.data(), o2.data(), s.batch, s.elems, s.stride, l2.as<float>(),
+                          p2.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
     finish(dev);
     const std::vector<float> lam = l1.copy_as<float>();
     const std::vector<int64_t> par = p1.copy_as<int64_t>();

@@ -25,7 +25,9 @@ constexpr int kWords = kBytes / 4;
 // shared memory, so that its accesses stay generic (ld/st without .shared).
 __device__ __forceinline__ unsigned *generic(unsigned *shared) {
   unsigned *g;
-  asm volatile("cvta.shared.u64 %0, %1;" : "=l"(g) : "l"((uint64_t)__cvta_generic_to_shared(shared)));
+  asm volatile("cvta.shared.u64 %0, %1;"
+               : "=l"(g)
+               : "l"((uint64_t)__cvta_generic_to_shared(shared)));
   return g;
 }
 
@@ -50,8 +52,7 @@ int main() {
   cudaFuncSetAttribute(window_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   window_kernel<<<1, kThreads, kBytes>>>(out);
   const cudaError_t err = cudaDeviceSynchronize();
-  if (err != cudaSuccess)
-    return std::printf("smem_window: %s\n", cudaGetErrorString(err)), 1;
+  if (err != cudaSuccess) return std::printf("smem_window: %s\n", cudaGetErrorString(err)), 1;
   std::vector<unsigned> host(kWords);
   cudaMemcpy(host.data(), out, kBytes, cudaMemcpyDeviceToHost);
   for (int i = 0; i < kWords; ++i) {
