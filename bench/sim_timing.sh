@@ -72,23 +72,34 @@ if ((!report)); then
     -e '/^void run_copy/,/^}/p' bench/sim_timing.cu) | sha256sum | cut -c1-16)
   [[ -f $copies/stamp && $(cat "$copies/stamp") == "$stamp" ]] || rm -f "$copies"/copy-*.log
   echo "$stamp" >"$copies/stamp"
+  # One program (PROGRAM ARGS...) in the simulator's timing mode, in a fresh
+  # working folder holding the model's config (the simulator reads it from
+  # there); its exit status.
+  model_run() {
+    local dir rc
+    dir=$(mktemp -d)
+    cp "$config" "$dir/gpgpusim.config"
+    (
+      source "$FASTMIX_SIM_ENV"
+      unset PTX_SIM_MODE_FUNC  # the simulator's env.sh asks for functional mode
+      export SIMSHIM_SMEM_OPTIN=166912  # the A100's opt-in shared memory per block
+      cd "$dir"
+      "$PWD_ROOT/tests/sim/case.sh" "$@"
+    )
+    rc=$?
+    rm -rf "$dir"
+    return $rc
+  }
+  export -f model_run
+  export config FASTMIX_SIM_ENV PWD_ROOT=$PWD
   # The model gives a block up to the A100's 163 KiB of shared memory: the
   # simulator must map more than Volta's 96 KiB (tests/sim/smem_window.cu).
-  dir=$(mktemp -d) root=$PWD
-  cp "$config" "$dir/gpgpusim.config"
-  window=$(
-    source "$FASTMIX_SIM_ENV"
-    unset PTX_SIM_MODE_FUNC
-    cd "$dir"
-    "$root/tests/sim/case.sh" "$root/$build/fastmix-sim-smem-window" 2>&1
-  ) || true
+  window=$(model_run "$PWD/$build/fastmix-sim-smem-window" 2>&1) || true
   if ! grep -q '^smem_window: passed$' <<<"$window"; then
     echo "sim_timing.sh: the simulator stops on shared memory past 96 KiB" \
       "(tests/sim/smem_window.cu; tests/sim/patches/shared-window.patch): no table" >&2
-    rm -rf "$dir"
     exit 2
   fi
-  rm -rf "$dir"
 fi
 
 # The cases (name dtype shape read write), from the program itself: it plans
@@ -125,23 +136,13 @@ if ((!report)); then
   mapfile -t work < <(((${#work[@]})) && printf '%s\n' "${work[@]}" | awk '!seen[$0]++')
   echo "== simulating ${#work[@]} runs, $jobs at a time (logs in $logs)" >&2
   start=$SECONDS
-  # One run: the program in the simulator's timing mode, in a working folder
-  # holding the model's config (the simulator reads it from there).
+  # One run: a case or a copy on the model, its log kept when it completed.
   run_one() {
-    local job=$1 tag=${1// /-} dir t0=$SECONDS logs=$logs
+    local job=$1 tag=${1// /-} t0=$SECONDS logs=$logs
     [[ $job == copy* ]] && logs=$copies
-    dir=$(mktemp -d)
-    cp "$config" "$dir/gpgpusim.config"
-    (
-      source "$FASTMIX_SIM_ENV"
-      unset PTX_SIM_MODE_FUNC  # the simulator's env.sh asks for functional mode
-      export SIMSHIM_SMEM_OPTIN=166912  # the A100's opt-in shared memory per block
-      cd "$dir"
-      # shellcheck disable=SC2086
-      "$PWD_ROOT/tests/sim/case.sh" "$prog" $job
-    ) >"$logs/$tag.log.part" 2>&1
+    # shellcheck disable=SC2086
+    model_run "$prog" $job >"$logs/$tag.log.part" 2>&1
     local rc=$?
-    rm -rf "$dir"
     if [[ $rc -eq 0 ]] && grep -q '^@@fastmix-timing end' "$logs/$tag.log.part"; then
       mv "$logs/$tag.log.part" "$logs/$tag.log"
       printf '   done    %5ds  %s\n' $((SECONDS - t0)) "$job" >&2
@@ -152,7 +153,7 @@ if ((!report)); then
     fi
   }
   export -f run_one
-  export config prog logs copies FASTMIX_SIM_ENV PWD_ROOT=$PWD
+  export prog logs copies
   if ((${#work[@]})); then
     printf '%s\n' "${work[@]}" | xargs -d '\n' -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}
   fi
