@@ -29,6 +29,7 @@
 #include "math/cutmix.cuh"
 #include "math/dtype.cuh"
 #include "math/sampler.cuh"
+#include "walk.cuh"
 
 #include <cuda_runtime.h>
 
@@ -121,58 +122,6 @@ __device__ __forceinline__ const Resolved &select_source(const Source &, const R
 // for the block's next 32 items at once, one lane each, into shared memory,
 // so the draw costs one thread per item instead of every thread of the block.
 constexpr int kDrawAhead = 32;
-
-// The walk: positions 0..n-1 hold every sample once, each followed by its
-// partner unless the partner is already placed (then the next unplaced
-// sample starts a new chain); with a permutation, its cycles one after the
-// other.  Batches up to kMaxWalk samples (the walk and the partners take 8
-// bytes a sample of shared memory); above, the walk is the samples in order,
-// and a partner's chunk is read from DRAM a second time.
-constexpr int64_t kMaxWalk = 4096;
-
-// Whether the walk pays for itself (walk_pays).  One thread finds it, about
-// one dependent shared-memory load per sample (some 30 cycles on Ampere and
-// Hopper) before any block's first load, a latency that does not shrink with
-// more SMs while the time to move the batch does.  It saves at most the
-// partner reads, and only where the batch's input and output together do not
-// fit in L2 (otherwise a partner chunk read early is still in L2 when its
-// own sample comes, in any order).  At about 13 bytes of DRAM bandwidth per
-// SM per cycle (A100, H100, H200), reading and writing a sample of
-// kWalkBytesPerSm x SMs bytes takes about 20 times the walk's cycles per
-// sample, so the walk costs at most about 5% of the call: samples of 528 KiB
-// and more on an H100 (3x224x224 float32 is 588 KiB), 32 KiB on the 8-SM
-// cycle model of bench/sim_timing.sh.
-constexpr int64_t kWalkBytesPerSm = 4096;
-
-inline bool walk_pays(const Device &dev, int64_t n, int64_t sample_bytes) {
-  return n <= kMaxWalk && sample_bytes >= kWalkBytesPerSm * dev.sms &&
-         2 * n * sample_bytes > (int64_t)dev.l2_bytes;
-}
-
-constexpr int32_t kPlaced = -2;  // a sample already in the walk (-1: no partner)
-
-// The block's walk into walk[0, n), by one thread following the partner
-// chains through next[] (the partners, staged by the whole block): about 2n
-// shared-memory accesses in sequence, a few thousand cycles for 64 samples,
-// once per block.
-template <class Source>
-__device__ __forceinline__ void find_walk(const Source &rs, int64_t n, int32_t *walk,
-                                          int32_t *next) {
-  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) next[j] = (int32_t)rs.partner_of(j, n);
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t k = 0;
-    for (int32_t s = 0; s < (int32_t)n; ++s) {
-      for (int32_t i = s; i >= 0 && next[i] != kPlaced;) {
-        const int32_t nx = next[i];
-        next[i] = kPlaced;
-        walk[k++] = i;
-        i = nx;
-      }
-    }
-  }
-  __syncthreads();
-}
 
 // `also(slot, i, partner)` stores whatever else the block needs per item.
 // walk: the block's walk, or NULL for the samples in order.
@@ -302,7 +251,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     __syncthreads();
   }
   const Resolved &rs = select_source(src, resolved_s[0]);
-  if (walk) find_walk(rs, n, walk_s, walk_s + n);
+  if (walk) find_walk(n, walk_s, walk_s + n, [&](int64_t j) { return rs.partner_of(j, n); });
   const int32_t *order = walk ? walk_s : nullptr;
   const int64_t step_c = gridDim.x % chunks_per_row, step_k = gridDim.x / chunks_per_row;
   int64_t chunk = blockIdx.x % chunks_per_row, pos = blockIdx.x / chunks_per_row;
@@ -818,7 +767,7 @@ fastmix_status launch_rows(const char *func, const Device &dev, const Images &im
   auto kernel = vec ? blend_rows_kernel<T, true, Source> : blend_rows_kernel<T, false, Source>;
   // The walk along the partner chains, where it pays.
   const bool walk = walk_pays(dev, n, elems * (int64_t)sizeof(raw));
-  const size_t smem = walk ? 8 * (size_t)n : 0;
+  const size_t smem = walk ? walk_smem(n) : 0;
   // One wave of resident blocks: every block is in flight from the start, so
   // the blocks cover one window of the walk.
   int per_sm = 0;
