@@ -8,7 +8,10 @@
 // few comparisons per 16-byte vector (a lane's row and column advance by
 // additions); only the few unaligned elements at a sample's ends are placed
 // by a division each.
-//  - Out of place (cutmix_chunks_kernel): one warp per (chunk, sample) item,
+//  - Out of place (cutmix_chunks_kernel): one warp per (chunk, sample) item.
+//    Where the walk pays (kernels/walk.cuh) the samples go along the partner
+//    chains, chunk by chunk within a sample, so a partner chunk read from
+//    DRAM is the own chunk the next sample's warps read from L2; otherwise
 //    sample fastest, so the partner chunks read are the own chunks of warps
 //    in flight.  A mixup chunk reads both; a CutMix chunk reads its
 //    partner's cells only where the box is.
@@ -26,6 +29,7 @@
 #include "cuda_util.cuh"
 #include "math/cutmix.cuh"
 #include "math/dtype.cuh"
+#include "walk.cuh"
 
 #include <cuda_runtime.h>
 
@@ -90,7 +94,7 @@ struct ApplyShape {
 };
 
 // Out of place: warp items of 32 x kLaneVecs vectors or 32 x kLaneElems
-// elements of one sample (a lane's cells 32 apart), sample fastest.  A
+// elements of one sample (a lane's cells 32 apart), in the order above.  A
 // sample is flat, rows * len elements (its rows are contiguous), and its
 // cells are elements or, on the vector paths, the 16-byte vectors that
 // row_vectors finds (with unaligned elements before and after, done one by
@@ -164,7 +168,10 @@ __device__ __forceinline__ V partner_vec(const V *bv, int c) {
 // partner's, vectors that straddle its edges are put together per element.
 // With a shift, each cell reads three vectors: its loop goes two cells at a
 // time (fully unrolled, the 16-bit types took 240-254 registers and one
-// block per SM; this way every instance fits two).
+// block per SM; this way every instance fits two).  A partner vector is
+// loaded after its box test, so a lane has few loads in flight; issuing a
+// group's loads first (all of them, or the box's) was slower on the cycle
+// model and read more from DRAM (docs/performance.md, CutMix).
 template <class T, int Shift, bool Wraps>
 __device__ __forceinline__ void cut_vectors(const CutSample &s, const typename T::raw *a,
                                             const typename T::raw *b, typename T::raw *o,
@@ -243,19 +250,30 @@ enum CutPath { kCutElements, kCutAligned, kCutFlat };
 template <class T, CutPath P>
 __global__ void __launch_bounds__(kThreads, 2)
     cutmix_chunks_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
-                         ApplyShape sh, int64_t chunks, const float *lambdas,
+                         ApplyShape sh, int64_t chunks, bool walk, const float *lambdas,
                          const int64_t *partners, const int32_t *boxes) {
   using raw = typename T::raw;
   using vec = typename Vec16<T>::type;
+  extern __shared__ int32_t walk_s[];  // [n] the walk, then [n] the partners while finding it
   const int lane = threadIdx.x & 31;
   const int64_t warp = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
   const int64_t warps = (int64_t)gridDim.x * kWarps, items = sh.n * chunks;
   const int64_t elems = sh.rows * sh.len;
   constexpr int E = P == kCutElements ? 1 : kVecBytes / (int)sizeof(raw);  // elements per cell
   const Step st(sh, 32 * E);
-  const int64_t di = warps % sh.n, dk = warps / sh.n;
-  int64_t i = warp % sh.n, k = warp / sh.n;
+  if (walk)
+    find_walk(sh.n, walk_s, walk_s + sh.n, [&](int64_t j) {
+      const int64_t p = partners[j];
+      return p >= 0 && p < sh.n ? p : int64_t{-1};
+    });
+  // Item t: along the walk, chunk t % chunks of the sample at position
+  // t / chunks; else sample t % n's chunk t / n.  A warp carries its
+  // (minor, major) pair along instead of dividing per item.
+  const int64_t minors = walk ? chunks : sh.n;
+  const int64_t dminor = warps % minors, dmajor = warps / minors;
+  int64_t minor = warp % minors, major = warp / minors;
   for (int64_t item = warp; item < items; item += warps) {
+    const int64_t i = walk ? walk_s[major] : minor, k = walk ? minor : major;
     const CutSample s = load_sample(i, sh.n, sh.h, sh.w, lambdas, partners, boxes);
     const raw *a = x + i * sh.stride;
     const raw *b = s.partner == kBadPartner ? nullptr : x + (int64_t)s.partner * sh.stride;
@@ -298,8 +316,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         advance(p, st, sh);
       }
     }
-    i += di, k += dk;
-    if (i >= sh.n) i -= sh.n, ++k;
+    minor += dminor, major += dmajor;
+    if (minor >= minors) minor -= minors, ++major;
   }
 }
 
@@ -409,13 +427,17 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
     auto kernel = aligned ? cutmix_chunks_kernel<T, kCutAligned>
                   : flat  ? cutmix_chunks_kernel<T, kCutFlat>
                           : cutmix_chunks_kernel<T, kCutElements>;
+    // The walk along the partner chains, where it pays; one wave of
+    // resident blocks, so that the blocks in flight cover one window of it.
+    const bool walk = walk_pays(dev, sh.n, rs.rows * rs.len * es);
+    const size_t smem = walk ? walk_smem(sh.n) : 0;
     int per_sm = 0;
-    FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, 0, &per_sm));
+    FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, smem, &per_sm));
     const int64_t blocks = (sh.n * chunks + kWarps - 1) / kWarps;
     const int64_t wave = (int64_t)dev.sms * per_sm;
-    return launch(func, kernel, (unsigned)(blocks < wave ? blocks : wave), kThreads, 0, stream,
-                  static_cast<const raw *>(im.x), static_cast<raw *>(im.out), sh, chunks, lambdas,
-                  partners, boxes);
+    return launch(func, kernel, (unsigned)(blocks < wave ? blocks : wave), kThreads, smem, stream,
+                  static_cast<const raw *>(im.x), static_cast<raw *>(im.out), sh, chunks, walk,
+                  lambdas, partners, boxes);
   }
   // In place where the staged blend kernel cannot take it (image rows
   // shorter than two vectors, or batches too large for a tile of vectors):

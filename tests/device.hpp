@@ -75,9 +75,9 @@ inline size_t smem_optin() {
   return 227 * 1024;
 }
 
-// The smallest batch whose out-of-place blend takes the walk along the
-// partner chains on the CUDA device (kernels/mixup.cu, walk_pays: samples of
-// at least 4 KiB per SM, input and output together over the L2), a few
+// The smallest batch whose out-of-place blend or CutMix takes the walk along
+// the partner chains on the CUDA device (kernels/walk.cuh, walk_pays: samples
+// of at least 4 KiB per SM, input and output together over the L2), a few
 // elements more so that the samples have scalar edges; without a CUDA
 // device, the simulator's figures (30 SMs, 3,000,000 bytes of L2).
 inline Shape walk_shape(fastmix_dtype d) {

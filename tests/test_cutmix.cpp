@@ -414,6 +414,32 @@ TEST_CASE(
             }
 }
 
+TEST_CASE("cutmix apply of batches that take the walk along the partner chains",
+          "[cutmix][devices]") {
+  const uint64_t seed = test_seed();
+  CAPTURE(seed);
+  std::mt19937_64 rng = make_rng(0xc07a5);
+  for (fastmix_device dev : test_devices())
+    for (fastmix_dtype d : kAllDtypes)
+      for (fastmix_layout layout : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
+        for (bool aligned : {true, false}) {
+          // walk_shape's batch of samples at least its size: 3-channel
+          // images with rows of 16-byte vectors and aligned samples (the
+          // aligned cells), or rows of 37 pixels, samples one element apart
+          // and x and out one element past alignment (vectors after a head,
+          // partners realigned).
+          const Shape s = walk_shape(d);
+          const int64_t c = 3, w = aligned ? 40 : 37, h = (s.elems + c * w - 1) / (c * w);
+          const int64_t v = 16 / (int64_t)dtype_size(d), at16 = (v - kGuard % v) % v;
+          const int64_t mis = at16 + (aligned ? 0 : 1);
+          const ApplyCase a{d, layout, s.batch, c, h, w, c * h * w + (aligned ? 0 : 1), mis, mis,
+                            false};
+          INFO(describe(dev, a));
+          const std::string problem = run_apply(dev, a, rng);
+          if (!problem.empty()) FAIL(problem);
+        }
+}
+
 TEST_CASE("cutmix fused is draw + apply bitwise; device seed is value seed, and advances",
           "[cutmix][devices]") {
   const uint64_t seed = test_seed();
