@@ -24,10 +24,11 @@
 # docs/performance.md says why).  Each case's log is
 # build/timing/logs/CASE.log; a copy of B bytes is measured once per model
 # and kept (build/timing-copies/copy-B.log, and copy-B-8.log for the full-SM
-# copy) until the model or the copy kernel changes.  A case takes 2 to 6
-# minutes of simulation on an idle machine (several times that under load);
-# the whole table about an hour on 2 cores.  A benchmark: tests/run.sh does
-# not run it.
+# copy) until the model or the copy kernel changes.  The draw cases
+# (sample-*) run on the A100's full 108 SMs too (CASE-108.log).  A case takes
+# 2 to 6 minutes of simulation on an idle machine (several times that under
+# load); the whole table about an hour on 2 cores.  A benchmark: tests/run.sh
+# does not run it.
 # Exit status: 0 (table printed), 1 (--check and a target missed), 2 (no
 # table: build or simulator failure, or no simulator).
 set -euo pipefail
@@ -65,6 +66,12 @@ if ((!report)); then
   FASTMIX_SIM_ENV=$("$FASTMIX_SIM_DIR/build.sh" | tail -1)
   config=$PWD/$build/timing.gpgpusim.config
   cat "$FASTMIX_SIM_DIR/timing/SM80_A100.gpgpusim.config" bench/sim_timing.config >"$config"
+  # The draw moves a few bytes per sample, and its time is the latency of
+  # the samples each SM draws: the scaled model gives each SM 13.5 times the
+  # A100's share of a batch.  The draw cases also run on the A100's own 108
+  # SMs and 40 channels (1 MB of L2 each, 40 MB as on the A100).
+  config_full=$PWD/$build/timing-108.gpgpusim.config
+  printf -- '-gpgpu_n_clusters 108\n-gpgpu_n_mem 40\n' | cat "$config" - >"$config_full"
   mkdir -p "$logs" "$copies"
   # A kept copy log is valid for this model and this copy kernel only (the
   # project's simulator patches add instructions that the copy does not use).
@@ -73,12 +80,12 @@ if ((!report)); then
   [[ -f $copies/stamp && $(cat "$copies/stamp") == "$stamp" ]] || rm -f "$copies"/copy-*.log
   echo "$stamp" >"$copies/stamp"
   # One program (PROGRAM ARGS...) in the simulator's timing mode, in a fresh
-  # working folder holding the model's config (the simulator reads it from
-  # there); its exit status.
+  # working folder holding the model's config (MODEL_CONFIG, default the
+  # scaled model; the simulator reads it from there); its exit status.
   model_run() {
     local dir rc
     dir=$(mktemp -d)
-    cp "$config" "$dir/gpgpusim.config"
+    cp "${MODEL_CONFIG:-$config}" "$dir/gpgpusim.config"
     (
       source "$FASTMIX_SIM_ENV"
       unset PTX_SIM_MODE_FUNC  # the simulator's env.sh asks for functional mode
@@ -91,7 +98,7 @@ if ((!report)); then
     return $rc
   }
   export -f model_run
-  export config FASTMIX_SIM_ENV PWD_ROOT=$PWD
+  export config config_full FASTMIX_SIM_ENV PWD_ROOT=$PWD
   # The model gives a block up to the A100's 163 KiB of shared memory: the
   # simulator must map more than Volta's 96 KiB (tests/sim/smem_window.cu).
   window=$(model_run "$PWD/$build/fastmix-sim-smem-window" 2>&1) || true
@@ -126,7 +133,12 @@ if ((!report)); then
   for name in "${selected[@]}"; do
     if ((!keep)) || ! grep -qs '^@@fastmix-timing end' "$logs/$name.log"; then work+=("$name"); fi
     read -r _ _ _ r w < <(grep "^$name " "$build/cases.txt")
-    [[ $name == sample-* ]] && continue
+    if [[ $name == sample-* ]]; then
+      if ((!keep)) || ! grep -qs '^@@fastmix-timing end' "$logs/$name-108.log"; then
+        work+=("$name 108")
+      fi
+      continue
+    fi
     bytes=$(copy_bytes "$r" "$w")
     # The yardstick, and the same copy with a full SM of threads.
     for job in "copy $bytes" "copy $bytes 8"; do
@@ -136,12 +148,14 @@ if ((!report)); then
   mapfile -t work < <(((${#work[@]})) && printf '%s\n' "${work[@]}" | awk '!seen[$0]++')
   echo "== simulating ${#work[@]} runs, $jobs at a time (logs in $logs)" >&2
   start=$SECONDS
-  # One run: a case or a copy on the model, its log kept when it completed.
+  # One run: a case or a copy on the model ("CASE 108": a draw case on the
+  # A100's 108 SMs), its log kept when it completed.
   run_one() {
-    local job=$1 tag=${1// /-} t0=$SECONDS logs=$logs
+    local job=$1 tag=${1// /-} t0=$SECONDS logs=$logs model=$config
     [[ $job == copy* ]] && logs=$copies
+    [[ $job == *" 108" ]] && model=$config_full
     # shellcheck disable=SC2086
-    model_run "$prog" $job >"$logs/$tag.log.part" 2>&1
+    MODEL_CONFIG=$model model_run "$prog" ${job% 108} >"$logs/$tag.log.part" 2>&1
     local rc=$?
     if [[ $rc -eq 0 ]] && grep -q '^@@fastmix-timing end' "$logs/$tag.log.part"; then
       mv "$logs/$tag.log.part" "$logs/$tag.log"
@@ -187,7 +201,8 @@ for line in open(cfg):
         opts[line[0]] = line[1]
 core_mhz, _, _, dram_mhz = (float(v) for v in opts["-gpgpu_clock_domains"].split(":"))
 n_mem = int(opts["-gpgpu_n_mem"])
-sms = int(opts["-gpgpu_n_clusters"]) * int(opts["-gpgpu_n_cores_per_cluster"])
+cores = int(opts["-gpgpu_n_cores_per_cluster"])
+sms = int(opts["-gpgpu_n_clusters"]) * cores
 scheds = int(opts["-gpgpu_num_sched_per_core"])
 peak = (n_mem * int(opts["-gpgpu_dram_buswidth"]) * int(opts["-dram_data_command_freq_ratio"])
         * dram_mhz / core_mhz)
@@ -277,12 +292,27 @@ for name in names:
     issue = insn / 32.0 / (scheds * sms)  # cycles at one warp-instruction per scheduler a cycle
     dr, dw = d.get("dram_r", 0) * atom, d.get("dram_w", 0) * atom
     if name.startswith("sample-"):
+        # The draw on the scaled model, then on the A100's 108 SMs.
         target = "<= %d cycles" % SAMPLE_CYCLES
-        ok = cycles <= SAMPLE_CYCLES
-        rows.append((name, dtype, shape, "{:,}".format(cycles), "-", "-", "-", "-", "-", "-",
-                     "%.0f%%" % (100 * issue / cycles), target, "met" if ok else "MISSED"))
-        if not ok:
-            missed.append(name)
+        full = os.path.join(logs, name + "-108.log")
+        full_got = parse(full) if os.path.exists(full) else None
+        for label, run, n_sms in ((name, got, sms), (name + ", 108 SMs", full_got, 108 * cores)):
+            if run is None:
+                rows.append((label, dtype, shape, "not run"))
+                continue
+            c = sum(k.get("gpu_sim_cycle", 0) for k in run[0])
+            i = sum(k.get("gpu_sim_insn", 0) for k in run[0])
+            ok = c <= SAMPLE_CYCLES
+            rows.append((label, dtype, shape, "{:,}".format(c), "-", "-", "-", "-", "-", "-",
+                         "%.0f%%" % (100 * i / 32.0 / (scheds * n_sms) / c), target,
+                         "met" if ok else "MISSED"))
+            if not ok:
+                missed.append(label)
+            if run is full_got:
+                for k in run[0]:
+                    detail.append("%s: %s: %s cycles, %s thread-instructions, blocks per SM %s"
+                                  % (label, short(k["name"]), "{:,}".format(k.get("gpu_sim_cycle", 0)),
+                                     "{:,}".format(k.get("gpu_sim_insn", 0)), k["limit"]))
     else:
         bytes_ = int(copy_of[name])
 
