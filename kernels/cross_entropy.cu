@@ -44,10 +44,10 @@
 namespace fm {
 namespace {
 
-constexpr int kThreads = 512;       // warp teams: 16 rows per block at a time
+constexpr int kTeamThreads = 512;   // warp teams: 16 rows per block at a time
 constexpr int kBlockThreads = 256;  // a block team: one row, 256 threads (fewer per-row costs)
 constexpr int kMinBlocks = 2;       // 512-thread blocks per SM the registers allow (<= 64 each)
-constexpr int kWarps = kThreads / 32;
+constexpr int kWarps = kTeamThreads / 32;
 constexpr int kVecBytes = 16;
 constexpr int kGroup = 16;             // logits per thread per step
 constexpr int64_t kWarpMaxVecs = 256;  // rows up to 256 vectors (1024 fp32, 2048 fp16) per warp
@@ -549,22 +549,22 @@ __device__ double block_weight_sum(const LossParams &p,
 }
 
 // Workspace path, before the rows: the labelled MEAN denominator.
-__global__ void __launch_bounds__(kThreads) ce_weight_kernel(const LossParams p, double *out) {
-  __shared__ typename BlockSumReduce<kThreads>::TempStorage temp;
+__global__ void __launch_bounds__(kTeamThreads) ce_weight_kernel(const LossParams p, double *out) {
+  __shared__ typename BlockSumReduce<kTeamThreads>::TempStorage temp;
   __shared__ double slot;
-  const double w = block_weight_sum<kThreads>(p, temp, slot);
+  const double w = block_weight_sum<kTeamThreads>(p, temp, slot);
   if (threadIdx.x == 0) *out = w;
 }
 
 // Workspace path, after the rows: their losses summed in a fixed order into
 // loss[0], divided for MEAN by *weight_sum (labels) or by denom.
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kTeamThreads)
     loss_sum_kernel(const float *row_loss, int64_t n, const double *weight_sum, double denom,
                     float *loss, fastmix_reduction reduction) {
-  __shared__ typename BlockSumReduce<kThreads>::TempStorage temp;
+  __shared__ typename BlockSumReduce<kTeamThreads>::TempStorage temp;
   double s = 0.0;
-  for (int64_t i = threadIdx.x; i < n; i += kThreads) s += (double)row_loss[i];
-  const double total = BlockSumReduce<kThreads>(temp).Sum(s);
+  for (int64_t i = threadIdx.x; i < n; i += kTeamThreads) s += (double)row_loss[i];
+  const double total = BlockSumReduce<kTeamThreads>(temp).Sum(s);
   if (threadIdx.x == 0) loss[0] = ce_reduced(reduction, total, weight_sum ? *weight_sum : denom);
 }
 
@@ -580,14 +580,14 @@ __device__ __forceinline__ float row_dev(const LossParams &p, int64_t i, const T
 // The threads of a block of loss_kernel, and the blocks per SM its register
 // bound is set for.
 __host__ __device__ constexpr int threads_of(bool block_team) {
-  return block_team ? kBlockThreads : kThreads;
+  return block_team ? kBlockThreads : kTeamThreads;
 }
 __host__ __device__ constexpr int blocks_per_sm_of(bool block_team) {
-  return kMinBlocks * kThreads / threads_of(block_team);
+  return kMinBlocks * kTeamThreads / threads_of(block_team);
 }
 
 // kBlockTeam: one row per block (kBlockThreads), else one per warp
-// (kThreads).  kReduce (the labelled cross-entropy of fastmix_cross_entropy
+// (kTeamThreads).  kReduce (the labelled cross-entropy of fastmix_cross_entropy
 // without a workspace): MEAN/SUM reduced in the kernel, run as a single
 // block; else one loss per row.  At most 64 registers: two 512-thread (four
 // 256-thread) blocks per SM.
@@ -717,8 +717,8 @@ fastmix_status launch_rows(const char *func, const Device &dev, LossParams p, cu
   if (ce && p.grad && row_vecs > 0) {
     const int64_t need = teams * row_vecs * kVecBytes;
     for (int b = per_sm_wanted; b >= 1; b /= 2) {
-      const int64_t share = (int64_t)dev.smem_per_sm / b - (int64_t)dev.smem_reserved -
-                            (int64_t)attr.sharedSizeBytes;
+      const int64_t share =
+          (int64_t)dev.smem_per_sm / b - (int64_t)dev.smem_reserved - (int64_t)attr.sharedSizeBytes;
       if (need <= (share < smem_room ? share : smem_room)) {
         p.cache_vecs = (int)row_vecs;
         smem = need;
@@ -753,12 +753,12 @@ fastmix_status launch_workspace(const Device &dev, const LossArgs &a, cudaStream
   LossParams p = make_params(a);
   p.loss = ws_rows;
   if (K == Kind::kCeLabels && a.reduction == FASTMIX_REDUCTION_MEAN) {
-    FM_TRY(launch(a.func, ce_weight_kernel, 1, kThreads, 0, stream, p, ws_weight));
+    FM_TRY(launch(a.func, ce_weight_kernel, 1, kTeamThreads, 0, stream, p, ws_weight));
     p.weight_sum_dev = ws_weight;
   }
   FM_TRY((launch_rows<T, K, false>(a.func, dev, p, stream)));
-  return launch(a.func, loss_sum_kernel, 1, kThreads, 0, stream, ws_rows, a.batch, p.weight_sum_dev,
-                loss_shape_denominator(a), a.loss, a.reduction);
+  return launch(a.func, loss_sum_kernel, 1, kTeamThreads, 0, stream, ws_rows, a.batch,
+                p.weight_sum_dev, loss_shape_denominator(a), a.loss, a.reduction);
 }
 
 template <class T, Kind K>
@@ -773,7 +773,7 @@ fastmix_status launch_kind(const Device &dev, const LossArgs &a, cudaStream_t st
   if constexpr (K == Kind::kCeLabels) {
     return launch_rows<T, K, true>(a.func, dev, make_params(a), stream);
   } else {
-    return launch(a.func, loss_sum_kernel, 1, kThreads, 0, stream, (const float *)nullptr,
+    return launch(a.func, loss_sum_kernel, 1, kTeamThreads, 0, stream, (const float *)nullptr,
                   (int64_t)0, (const double *)nullptr, loss_shape_denominator(a), a.loss,
                   a.reduction);
   }

@@ -16,6 +16,9 @@
 
 namespace fm {
 
+// Threads per block of the image kernels (blend, mixup, CutMix, uint8 input).
+constexpr int kThreads = 256;
+
 // A failed runtime call of this fastmix call: FASTMIX_ERROR_CUDA with the
 // runtime's message.  The runtime's last-error slot is read back so that the
 // failure, now reported, is not found again by a later check (a sticky error,
@@ -155,13 +158,5 @@ inline fastmix_status advance_offset(const char *func, const Seed &seed, cudaStr
 // input path (kernels/input.cu) draws with too.
 fastmix_status launch_cutmix_draw(const CutmixSampleArgs &a, const Device &dev,
                                   cudaStream_t stream);
-
-// CutMix in place on the staged kernel of the blend (kernels/mixup.cu), for
-// kernels/cutmix.cu.  *done false (and nothing queued) when image rows are
-// shorter than two 16-byte vectors or no tile of vectors fits the batch: the
-// caller then runs its element kernel.
-fastmix_status launch_cutmix_staged(const char *func, const Device &dev, const CutImages &im,
-                                    const float *lambdas, const int64_t *partners,
-                                    const int32_t *boxes, cudaStream_t stream, bool *done);
 
 }  // namespace fm

@@ -15,7 +15,7 @@
 //    sample fastest, so the partner chunks read are the own chunks of warps
 //    in flight.  A mixup chunk reads both; a CutMix chunk reads its
 //    partner's cells only where the box is.
-//  - In place: the blend's staged kernel (kernels/mixup.cu) with each
+//  - In place: the blend's staged kernel (kernels/blend_staged.cuh) with each
 //    sample's box, on 16-byte vectors at any row length and stride; here
 //    only its fallback on elements (cutmix_staged_kernel), for rows shorter
 //    than two vectors and batches too large for a tile of vectors: a block
@@ -25,6 +25,7 @@
 // Out of place moves 16-byte vectors wherever x and out are equally far
 // from 16-byte alignment (a sample's vectors start after its unaligned head,
 // and a partner at another offset is realigned), else elements.
+#include "blend_staged.cuh"
 #include "blend_vec.cuh"
 #include "cuda_util.cuh"
 #include "math/cutmix.cuh"
@@ -38,7 +39,6 @@
 namespace fm {
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr uint32_t kBadPartner = 0xffffffffu;
 
@@ -321,9 +321,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-// In place, on elements, where the staged blend kernel (kernels/mixup.cu)
-// cannot take CutMix: image rows shorter than two vectors, or batches too
-// large for a tile of vectors.  Shared memory: a CutSample per sample, then
+// In place, on elements, where the staged blend kernel
+// (kernels/blend_staged.cuh) cannot take CutMix: image rows shorter than two
+// vectors, or batches too large for a tile of vectors.  Shared memory: a CutSample per sample, then
 // the tile, n x pitch elements (pitch a power of two).  Item t is segment
 // t % segs of row position t / segs.
 template <class T>
@@ -472,6 +472,31 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
   const int64_t items = sh.rows * segs, wave = (int64_t)dev.sms * per_sm;
   return launch(func, kernel, (unsigned)(items < wave ? items : wave), kThreads, (size_t)smem,
                 stream, static_cast<raw *>(im.out), sh, log2_pitch, segs, lambdas, partners, boxes);
+}
+
+// CutMix in place on the blend's staged kernel (kernels/blend_staged.cuh).
+// *done false (and nothing queued) when image rows are shorter than two
+// 16-byte vectors or no tile of vectors fits the batch: the caller then runs
+// the element kernel.
+fastmix_status launch_cutmix_staged(const char *func, const Device &dev, const CutImages &im,
+                                    const float *lambdas, const int64_t *partners,
+                                    const int32_t *boxes, cudaStream_t stream, bool *done) {
+  *done = false;
+  return dispatch_dtype(im.dtype, [&](auto t) {
+    using T = decltype(t);
+    const int64_t es = (int64_t)sizeof(typename T::raw);
+    const RowShape rs = row_shape(im.layout, im.channels, im.height, im.width);
+    const int64_t n = im.batch, elems = rs.rows * rs.len;
+    const int64_t fixed = (staged_row_bytes<CutRule>() * n + 15) & ~int64_t(15);
+    Staged st;
+    if (rs.len * es < 2 * kVecBytes ||
+        !vector_tile<T>(dev, im.out, n, elems, im.stride, fixed, &st))
+      return FASTMIX_SUCCESS;
+    *done = true;
+    const CutRule rule{lambdas, partners, boxes, im.height, im.width, rs.k, rs.len};
+    return launch_staged_kernel<T>(func, dev, st, im.out, n, elems, im.stride, rule, stream,
+                                   [] { return FASTMIX_SUCCESS; });
+  });
 }
 
 fastmix_status launch_apply(const char *func, const Device &dev, const CutImages &im,

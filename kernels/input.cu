@@ -69,7 +69,6 @@ namespace fm {
 
 namespace {
 
-constexpr int kThreads = 256;
 // Input bytes of one sample per tile (about): 2 16-byte loads per thread and
 // sample, and the two buffers (the sample's and the partner's) take about
 // 16.5 KiB, so that shared memory leaves room for 8 blocks of 256 threads on
