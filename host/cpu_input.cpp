@@ -1,8 +1,8 @@
 // The CPU backend of the uint8 input path over (row block, sample) items,
 // each output row cut into at most three spans (own pixels, the partner's
 // box, own pixels), the draw of host/cpu_cutmix.cpp.  The arithmetic is
-// the header's (kernels/math/input.cuh, which the CUDA kernel uses): the
-// blend of common.cuh, then v * scale + shift, rounded once.
+// the CUDA kernel's u8_value (kernels/math/input.cuh) written into the row
+// loops: the blend of common.cuh, then v * scale + shift, rounded once.
 #include "../kernels/math/dtype.cuh"
 #include "cpu_simd.hpp"
 #include "validate.hpp"
