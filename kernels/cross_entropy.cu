@@ -804,16 +804,17 @@ fastmix_status cuda_loss(const LossArgs &a, void *stream) {
                 (long long)a.classes);
   Device dev;
   FM_TRY(current_device(func, &dev));
-  FM_TRY(check_pointer(func, "logits", a.logits, dev));
-  if (a.labels) FM_TRY(check_pointer(func, "labels", a.labels, dev));
-  if (a.lambdas) FM_TRY(check_pointer(func, "lambdas", a.lambdas, dev));
-  if (a.partners) FM_TRY(check_pointer(func, "partners", a.partners, dev));
-  if (a.targets) FM_TRY(check_pointer(func, "config->targets", a.targets, dev));
-  if (a.class_weight) FM_TRY(check_pointer(func, "config->class_weight", a.class_weight, dev));
-  if (a.pos_weight) FM_TRY(check_pointer(func, "config->pos_weight", a.pos_weight, dev));
-  FM_TRY(check_pointer(func, "loss", a.loss, dev));
-  if (a.grad) FM_TRY(check_pointer(func, "grad_logits", a.grad, dev));
-  if (a.workspace) FM_TRY(check_pointer(func, "workspace", a.workspace, dev));
+  FM_TRY(check_pointers(func, dev,
+                        {{"logits", a.logits},
+                         {"labels", a.labels, true},
+                         {"lambdas", a.lambdas, true},
+                         {"partners", a.partners, true},
+                         {"config->targets", a.targets, true},
+                         {"config->class_weight", a.class_weight, true},
+                         {"config->pos_weight", a.pos_weight, true},
+                         {"loss", a.loss},
+                         {"grad_logits", a.grad, true},
+                         {"workspace", a.workspace, true}}));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   return dispatch_dtype(a.dtype, [&](auto t) { return launch_loss<decltype(t)>(dev, a, s); });
 }

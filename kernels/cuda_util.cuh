@@ -8,6 +8,7 @@
 
 #include <cuda_runtime.h>
 
+#include <initializer_list>
 #include <mutex>
 #include <set>
 #include <tuple>
@@ -86,6 +87,29 @@ inline fastmix_status check_pointer(const char *func, const char *name, const vo
                 "%s: %s lives on CUDA device %d, but the current device is %d", func, name,
                 attr.device, dev.id);
   return FASTMIX_SUCCESS;
+}
+
+// A pointer an entry point hands to the device, by its parameter's name;
+// `optional`: the call may pass NULL (nothing is read there), which is then
+// not checked.
+struct DevicePtr {
+  const char *name;
+  const void *ptr;
+  bool optional = false;
+};
+
+// The pointer checks of an entry point, in the order of its parameters: the
+// first pointer the current device cannot dereference fails the call.
+inline fastmix_status check_pointers(const char *func, const Device &dev,
+                                     std::initializer_list<DevicePtr> ptrs) {
+  for (const DevicePtr &p : ptrs)
+    if (p.ptr || !p.optional) FM_TRY(check_pointer(func, p.name, p.ptr, dev));
+  return FASTMIX_SUCCESS;
+}
+
+// A seed in device memory, or NULL for a seed given by value.
+inline const uint64_t *seed_pointer(const Seed &s) {
+  return s.kind == Seed::kMemory ? s.ptr : nullptr;
 }
 
 // Lets `kernel` use up to `bytes` of dynamic shared memory on `dev`: asked

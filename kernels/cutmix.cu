@@ -371,20 +371,6 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ---- host side --------------------------------------------------------------
-fastmix_status check_pointers(const char *func, const Device &dev, const Seed *seed,
-                              const CutImages *im, const float *lambdas, const int64_t *partners,
-                              const int32_t *boxes) {
-  if (seed && seed->kind == Seed::kMemory)
-    FM_TRY(check_pointer(func, "seed_offset", seed->ptr, dev));
-  if (im) {
-    FM_TRY(check_pointer(func, "x", im->x, dev));
-    FM_TRY(check_pointer(func, "out", im->out, dev));
-  }
-  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
-  FM_TRY(check_pointer(func, "partners", partners, dev));
-  return check_pointer(func, "boxes", boxes, dev);
-}
-
 }  // namespace
 
 // The draw kernel's launcher; the uint8 path (kernels/input.cu) draws with it too.
@@ -518,7 +504,11 @@ fastmix_status launch_apply(const char *func, const Device &dev, const CutImages
 fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *stream) {
   Device dev;
   FM_TRY(current_device(a.func, &dev));
-  FM_TRY(check_pointers(a.func, dev, &a.seed, nullptr, a.lambdas, a.partners, a.boxes));
+  FM_TRY(check_pointers(a.func, dev,
+                        {{"seed_offset", seed_pointer(a.seed), true},
+                         {"lambdas", a.lambdas},
+                         {"partners", a.partners},
+                         {"boxes", a.boxes}}));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   FM_TRY(launch_cutmix_draw(a, dev, s));
   return advance_offset(a.func, a.seed, s);
@@ -527,7 +517,12 @@ fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *stream) {
 fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *stream) {
   Device dev;
   FM_TRY(current_device(a.func, &dev));
-  FM_TRY(check_pointers(a.func, dev, nullptr, &a.images, a.lambdas, a.partners, a.boxes));
+  FM_TRY(check_pointers(a.func, dev,
+                        {{"x", a.images.x},
+                         {"out", a.images.out},
+                         {"lambdas", a.lambdas},
+                         {"partners", a.partners},
+                         {"boxes", a.boxes}}));
   return launch_apply(a.func, dev, a.images, a.lambdas, a.partners, a.boxes,
                       static_cast<cudaStream_t>(stream));
 }
@@ -536,7 +531,13 @@ fastmix_status cuda_cutmix(const CutmixArgs &a, void *stream) {
   const CutmixSampleArgs &d = a.draw;
   Device dev;
   FM_TRY(current_device(a.func, &dev));
-  FM_TRY(check_pointers(a.func, dev, &d.seed, &a.images, d.lambdas, d.partners, d.boxes));
+  FM_TRY(check_pointers(a.func, dev,
+                        {{"seed_offset", seed_pointer(d.seed), true},
+                         {"x", a.images.x},
+                         {"out", a.images.out},
+                         {"lambdas", d.lambdas},
+                         {"partners", d.partners},
+                         {"boxes", d.boxes}}));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   FM_TRY(launch_cutmix_draw(d, dev, s));
   FM_TRY(launch_apply(a.func, dev, a.images, d.lambdas, d.partners, d.boxes, s));

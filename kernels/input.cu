@@ -449,21 +449,17 @@ fastmix_status launch_apply(const char *func, const U8Images &im, const float *l
   });
 }
 
-fastmix_status check_pointers(const char *func, const Device &dev, const U8Images &im,
-                              const float *lambdas, const int64_t *partners, const int32_t *boxes) {
-  FM_TRY(check_pointer(func, "x", im.x, dev));
-  FM_TRY(check_pointer(func, "out", im.out, dev));
-  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
-  FM_TRY(check_pointer(func, "partners", partners, dev));
-  return check_pointer(func, "boxes", boxes, dev);
-}
-
 }  // namespace
 
 fastmix_status cuda_cutmix_apply_u8(const U8ApplyArgs &a, void *stream) {
   Device dev;
   FM_TRY(current_device(a.func, &dev));
-  FM_TRY(check_pointers(a.func, dev, a.images, a.lambdas, a.partners, a.boxes));
+  FM_TRY(check_pointers(a.func, dev,
+                        {{"x", a.images.x},
+                         {"out", a.images.out},
+                         {"lambdas", a.lambdas},
+                         {"partners", a.partners},
+                         {"boxes", a.boxes}}));
   return launch_apply(a.func, a.images, a.lambdas, a.partners, a.boxes,
                       static_cast<cudaStream_t>(stream));
 }
@@ -472,8 +468,13 @@ fastmix_status cuda_cutmix_u8(const U8Args &a, void *stream) {
   const CutmixSampleArgs &d = a.draw;
   Device dev;
   FM_TRY(current_device(a.func, &dev));
-  if (d.seed.kind == Seed::kMemory) FM_TRY(check_pointer(a.func, "seed_offset", d.seed.ptr, dev));
-  FM_TRY(check_pointers(a.func, dev, a.images, d.lambdas, d.partners, d.boxes));
+  FM_TRY(check_pointers(a.func, dev,
+                        {{"seed_offset", seed_pointer(d.seed), true},
+                         {"x", a.images.x},
+                         {"out", a.images.out},
+                         {"lambdas", d.lambdas},
+                         {"partners", d.partners},
+                         {"boxes", d.boxes}}));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   FM_TRY(launch_cutmix_draw(d, dev, s));
   FM_TRY(launch_apply(a.func, a.images, d.lambdas, d.partners, d.boxes, s));

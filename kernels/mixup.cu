@@ -222,31 +222,15 @@ fastmix_status launch_sample(const char *func, const Device &dev, const Draw &dr
   });
 }
 
-// A seed in memory, or NULL.
-const uint64_t *seed_pointer(const Draw &d) {
-  return d.seed.kind == Seed::kMemory ? d.seed.ptr : nullptr;
-}
-
-// The pointer checks of every call here, in the order of the entry points'
-// parameters: seed_offset (a seed in memory), x and out (a blend), lambdas,
-// partners.
-fastmix_status check_pointers(const char *func, const Device &dev, const uint64_t *seed_offset,
-                              const Images *im, const float *lambdas, const int64_t *partners) {
-  if (seed_offset) FM_TRY(check_pointer(func, "seed_offset", seed_offset, dev));
-  if (im) {
-    FM_TRY(check_pointer(func, "x", im->x, dev));
-    FM_TRY(check_pointer(func, "out", im->out, dev));
-  }
-  FM_TRY(check_pointer(func, "lambdas", lambdas, dev));
-  return check_pointer(func, "partners", partners, dev);
-}
-
 }  // namespace
 
 fastmix_status cuda_sample(const SampleArgs &a, void *stream) {
   Device dev;
   FM_TRY(current_device(a.func, &dev));
-  FM_TRY(check_pointers(a.func, dev, seed_pointer(a.draw), nullptr, a.lambdas, a.partners));
+  FM_TRY(check_pointers(a.func, dev,
+                        {{"seed_offset", seed_pointer(a.draw.seed), true},
+                         {"lambdas", a.lambdas},
+                         {"partners", a.partners}}));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (a.batch > 0) FM_TRY(launch_sample(a.func, dev, a.draw, a.batch, a.lambdas, a.partners, s));
   return advance_offset(a.func, a.draw.seed, s);
@@ -255,7 +239,11 @@ fastmix_status cuda_sample(const SampleArgs &a, void *stream) {
 fastmix_status cuda_blend(const BlendArgs &a, void *stream) {
   Device dev;
   FM_TRY(current_device(a.func, &dev));
-  FM_TRY(check_pointers(a.func, dev, nullptr, &a.images, a.lambdas, a.partners));
+  FM_TRY(check_pointers(a.func, dev,
+                        {{"x", a.images.x},
+                         {"out", a.images.out},
+                         {"lambdas", a.lambdas},
+                         {"partners", a.partners}}));
   if (a.images.batch == 0) return FASTMIX_SUCCESS;
   const GivenSource given{a.lambdas, a.partners};
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
@@ -267,7 +255,12 @@ fastmix_status cuda_blend(const BlendArgs &a, void *stream) {
 fastmix_status cuda_mixup(const MixupArgs &a, void *stream) {
   Device dev;
   FM_TRY(current_device(a.func, &dev));
-  FM_TRY(check_pointers(a.func, dev, seed_pointer(a.draw), &a.images, a.lambdas, a.partners));
+  FM_TRY(check_pointers(a.func, dev,
+                        {{"seed_offset", seed_pointer(a.draw.seed), true},
+                         {"x", a.images.x},
+                         {"out", a.images.out},
+                         {"lambdas", a.lambdas},
+                         {"partners", a.partners}}));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (a.images.x == a.images.out) {  // the draw, then the staged blend reading it
     if (a.images.batch > 0)

@@ -50,10 +50,11 @@ fastmix_status cuda_soft_targets(const SoftTargetsArgs &a, void *stream) {
   const char *func = a.func;
   Device dev;
   FM_TRY(current_device(func, &dev));
-  FM_TRY(check_pointer(func, "labels", a.labels, dev));
-  if (a.lambdas) FM_TRY(check_pointer(func, "lambdas", a.lambdas, dev));
-  if (a.partners) FM_TRY(check_pointer(func, "partners", a.partners, dev));
-  FM_TRY(check_pointer(func, "targets", a.targets, dev));
+  FM_TRY(check_pointers(func, dev,
+                        {{"labels", a.labels},
+                         {"lambdas", a.lambdas, true},
+                         {"partners", a.partners, true},
+                         {"targets", a.targets}}));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   return dispatch_dtype(a.dtype, [&](auto t) { return launch_st<decltype(t)>(dev, a, s); });
 }

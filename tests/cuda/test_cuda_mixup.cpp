@@ -8,6 +8,7 @@
 #include <fastmix/fastmix.h>
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -341,6 +342,106 @@ TEST_CASE("cuda: host pointers are INVALID_VALUE and nothing is written", "[cuda
   CHECK(has_word(fastmix_last_error(), "x"));
   sync_ok();
   CHECK(all_poison(dout.download().data(), dout.size()));
+}
+
+TEST_CASE("cuda: CutMix, uint8, soft targets and device seeds name the host pointer they refuse",
+          "[cuda][errors]") {
+  const int64_t n = 4, c = 3, h = 4, w = 5, elems = c * h * w, classes = 10;
+  fastmix_mix_config cfg{};
+  cfg.mixup_alpha = 0.8f, cfg.cutmix_alpha = 1.0f, cfg.prob = 1.0f, cfg.switch_prob = 0.5f;
+  cfg.mode = FASTMIX_MIX_ELEM, cfg.pairing = FASTMIX_PAIRING_PERMUTATION, cfg.correct_lam = 1;
+  const float mean[3] = {0.5f, 0.5f, 0.5f}, stdv[3] = {0.25f, 0.25f, 0.25f};
+  // Every pointer parameter on the device, and a host twin of each: one
+  // parameter at a time points to its twin.  Everything starts poisoned and
+  // must stay so: a refused call queues nothing.
+  const std::vector<std::string> names = {"seed_offset", "x",     "out",    "lambdas",
+                                          "partners",    "boxes", "labels", "targets"};
+  const size_t bytes = (size_t)(n * elems) * 4 + 256;
+  std::vector<DeviceBytes> dev;
+  std::vector<std::vector<unsigned char>> host;
+  for (size_t k = 0; k < names.size(); ++k)
+    dev.emplace_back(bytes), host.emplace_back(bytes, (unsigned char)kPoison);
+  std::string on_host;
+  auto ptr = [&](const char *name) -> void * {
+    const size_t k = (size_t)(std::find(names.begin(), names.end(), name) - names.begin());
+    return on_host == name ? (void *)host[k].data() : (void *)dev[k].data();
+  };
+  auto f32 = [&](const char *name) { return static_cast<float *>(ptr(name)); };
+  auto i64 = [&](const char *name) { return static_cast<int64_t *>(ptr(name)); };
+  auto i32 = [&](const char *name) { return static_cast<int32_t *>(ptr(name)); };
+  auto u64 = [&](const char *name) { return static_cast<uint64_t *>(ptr(name)); };
+  auto u8 = [&](const char *name) { return static_cast<const uint8_t *>(ptr(name)); };
+  struct Call {
+    const char *entry;
+    std::vector<const char *> params;
+    std::function<fastmix_status()> run;
+  };
+  const fastmix_device cu = FASTMIX_DEVICE_CUDA;
+  const fastmix_layout nchw = FASTMIX_LAYOUT_NCHW;
+  const std::vector<Call> calls = {
+      {"fastmix_cutmix_sample",
+       {"lambdas", "partners", "boxes"},
+       [&] {
+         return fastmix_cutmix_sample(cu, &cfg, 1, 2, n, h, w, f32("lambdas"), i64("partners"),
+                                      i32("boxes"), nullptr);
+       }},
+      {"fastmix_cutmix_apply",
+       {"x", "out", "lambdas", "partners", "boxes"},
+       [&] {
+         return fastmix_cutmix_apply(cu, FASTMIX_FLOAT32, nchw, ptr("x"), ptr("out"), n, c, h, w,
+                                     elems, f32("lambdas"), i64("partners"), i32("boxes"), nullptr);
+       }},
+      {"fastmix_cutmix_device_seed",
+       {"seed_offset", "x", "out", "lambdas", "partners", "boxes"},
+       [&] {
+         return fastmix_cutmix_device_seed(cu, FASTMIX_FLOAT32, &cfg, u64("seed_offset"), 1, nchw,
+                                           ptr("x"), ptr("out"), n, c, h, w, elems, f32("lambdas"),
+                                           i64("partners"), i32("boxes"), nullptr);
+       }},
+      {"fastmix_cutmix_apply_u8",
+       {"x", "out", "lambdas", "partners", "boxes"},
+       [&] {
+         return fastmix_cutmix_apply_u8(cu, FASTMIX_LAYOUT_NHWC, u8("x"), n, c, h, w, elems, mean,
+                                        stdv, FASTMIX_FLOAT32, nchw, ptr("out"), elems,
+                                        f32("lambdas"), i64("partners"), i32("boxes"), nullptr);
+       }},
+      {"fastmix_cutmix_u8_device_seed",
+       {"seed_offset", "x", "out", "lambdas", "partners", "boxes"},
+       [&] {
+         return fastmix_cutmix_u8_device_seed(
+             cu, &cfg, u64("seed_offset"), 1, FASTMIX_LAYOUT_NHWC, u8("x"), n, c, h, w, elems, mean,
+             stdv, FASTMIX_FLOAT32, nchw, ptr("out"), elems, f32("lambdas"), i64("partners"),
+             i32("boxes"), nullptr);
+       }},
+      {"fastmix_mixup_device_seed",
+       {"seed_offset", "x", "out", "lambdas", "partners"},
+       [&] {
+         return fastmix_mixup_device_seed(cu, FASTMIX_FLOAT32, 0.4f, 1, FASTMIX_PAIRING_PERMUTATION,
+                                          u64("seed_offset"), 1, ptr("x"), ptr("out"), n, elems,
+                                          elems, f32("lambdas"), i64("partners"), nullptr);
+       }},
+      {"fastmix_soft_targets",
+       {"labels", "lambdas", "partners", "targets"},
+       [&] {
+         return fastmix_soft_targets(cu, FASTMIX_FLOAT32, i64("labels"), f32("lambdas"),
+                                     i64("partners"), n, classes, 0.1f, ptr("targets"), classes,
+                                     nullptr);
+       }},
+  };
+  for (const Call &call : calls)
+    for (const char *param : call.params) {
+      INFO(call.entry << " with host " << param);
+      on_host = param;
+      const fastmix_status st = call.run();
+      CHECK(st == FASTMIX_ERROR_INVALID_VALUE);
+      CHECK(has_word(fastmix_last_error(), param));
+      sync_ok();
+      for (size_t k = 0; k < names.size(); ++k) {
+        INFO("buffer " << names[k]);
+        CHECK(all_poison(dev[k].download().data(), bytes));
+        CHECK(all_poison(host[k].data(), bytes));
+      }
+    }
 }
 
 TEST_CASE("cuda: bad arguments, batch 0, and in place beyond shared memory", "[cuda][errors]") {
