@@ -23,9 +23,6 @@
 namespace fm {
 namespace {
 
-// Below this many elements a call stays on the calling thread.
-constexpr int64_t kParallelGrain = 1 << 15;
-
 struct RowStats {
   float m, logs, mean, inv_sum;  // inv_sum = 1 / sum(exp(z - m))
 };

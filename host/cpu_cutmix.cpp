@@ -13,8 +13,6 @@
 namespace fm {
 namespace {
 
-constexpr int64_t kParallelGrain = 1 << 15;
-
 // Elements [s0, s1) of one row of sample i: a, b and o point at element s0
 // of the sample's, the partner's and the output row.  `hr` is the image row.
 // With `copy_own`, elements that keep the sample's own value are copied too

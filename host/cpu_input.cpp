@@ -14,8 +14,6 @@
 namespace fm {
 namespace {
 
-constexpr int64_t kParallelGrain = 1 << 15;
-
 // Pixels [x0, x1) of image row y of one output row, in float32: from `s`
 // (Blend: the blend of `s` and `t`), every channel of the pixel (OutNhwc) or
 // channel ch0.

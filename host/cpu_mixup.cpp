@@ -13,9 +13,6 @@
 namespace fm {
 namespace {
 
-// Work below this many elements is not worth waking the OpenMP team for.
-constexpr int64_t kParallelGrain = 1 << 15;
-
 // out != x and no overlap: every output element depends only on the input.
 template <class T>
 void blend_out_of_place(const typename T::raw *x, typename T::raw *out, int64_t batch,

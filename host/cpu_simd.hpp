@@ -1,6 +1,7 @@
-// CPU-only helpers for the vectorised loops of the CPU backend: run-time
-// detection of AVX2/F16C, whole-row conversions between the storage types
-// and float32, and an exp that the compiler can vectorise.  The results are
+// CPU-only helpers for the vectorised loops of the CPU backend: when a call
+// is worth a thread team, run-time detection of AVX2/F16C, whole-row
+// conversions between the storage types and float32, and an exp that the
+// compiler can vectorise.  The results are
 // those of the shared conversions in kernels/math/common.cuh (round to nearest
 // even; NaN payloads aside).
 #pragma once
@@ -17,6 +18,10 @@
 #endif
 
 namespace fm {
+
+// Work below this many elements is not worth waking the OpenMP team for: a
+// call stays on the calling thread.
+constexpr int64_t kParallelGrain = 1 << 15;
 
 // AVX2 and F16C usable: the CPU has them (CPUID leaves 1 and 7) and the OS
 // saves the YMM registers (OSXSAVE, XCR0 bits 1 and 2).  Read from CPUID

@@ -7,7 +7,7 @@
 // The paths of the CUDA loss kernel (kernels/cross_entropy.cu) and the sizes
 // that take them, which the case names refer to:
 //  - warp per row: a row of at most 256 16-byte vectors (classes <= 1027
-//    fp32, <= 2055 fp16/bf16); block per row (512 threads) above;
+//    fp32, <= 2055 fp16/bf16); block per row (256 threads) above;
 //  - with a gradient, the rows a block works on at once are cached in shared
 //    memory when they fit its opt-in size, else streamed (read a second
 //    time): a block row streams from about 16k fp32 / 32k fp16 classes on the
