@@ -24,6 +24,13 @@
     if (fm_status_ != FASTMIX_SUCCESS) return fm_status_; \
   } while (0)
 
+// Fails the calling function with FASTMIX_ERROR_INVALID_VALUE and the
+// message (fail's format and arguments) unless cond holds.
+#define FM_CHECK(cond, ...)                                             \
+  do {                                                                  \
+    if (!(cond)) return fail(FASTMIX_ERROR_INVALID_VALUE, __VA_ARGS__); \
+  } while (0)
+
 namespace fm {
 
 // Records the detail of a failure for fastmix_last_error() and returns `status`.
@@ -242,5 +249,13 @@ fastmix_status cuda_cutmix(const CutmixArgs &a, void *stream);
 fastmix_status cuda_cutmix_apply_u8(const U8ApplyArgs &a, void *stream);
 fastmix_status cuda_cutmix_u8(const U8Args &a, void *stream);
 int cuda_device_count();
+
+// Runs the operation on the backend `device` names: the one place that picks
+// the backend (device already validated).
+template <class Args>
+fastmix_status run(const fastmix_device &device, fastmix_status (*cpu)(const Args &, void *),
+                   fastmix_status (*cuda)(const Args &, void *), const Args &args, void *stream) {
+  return (device == FASTMIX_DEVICE_CUDA ? cuda : cpu)(args, stream);
+}
 
 }  // namespace fm

@@ -13,8 +13,8 @@
 // the result does not depend on the number of threads.
 #include "../kernels/math/cross_entropy.cuh"
 #include "../kernels/math/dtype.cuh"
+#include "cpu_checks.hpp"
 #include "cpu_simd.hpp"
-#include "validate.hpp"
 
 #include <cmath>
 #include <type_traits>

@@ -5,7 +5,7 @@
 #include "../kernels/math/cutmix.cuh"
 #include "../kernels/math/dtype.cuh"
 #include "cpu_blend.hpp"
-#include "validate.hpp"
+#include "cpu_checks.hpp"
 
 #include <algorithm>
 #include <vector>

@@ -4,7 +4,7 @@
 #include "../kernels/math/dtype.cuh"
 #include "../kernels/math/sampler.cuh"
 #include "cpu_blend.hpp"
-#include "validate.hpp"
+#include "cpu_checks.hpp"
 
 #include <algorithm>
 #include <type_traits>

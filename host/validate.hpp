@@ -1,11 +1,10 @@
-// Argument checks shared by the entry points of the C ABI (host/api*.cpp).
-// Each returns FASTMIX_SUCCESS or records a message naming the parameter and
-// returns the error status.
+// Argument checks shared by the entry points of the C ABI (host/api*.cpp),
+// made before any backend runs.  Each returns FASTMIX_SUCCESS or records a
+// message naming the parameter and returns the error status.
 #pragma once
 
 #include "backend.hpp"
 
-#include "../kernels/math/cutmix.cuh"
 #include "../kernels/math/dtype.cuh"
 
 #include <cmath>
@@ -40,11 +39,6 @@ inline int enum_int(const E &e) {
   std::memcpy(&v, &e, sizeof v);
   return v;
 }
-
-#define FM_CHECK(cond, ...)                                             \
-  do {                                                                  \
-    if (!(cond)) return fail(FASTMIX_ERROR_INVALID_VALUE, __VA_ARGS__); \
-  } while (0)
 
 inline fastmix_status check_device(const char *func, const fastmix_device &device) {
   const int d = enum_int(device);
@@ -186,48 +180,6 @@ inline fastmix_status check_reduction(const char *func, const fastmix_reduction 
   return FASTMIX_SUCCESS;
 }
 
-// Host-side partners (CPU backend): each in [0, batch), checked before any
-// output is written.
-inline fastmix_status check_partners_host(const char *func, const int64_t *partners,
-                                          int64_t batch) {
-  for (int64_t i = 0; i < batch; ++i)
-    FM_CHECK(partners[i] >= 0 && partners[i] < batch,
-             "%s: partners[%lld] = %lld is outside [0, batch = %lld)", func, (long long)i,
-             (long long)partners[i], (long long)batch);
-  return FASTMIX_SUCCESS;
-}
-
-// Host-side CutMix draws (CPU backend): partners in [0, batch), boxes each
-// (-1, -1, -1, -1) or inside a height x width image, checked before any
-// output is written.
-inline fastmix_status check_draws_host(const char *func, const int64_t *partners,
-                                       const int32_t *boxes, int64_t batch, int64_t height,
-                                       int64_t width) {
-  FM_TRY(check_partners_host(func, partners, batch));
-  for (int64_t i = 0; i < batch; ++i) {
-    const int32_t *b = boxes + 4 * i;
-    FM_CHECK(box_valid(b, height, width),
-             "%s: boxes[%lld] = (%d, %d, %d, %d) is neither (-1, -1, -1, -1) nor a box with 0 <= "
-             "y0 <= y1 <= height (%lld) and 0 <= x0 <= x1 <= width (%lld)",
-             func, (long long)i, b[0], b[1], b[2], b[3], (long long)height, (long long)width);
-  }
-  return FASTMIX_SUCCESS;
-}
-
-// Host-side labels (CPU backend): each ignore_index (when `ignore` is set)
-// or in [0, classes), checked before any output is written.
-inline fastmix_status check_labels_host(const char *func, const int64_t *labels, int64_t batch,
-                                        int64_t classes, bool ignore, int64_t ignore_index) {
-  for (int64_t i = 0; i < batch; ++i) {
-    const int64_t y = labels[i];
-    if ((ignore && y == ignore_index) || (y >= 0 && y < classes)) continue;
-    return fail(FASTMIX_ERROR_LABEL_OUT_OF_RANGE,
-                "%s: labels[%lld] = %lld is outside [0, classes = %lld)%s", func, (long long)i,
-                (long long)y, (long long)classes, ignore ? " and is not ignore_index" : "");
-  }
-  return FASTMIX_SUCCESS;
-}
-
 // Bytes from the first element of a blend's images to the end of the last.
 inline uint64_t image_span(const Images &im) {
   if (im.batch == 0 || im.elems == 0) return 0;
@@ -261,13 +213,5 @@ fastmix_status check_draw(const char *func, const fastmix_device &device,
                           const fastmix_mix_config *config, int64_t batch, int64_t height,
                           int64_t width, const float *lambdas, const int64_t *partners,
                           const int32_t *boxes);
-
-// Runs the operation on the backend `device` names: the one place that picks
-// the backend (device already validated).
-template <class Args>
-fastmix_status run(const fastmix_device &device, fastmix_status (*cpu)(const Args &, void *),
-                   fastmix_status (*cuda)(const Args &, void *), const Args &args, void *stream) {
-  return (device == FASTMIX_DEVICE_CUDA ? cuda : cpu)(args, stream);
-}
 
 }  // namespace fm
