@@ -117,19 +117,6 @@ __device__ __forceinline__ void blend_chunk_shifted(const V *av, const V *bv, V 
   }
 }
 
-// blend_chunk_shifted for the run-time shift 0 < shift < V, by a chain of
-// uniform branches (the shift is the same in every thread of the block).
-template <class T, bool Full, int S = 1, class V>
-__device__ __forceinline__ void blend_chunk_any_shift(int shift, const V *av, const V *bv, V *ov,
-                                                      int64_t left, float lam, float mu) {
-  if constexpr (S < kVecBytes / (int)sizeof(typename T::raw)) {
-    if (shift == S)
-      blend_chunk_shifted<T, Full, S>(av, bv, ov, left, lam, mu);
-    else
-      blend_chunk_any_shift<T, Full, S + 1>(shift, av, bv, ov, left, lam, mu);
-  }
-}
-
 // Vec: x and out share their offset from 16-byte alignment, so in every
 // sample the same columns are 16-byte aligned in x and in out, and a sample
 // is [head scalars][16-byte vectors][tail scalars], the head shorter than
@@ -211,9 +198,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         else
           blend_chunk<T, false>(av, b ? bv : nullptr, ov, left, lam, mu);
       } else if (full) {
-        blend_chunk_any_shift<T, true>(shift, av, bv, ov, left, lam, mu);
+        with_constant<1, (int)V>(shift, [&](auto s) {
+          blend_chunk_shifted<T, true, decltype(s)::value>(av, bv, ov, left, lam, mu);
+        });
       } else {
-        blend_chunk_any_shift<T, false>(shift, av, bv, ov, left, lam, mu);
+        with_constant<1, (int)V>(shift, [&](auto s) {
+          blend_chunk_shifted<T, false, decltype(s)::value>(av, bv, ov, left, lam, mu);
+        });
       }
       if (chunk == 0) {  // the unaligned edges of the sample
         const int64_t tail0 = head + nvec * V;

@@ -6,9 +6,25 @@
 
 #include "math/common.cuh"
 
+#include <type_traits>
+
 namespace fm {
 
 constexpr int kVecBytes = 16;
+
+// Calls f(std::integral_constant<int, S>{}) for the run-time value v, one of
+// Lo .. Hi - 1 (none for any other), by a chain of branches, uniform where v
+// is: how a partner's run-time shift selects the copy of a loop compiled for
+// that shift.
+template <int Lo, int Hi, class F>
+__device__ __forceinline__ void with_constant(int v, const F &f) {
+  if constexpr (Lo < Hi) {
+    if (v == Lo)
+      f(std::integral_constant<int, Lo>{});
+    else
+      with_constant<Lo + 1, Hi>(v, f);
+  }
+}
 
 // float32 moves as float4, so the loaded registers are the operands; the
 // 16-bit types move as uint4 and are unpacked per element.

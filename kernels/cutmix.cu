@@ -219,22 +219,6 @@ __device__ __forceinline__ void cut_vectors(const CutSample &s, const typename T
   }
 }
 
-// cut_vectors for the run-time shift 0 <= shift < V, by a chain of branches
-// that are uniform in the warp.
-template <class T, int S = 0>
-__device__ __forceinline__ void cut_vectors_any_shift(const CutSample &s, const typename T::raw *a,
-                                                      const typename T::raw *b, typename T::raw *o,
-                                                      const RowVectors &r, const ApplyShape &sh,
-                                                      const RowBox &box, const Step &st,
-                                                      int64_t c0) {
-  if constexpr (S < kVecBytes / (int)sizeof(typename T::raw)) {
-    if (r.shift == S)
-      cut_vectors<T, S, true>(s, a, b, o, r, sh, box, st, c0);
-    else
-      cut_vectors_any_shift<T, S + 1>(s, a, b, o, r, sh, box, st, c0);
-  }
-}
-
 // The cells of the out-of-place kernel:
 //  - kCutAligned: rows of whole 16-byte vectors (x and out aligned, row and
 //    sample strides multiples of 16 bytes): no head, no shift, and a vector
@@ -291,7 +275,9 @@ __global__ void __launch_bounds__(kThreads, 2)
       } else if (P == kCutAligned) {
         cut_vectors<T, 0, false>(s, a, b, o, r, sh, box, st, c0);
       } else if (r.nvec > 0) {
-        cut_vectors_any_shift<T>(s, a, b, o, r, sh, box, st, c0);
+        with_constant<0, E>(r.shift, [&](auto shift) {
+          cut_vectors<T, decltype(shift)::value, true>(s, a, b, o, r, sh, box, st, c0);
+        });
       }
       if (P == kCutFlat && k == 0) {  // the elements before and after the vectors
         const int64_t head = r.nvec ? r.head : elems, tail0 = head + r.nvec * E;
