@@ -309,9 +309,9 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 // In place, on elements, where the staged blend kernel
 // (kernels/blend_staged.cuh) cannot take CutMix: image rows shorter than two
-// vectors, or batches too large for a tile of vectors.  Shared memory: a CutSample per sample, then
-// the tile, n x pitch elements (pitch a power of two).  Item t is segment
-// t % segs of row position t / segs.
+// vectors, or batches too large for a tile of vectors.  Shared memory: a
+// CutSample per sample, then the tile, n x pitch elements (pitch a power of
+// two).  Item t is segment t % segs of row position t / segs.
 template <class T>
 __global__ void __launch_bounds__(kThreads)
     cutmix_staged_kernel(typename T::raw *x, ApplyShape sh, int log2_pitch, int64_t segs,
