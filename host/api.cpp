@@ -59,7 +59,7 @@ fastmix_status fastmix_sample(fastmix_device device, float alpha, int fold, fast
   static const char *func = "fastmix_sample";
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
-    const Draw draw{alpha, fold, pairing, Seed{Seed::kValue, seed, offset, nullptr, 0}};
+    const Draw draw{alpha, fold, pairing, Seed::value(seed, offset)};
     return run(device, cpu_sample, cuda_sample, SampleArgs{func, draw, batch, lambdas, partners},
                stream);
   });
@@ -89,7 +89,7 @@ fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float a
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
     FM_TRY(check_dtype(func, dtype));
     FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
-    const Draw draw{alpha, fold, pairing, Seed{Seed::kValue, seed, offset, nullptr, 0}};
+    const Draw draw{alpha, fold, pairing, Seed::value(seed, offset)};
     const Images images{dtype, x, out, batch, sample_elems, sample_stride};
     return run(device, cpu_mixup, cuda_mixup, MixupArgs{func, draw, images, lambdas, partners},
                stream);
@@ -109,7 +109,7 @@ fastmix_status fastmix_sample_device_seed(fastmix_device device, float alpha, in
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
     FM_TRY(check_seed_offset(func, seed_offset, batch, lambdas, partners, nullptr, nullptr, 0));
-    const Draw draw{alpha, fold, pairing, Seed{Seed::kMemory, 0, 0, seed_offset, offset_increment}};
+    const Draw draw{alpha, fold, pairing, Seed::memory(seed_offset, offset_increment)};
     return run(device, cpu_sample, cuda_sample, SampleArgs{func, draw, batch, lambdas, partners},
                stream);
   });
@@ -128,7 +128,7 @@ fastmix_status fastmix_mixup_device_seed(fastmix_device device, fastmix_dtype dt
     const Images images{dtype, x, out, batch, sample_elems, sample_stride};
     FM_TRY(
         check_seed_offset(func, seed_offset, batch, lambdas, partners, x, out, image_span(images)));
-    const Draw draw{alpha, fold, pairing, Seed{Seed::kMemory, 0, 0, seed_offset, offset_increment}};
+    const Draw draw{alpha, fold, pairing, Seed::memory(seed_offset, offset_increment)};
     return run(device, cpu_mixup, cuda_mixup, MixupArgs{func, draw, images, lambdas, partners},
                stream);
   });

@@ -88,14 +88,6 @@ uint64_t cut_span(const CutImages &im) {
       Images{im.dtype, im.x, im.out, im.batch, im.channels * im.height * im.width, im.stride});
 }
 
-Seed value_seed(uint64_t seed, uint64_t offset) {
-  return Seed{Seed::kValue, seed, offset, nullptr, 0};
-}
-
-Seed memory_seed(uint64_t *seed_offset, uint64_t increment) {
-  return Seed{Seed::kMemory, 0, 0, seed_offset, increment};
-}
-
 // fastmix_cutmix and its device-seed form, once the seed is checked.
 fastmix_status cutmix_entry(const char *func, const fastmix_device &device,
                             const fastmix_dtype &dtype, const fastmix_mix_config *config,
@@ -136,8 +128,8 @@ fastmix_status fastmix_cutmix_sample(fastmix_device device, const fastmix_mix_co
                                      int32_t *boxes, void *stream) {
   static const char *func = "fastmix_cutmix_sample";
   return guarded(func, [&]() -> fastmix_status {
-    return cutmix_sample_entry(func, device, config, value_seed(seed, offset), batch, height, width,
-                               lambdas, partners, boxes, stream);
+    return cutmix_sample_entry(func, device, config, Seed::value(seed, offset), batch, height,
+                               width, lambdas, partners, boxes, stream);
   });
 }
 
@@ -149,7 +141,7 @@ fastmix_status fastmix_cutmix_sample_device_seed(fastmix_device device,
                                                  void *stream) {
   static const char *func = "fastmix_cutmix_sample_device_seed";
   return guarded(func, [&]() -> fastmix_status {
-    return cutmix_sample_entry(func, device, config, memory_seed(seed_offset, offset_increment),
+    return cutmix_sample_entry(func, device, config, Seed::memory(seed_offset, offset_increment),
                                batch, height, width, lambdas, partners, boxes, stream);
   });
 }
@@ -181,7 +173,7 @@ fastmix_status fastmix_cutmix(fastmix_device device, fastmix_dtype dtype,
                               int32_t *boxes, void *stream) {
   static const char *func = "fastmix_cutmix";
   return guarded(func, [&]() -> fastmix_status {
-    return cutmix_entry(func, device, dtype, config, value_seed(seed, offset), layout, x, out,
+    return cutmix_entry(func, device, dtype, config, Seed::value(seed, offset), layout, x, out,
                         batch, channels, height, width, sample_stride, lambdas, partners, boxes,
                         stream);
   });
@@ -196,7 +188,7 @@ fastmix_status fastmix_cutmix_device_seed(fastmix_device device, fastmix_dtype d
                                           void *stream) {
   static const char *func = "fastmix_cutmix_device_seed";
   return guarded(func, [&]() -> fastmix_status {
-    return cutmix_entry(func, device, dtype, config, memory_seed(seed_offset, offset_increment),
+    return cutmix_entry(func, device, dtype, config, Seed::memory(seed_offset, offset_increment),
                         layout, x, out, batch, channels, height, width, sample_stride, lambdas,
                         partners, boxes, stream);
   });

@@ -118,9 +118,9 @@ fastmix_status fastmix_cutmix_u8(fastmix_device device, const fastmix_mix_config
                                  int32_t *boxes, void *stream) {
   static const char *func = "fastmix_cutmix_u8";
   return guarded(func, [&]() -> fastmix_status {
-    return u8_entry(func, device, config, Seed{Seed::kValue, seed, offset, nullptr, 0}, in_layout,
-                    x, batch, channels, height, width, x_stride, mean, std, dtype, out_layout, out,
-                    out_stride, lambdas, partners, boxes, stream);
+    return u8_entry(func, device, config, Seed::value(seed, offset), in_layout, x, batch, channels,
+                    height, width, x_stride, mean, std, dtype, out_layout, out, out_stride, lambdas,
+                    partners, boxes, stream);
   });
 }
 
@@ -132,9 +132,9 @@ fastmix_status fastmix_cutmix_u8_device_seed(
     float *lambdas, int64_t *partners, int32_t *boxes, void *stream) {
   static const char *func = "fastmix_cutmix_u8_device_seed";
   return guarded(func, [&]() -> fastmix_status {
-    return u8_entry(func, device, config, Seed{Seed::kMemory, 0, 0, seed_offset, offset_increment},
-                    in_layout, x, batch, channels, height, width, x_stride, mean, std, dtype,
-                    out_layout, out, out_stride, lambdas, partners, boxes, stream);
+    return u8_entry(func, device, config, Seed::memory(seed_offset, offset_increment), in_layout, x,
+                    batch, channels, height, width, x_stride, mean, std, dtype, out_layout, out,
+                    out_stride, lambdas, partners, boxes, stream);
   });
 }
 

@@ -51,6 +51,12 @@ struct Seed {
   uint64_t seed, offset;  // kValue
   uint64_t *ptr;          // kMemory: 8-byte aligned, clear of every other buffer
   uint64_t increment;     // kMemory
+  static Seed value(uint64_t seed, uint64_t offset) {
+    return Seed{kValue, seed, offset, nullptr, 0};
+  }
+  static Seed memory(uint64_t *ptr, uint64_t increment) {
+    return Seed{kMemory, 0, 0, ptr, increment};
+  }
 };
 
 // How lambdas and partners are drawn.

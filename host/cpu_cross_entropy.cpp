@@ -13,7 +13,7 @@
 // the result does not depend on the number of threads.
 #include "../kernels/math/cross_entropy.cuh"
 #include "../kernels/math/dtype.cuh"
-#include "cpu_checks.hpp"
+#include "cpu_common.hpp"
 #include "cpu_simd.hpp"
 
 #include <cmath>

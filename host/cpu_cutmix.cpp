@@ -5,7 +5,7 @@
 #include "../kernels/math/cutmix.cuh"
 #include "../kernels/math/dtype.cuh"
 #include "cpu_blend.hpp"
-#include "cpu_checks.hpp"
+#include "cpu_common.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -103,9 +103,8 @@ fastmix_status apply(const char *func, const CutImages &im, const float *lambdas
 // The draw; a seed in memory is host memory here, read before the draw and
 // advanced after it.
 void draw(const CutmixSampleArgs &a) {
-  const bool in_memory = a.seed.kind == Seed::kMemory;
-  const uint64_t seed = in_memory ? a.seed.ptr[0] : a.seed.seed;
-  const uint64_t offset = in_memory ? a.seed.ptr[1] : a.seed.offset;
+  const SeedValue sv = read_seed(a.seed);
+  const uint64_t seed = sv.seed, offset = sv.offset;
   const MixParams mp = make_mix_params(a.config, a.height, a.width);
   const Pairing pr = make_pairing(a.config.pairing, seed, offset, (uint64_t)a.batch);
 #pragma omp parallel for schedule(static) if (a.batch > 256)
@@ -115,7 +114,7 @@ void draw(const CutmixSampleArgs &a) {
     a.partners[i] = d.partner;
     std::copy(d.box, d.box + 4, a.boxes + 4 * i);
   }
-  if (in_memory) a.seed.ptr[1] = offset + a.seed.increment;  // unsigned: wraps mod 2^64
+  advance_seed(a.seed, offset);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 // the CUDA kernel's u8_value (kernels/math/input.cuh) written into the row
 // loops: the blend of common.cuh, then v * scale + shift, rounded once.
 #include "../kernels/math/dtype.cuh"
-#include "cpu_checks.hpp"
+#include "cpu_common.hpp"
 #include "cpu_simd.hpp"
 
 #include <algorithm>

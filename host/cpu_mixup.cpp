@@ -4,7 +4,7 @@
 #include "../kernels/math/dtype.cuh"
 #include "../kernels/math/sampler.cuh"
 #include "cpu_blend.hpp"
-#include "cpu_checks.hpp"
+#include "cpu_common.hpp"
 
 #include <algorithm>
 #include <type_traits>
@@ -83,9 +83,8 @@ void blend_images(const Images &im, const float *lambdas, const int64_t *partner
 // Draws lambdas and partners with seed and offset; a seed in memory is host
 // memory here, read once before the draw and advanced after it.
 void draw(const Draw &d, int64_t batch, float *lambdas, int64_t *partners) {
-  const bool in_memory = d.seed.kind == Seed::kMemory;
-  const uint64_t seed = in_memory ? d.seed.ptr[0] : d.seed.seed;
-  const uint64_t offset = in_memory ? d.seed.ptr[1] : d.seed.offset;
+  const SeedValue sv = read_seed(d.seed);
+  const uint64_t seed = sv.seed, offset = sv.offset;
   const BetaParams bp = make_beta_params(d.alpha, d.fold);
   const Pairing pr = make_pairing(d.pairing, seed, offset, (uint64_t)batch);
 #pragma omp parallel for schedule(static) if (batch > 256)
@@ -93,7 +92,7 @@ void draw(const Draw &d, int64_t batch, float *lambdas, int64_t *partners) {
     lambdas[i] = beta_lambda(bp, seed, offset, (uint64_t)i);
     partners[i] = partner(pr, (uint64_t)i);
   }
-  if (in_memory) d.seed.ptr[1] = offset + d.seed.increment;  // unsigned: wraps mod 2^64
+  advance_seed(d.seed, offset);
 }
 
 }  // namespace

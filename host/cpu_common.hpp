@@ -1,7 +1,8 @@
-// The checks only the CPU backend makes, on draws and labels in host memory
-// that the entry points cannot read (on CUDA they live on the device, where a
-// bad value makes its sample or row NaN instead): each before any output is
-// written, so that a refused call writes nothing.
+// What the CPU backend's files share: the checks only the CPU backend makes,
+// on draws and labels in host memory that the entry points cannot read (on
+// CUDA they live on the device, where a bad value makes its sample or row
+// NaN instead), each before any output is written so that a refused call
+// writes nothing; and a draw's seed read from, and advanced in, host memory.
 #pragma once
 
 #include "../kernels/math/cutmix.cuh"
@@ -51,6 +52,21 @@ inline fastmix_status check_labels_host(const char *func, const int64_t *labels,
                 (long long)y, (long long)classes, ignore ? " and is not ignore_index" : "");
   }
   return FASTMIX_SUCCESS;
+}
+
+// A draw's seed and offset: as given, or (Seed::kMemory) read from host
+// memory when the draw runs.
+struct SeedValue {
+  uint64_t seed, offset;
+};
+inline SeedValue read_seed(const Seed &s) {
+  return s.kind == Seed::kMemory ? SeedValue{s.ptr[0], s.ptr[1]} : SeedValue{s.seed, s.offset};
+}
+
+// After the draw that used `offset`: a seed in memory advances its offset
+// (unsigned: wraps mod 2^64).
+inline void advance_seed(const Seed &s, uint64_t offset) {
+  if (s.kind == Seed::kMemory) s.ptr[1] = offset + s.increment;
 }
 
 }  // namespace fm
