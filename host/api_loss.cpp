@@ -27,9 +27,9 @@ fastmix_status check_mix(const char *func, const float *lambdas, const int64_t *
   return check_array(func, "partners", partners, /*optional=*/true);
 }
 
-fastmix_status check_smoothing(const char *func, float eps) {
-  FM_CHECK(eps >= 0.0f && eps <= 1.0f, "%s: label_smoothing must be in [0, 1], got %g", func,
-           (double)eps);
+// `name`: the parameter as the message names it.
+fastmix_status check_smoothing(const char *func, float eps, const char *name = "label_smoothing") {
+  FM_CHECK(eps >= 0.0f && eps <= 1.0f, "%s: %s must be in [0, 1], got %g", func, name, (double)eps);
   return FASTMIX_SUCCESS;
 }
 
@@ -120,25 +120,18 @@ fastmix_status check_loss(const LossArgs &a, size_t workspace_bytes, bool requir
 // too: the kind and the reduction, read through their bytes.
 fastmix_status check_config_enums(const char *func, const fastmix_loss_config *config) {
   FM_CHECK(config != nullptr, "%s: config must not be NULL", func);
-  const int kind = enum_int(config->kind), red = enum_int(config->reduction);
+  const int kind = enum_int(config->kind);
   FM_CHECK(kind == FASTMIX_LOSS_CROSS_ENTROPY || kind == FASTMIX_LOSS_BINARY_CROSS_ENTROPY,
            "%s: config->kind must be FASTMIX_LOSS_CROSS_ENTROPY (0) or "
            "FASTMIX_LOSS_BINARY_CROSS_ENTROPY (1), got %d",
            func, kind);
-  FM_CHECK(red == FASTMIX_REDUCTION_NONE || red == FASTMIX_REDUCTION_MEAN ||
-               red == FASTMIX_REDUCTION_SUM,
-           "%s: config->reduction must be FASTMIX_REDUCTION_NONE (0), _MEAN (1) or _SUM (2), got "
-           "%d",
-           func, red);
-  return FASTMIX_SUCCESS;
+  return check_reduction(func, config->reduction, "config->reduction");
 }
 
 // The rest of the config: values in range, the binary-only fields only with
 // the binary kind, and the targets' dtype when there are targets.
 fastmix_status check_config_values(const char *func, const fastmix_loss_config &c) {
-  FM_CHECK(c.label_smoothing >= 0.0f && c.label_smoothing <= 1.0f,
-           "%s: config->label_smoothing must be in [0, 1], got %g", func,
-           (double)c.label_smoothing);
+  FM_TRY(check_smoothing(func, c.label_smoothing, "config->label_smoothing"));
   FM_CHECK(std::isfinite(c.grad_scale), "%s: config->grad_scale must be finite, got %g", func,
            (double)c.grad_scale);
   FM_CHECK(c.target_threshold < 1.0f,  // NaN fails too

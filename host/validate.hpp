@@ -171,11 +171,13 @@ inline fastmix_status check_sample_args(const char *func, const fastmix_device &
   return check_lambdas_partners(func, lambdas, partners);
 }
 
-inline fastmix_status check_reduction(const char *func, const fastmix_reduction &reduction) {
+// `name`: the parameter as the message names it (a field of a config, say).
+inline fastmix_status check_reduction(const char *func, const fastmix_reduction &reduction,
+                                      const char *name = "reduction") {
   const int red = enum_int(reduction);
   FM_CHECK(red == FASTMIX_REDUCTION_NONE || red == FASTMIX_REDUCTION_MEAN ||
                red == FASTMIX_REDUCTION_SUM,
-           "%s: reduction must be FASTMIX_REDUCTION_NONE (0), _MEAN (1) or _SUM (2), got %d", func,
+           "%s: %s must be FASTMIX_REDUCTION_NONE (0), _MEAN (1) or _SUM (2), got %d", func, name,
            red);
   return FASTMIX_SUCCESS;
 }
