@@ -956,13 +956,6 @@ def cutmix(x, *, mixup_alpha=0.0, cutmix_alpha=1.0, cutmix_minmax=None, prob=1.0
 _U8_DUMMY = (ctypes.c_int64 * 2)()  # never read or written: the checks run with batch 0
 
 
-def _layout_arg(layout, func: str, name: str) -> int:
-    """layout_code for the arguments in_layout and out_layout, named in the message."""
-    if not isinstance(layout, str) or layout.lower() not in LAYOUTS:
-        raise_invalid(f"{func}: {name} must be 'nchw' or 'nhwc', got {layout!r}")
-    return LAYOUTS[layout.lower()]
-
-
 def _norm_values(value, channels: int, func: str, name: str):
     """mean or std as a contiguous host float32 array of `channels` values:
     a real number (every channel), or a sequence of `channels` (or 1) real
@@ -1124,8 +1117,8 @@ def cutmix_apply_u8(x, mean, std, lambdas, partners, boxes, *, dtype=None, in_la
     ``out``.
     """
     func = "fastmix.cutmix_apply_u8"
-    in_lay = _layout_arg(in_layout, func, "in_layout")
-    out_lay = _layout_arg(out_layout, func, "out_layout")
+    in_lay = layout_code(in_layout, func, "in_layout")
+    out_lay = layout_code(out_layout, func, "out_layout")
     dx, batch, c, h, w, stride = _u8_images(func, x, in_lay)
     m = _norm_values(mean, c, func, "mean")
     s = _norm_values(std, c, func, "std")
@@ -1156,8 +1149,8 @@ def cutmix_u8(x, mean, std, *, dtype=None, in_layout="nhwc", out_layout="nchw", 
     func = "fastmix.cutmix_u8"
     cfg = _config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
                   pairing, correct_lam, fold)
-    in_lay = _layout_arg(in_layout, func, "in_layout")
-    out_lay = _layout_arg(out_layout, func, "out_layout")
+    in_lay = layout_code(in_layout, func, "in_layout")
+    out_lay = layout_code(out_layout, func, "out_layout")
     g = _generator(generator)
     dx, batch, c, h, w, stride = _u8_images(func, x, in_lay)
     m = _norm_values(mean, c, func, "mean")

@@ -403,26 +403,29 @@ MODES = {"elem": 0, "pair": 1, "batch": 2}
 LAYOUTS = {"nchw": 0, "nhwc": 1}
 
 
+def name_code(value, names: dict, func: str, param: str) -> int:
+    """The C enum value of a name in `names` (case-insensitive); anything else
+    is refused with a message that names the parameter and the choices."""
+    if not isinstance(value, str) or value.lower() not in names:
+        *first, last = (repr(n) for n in names)
+        raise_invalid(f"{func}: {param} must be {', '.join(first)} or {last}, got {value!r}")
+    return names[value.lower()]
+
+
 def pairing_code(pairing, func: str) -> int:
     """The fastmix_pairing value of a pairing name (case-insensitive)."""
-    if not isinstance(pairing, str) or pairing.lower() not in PAIRINGS:
-        raise_invalid(f"{func}: pairing must be one of 'permutation', 'cycle', 'flip', 'roll', "
-                      f"got {pairing!r}")
-    return PAIRINGS[pairing.lower()]
+    return name_code(pairing, PAIRINGS, func, "pairing")
 
 
 def mode_code(mode, func: str) -> int:
     """The fastmix_mix_mode value of a mode name (case-insensitive)."""
-    if not isinstance(mode, str) or mode.lower() not in MODES:
-        raise_invalid(f"{func}: mode must be 'elem', 'pair' or 'batch', got {mode!r}")
-    return MODES[mode.lower()]
+    return name_code(mode, MODES, func, "mode")
 
 
-def layout_code(layout, func: str) -> int:
-    """The fastmix_layout value of a layout name (case-insensitive)."""
-    if not isinstance(layout, str) or layout.lower() not in LAYOUTS:
-        raise_invalid(f"{func}: layout must be 'nchw' or 'nhwc', got {layout!r}")
-    return LAYOUTS[layout.lower()]
+def layout_code(layout, func: str, param: str = "layout") -> int:
+    """The fastmix_layout value of a layout name (case-insensitive); `param`
+    names the argument in the message."""
+    return name_code(layout, LAYOUTS, func, param)
 
 
 def real_value(value, func: str, name: str) -> float:
@@ -492,6 +495,4 @@ def check_sampler(func: str, alpha: float, fold: int, pairing: int, batch: int) 
 
 def reduction_code(reduction, func: str) -> int:
     """The fastmix_reduction value of a reduction name (case-insensitive)."""
-    if not isinstance(reduction, str) or reduction.lower() not in REDUCTIONS:
-        raise_invalid(f"{func}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
-    return REDUCTIONS[reduction.lower()]
+    return name_code(reduction, REDUCTIONS, func, "reduction")

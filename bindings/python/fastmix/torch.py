@@ -39,8 +39,8 @@ from torch import Tensor
 
 import fastmix as _fm
 from ._lib import (LAYOUTS, MAX_NORM_CHANNELS, MODES, PAIRINGS, REDUCTIONS, alpha_value,
-                   check_mix_config, check_sampler, mode_code, pairing_code, raise_invalid,
-                   real_value, reduction_code)
+                   check_mix_config, check_sampler, layout_code, mode_code, pairing_code,
+                   raise_invalid, real_value, reduction_code)
 
 __all__ = ["MixedTarget", "MixUp", "CutMix", "MixUpU8", "cross_entropy", "MixUpCrossEntropyLoss",
            "mixup", "blend", "cutmix", "cutmix_apply", "cutmix_u8", "cutmix_apply_u8",
@@ -857,8 +857,8 @@ def _u8_args(func: str, x: Tensor, mean, std, dtype, in_layout, out_layout, conf
     if dtype not in _U8_DTYPES:
         raise_invalid(f"{func}: dtype must be torch.float32, torch.float16 or torch.bfloat16, "
                       f"got {dtype}")
-    in_lay = _fm._layout_arg(in_layout, func, "in_layout")
-    out_lay = _fm._layout_arg(out_layout, func, "out_layout")
+    in_lay = layout_code(in_layout, func, "in_layout")
+    out_lay = layout_code(out_layout, func, "out_layout")
     if in_lay == LAYOUTS["nchw"] and x.dim() == 4:
         _, c, h, w = x.shape
         st = x.stride()
@@ -1084,6 +1084,13 @@ def _cached_config(module, options):
     return cache[1]
 
 
+def _check_labels_per_sample(func: str, x: Tensor, y: Tensor) -> None:
+    """The modules' labels: one entry (a label or a row of targets) per sample of x."""
+    if x.dim() < 1 or y.dim() < 1 or y.shape[0] != x.shape[0]:
+        raise_invalid(f"{func}: labels must have one entry per sample: x has shape "
+                      f"{tuple(x.shape)}, labels {tuple(y.shape)}")
+
+
 class MixUp(torch.nn.Module):
     """Mixes a batch: ``x_mixed, target = mixup(x, y)``.
 
@@ -1141,9 +1148,7 @@ class MixUp(torch.nn.Module):
                 self.mode, self.pairing, self.correct_lam, self.fold)
 
     def forward(self, x: Tensor, y: Tensor):
-        if x.dim() < 1 or y.dim() < 1 or y.shape[0] != x.shape[0]:
-            raise_invalid(f"fastmix.torch.MixUp: labels must have one entry per sample: x has "
-                          f"shape {tuple(x.shape)}, labels {tuple(y.shape)}")
+        _check_labels_per_sample("fastmix.torch.MixUp", x, y)
         if not self.training:
             b = x.shape[0]
             return x, MixedTarget(y, torch.ones(b, device=x.device),
@@ -1213,9 +1218,7 @@ class CutMix(torch.nn.Module):
 
     def forward(self, x: Tensor, y: Tensor):
         func = "fastmix.torch.CutMix"
-        if x.dim() < 1 or y.dim() < 1 or y.shape[0] != x.shape[0]:
-            raise_invalid(f"{func}: labels must have one entry per sample: x has shape "
-                          f"{tuple(x.shape)}, labels {tuple(y.shape)}")
+        _check_labels_per_sample(func, x, y)
         soft = y.is_floating_point()
         if soft and y.dim() != 2:
             raise_invalid(f"{func}: float targets must have shape (batch, classes), got "
@@ -1288,7 +1291,7 @@ class MixUpU8(torch.nn.Module):
             raise_invalid(f"{func}: dtype must be torch.float32, torch.float16 or torch.bfloat16, "
                           f"got {dtype}")
         self.dtype, self.channels_last = dtype, bool(channels_last)
-        self.in_layout = list(LAYOUTS)[_fm._layout_arg(in_layout, func, "in_layout")]
+        self.in_layout = list(LAYOUTS)[layout_code(in_layout, func, "in_layout")]
         # mean and std as float32 values; their count is checked against x's
         # channels at each call, their values by the C library here.
         m = _fm._norm_values(mean, _count(mean), func, "mean")
@@ -1317,9 +1320,7 @@ class MixUpU8(torch.nn.Module):
 
     def forward(self, x: Tensor, y: Tensor):
         func = "fastmix.torch.MixUpU8"
-        if x.dim() < 1 or y.dim() < 1 or y.shape[0] != x.shape[0]:
-            raise_invalid(f"{func}: labels must have one entry per sample: x has shape "
-                          f"{tuple(x.shape)}, labels {tuple(y.shape)}")
+        _check_labels_per_sample(func, x, y)
         out_layout = "nhwc" if self.channels_last else "nchw"
         if self.mixing and self.mixup_enabled and self.training:
             ma, ca, mm, prob, sp, mode, pairing, cl, fold = self._options
