@@ -4,13 +4,12 @@
 // vector meets a CutMix box.
 #pragma once
 
+#include "cuda_util.cuh"
 #include "math/common.cuh"
 
 #include <type_traits>
 
 namespace fm {
-
-constexpr int kVecBytes = 16;
 
 // Calls f(std::integral_constant<int, S>{}) for the run-time value v, one of
 // Lo .. Hi - 1 (none for any other), by a chain of branches, uniform where v
@@ -25,17 +24,6 @@ __device__ __forceinline__ void with_constant(int v, const F &f) {
       with_constant<Lo + 1, Hi>(v, f);
   }
 }
-
-// float32 moves as float4, so the loaded registers are the operands; the
-// 16-bit types move as uint4 and are unpacked per element.
-template <class T>
-struct Vec16 {
-  using type = uint4;
-};
-template <>
-struct Vec16<f32> {
-  using type = float4;
-};
 
 template <class T>
 __device__ __forceinline__ uint4 blend_vec(const uint4 &a, const uint4 &b, float lam, float mu) {

@@ -26,7 +26,6 @@ constexpr int kTeamThreads = 512;   // warp teams: 16 rows per block at a time
 constexpr int kBlockThreads = 256;  // a block team: one row, 256 threads (fewer per-row costs)
 constexpr int kMinBlocks = 2;       // 512-thread blocks per SM the registers allow (<= 64 each)
 constexpr int kWarps = kTeamThreads / 32;
-constexpr int kVecBytes = 16;
 constexpr int kGroup = 16;             // logits per thread per step
 constexpr int64_t kWarpMaxVecs = 256;  // rows up to 256 vectors (1024 fp32, 2048 fp16) per warp
 constexpr float kLog2e = 1.44269504088896341f;
@@ -217,17 +216,6 @@ __device__ __forceinline__ const void *target_row(const LossParams &p, int64_t i
   return static_cast<const char *>(p.targets) + (size_t)i * (size_t)p.targets_stride * size;
 }
 
-// The 16-byte vector of a storage type: float32 as float4, so that the
-// loaded registers are the operands; the 16-bit types as uint4.
-template <class T>
-struct VecOf {
-  using type = uint4;
-};
-template <>
-struct VecOf<f32> {
-  using type = float4;
-};
-
 template <class T, int N>
 __device__ __forceinline__ void decode(const uint4 &q, float *x) {
   using raw = typename T::raw;
@@ -296,7 +284,7 @@ template <class T, bool kDense, class Team>
 __device__ __forceinline__ float ce_row_dev(const LossParams &p, int64_t i, const Team &team,
                                             float k, uint4 *cache_bytes) {
   using raw = typename T::raw;
-  using Vec = typename VecOf<T>::type;
+  using Vec = typename Vec16<T>::type;
   Vec *cache = reinterpret_cast<Vec *>(cache_bytes);
   constexpr int V = kVecBytes / (int)sizeof(raw);
   constexpr int U = kGroup / V;  // vectors per step
@@ -445,7 +433,7 @@ __device__ __forceinline__ float bce_row_dev(const LossParams &p, int64_t i, con
   const int C = p.classes;
   const raw *z = static_cast<const raw *>(p.logits) + i * p.stride;
   const RowSplit sp = row_split<T>(z, C);
-  using Vec = typename VecOf<T>::type;
+  using Vec = typename Vec16<T>::type;
   const Vec *zv = reinterpret_cast<const Vec *>(z + sp.head);
   const void *trow = kDense ? target_row(p, i) : nullptr;
   LabelPair lp{};

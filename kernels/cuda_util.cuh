@@ -5,6 +5,7 @@
 #pragma once
 
 #include "../host/backend.hpp"
+#include "math/common.cuh"
 
 #include <cuda_runtime.h>
 
@@ -19,6 +20,19 @@ namespace fm {
 
 // Threads per block of the image kernels (blend, mixup, CutMix, uint8 input).
 constexpr int kThreads = 256;
+
+// The 16-byte vector every kernel moves where alignment allows: float32 as
+// float4, so that the loaded registers are the operands; the 16-bit types
+// as uint4, unpacked per element.
+constexpr int kVecBytes = 16;
+template <class T>
+struct Vec16 {
+  using type = uint4;
+};
+template <>
+struct Vec16<f32> {
+  using type = float4;
+};
 
 // A failed runtime call of this fastmix call: FASTMIX_ERROR_CUDA with the
 // runtime's message.  The runtime's last-error slot is read back so that the
