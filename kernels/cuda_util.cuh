@@ -197,4 +197,25 @@ inline fastmix_status advance_offset(const char *func, const Seed &seed, cudaStr
 fastmix_status launch_cutmix_draw(const CutmixSampleArgs &a, const Device &dev,
                                   cudaStream_t stream);
 
+// A CutMix draw and then an apply of it to images x -> out (fastmix_cutmix,
+// fastmix_cutmix_u8 and their device-seed forms): the pointers of both
+// checked first, then the draw, apply(dev, stream) and the seed's advance.
+template <class Apply>
+fastmix_status cutmix_draw_then(const char *func, const CutmixSampleArgs &d, const void *x,
+                                const void *out, void *stream, const Apply &apply) {
+  Device dev;
+  FM_TRY(current_device(func, &dev));
+  FM_TRY(check_pointers(func, dev,
+                        {{"seed_offset", seed_pointer(d.seed), true},
+                         {"x", x},
+                         {"out", out},
+                         {"lambdas", d.lambdas},
+                         {"partners", d.partners},
+                         {"boxes", d.boxes}}));
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  FM_TRY(launch_cutmix_draw(d, dev, s));
+  FM_TRY(apply(dev, s));
+  return advance_offset(func, d.seed, s);
+}
+
 }  // namespace fm

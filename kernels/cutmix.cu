@@ -515,19 +515,10 @@ fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *stream) {
 
 fastmix_status cuda_cutmix(const CutmixArgs &a, void *stream) {
   const CutmixSampleArgs &d = a.draw;
-  Device dev;
-  FM_TRY(current_device(a.func, &dev));
-  FM_TRY(check_pointers(a.func, dev,
-                        {{"seed_offset", seed_pointer(d.seed), true},
-                         {"x", a.images.x},
-                         {"out", a.images.out},
-                         {"lambdas", d.lambdas},
-                         {"partners", d.partners},
-                         {"boxes", d.boxes}}));
-  const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  FM_TRY(launch_cutmix_draw(d, dev, s));
-  FM_TRY(launch_apply(a.func, dev, a.images, d.lambdas, d.partners, d.boxes, s));
-  return advance_offset(a.func, d.seed, s);
+  return cutmix_draw_then(
+      a.func, d, a.images.x, a.images.out, stream, [&](const Device &dev, cudaStream_t s) {
+        return launch_apply(a.func, dev, a.images, d.lambdas, d.partners, d.boxes, s);
+      });
 }
 
 }  // namespace fm
