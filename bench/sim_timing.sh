@@ -50,6 +50,8 @@ logs=$build/logs
 # The copies, kept across build folders (FASTMIX_TIMING_COPIES: another folder).
 copies=${FASTMIX_TIMING_COPIES:-build/timing-copies}
 prog=$PWD/$build/fastmix-sim-timing
+# The draw cases also run on the A100's own SM count (see below).
+full_sms=108
 
 source tests/sim/env.sh
 if ((!report)); then
@@ -68,10 +70,10 @@ if ((!report)); then
   cat "$FASTMIX_SIM_DIR/timing/SM80_A100.gpgpusim.config" bench/sim_timing.config >"$config"
   # The draw moves a few bytes per sample, and its time is the latency of
   # the samples each SM draws: the scaled model gives each SM 13.5 times the
-  # A100's share of a batch.  The draw cases also run on the A100's own 108
-  # SMs and 40 channels (1 MB of L2 each, 40 MB as on the A100).
-  config_full=$PWD/$build/timing-108.gpgpusim.config
-  printf -- '-gpgpu_n_clusters 108\n-gpgpu_n_mem 40\n' | cat "$config" - >"$config_full"
+  # A100's share of a batch.  The draw cases also run on the A100's own SM
+  # count (full_sms) and 40 channels (1 MB of L2 each, 40 MB as on the A100).
+  config_full=$PWD/$build/timing-$full_sms.gpgpusim.config
+  printf -- '-gpgpu_n_clusters %d\n-gpgpu_n_mem 40\n' "$full_sms" | cat "$config" - >"$config_full"
   mkdir -p "$logs" "$copies"
   # A kept copy log is valid for this model and this copy kernel only (the
   # project's simulator patches add instructions that the copy does not use).
@@ -134,8 +136,8 @@ if ((!report)); then
     if ((!keep)) || ! grep -qs '^@@fastmix-timing end' "$logs/$name.log"; then work+=("$name"); fi
     read -r _ _ _ r w < <(grep "^$name " "$build/cases.txt")
     if [[ $name == sample-* ]]; then
-      if ((!keep)) || ! grep -qs '^@@fastmix-timing end' "$logs/$name-108.log"; then
-        work+=("$name 108")
+      if ((!keep)) || ! grep -qs '^@@fastmix-timing end' "$logs/$name-$full_sms.log"; then
+        work+=("$name $full_sms")
       fi
       continue
     fi
@@ -148,14 +150,14 @@ if ((!report)); then
   mapfile -t work < <(((${#work[@]})) && printf '%s\n' "${work[@]}" | awk '!seen[$0]++')
   echo "== simulating ${#work[@]} runs, $jobs at a time (logs in $logs)" >&2
   start=$SECONDS
-  # One run: a case or a copy on the model ("CASE 108": a draw case on the
-  # A100's 108 SMs), its log kept when it completed.
+  # One run: a case or a copy on the model ("CASE $full_sms": a draw case on
+  # the A100's SMs), its log kept when it completed.
   run_one() {
     local job=$1 tag=${1// /-} t0=$SECONDS logs=$logs model=$config
     [[ $job == copy* ]] && logs=$copies
-    [[ $job == *" 108" ]] && model=$config_full
+    [[ $job == *" $full_sms" ]] && model=$config_full
     # shellcheck disable=SC2086
-    MODEL_CONFIG=$model model_run "$prog" ${job% 108} >"$logs/$tag.log.part" 2>&1
+    MODEL_CONFIG=$model model_run "$prog" ${job% "$full_sms"} >"$logs/$tag.log.part" 2>&1
     local rc=$?
     if [[ $rc -eq 0 ]] && grep -q '^@@fastmix-timing end' "$logs/$tag.log.part"; then
       mv "$logs/$tag.log.part" "$logs/$tag.log"
@@ -167,7 +169,7 @@ if ((!report)); then
     fi
   }
   export -f run_one
-  export prog logs copies
+  export prog logs copies full_sms
   if ((${#work[@]})); then
     printf '%s\n' "${work[@]}" | xargs -d '\n' -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}
   fi
@@ -179,7 +181,7 @@ for name in "${selected[@]}"; do
   read -r _ _ _ r w < <(grep "^$name " "$build/cases.txt")
   copy_of+=("$name=$(copy_bytes "$r" "$w")")
 done
-CHECK=$check python3 - "$build" "$copies" "${copy_of[@]}" <<'PY'
+CHECK=$check FULL_SMS=$full_sms python3 - "$build" "$copies" "${copy_of[@]}" <<'PY'
 import os, re, sys
 
 build, copies = sys.argv[1], sys.argv[2]
@@ -278,6 +280,14 @@ for n in cases:
     if n.startswith(("loss-", "bce-", "soft-targets-")):
         TARGETS[n] = 0.85
 SAMPLE_CYCLES = 8000
+FULL_SMS = int(os.environ["FULL_SMS"])
+
+def kernel_detail(label, kernels):
+    """A line per kernel of a run: cycles, thread-instructions, occupancy."""
+    for k in kernels:
+        detail.append("%s: %s: %s cycles, %s thread-instructions, blocks per SM %s"
+                      % (label, short(k["name"]), "{:,}".format(k.get("gpu_sim_cycle", 0)),
+                         "{:,}".format(k.get("gpu_sim_insn", 0)), k["limit"]))
 
 rows, missed, detail = [], [], []
 for name in names:
@@ -292,11 +302,12 @@ for name in names:
     issue = insn / 32.0 / (scheds * sms)  # cycles at one warp-instruction per scheduler a cycle
     dr, dw = d.get("dram_r", 0) * atom, d.get("dram_w", 0) * atom
     if name.startswith("sample-"):
-        # The draw on the scaled model, then on the A100's 108 SMs.
+        # The draw on the scaled model, then on the A100's own SMs.
         target = "<= %d cycles" % SAMPLE_CYCLES
-        full = os.path.join(logs, name + "-108.log")
+        full = os.path.join(logs, "%s-%d.log" % (name, FULL_SMS))
         full_got = parse(full) if os.path.exists(full) else None
-        for label, run, n_sms in ((name, got, sms), (name + ", 108 SMs", full_got, 108 * cores)):
+        for label, run, n_sms in ((name, got, sms),
+                                  ("%s, %d SMs" % (name, FULL_SMS), full_got, FULL_SMS * cores)):
             if run is None:
                 rows.append((label, dtype, shape, "not run"))
                 continue
@@ -309,10 +320,7 @@ for name in names:
             if not ok:
                 missed.append(label)
             if run is full_got:
-                for k in run[0]:
-                    detail.append("%s: %s: %s cycles, %s thread-instructions, blocks per SM %s"
-                                  % (label, short(k["name"]), "{:,}".format(k.get("gpu_sim_cycle", 0)),
-                                     "{:,}".format(k.get("gpu_sim_insn", 0)), k["limit"]))
+                kernel_detail(label, run[0])
     else:
         bytes_ = int(copy_of[name])
 
@@ -338,10 +346,7 @@ for name in names:
                      ) + (("no copy" if frac is None else "met" if ok else "MISSED") if t else "-",))
         if t and not ok:
             missed.append(name)
-    for k in kernels:
-        detail.append("%s: %s: %s cycles, %s thread-instructions, blocks per SM %s"
-                      % (name, short(k["name"]), "{:,}".format(k.get("gpu_sim_cycle", 0)),
-                         "{:,}".format(k.get("gpu_sim_insn", 0)), k["limit"]))
+    kernel_detail(name, kernels)
     if stall:
         tot = sum(stall.values()) or 1
         top = sorted(((v, k) for k, v in stall.items()), reverse=True)
