@@ -197,6 +197,21 @@ inline fastmix_status advance_offset(const char *func, const Seed &seed, cudaStr
 fastmix_status launch_cutmix_draw(const CutmixSampleArgs &a, const Device &dev,
                                   cudaStream_t stream);
 
+// The pointers of a CutMix apply (fastmix_cutmix_apply and _apply_u8, and
+// the fused forms with the draw's seed_offset, NULL for a seed by value).
+inline fastmix_status check_apply_pointers(const char *func, const Device &dev, const void *x,
+                                           const void *out, const float *lambdas,
+                                           const int64_t *partners, const int32_t *boxes,
+                                           const uint64_t *seed_offset = nullptr) {
+  return check_pointers(func, dev,
+                        {{"seed_offset", seed_offset, true},
+                         {"x", x},
+                         {"out", out},
+                         {"lambdas", lambdas},
+                         {"partners", partners},
+                         {"boxes", boxes}});
+}
+
 // A CutMix draw and then an apply of it to images x -> out (fastmix_cutmix,
 // fastmix_cutmix_u8 and their device-seed forms): the pointers of both
 // checked first, then the draw, apply(dev, stream) and the seed's advance.
@@ -205,13 +220,8 @@ fastmix_status cutmix_draw_then(const char *func, const CutmixSampleArgs &d, con
                                 const void *out, void *stream, const Apply &apply) {
   Device dev;
   FM_TRY(current_device(func, &dev));
-  FM_TRY(check_pointers(func, dev,
-                        {{"seed_offset", seed_pointer(d.seed), true},
-                         {"x", x},
-                         {"out", out},
-                         {"lambdas", d.lambdas},
-                         {"partners", d.partners},
-                         {"boxes", d.boxes}}));
+  FM_TRY(check_apply_pointers(func, dev, x, out, d.lambdas, d.partners, d.boxes,
+                              seed_pointer(d.seed)));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   FM_TRY(launch_cutmix_draw(d, dev, s));
   FM_TRY(apply(dev, s));

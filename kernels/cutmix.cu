@@ -503,12 +503,8 @@ fastmix_status cuda_cutmix_sample(const CutmixSampleArgs &a, void *stream) {
 fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *stream) {
   Device dev;
   FM_TRY(current_device(a.func, &dev));
-  FM_TRY(check_pointers(a.func, dev,
-                        {{"x", a.images.x},
-                         {"out", a.images.out},
-                         {"lambdas", a.lambdas},
-                         {"partners", a.partners},
-                         {"boxes", a.boxes}}));
+  FM_TRY(
+      check_apply_pointers(a.func, dev, a.images.x, a.images.out, a.lambdas, a.partners, a.boxes));
   return launch_apply(a.func, dev, a.images, a.lambdas, a.partners, a.boxes,
                       static_cast<cudaStream_t>(stream));
 }
