@@ -267,10 +267,7 @@ __device__ __forceinline__ void staged_strip(typename T::raw *x, const StagedRow
         }
       }
     };
-    if (rw.partner == kNoPartner)
-      put(std::true_type{});
-    else
-      put(std::false_type{});
+    bool_switch(rw.partner == kNoPartner, put);
   }
 }
 

@@ -6,24 +6,9 @@
 
 #include "cuda_util.cuh"
 #include "math/common.cuh"
-
-#include <type_traits>
+#include "static_switch.cuh"
 
 namespace fm {
-
-// Calls f(std::integral_constant<int, S>{}) for the run-time value v, one of
-// Lo .. Hi - 1 (none for any other), by a chain of branches, uniform where v
-// is: how a partner's run-time shift selects the copy of a loop compiled for
-// that shift.
-template <int Lo, int Hi, class F>
-__device__ __forceinline__ void with_constant(int v, const F &f) {
-  if constexpr (Lo < Hi) {
-    if (v == Lo)
-      f(std::integral_constant<int, Lo>{});
-    else
-      with_constant<Lo + 1, Hi>(v, f);
-  }
-}
 
 template <class T>
 __device__ __forceinline__ uint4 blend_vec(const uint4 &a, const uint4 &b, float lam, float mu) {

@@ -10,6 +10,7 @@
 #include "cuda_util.cuh"
 #include "math/cross_entropy.cuh"
 #include "math/dtype.cuh"
+#include "static_switch.cuh"
 
 #include <cfloat>
 #include <type_traits>
@@ -389,10 +390,7 @@ __device__ __forceinline__ float ce_row_dev(const LossParams &p, int64_t i, cons
         }
       }
     };
-    if (p.gvec)
-      loop(std::true_type{});
-    else
-      loop(std::false_type{});
+    bool_switch(p.gvec, loop);
   };
   if (zero) {
     write([](int, float) { return 0.0f; });

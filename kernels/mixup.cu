@@ -107,7 +107,8 @@ fastmix_status launch_rows(const char *func, const Device &dev, const Images &im
   const int64_t items = n * chunks;
   const raw *xs = static_cast<const raw *>(x);
   raw *os = static_cast<raw *>(out);
-  auto kernel = vec ? blend_rows_kernel<T, true, Source> : blend_rows_kernel<T, false, Source>;
+  auto kernel =
+      bool_switch(vec, [](auto v) { return blend_rows_kernel<T, decltype(v)::value, Source>; });
   // The walk along the partner chains, where it pays.
   const bool walk = walk_pays(dev, n, elems * (int64_t)sizeof(raw));
   const size_t smem = walk ? walk_smem(n) : 0;
