@@ -156,15 +156,37 @@ fastmix_status check_config_values(const char *func, const fastmix_loss_config &
   return FASTMIX_SUCCESS;
 }
 
-// The cross-entropy with labels and no class weights: the arguments of
-// fastmix_cross_entropy and _ws as LossArgs.
-LossArgs plain_args(const char *func, fastmix_dtype dtype, const void *logits, int64_t batch,
-                    int64_t classes, int64_t stride, const int64_t *labels, const float *lambdas,
-                    const int64_t *partners, fastmix_reduction reduction, float eps,
-                    int64_t ignore_index, float *loss, void *grad, float grad_scale, void *ws) {
-  LossArgs a{func,     dtype,     logits, batch,        classes, stride, labels,     lambdas,
-             partners, reduction, eps,    ignore_index, loss,    grad,   grad_scale, ws};
-  return a;
+// fastmix_cross_entropy and _ws: fastmix_loss's labelled cross-entropy
+// without class weights, its arguments checked under the entry point's names.
+fastmix_status cross_entropy(const char *func, fastmix_device device, fastmix_dtype dtype,
+                             const void *logits, int64_t batch, int64_t classes,
+                             int64_t logits_stride, const int64_t *labels, const float *lambdas,
+                             const int64_t *partners, fastmix_reduction reduction,
+                             float label_smoothing, int64_t ignore_index, float *loss,
+                             void *grad_logits, float grad_scale, void *workspace,
+                             size_t workspace_bytes, void *stream) {
+  return guarded(func, [&]() -> fastmix_status {
+    FM_TRY(check_ce_enums(func, device, dtype, reduction));
+    // The CPU uses no workspace, so it is neither checked nor passed on.
+    // Without one, CUDA takes its own (cuda_loss).
+    void *ws = device == FASTMIX_DEVICE_CUDA ? workspace : nullptr;
+    const LossArgs a{func,   dtype,       logits,     batch,     classes,         logits_stride,
+                     labels, lambdas,     partners,   reduction, label_smoothing, ignore_index,
+                     loss,   grad_logits, grad_scale, ws};
+    FM_TRY(check_loss(a, workspace_bytes, false, "fastmix_cross_entropy_workspace_size"));
+    return run(device, cpu_loss, cuda_loss, a, stream);
+  });
+}
+
+// fastmix_loss_workspace_size under the name of the entry point that asks.
+fastmix_status loss_workspace_size(const char *func, fastmix_device device, int64_t batch,
+                                   const fastmix_loss_config *config, size_t *bytes) {
+  FM_TRY(check_device(func, device));
+  FM_TRY(check_batch(func, batch));
+  FM_TRY(check_config_enums(func, config));
+  FM_CHECK(bytes != nullptr, "%s: bytes must not be NULL", func);
+  *bytes = device == FASTMIX_DEVICE_CUDA ? ce_workspace_bytes(batch, config->reduction) : 0;
+  return FASTMIX_SUCCESS;
 }
 
 }  // namespace
@@ -177,15 +199,9 @@ fastmix_status fastmix_cross_entropy(fastmix_device device, fastmix_dtype dtype,
                                      const int64_t *partners, fastmix_reduction reduction,
                                      float label_smoothing, int64_t ignore_index, float *loss,
                                      void *grad_logits, float grad_scale, void *stream) {
-  static const char *func = "fastmix_cross_entropy";
-  return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_ce_enums(func, device, dtype, reduction));
-    const LossArgs a = plain_args(func, dtype, logits, batch, classes, logits_stride, labels,
-                                  lambdas, partners, reduction, label_smoothing, ignore_index, loss,
-                                  grad_logits, grad_scale, nullptr);
-    FM_TRY(check_loss(a, 0, false, "fastmix_cross_entropy_workspace_size"));
-    return run(device, cpu_loss, cuda_loss, a, stream);
-  });
+  return cross_entropy("fastmix_cross_entropy", device, dtype, logits, batch, classes,
+                       logits_stride, labels, lambdas, partners, reduction, label_smoothing,
+                       ignore_index, loss, grad_logits, grad_scale, nullptr, 0, stream);
 }
 
 fastmix_status fastmix_cross_entropy_ws(
@@ -193,29 +209,21 @@ fastmix_status fastmix_cross_entropy_ws(
     int64_t logits_stride, const int64_t *labels, const float *lambdas, const int64_t *partners,
     fastmix_reduction reduction, float label_smoothing, int64_t ignore_index, float *loss,
     void *grad_logits, float grad_scale, void *workspace, size_t workspace_bytes, void *stream) {
-  static const char *func = "fastmix_cross_entropy_ws";
-  return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_ce_enums(func, device, dtype, reduction));
-    // The CPU uses no workspace, so it is neither checked nor passed on.
-    void *ws = device == FASTMIX_DEVICE_CUDA ? workspace : nullptr;
-    const LossArgs a =
-        plain_args(func, dtype, logits, batch, classes, logits_stride, labels, lambdas, partners,
-                   reduction, label_smoothing, ignore_index, loss, grad_logits, grad_scale, ws);
-    FM_TRY(check_loss(a, workspace_bytes, false, "fastmix_cross_entropy_workspace_size"));
-    return run(device, cpu_loss, cuda_loss, a, stream);
-  });
+  return cross_entropy("fastmix_cross_entropy_ws", device, dtype, logits, batch, classes,
+                       logits_stride, labels, lambdas, partners, reduction, label_smoothing,
+                       ignore_index, loss, grad_logits, grad_scale, workspace, workspace_bytes,
+                       stream);
 }
 
 fastmix_status fastmix_cross_entropy_workspace_size(fastmix_device device, int64_t batch,
                                                     fastmix_reduction reduction, size_t *bytes) {
   static const char *func = "fastmix_cross_entropy_workspace_size";
   return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_device(func, device));
-    FM_TRY(check_batch(func, batch));
     FM_TRY(check_reduction(func, reduction));
-    FM_CHECK(bytes != nullptr, "%s: bytes must not be NULL", func);
-    *bytes = device == FASTMIX_DEVICE_CUDA ? ce_workspace_bytes(batch, reduction) : 0;
-    return FASTMIX_SUCCESS;
+    fastmix_loss_config c;
+    fastmix_loss_config_init(&c);
+    c.reduction = reduction;
+    return loss_workspace_size(func, device, batch, &c, bytes);
   });
 }
 
@@ -262,12 +270,7 @@ fastmix_status fastmix_loss_workspace_size(fastmix_device device, int64_t batch,
                                            const fastmix_loss_config *config, size_t *bytes) {
   static const char *func = "fastmix_loss_workspace_size";
   return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_device(func, device));
-    FM_TRY(check_batch(func, batch));
-    FM_TRY(check_config_enums(func, config));
-    FM_CHECK(bytes != nullptr, "%s: bytes must not be NULL", func);
-    *bytes = device == FASTMIX_DEVICE_CUDA ? ce_workspace_bytes(batch, config->reduction) : 0;
-    return FASTMIX_SUCCESS;
+    return loss_workspace_size(func, device, batch, config, bytes);
   });
 }
 
@@ -284,9 +287,22 @@ fastmix_status fastmix_loss(fastmix_device device, fastmix_dtype dtype, const vo
     const fastmix_loss_config c = *config;  // read once: the caller's struct may change later
     FM_TRY(check_config_values(func, c));
     const bool cuda = device == FASTMIX_DEVICE_CUDA;
-    LossArgs a = plain_args(func, dtype, logits, batch, classes, logits_stride, labels, lambdas,
-                            partners, c.reduction, c.label_smoothing, c.ignore_index, loss,
-                            grad_logits, c.grad_scale, cuda ? workspace : nullptr);
+    LossArgs a{func,
+               dtype,
+               logits,
+               batch,
+               classes,
+               logits_stride,
+               labels,
+               lambdas,
+               partners,
+               c.reduction,
+               c.label_smoothing,
+               c.ignore_index,
+               loss,
+               grad_logits,
+               c.grad_scale,
+               cuda ? workspace : nullptr};
     a.kind = c.kind;
     a.class_weight = c.class_weight;
     a.pos_weight = c.pos_weight;

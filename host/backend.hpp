@@ -121,8 +121,8 @@ struct LossArgs {
   void *grad;  // NULL: no gradient
   float grad_scale;
   // CUDA, MEAN and SUM: >= ce_workspace_bytes(batch, reduction) bytes, or
-  // NULL (fastmix_cross_entropy: the reduction then runs in a single block).
-  // Always NULL on the CPU.
+  // NULL (fastmix_cross_entropy: the backend then takes its own from the
+  // stream-ordered pool).  Always NULL on the CPU.
   void *workspace;
   fastmix_loss_kind kind = FASTMIX_LOSS_CROSS_ENTROPY;
   const float *class_weight = nullptr;  // NULL: all 1

@@ -1,16 +1,17 @@
 // The CPU backend of the loss (fastmix_loss and its cross-entropy forms) and
 // the soft targets.  The per-row math is kernels/math/cross_entropy.cuh,
-// shared with the CUDA kernels.  Arguments arrive validated by host/api_loss.cpp; the labels and
-// partners, host memory here, are checked before any output is written.
+// shared with the CUDA kernels.  Arguments arrive validated by
+// host/api_loss.cpp; the labels and partners, host memory here, are checked
+// before any output is written.
 //
-// The plain cross-entropy (labels, no class weights) has its own vectorised
-// path; class weights, dense targets and the binary loss take the general
-// one further down.  Rows are spread over an OpenMP team.  Each row is decoded once into a
-// float32 buffer (the thread's own), then: max, sum of exp(z - max) and sum of
-// z in float32 (vectorised `omp simd` reductions), the loss, and the gradient
-// from the buffer (so grad_logits == logits is safe).  For MEAN and SUM the
-// float32 row losses are kept and summed afterwards in row order in float64:
-// the result does not depend on the number of threads.
+// Rows are spread over an OpenMP team.  Each row is decoded once into a
+// float32 buffer (the thread's own; float32 logits are read where they are),
+// then, for the softmax cross-entropy: max, sum of exp(z - max) and, where
+// needed, sum of z in float32 (vectorised `omp simd` reductions), the loss,
+// and the gradient from the buffer (so grad_logits == logits is safe).  The
+// binary loss is one pass per class.  For MEAN and SUM the float32 row
+// losses are kept and summed afterwards in row order in float64: the result
+// does not depend on the number of threads.
 #include "../kernels/math/cross_entropy.cuh"
 #include "../kernels/math/dtype.cuh"
 #include "cpu_common.hpp"
@@ -62,31 +63,31 @@ inline RowStats row_stats_impl(const float *z, float *e, int64_t n, bool want_me
   return RowStats{m, logf((float)s), (float)(sz / (double)n), (float)(1.0 / s)};
 }
 
-// The gradient row k * ((w1 + w2) p - w1 t(y1) - w2 t(y2)) into g from e =
-// exp(z - m), as ce_grad_p computes it: branch-free for the columns that are
-// neither label (their target is eps / C, and a zero weight subtracts an
-// exact zero), then the (at most two) label columns through ce_grad_p itself.
-inline void grad_row_impl(const CeRow &r, const float *e, float *g /* may be e */, int64_t n,
-                          float inv_sum, float eps, float eps_c, float k) {
-  if (r.bad || (r.w1 == 0.0f && r.w2 == 0.0f)) {
-    const float v = ce_grad_p(r, 0, 0.0f, eps, eps_c, k);  // NaN or 0
+// The gradient row k * (G p_c - base cw_c - h1 [c == y1] - h2 [c == y2]) of a
+// labelled row into g from e = exp(z - m): branch-free over every column
+// (cw_c = 1 without class weights), then the two label columns through
+// ce_grad_elem itself.  y1 and y2 are columns of the row also for a skipped
+// term (whose h is then 0).
+inline void grad_row_impl(const CeGrad &gr, int64_t y1, int64_t y2, const float *e,
+                          float *g /* may be e */, int64_t n, float inv_sum, const float *cw,
+                          float k) {
+  if (gr.bad || gr.zero) {
+    const float v = ce_grad_elem(gr, false, false, 0.0f, 1.0f, k);  // NaN or 0
     for (int64_t j = 0; j < n; ++j) g[j] = v;
     return;
   }
   // The label columns' softmax first: g may be e itself.
-  const float p1 = r.w1 != 0.0f ? e[r.y1] * inv_sum : 0.0f;
-  const float p2 = r.w2 != 0.0f ? e[r.y2] * inv_sum : 0.0f;
-  const float w = r.w1 + r.w2, t0 = ce_target(false, eps, eps_c);
-  const float a1 = r.w1 * t0, a2 = r.w2 * t0;
+  const float p1 = e[y1] * inv_sum, p2 = e[y2] * inv_sum;
+  const float G = gr.G, base = gr.base;
+  if (cw) {
 #pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    float v = w * (e[j] * inv_sum);
-    v -= a1;
-    v -= a2;
-    g[j] = k * v;
+    for (int64_t j = 0; j < n; ++j) g[j] = k * (G * (e[j] * inv_sum) - base * cw[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) g[j] = k * (G * (e[j] * inv_sum) - base);
   }
-  if (r.w1 != 0.0f) g[r.y1] = ce_grad_p(r, r.y1, p1, eps, eps_c, k);
-  if (r.w2 != 0.0f) g[r.y2] = ce_grad_p(r, r.y2, p2, eps, eps_c, k);
+  g[y1] = ce_grad_elem(gr, true, y1 == y2, p1, cw ? cw[y1] : 1.0f, k);
+  g[y2] = ce_grad_elem(gr, y2 == y1, true, p2, cw ? cw[y2] : 1.0f, k);
 }
 
 // The same loops compiled for AVX2 as well, chosen at run time (GCC's
@@ -96,10 +97,10 @@ __attribute__((target("avx2"))) RowStats row_stats_avx2(const float *z, float *e
                                                         bool want_mean) {
   return row_stats_impl(z, e, n, want_mean);
 }
-__attribute__((target("avx2"))) void grad_row_avx2(const CeRow &r, const float *e, float *g,
-                                                   int64_t n, float inv_sum, float eps, float eps_c,
-                                                   float k) {
-  grad_row_impl(r, e, g, n, inv_sum, eps, eps_c, k);
+__attribute__((target("avx2"))) void grad_row_avx2(const CeGrad &gr, int64_t y1, int64_t y2,
+                                                   const float *e, float *g, int64_t n,
+                                                   float inv_sum, const float *cw, float k) {
+  grad_row_impl(gr, y1, y2, e, g, n, inv_sum, cw, k);
 }
 #endif
 
@@ -110,74 +111,18 @@ RowStats row_stats(const float *z, float *e, int64_t n, bool want_mean) {
   return row_stats_impl(z, e, n, want_mean);
 }
 
-void grad_row(const CeRow &r, const float *e, float *g, int64_t n, float inv_sum, float eps,
-              float eps_c, float k) {
+void grad_row(const CeGrad &gr, int64_t y1, int64_t y2, const float *e, float *g, int64_t n,
+              float inv_sum, const float *cw, float k) {
 #if defined(__x86_64__)
-  if (has_avx2_f16c()) return grad_row_avx2(r, e, g, n, inv_sum, eps, eps_c, k);
+  if (has_avx2_f16c()) return grad_row_avx2(gr, y1, y2, e, g, n, inv_sum, cw, k);
 #endif
-  grad_row_impl(r, e, g, n, inv_sum, eps, eps_c, k);
+  grad_row_impl(gr, y1, y2, e, g, n, inv_sum, cw, k);
 }
 
-template <class T>
-void cross_entropy_typed(const LossArgs &a) {
-  using raw = typename T::raw;
-  const raw *logits = static_cast<const raw *>(a.logits);
-  raw *grad = static_cast<raw *>(a.grad);
-  const int64_t n = a.batch, C = a.classes;
-  const float eps = a.eps, eps_c = a.eps / (float)C;
-  const bool reduce = a.reduction != FASTMIX_REDUCTION_NONE;
-  if (n == 0) {  // nothing to read: no row buffer (classes may be huge), only the reduced loss
-    if (reduce) a.loss[0] = ce_reduced(a.reduction, 0.0, 0.0);  // MEAN: 0/0 = NaN, SUM: 0
-    return;
-  }
-
-  // The MEAN denominator, needed by the gradient before any row is written.
-  double weight_sum = 0.0;
-  if (a.reduction == FASTMIX_REDUCTION_MEAN)
-    for (int64_t i = 0; i < n; ++i)
-      weight_sum += ce_weight(ce_row(a.labels, a.lambdas, a.partners, i, n, C, a.ignore_index));
-  const float k = ce_grad_factor(a.reduction, a.grad_scale, weight_sum);
-
-  std::vector<float> row_loss(reduce ? (size_t)n : 0);
-  float *out = reduce ? row_loss.data() : a.loss;
-
-#pragma omp parallel if (n * C > kParallelGrain)
-  {
-    // The row's exp(z - m), then (in place) its gradient.  float32 logits
-    // are read where they are; the others are decoded into the buffer first.
-    // The whole row is read before any of its gradient is written, so
-    // grad_logits == logits is safe.
-    std::vector<float> buf((size_t)C);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const CeRow r = ce_row(a.labels, a.lambdas, a.partners, i, n, C, a.ignore_index);
-      float *e = buf.data();
-      const float *z = e;
-      if constexpr (std::is_same<T, f32>::value)
-        z = logits + i * a.stride;
-      else
-        decode_row<T>(logits + i * a.stride, e, C);
-      const float zy1 = r.w1 != 0.0f ? z[r.y1] : 0.0f, zy2 = r.w2 != 0.0f ? z[r.y2] : 0.0f;
-      const RowStats st = row_stats(z, e, C, eps != 0.0f);
-      out[i] = ce_loss(r, st.m, st.logs, zy1, zy2, st.mean, eps);
-      if (grad) {
-        grad_row(r, e, e, C, st.inv_sum, eps, eps_c, k);
-        encode_row<T>(e, grad + i * a.stride, C);
-      }
-    }
-  }
-  if (reduce) {
-    double loss_sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) loss_sum += (double)row_loss[(size_t)i];
-    a.loss[0] = ce_reduced(a.reduction, loss_sum, weight_sum);
-  }
-}
-
-// ---- the general loss: class weights, dense targets, binary cross-entropy ----
-// One pass per row over the decoded logits (and the decoded target row), the
-// row formulas of kernels/math/cross_entropy.cuh; the row's values in
-// float32, its sums over the classes in float64.  Row losses are kept and
-// summed after the parallel loop in row order in float64, as above.
+// ---- the loss of one row ------------------------------------------------------
+// The row formulas of kernels/math/cross_entropy.cuh over the decoded logits
+// (and the decoded target row): the row's values in float32, its sums over
+// the classes in float64 (or in the float64-blocked sums of row_stats).
 
 // Row i of dense targets of any storage type, decoded to float32.
 void decode_targets(const LossArgs &a, int64_t i, float *out) {
@@ -188,8 +133,8 @@ void decode_targets(const LossArgs &a, int64_t i, float *out) {
   });
 }
 
-// What every row of the general loss shares.
-struct GeneralLoss {
+// What every row of the loss shares.
+struct RowLoss {
   const LossArgs &a;
   int64_t C;
   float eps, eps_c, k;
@@ -197,37 +142,43 @@ struct GeneralLoss {
 
   float cw_at(int64_t c) const { return cw ? cw[c] : 1.0f; }
 
-  // Softmax cross-entropy with labels (class weights): loss, and the gradient
-  // into g (may be e).  z: the row, e: its exp(z - m) from row_stats.
-  float ce_labels(int64_t i, const float *z, const float *e, const RowStats &st, float *g) const {
+  // Softmax cross-entropy with labels: loss, and the gradient into g (may be
+  // e).  z: the row; e receives exp(z - m) and may be z itself where there
+  // are no class weights (the label logits are read first, the mean inside
+  // row_stats).
+  float ce_labels(int64_t i, const float *z, float *e, float *g) const {
     const CeRow r = ce_row(a.labels, a.lambdas, a.partners, i, a.batch, C, a.ignore_index);
+    const float zy1 = r.w1 != 0.0f ? z[r.y1] : 0.0f, zy2 = r.w2 != 0.0f ? z[r.y2] : 0.0f;
+    const RowStats st = row_stats(z, e, C, !cw && eps != 0.0f);
     const CeHits h = ce_hits(r, cw);
     // S = sum cw_c and A = sum cw_c (m - z_c), for the smoothing term only; a
     // class of weight 0 adds exactly 0 (also where its logit is -inf).
+    // Without class weights S = C and A = C (m - mean).
     double S = 0.0, A = 0.0;
-    if (eps != 0.0f && (r.w1 != 0.0f || r.w2 != 0.0f))
-      for (int64_t c = 0; c < C; ++c) {
-        const float v = cw_at(c);
-        if (v == 0.0f) continue;
-        S += v;
-        A += (double)v * (double)(st.m - z[c]);
+    if (eps != 0.0f && (r.w1 != 0.0f || r.w2 != 0.0f)) {
+      if (!cw) {
+        S = (double)C;
+        A = (double)C * (double)(st.m - st.mean);
+      } else {
+        for (int64_t c = 0; c < C; ++c) {
+          if (cw[c] == 0.0f) continue;
+          S += cw[c];
+          A += (double)cw[c] * (double)(st.m - z[c]);
+        }
       }
-    const float zy1 = r.w1 != 0.0f ? z[r.y1] : 0.0f, zy2 = r.w2 != 0.0f ? z[r.y2] : 0.0f;
+    }
     const float loss =
         ce_loss_labels(r, h, st.m, st.logs, zy1, zy2, eps, eps_c, (float)S, (float)A);
-    if (g) {
-      const CeGrad gr = ce_grad_labels(r, h, eps, eps_c, (float)S);
-      for (int64_t c = 0; c < C; ++c)
-        g[c] = ce_grad_elem(gr, c == r.y1, c == r.y2, e[c] * st.inv_sum, cw_at(c), k);
-    }
+    if (g)
+      grad_row(ce_grad_labels(r, h, eps, eps_c, (float)S), r.y1, r.y2, e, g, C, st.inv_sum, cw, k);
     return loss;
   }
 
   // Softmax cross-entropy with a dense target row t: sum_c u_c (lse - z_c)
   // = U logs + sum_c u_c (m - z_c); gradient k (U p_c - u_c).  A class whose
   // u_c is 0 adds exactly 0 to the loss (also where its logit is -inf).
-  float ce_dense(const float *z, const float *t, const float *e, const RowStats &st,
-                 float *g) const {
+  float ce_dense(const float *z, const float *t, float *e, float *g) const {
+    const RowStats st = row_stats(z, e, C, false);
     double U = 0.0, A = 0.0;
     for (int64_t c = 0; c < C; ++c) {
       const float u = ce_dense_u(t[c], cw_at(c), eps, eps_c);
@@ -261,39 +212,45 @@ struct GeneralLoss {
 };
 
 template <class T>
-void general_typed(const LossArgs &a) {
+void loss_typed(const LossArgs &a) {
   using raw = typename T::raw;
   const raw *logits = static_cast<const raw *>(a.logits);
   raw *grad = static_cast<raw *>(a.grad);
   const int64_t n = a.batch, C = a.classes;
   const bool reduce = a.reduction != FASTMIX_REDUCTION_NONE;
   const bool binary = a.kind == FASTMIX_LOSS_BINARY_CROSS_ENTROPY, dense = a.targets != nullptr;
-  if (n == 0) {  // only the reduced loss: MEAN 0/0 = NaN, SUM 0
-    if (reduce) a.loss[0] = ce_reduced(a.reduction, 0.0, 0.0);
+  if (n == 0) {  // nothing to read: no row buffer (classes may be huge), only the reduced loss
+    if (reduce) a.loss[0] = ce_reduced(a.reduction, 0.0, 0.0);  // MEAN: 0/0 = NaN, SUM: 0
     return;
   }
-  // The MEAN denominator: batch * classes (binary: PyTorch's mean over
-  // elements), batch (dense targets), the summed weights of the label terms.
+  // The MEAN denominator, needed by the gradient before any row is written:
+  // batch * classes (binary: PyTorch's mean over elements), batch (dense
+  // targets), the summed weights of the label terms.
   double denom = loss_shape_denominator(a);
   if (!binary && !dense)
     for (int64_t i = 0; i < n; ++i)
       denom += ce_weight_cw(ce_row(a.labels, a.lambdas, a.partners, i, n, C, a.ignore_index),
                             a.class_weight);
-  const GeneralLoss L{a,
-                      C,
-                      a.eps,
-                      a.eps / (float)C,
-                      ce_grad_factor(a.reduction, a.grad_scale, denom),
-                      a.class_weight,
-                      a.pos_weight};
+  const RowLoss L{a,
+                  C,
+                  a.eps,
+                  a.eps / (float)C,
+                  ce_grad_factor(a.reduction, a.grad_scale, denom),
+                  a.class_weight,
+                  a.pos_weight};
+  // The labelled cross-entropy without class weights reads z only before
+  // row_stats overwrites it with exp(z - m): one buffer.
+  const bool in_place = !binary && !dense && !a.class_weight;
 
   std::vector<float> row_loss(reduce ? (size_t)n : 0);
   float *out = reduce ? row_loss.data() : a.loss;
 #pragma omp parallel if (n * C > kParallelGrain)
   {
     // zb: the decoded row (float32 logits are read where they are), eb: its
-    // exp(z - m), then the gradient row, tb: the decoded target row.
-    std::vector<float> zb((size_t)C), eb((size_t)C), tb(dense ? (size_t)C : 0);
+    // exp(z - m), then the gradient row (zb itself where in_place), tb: the
+    // decoded target row.
+    std::vector<float> zb((size_t)C), eb(in_place ? 0 : (size_t)C), tb(dense ? (size_t)C : 0);
+    float *e = in_place ? zb.data() : eb.data();
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       const float *z = zb.data();
@@ -306,14 +263,11 @@ void general_typed(const LossArgs &a) {
         decode_targets(a, i, tb.data());
         t = tb.data();
       }
-      float *g = grad ? eb.data() : nullptr;
-      if (binary) {
-        out[i] = L.bce(i, z, t, g);
-      } else {
-        const RowStats st = row_stats(z, eb.data(), C, false);
-        out[i] = dense ? L.ce_dense(z, t, eb.data(), st, g) : L.ce_labels(i, z, eb.data(), st, g);
-      }
-      if (grad) encode_row<T>(eb.data(), grad + i * a.stride, C);
+      float *g = grad ? e : nullptr;
+      out[i] = binary  ? L.bce(i, z, t, g)
+               : dense ? L.ce_dense(z, t, e, g)
+                       : L.ce_labels(i, z, e, g);
+      if (grad) encode_row<T>(e, grad + i * a.stride, C);
     }
   }
   if (reduce) {
@@ -347,10 +301,7 @@ fastmix_status cpu_loss(const LossArgs &a, void *) {
     const bool ignore = a.kind == FASTMIX_LOSS_CROSS_ENTROPY;
     FM_TRY(check_labels_host(a.func, a.labels, a.batch, a.classes, ignore, a.ignore_index));
   }
-  if (a.kind == FASTMIX_LOSS_CROSS_ENTROPY && !a.targets && !a.class_weight)
-    dispatch_dtype(a.dtype, [&](auto t) { cross_entropy_typed<decltype(t)>(a); });
-  else
-    dispatch_dtype(a.dtype, [&](auto t) { general_typed<decltype(t)>(a); });
+  dispatch_dtype(a.dtype, [&](auto t) { loss_typed<decltype(t)>(a); });
   return FASTMIX_SUCCESS;
 }
 

@@ -182,7 +182,7 @@ struct LossParams {
   const int64_t *labels;
   const float *lambdas;
   const int64_t *partners;
-  float *loss;  // loss[i] per row (NONE, or the workspace's rows); kReduce: loss[0]
+  float *loss;  // loss[i] per row (NONE, or the workspace's rows)
   int64_t batch, stride, ignore_index;
   int classes;
   float eps, eps_c, grad_scale;

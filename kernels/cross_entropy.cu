@@ -27,12 +27,11 @@
 //    (launch_rows); otherwise it reads the row again, from L2 for rows in
 //    flight.
 //  - Binary cross-entropy is one pass: per logit its loss term and gradient.
-//  - NONE: loss[i] per row over a grid of one wave.  MEAN and SUM with a
-//    workspace: the labelled cross-entropy's denominator first (one block),
-//    the rows over the whole grid into the workspace, then their sum in a
-//    fixed order (one block): deterministic.  fastmix_cross_entropy without
-//    a workspace keeps its single-block reduction (loss_kernel<..., true>),
-//    which walks every row in one block.
+//  - NONE: loss[i] per row over a grid of one wave.  MEAN and SUM: the
+//    labelled cross-entropy's denominator first (one block), the rows over
+//    the whole grid into a workspace, then their sum in a fixed order (one
+//    block): deterministic.  The workspace is the caller's, or for
+//    fastmix_cross_entropy one from the stream-ordered pool for the call.
 #include "ce_row.cuh"
 #include "cuda_util.cuh"
 #include "math/cross_entropy.cuh"
@@ -45,32 +44,21 @@ namespace fm {
 namespace {
 
 // ---- the kernels ----------------------------------------------------------------
-// The MEAN denominator of the labelled cross-entropy, sum_i (c1 + c2), by one
-// block in a fixed order (per-thread strided float64 sums, then CUB's tree):
-// the same bits on every run.  Every thread gets the result.
-template <int kTh>
-__device__ double block_weight_sum(const LossParams &p,
-                                   typename BlockSumReduce<kTh>::TempStorage &temp, double &slot) {
+// Before the rows: the MEAN denominator of the labelled cross-entropy,
+// sum_i (c1 + c2), by one block in a fixed order (per-thread strided float64
+// sums, then CUB's tree): the same bits on every run.
+__global__ void __launch_bounds__(kTeamThreads) ce_weight_kernel(const LossParams p, double *out) {
+  __shared__ typename BlockSumReduce<kTeamThreads>::TempStorage temp;
   double w = 0.0;
-  for (int64_t i = threadIdx.x; i < p.batch; i += kTh)
+  for (int64_t i = threadIdx.x; i < p.batch; i += kTeamThreads)
     w +=
         ce_weight_cw(ce_row(p.labels, p.lambdas, p.partners, i, p.batch, p.classes, p.ignore_index),
                      p.class_weight);
-  const double total = BlockSumReduce<kTh>(temp).Sum(w);
-  if (threadIdx.x == 0) slot = total;
-  __syncthreads();
-  return slot;
+  const double total = BlockSumReduce<kTeamThreads>(temp).Sum(w);
+  if (threadIdx.x == 0) *out = total;
 }
 
-// Workspace path, before the rows: the labelled MEAN denominator.
-__global__ void __launch_bounds__(kTeamThreads) ce_weight_kernel(const LossParams p, double *out) {
-  __shared__ typename BlockSumReduce<kTeamThreads>::TempStorage temp;
-  __shared__ double slot;
-  const double w = block_weight_sum<kTeamThreads>(p, temp, slot);
-  if (threadIdx.x == 0) *out = w;
-}
-
-// Workspace path, after the rows: their losses summed in a fixed order into
+// After the rows: their losses summed in a fixed order into
 // loss[0], divided for MEAN by *weight_sum (labels) or by denom.
 __global__ void __launch_bounds__(kTeamThreads)
     loss_sum_kernel(const float *row_loss, int64_t n, const double *weight_sum, double denom,
@@ -101,47 +89,26 @@ __host__ __device__ constexpr int blocks_per_sm_of(bool block_team) {
 }
 
 // kBlockTeam: one row per block (kBlockThreads), else one per warp
-// (kTeamThreads).  kReduce (the labelled cross-entropy of fastmix_cross_entropy
-// without a workspace): MEAN/SUM reduced in the kernel, run as a single
-// block; else one loss per row.  At most 64 registers: two 512-thread (four
-// 256-thread) blocks per SM.
-template <class T, Kind K, bool kBlockTeam, bool kReduce>
-__global__ void __launch_bounds__(threads_of(kBlockTeam),
-                                  kReduce ? 1 : blocks_per_sm_of(kBlockTeam))
+// (kTeamThreads); one loss per row into p.loss.  At most 64 registers: two
+// 512-thread (four 256-thread) blocks per SM.
+template <class T, Kind K, bool kBlockTeam>
+__global__ void __launch_bounds__(threads_of(kBlockTeam), blocks_per_sm_of(kBlockTeam))
     loss_kernel(const LossParams p) {
-  static_assert(!kReduce || K == Kind::kCeLabels, "only the labelled cross-entropy reduces here");
-  constexpr int kTh = threads_of(kBlockTeam);
   extern __shared__ uint4 ce_cache[];
-  __shared__ typename BlockAccReduce<kTh>::TempStorage acc_temp;
-  __shared__ typename BlockFloatReduce<kTh>::TempStorage float_temp;
-  __shared__ typename BlockSumReduce<kTh>::TempStorage sum_temp;
+  __shared__ typename BlockAccReduce<threads_of(kBlockTeam)>::TempStorage acc_temp;
+  __shared__ typename BlockFloatReduce<threads_of(kBlockTeam)>::TempStorage float_temp;
   __shared__ Acc acc_slot[2];
-  __shared__ double weight_slot;
 
   float k = p.k;
-  double weight_sum = 0.0;
-  if (K == Kind::kCeLabels && p.reduction == FASTMIX_REDUCTION_MEAN) {
-    if (kReduce) {
-      weight_sum = block_weight_sum<kTh>(p, sum_temp, weight_slot);
-      __syncthreads();  // sum_temp is reused below
-      k = ce_grad_factor(p.reduction, p.grad_scale, weight_sum);
-    } else if (p.weight_sum_dev) {
-      k = ce_grad_factor(p.reduction, p.grad_scale, *p.weight_sum_dev);
-    }
-  }
+  if (K == Kind::kCeLabels && p.reduction == FASTMIX_REDUCTION_MEAN && p.weight_sum_dev)
+    k = ce_grad_factor(p.reduction, p.grad_scale, *p.weight_sum_dev);
 
-  double loss_sum = 0.0;  // kReduce: this team leader's rows, in row order
   if constexpr (kBlockTeam) {
     const BlockTeam team{(int)threadIdx.x, &acc_temp, &float_temp, acc_slot};
     uint4 *cache = p.cache_vecs ? ce_cache : nullptr;
     for (int64_t i = blockIdx.x; i < p.batch; i += gridDim.x) {
       const float l = row_dev<T, K>(p, i, team, k, cache);
-      if (threadIdx.x == 0) {
-        if (kReduce)
-          loss_sum += (double)l;
-        else
-          p.loss[i] = l;
-      }
+      if (threadIdx.x == 0) p.loss[i] = l;
     }
   } else {
     const int warp = (int)threadIdx.x / 32, lane = (int)threadIdx.x % 32;
@@ -150,17 +117,8 @@ __global__ void __launch_bounds__(threads_of(kBlockTeam),
     const int64_t teams = (int64_t)gridDim.x * kWarps;
     for (int64_t i = (int64_t)blockIdx.x * kWarps + warp; i < p.batch; i += teams) {
       const float l = row_dev<T, K>(p, i, team, k, cache);
-      if (lane == 0) {
-        if (kReduce)
-          loss_sum += (double)l;
-        else
-          p.loss[i] = l;
-      }
+      if (lane == 0) p.loss[i] = l;
     }
-  }
-  if (kReduce) {
-    const double total = BlockSumReduce<kTh>(sum_temp).Sum(loss_sum);
-    if (threadIdx.x == 0) p.loss[0] = ce_reduced(p.reduction, total, weight_sum);
   }
 }
 
@@ -202,16 +160,15 @@ LossParams make_params(const LossArgs &a) {
 
 // Launches loss_kernel over the rows of p: warp or block teams by the row
 // length, the row cache in shared memory when the cross-entropy's gradient
-// is asked and it fits one block per SM at least, and one block (kReduce) or
-// up to a full wave.
-template <class T, Kind K, bool kReduce>
+// is asked and it fits one block per SM at least, and up to a full wave.
+template <class T, Kind K>
 fastmix_status launch_rows(const char *func, const Device &dev, LossParams p, cudaStream_t stream) {
   constexpr int64_t V = kVecBytes / (int64_t)sizeof(typename T::raw);
   const int64_t row_vecs = p.classes / V;  // no row has more aligned vectors
   const bool block_team = row_vecs > kWarpMaxVecs;
   const int64_t teams = block_team ? 1 : kWarps;
   void (*kernel)(LossParams) =
-      block_team ? loss_kernel<T, K, true, kReduce> : loss_kernel<T, K, false, kReduce>;
+      bool_switch(block_team, [](auto b) { return loss_kernel<T, K, decltype(b)::value>; });
   const int threads = threads_of(block_team);
   const int per_sm_wanted = blocks_per_sm_of(block_team);
 
@@ -243,23 +200,20 @@ fastmix_status launch_rows(const char *func, const Device &dev, LossParams p, cu
   }
   if (smem > 48 * 1024)
     FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)smem_room));
-  int64_t grid = 1;
-  if (!kReduce) {
-    int per_sm = 0;
-    FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), threads, (size_t)smem,
-                         &per_sm));
-    // The grid itself keeps the cache's blocks per SM (not only the
-    // occupancy query, which a simulator may answer without shared memory).
-    const int64_t wave = (int64_t)dev.sms * (per_sm < per_sm_cap ? per_sm : per_sm_cap);
-    const int64_t blocks = (p.batch + teams - 1) / teams;
-    grid = blocks < wave ? blocks : wave;
-  }
+  int per_sm = 0;
+  FM_TRY(
+      blocks_per_sm(func, reinterpret_cast<const void *>(kernel), threads, (size_t)smem, &per_sm));
+  // The grid itself keeps the cache's blocks per SM (not only the occupancy
+  // query, which a simulator may answer without shared memory).
+  const int64_t wave = (int64_t)dev.sms * (per_sm < per_sm_cap ? per_sm : per_sm_cap);
+  const int64_t blocks = (p.batch + teams - 1) / teams;
+  const int64_t grid = blocks < wave ? blocks : wave;
   return launch(func, kernel, (unsigned)grid, (unsigned)threads, (size_t)smem, stream, p);
 }
 
-// MEAN/SUM with the caller's workspace, [double denominator][float row
-// losses]: the labelled denominator (MEAN), the rows over the whole grid,
-// then their sum in a fixed order into loss[0].
+// MEAN/SUM through the workspace, [double denominator][float row losses]:
+// the labelled denominator (MEAN), the rows over the whole grid, then their
+// sum in a fixed order into loss[0].
 template <class T, Kind K>
 fastmix_status launch_workspace(const Device &dev, const LossArgs &a, cudaStream_t stream) {
   double *ws_weight = static_cast<double *>(a.workspace);
@@ -270,7 +224,7 @@ fastmix_status launch_workspace(const Device &dev, const LossArgs &a, cudaStream
     FM_TRY(launch(a.func, ce_weight_kernel, 1, kTeamThreads, 0, stream, p, ws_weight));
     p.weight_sum_dev = ws_weight;
   }
-  FM_TRY((launch_rows<T, K, false>(a.func, dev, p, stream)));
+  FM_TRY((launch_rows<T, K>(a.func, dev, p, stream)));
   return launch(a.func, loss_sum_kernel, 1, kTeamThreads, 0, stream, ws_rows, a.batch,
                 p.weight_sum_dev, loss_shape_denominator(a), a.loss, a.reduction);
 }
@@ -279,18 +233,12 @@ template <class T, Kind K>
 fastmix_status launch_kind(const Device &dev, const LossArgs &a, cudaStream_t stream) {
   if (a.reduction == FASTMIX_REDUCTION_NONE)
     return a.batch == 0 ? FASTMIX_SUCCESS
-                        : launch_rows<T, K, false>(a.func, dev, make_params(a), stream);
-  if (a.workspace && a.batch > 0) return launch_workspace<T, K>(dev, a, stream);
-  // An empty batch still writes the reduced loss (MEAN: NaN, SUM: 0); so
-  // does the single block of fastmix_cross_entropy, the only caller without
-  // a workspace (the API refuses the other kinds without one).
-  if constexpr (K == Kind::kCeLabels) {
-    return launch_rows<T, K, true>(a.func, dev, make_params(a), stream);
-  } else {
-    return launch(a.func, loss_sum_kernel, 1, kTeamThreads, 0, stream, (const float *)nullptr,
-                  (int64_t)0, (const double *)nullptr, loss_shape_denominator(a), a.loss,
-                  a.reduction);
-  }
+                        : launch_rows<T, K>(a.func, dev, make_params(a), stream);
+  if (a.batch > 0) return launch_workspace<T, K>(dev, a, stream);
+  // An empty batch still writes the reduced loss (MEAN: NaN, SUM: 0).
+  return launch(a.func, loss_sum_kernel, 1, kTeamThreads, 0, stream, (const float *)nullptr,
+                (int64_t)0, (const double *)nullptr, loss_shape_denominator(a), a.loss,
+                a.reduction);
 }
 
 template <class T>
@@ -330,7 +278,28 @@ fastmix_status cuda_loss(const LossArgs &a, void *stream) {
                          {"grad_logits", a.grad, true},
                          {"workspace", a.workspace, true}}));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  return dispatch_dtype(a.dtype, [&](auto t) { return launch_loss<decltype(t)>(dev, a, s); });
+  const auto run = [&](const LossArgs &args) {
+    return dispatch_dtype(args.dtype,
+                          [&](auto t) { return launch_loss<decltype(t)>(dev, args, s); });
+  };
+  if (a.workspace || a.reduction == FASTMIX_REDUCTION_NONE || a.batch == 0) return run(a);
+  // MEAN or SUM without the caller's workspace (fastmix_cross_entropy): one
+  // from the device's stream-ordered pool, freed on the stream after the
+  // launches.  Both are stream work: nothing waits, and a graph captures them.
+  LossArgs own = a;
+  const size_t bytes = ce_workspace_bytes(a.batch, a.reduction);
+  cudaError_t err = cudaMallocAsync(&own.workspace, bytes, s);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return fail(FASTMIX_ERROR_CUDA,
+                "%s: the %zu-byte workspace of the MEAN/SUM reduction could not be allocated: %s "
+                "(%s); fastmix_cross_entropy_ws takes the caller's",
+                func, bytes, cudaGetErrorName(err), cudaGetErrorString(err));
+  }
+  const fastmix_status st = run(own);
+  err = cudaFreeAsync(own.workspace, s);
+  if (st != FASTMIX_SUCCESS) return st;
+  return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
 }
 
 }  // namespace fm

@@ -158,9 +158,14 @@ FASTMIX_API fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dt
  *   loss            float on `device`, written.
  *   grad_logits     NULL, or [batch][logits_stride] of `dtype` on `device`
  *                   (may equal logits): the gradient of grad_scale * L.
+ * A CUDA MEAN or SUM reduces through a workspace (see fastmix_cross_entropy_ws)
+ * that this call takes from the device's stream-ordered memory pool
+ * (cudaMallocAsync) and frees on `stream` (cudaFreeAsync): no call waits, and
+ * both are captured into a CUDA graph; fastmix_cross_entropy_ws with the
+ * caller's workspace allocates nothing.
  * Errors: FASTMIX_ERROR_INVALID_VALUE, FASTMIX_ERROR_LABEL_OUT_OF_RANGE (CPU;
  * on CUDA a bad label or partner makes that row NaN), FASTMIX_ERROR_NO_DEVICE,
- * FASTMIX_ERROR_CUDA. */
+ * FASTMIX_ERROR_CUDA (also when the workspace cannot be allocated). */
 FASTMIX_API fastmix_status fastmix_cross_entropy(
     fastmix_device device, fastmix_dtype dtype, const void *logits, int64_t batch,
     int64_t classes, int64_t logits_stride, const int64_t *labels, const float *lambdas,
@@ -177,15 +182,14 @@ FASTMIX_API fastmix_status fastmix_cross_entropy_workspace_size(fastmix_device d
                                                                 size_t *bytes);
 
 /* fastmix_cross_entropy with a caller-provided workspace (no call allocates).
- * workspace NULL: exactly fastmix_cross_entropy, whose CUDA MEAN/SUM reduces
- * in one thread block.  With a workspace of at least
- * fastmix_cross_entropy_workspace_size bytes (on `device`, 8-byte aligned,
- * overlapping no other argument), a CUDA MEAN/SUM runs its rows on the whole
- * GPU, keeps the row losses in the workspace and sums them in a fixed order in
- * a second, one-block launch: as deterministic, with the loss summed in
- * another fixed order (it may differ from fastmix_cross_entropy's in the last
- * bits).  The workspace's contents are scratch, before and after.  The CPU
- * backend uses no workspace and ignores this one (and its checks). */
+ * workspace NULL: exactly fastmix_cross_entropy.  With a workspace of at
+ * least fastmix_cross_entropy_workspace_size bytes (on `device`, 8-byte
+ * aligned, overlapping no other argument), a CUDA MEAN/SUM runs its rows on
+ * the whole GPU, keeps the row losses in the workspace and sums them in a
+ * fixed order in a second, one-block launch: deterministic, the same bits as
+ * fastmix_cross_entropy.  The workspace's contents are scratch, before and
+ * after.  The CPU backend uses no workspace and ignores this one (and its
+ * checks). */
 FASTMIX_API fastmix_status fastmix_cross_entropy_ws(
     fastmix_device device, fastmix_dtype dtype, const void *logits, int64_t batch,
     int64_t classes, int64_t logits_stride, const int64_t *labels, const float *lambdas,

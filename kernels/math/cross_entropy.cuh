@@ -77,50 +77,6 @@ FM_HD CeRow ce_row(const int64_t *labels, const float *lambdas, const int64_t *p
   return r;
 }
 
-// Sum of the weights of one row, as it enters the MEAN denominator (a bad row
-// adds nothing; its NaN loss already poisons the reduced loss).
-FM_HD double ce_weight(const CeRow &r) { return (double)r.w1 + (double)r.w2; }
-
-// ---- loss and gradient of one row ----------------------------------------------
-// CE_eps for one label: lse - z[y] computed as (m - z[y]) + logs, which keeps
-// full precision for logits of +-1e4.
-FM_HD float ce_term(float m, float logs, float zy, float mean, float eps) {
-  float t = (1.0f - eps) * ((m - zy) + logs);
-  if (eps != 0.0f) t += eps * ((m - mean) + logs);
-  return t;
-}
-
-// loss_i from the row statistics; zy1/zy2 are read only for terms with
-// non-zero weight.  NaN for a bad row; 0 for a fully ignored one.
-FM_HD float ce_loss(const CeRow &r, float m, float logs, float zy1, float zy2, float mean,
-                    float eps) {
-  if (r.bad) return quiet_nan();
-  float loss = 0.0f;
-  if (r.w1 != 0.0f) loss += r.w1 * ce_term(m, logs, zy1, mean, eps);
-  if (r.w2 != 0.0f) loss += r.w2 * ce_term(m, logs, zy2, mean, eps);
-  return loss;
-}
-
-// The smoothed one-hot target t(y)_c.
-FM_HD float ce_target(bool hit, float eps, float eps_c) {
-  return (hit ? 1.0f - eps : 0.0f) + eps_c;
-}
-
-// One gradient element: k * ((w1 + w2) * p - w1 * t(y1)_c - w2 * t(y2)_c),
-// p = softmax(z)_c = exp((z_c - m) - logs), k = grad_scale * s.  eps_c =
-// eps / C.  Exactly 0 for an ignored row, NaN for a bad one.
-// ce_grad_p takes p itself (each backend computes it with its own exp); for
-// c outside {y1, y2}, and w1 or w2 zero, its skipped terms are exact zeros, so
-// a caller may evaluate it branch-free.
-FM_HD float ce_grad_p(const CeRow &r, int64_t c, float p, float eps, float eps_c, float k) {
-  if (r.bad) return quiet_nan();
-  if (r.w1 == 0.0f && r.w2 == 0.0f) return 0.0f;
-  float g = (r.w1 + r.w2) * p;
-  if (r.w1 != 0.0f) g -= r.w1 * ce_target(c == r.y1, eps, eps_c);
-  if (r.w2 != 0.0f) g -= r.w2 * ce_target(c == r.y2, eps, eps_c);
-  return k * g;
-}
-
 // The factor of every gradient element: grad_scale, divided by the sum of the
 // weights for MEAN.
 FM_HD float ce_grad_factor(fastmix_reduction reduction, float grad_scale, double weight_sum) {
@@ -133,7 +89,7 @@ FM_HD float ce_reduced(fastmix_reduction reduction, double loss_sum, double weig
   return reduction == FASTMIX_REDUCTION_MEAN ? (float)(loss_sum / weight_sum) : (float)loss_sum;
 }
 
-// ---- class weights and probability targets (fastmix_loss) --------------------
+// ---- loss and gradient of one row, with class weights and dense targets -------
 // With class weights cw (all 1 without them) and smoothing, the cross-entropy
 // of a row is sum_c u_c * (lse - z_c) for the weighted target u:
 //   labels:  u_c = (1 - eps) * (h1 [c == y1] + h2 [c == y2]) + (w1 + w2) * eps_c * cw_c,
