@@ -119,11 +119,8 @@ if _lib_version != _version_int(__version__):
                       f"{__version__} ({_version_int(__version__)})", path=library_path)
 
 
-
 _names = ["fastmix_status_string", "fastmix_last_error", "fastmix_cuda_device_count",
-          "fastmix_sample", "fastmix_blend", "fastmix_mixup", "fastmix_cross_entropy",
-          "fastmix_cross_entropy_ws", "fastmix_cross_entropy_workspace_size",
-          "fastmix_soft_targets", "fastmix_cutmix_sample", "fastmix_cutmix_apply",
+          "fastmix_sample", "fastmix_blend", "fastmix_mixup", "fastmix_soft_targets", "fastmix_cutmix_sample", "fastmix_cutmix_apply",
           "fastmix_cutmix", "fastmix_sample_device_seed", "fastmix_mixup_device_seed",
           "fastmix_cutmix_sample_device_seed", "fastmix_cutmix_device_seed",
           "fastmix_cutmix_apply_u8", "fastmix_cutmix_u8", "fastmix_cutmix_u8_device_seed",
@@ -173,32 +170,6 @@ lib.fastmix_mixup.argtypes = [_status, _status, _f32, _int, _status, _u64, _u64,
                               _i64, _i64, _vp, _vp, _vp]
 lib.fastmix_mixup.restype = _status
 
-# fastmix_status fastmix_cross_entropy(
-#     fastmix_device device, fastmix_dtype dtype, const void *logits, int64_t batch,
-#     int64_t classes, int64_t logits_stride, const int64_t *labels, const float *lambdas,
-#     const int64_t *partners, fastmix_reduction reduction, float label_smoothing,
-#     int64_t ignore_index, float *loss, void *grad_logits, float grad_scale, void *stream);
-lib.fastmix_cross_entropy.argtypes = [_status, _status, _vp, _i64, _i64, _i64, _vp, _vp, _vp,
-                                      _status, _f32, _i64, _vp, _vp, _f32, _vp]
-lib.fastmix_cross_entropy.restype = _status
-
-# fastmix_status fastmix_cross_entropy_workspace_size(fastmix_device device, int64_t batch,
-#                                                     fastmix_reduction reduction, size_t *bytes);
-lib.fastmix_cross_entropy_workspace_size.argtypes = [_status, _i64, _status,
-                                                     ctypes.POINTER(ctypes.c_size_t)]
-lib.fastmix_cross_entropy_workspace_size.restype = _status
-
-# fastmix_status fastmix_cross_entropy_ws(
-#     fastmix_device device, fastmix_dtype dtype, const void *logits, int64_t batch,
-#     int64_t classes, int64_t logits_stride, const int64_t *labels, const float *lambdas,
-#     const int64_t *partners, fastmix_reduction reduction, float label_smoothing,
-#     int64_t ignore_index, float *loss, void *grad_logits, float grad_scale, void *workspace,
-#     size_t workspace_bytes, void *stream);
-lib.fastmix_cross_entropy_ws.argtypes = [_status, _status, _vp, _i64, _i64, _i64, _vp, _vp, _vp,
-                                         _status, _f32, _i64, _vp, _vp, _f32, _vp,
-                                         ctypes.c_size_t, _vp]
-lib.fastmix_cross_entropy_ws.restype = _status
-
 # fastmix_status fastmix_soft_targets(fastmix_device device, fastmix_dtype dtype,
 #                                     const int64_t *labels, const float *lambdas,
 #                                     const int64_t *partners, int64_t batch, int64_t classes,
@@ -207,8 +178,6 @@ lib.fastmix_cross_entropy_ws.restype = _status
 lib.fastmix_soft_targets.argtypes = [_status, _status, _vp, _vp, _vp, _i64, _i64, _f32, _vp,
                                      _i64, _vp]
 lib.fastmix_soft_targets.restype = _status
-
-
 
 
 class LossConfig(ctypes.Structure):
