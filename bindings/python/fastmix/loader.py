@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-import fastmix as _fm
 from ._lib import NoDeviceError, Status, raise_invalid
 from .torch import MixedTarget, MixUpU8, _Generator
 

@@ -13,7 +13,8 @@ from typing import Optional
 from torch import Tensor
 
 import fastmix as _fm
-from ._lib import LAYOUTS, check_mix_config, raise_invalid
+from ._args import LAYOUTS, check_mix_config, cut_config
+from ._lib import raise_invalid
 from .torch import _Generator, _images_view
 
 __all__ = ["Mixup"]
@@ -69,7 +70,7 @@ class Mixup:
         self.generator = generator
         self.mixup_enabled = True
         # the values are the C library's to check (and name), when built
-        check_mix_config(func, _fm._config(func, **self._kwargs()))
+        check_mix_config(func, cut_config(func, **self._kwargs()))
         self.lambdas = self.partners = self.boxes = None
 
     def _kwargs(self):

@@ -38,9 +38,14 @@ import torch
 from torch import Tensor
 
 import fastmix as _fm
-from ._lib import (LAYOUTS, MAX_NORM_CHANNELS, MODES, PAIRINGS, REDUCTIONS, alpha_value,
-                   check_mix_config, check_sampler, layout_code, mode_code, pairing_code,
-                   raise_invalid, real_value, reduction_code)
+from ._args import (LAYOUTS, MODES, PAIRINGS, REDUCTIONS, alpha_value, check_mix_config,
+                    check_sampler, cut_config, layout_code, mode_code, pairing_code, real_value,
+                    reduction_code)
+from ._arrays import FLOAT_DTYPES as _DTYPE_CODES
+from ._generators import generator_by_key, generator_key, resolve, wrap_state
+from ._lib import MAX_NORM_CHANNELS, raise_invalid
+from ._loss import fused_loss
+from ._u8 import check_u8, norm_values, u8_images
 
 __all__ = ["MixedTarget", "MixUp", "CutMix", "MixUpU8", "cross_entropy", "MixUpCrossEntropyLoss",
            "mixup", "blend", "cutmix", "cutmix_apply", "cutmix_u8", "cutmix_apply_u8",
@@ -322,13 +327,13 @@ def _loss_op(logits: Tensor, target: Tensor, lambdas: Optional[Tensor],
              kind: int, reduction: int, label_smoothing: float, ignore_index: int,
              target_threshold: float, need_grad: bool) -> Tuple[Tensor, Tensor]:
     logits = logits.contiguous()
-    loss, grad = _fm._loss("fastmix.torch.cross_entropy" if kind == 0
-                           else "fastmix.torch.binary_cross_entropy", kind, logits, target,
-                           lambdas, partners, weight=weight, pos_weight=pos_weight,
-                           reduction=list(REDUCTIONS)[reduction],
-                           label_smoothing=label_smoothing, ignore_index=ignore_index,
-                           target_threshold=None if target_threshold < 0 else target_threshold,
-                           return_grad=need_grad, grad_scale=1.0)
+    loss, grad = fused_loss("fastmix.torch.cross_entropy" if kind == 0
+                            else "fastmix.torch.binary_cross_entropy", kind, logits, target,
+                            lambdas, partners, weight=weight, pos_weight=pos_weight,
+                            reduction=list(REDUCTIONS)[reduction],
+                            label_smoothing=label_smoothing, ignore_index=ignore_index,
+                            target_threshold=None if target_threshold < 0 else target_threshold,
+                            return_grad=need_grad, grad_scale=1.0)
     return loss, grad if need_grad else logits.new_empty((0,))
 
 
@@ -432,7 +437,7 @@ def _(x, mean, std, lambdas, partners, boxes, dtype, in_layout, out_layout):
 # contract); the fused operators serve x that needs no gradient.
 
 def _dg(seed_offset: Tensor, offset_increment: int):
-    return _fm.DeviceGenerator._wrap(seed_offset, _to_u64(offset_increment))
+    return wrap_state(seed_offset, _to_u64(offset_increment))
 
 
 @torch.library.custom_op("fastmix::sample_device_seed", mutates_args=("seed_offset",))
@@ -545,7 +550,7 @@ def _(x, mean, std, dtype, in_layout, out_layout, config, mix_mode, pairing, cor
 # would be a graph break, or, traced, one draw baked into the graph as a
 # constant.  There the draw is an operator of its own instead, which the
 # compiled code calls at every run: fastmix::host_draw takes the next
-# (seed, offset) of the Generator numbered `generator` (Generator._key) and
+# (seed, offset) of the Generator numbered `generator` (generator_key) and
 # returns it as two int64 on the CPU; the device-seed operators then read
 # it as their state (increment 0: a temporary, nothing to advance).  The
 # result is bitwise the eager call's: the same (seed, offset), the same C
@@ -567,7 +572,7 @@ def _host_draw_tags() -> dict:
 
 @torch.library.custom_op("fastmix::host_draw", mutates_args=(), **_host_draw_tags())
 def _host_draw_op(generator: int) -> Tensor:
-    g = _fm._generators.get(generator)
+    g = generator_by_key(generator)
     if g is None:
         raise RuntimeError(f"fastmix::host_draw: there is no fastmix.Generator numbered "
                            f"{generator} (it no longer exists)")
@@ -633,8 +638,7 @@ def _seed_state(func: str, generator, x: Tensor) -> Optional[Tuple[Tensor, int]]
         return _device_state(func, generator, x), _to_i64(generator.increment)
     if not torch.compiler.is_compiling():
         return None
-    g = _fm._generator(generator)
-    state = torch.ops.fastmix.host_draw(g._key)
+    state = torch.ops.fastmix.host_draw(generator_key(resolve(generator)))
     if x.device.type != "cpu":
         state = state.to(x.device, non_blocking=True)
     return state, 0
@@ -757,7 +761,7 @@ def _cut_config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_pro
                 correct_lam, fold):
     # The operators' config arguments, checked by the C library (a ctypes
     # call: runs eagerly inside torch.compile, as the draw does).
-    cfg = _fm._config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
+    cfg = cut_config(func, mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
                       pairing, correct_lam, fold)
     check_mix_config(func, cfg)
     config = [cfg.mixup_alpha, cfg.cutmix_alpha, cfg.cutmix_min, cfg.cutmix_max, cfg.prob,
@@ -789,7 +793,7 @@ def cutmix(x: Tensor, *, mixup_alpha: float = 0.0, cutmix_alpha: float = 1.0,
 
 def _view_hw(func: str, xv: Tensor, layout: int):
     """The height and width fastmix.cutmix takes of the operators' view of x
-    (fastmix._image_dims, from the shape alone)."""
+    (as fastmix.cutmix takes them, from the shape alone)."""
     shape = tuple(xv.shape)
     if len(shape) == 3:
         return shape[1], shape[2]
@@ -867,13 +871,13 @@ def _u8_args(func: str, x: Tensor, mean, std, dtype, in_layout, out_layout, conf
         if nhwc and not nchw:
             x, in_lay = x.permute(0, 2, 3, 1), LAYOUTS["nhwc"]
     xv = _dense_samples(x) if x.dim() == 4 else x
-    dx, batch, c, h, w, stride = _fm._u8_images(func, xv, in_lay)
-    m = _fm._norm_values(mean, c, func, "mean")
-    s = _fm._norm_values(std, c, func, "std")
-    code = _fm._a.FLOAT_DTYPES[str(dtype).replace("torch.", "")]
+    dx, batch, c, h, w, stride = u8_images(func, xv, in_lay)
+    m = norm_values(mean, c, func, "mean")
+    s = norm_values(std, c, func, "std")
+    code = _DTYPE_CODES[str(dtype).replace("torch.", "")]
     elems = c * h * w
-    cfg = None if config is None else _fm._config(func, *config)
-    _fm._check_u8(func, cfg, in_lay, batch, c, h, w, stride, m, s, code, out_lay, elems)
+    cfg = None if config is None else cut_config(func, *config)
+    check_u8(func, cfg, in_lay, batch, c, h, w, stride, m, s, code, out_lay, elems)
     return xv, in_lay, out_lay, [float(v) for v in m], [float(v) for v in s]
 
 
@@ -1130,7 +1134,7 @@ class MixUp(torch.nn.Module):
         self.cutmix_alpha, self.switch_prob, self.cutmix_minmax = cutmix_alpha, switch_prob, \
             cutmix_minmax
         self.prob, self.mode, self.correct_lam = prob, mode, bool(correct_lam)
-        cfg = _fm._config(func, self.alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
+        cfg = cut_config(func, self.alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
                           pairing, correct_lam, fold)
         # Plain mixup (today's fused fastmix_mixup) unless an option needs the CutMix draw.
         self._plain = (cfg.cutmix_alpha == 0.0 and cutmix_minmax is None and cfg.prob == 1.0
@@ -1207,7 +1211,7 @@ class CutMix(torch.nn.Module):
             if num_classes < 1:
                 raise_invalid(f"{func}: num_classes must be None or >= 1, got {num_classes}")
         self.num_classes, self.generator, self.inplace = num_classes, generator, inplace
-        check_mix_config(func, _fm._config(func, 0.0, self.alpha, None, 1.0, 0.5, "batch", "roll",
+        check_mix_config(func, cut_config(func, 0.0, self.alpha, None, 1.0, 0.5, "batch", "roll",
                                            True, False))
         self._cut_cache = None
         _cached_config(self, self._cut_options())
@@ -1294,8 +1298,8 @@ class MixUpU8(torch.nn.Module):
         self.in_layout = list(LAYOUTS)[layout_code(in_layout, func, "in_layout")]
         # mean and std as float32 values; their count is checked against x's
         # channels at each call, their values by the C library here.
-        m = _fm._norm_values(mean, _count(mean), func, "mean")
-        sd = _fm._norm_values(std, _count(std), func, "std")
+        m = norm_values(mean, _count(mean), func, "mean")
+        sd = norm_values(std, _count(std), func, "std")
         if len(m) != len(sd) and min(len(m), len(sd)) != 1:
             raise_invalid(f"{func}: mean and std must have as many values (one per channel), got "
                           f"{len(m)} and {len(sd)}")
@@ -1303,17 +1307,17 @@ class MixUpU8(torch.nn.Module):
         if n > MAX_NORM_CHANNELS:
             raise_invalid(f"{func}: mean and std have {n} values; the uint8 input path takes 1 to "
                           f"{MAX_NORM_CHANNELS} channels (FASTMIX_MAX_NORM_CHANNELS)")
-        self.mean = tuple(float(v) for v in _fm._norm_values(m, n, func, "mean"))
-        self.std = tuple(float(v) for v in _fm._norm_values(sd, n, func, "std"))
+        self.mean = tuple(float(v) for v in norm_values(m, n, func, "mean"))
+        self.std = tuple(float(v) for v in norm_values(sd, n, func, "std"))
         self._options = (mixup_alpha, cutmix_alpha, cutmix_minmax, prob, switch_prob, mode,
                          pairing, correct_lam, fold)
         self.mixing = not (real_value(mixup_alpha, func, "mixup_alpha") == 0.0
                            and real_value(cutmix_alpha, func, "cutmix_alpha") == 0.0
                            and cutmix_minmax is None)
-        cfg = _fm._config(func, *self._options) if self.mixing else None
-        _fm._check_u8(func, cfg, 0, 0, n, 1, 1, n, _np.asarray(self.mean, _np.float32),
-                      _np.asarray(self.std, _np.float32),
-                      _fm._a.FLOAT_DTYPES[str(dtype).replace("torch.", "")], 0, n)
+        cfg = cut_config(func, *self._options) if self.mixing else None
+        check_u8(func, cfg, 0, 0, n, 1, 1, n, _np.asarray(self.mean, _np.float32),
+                 _np.asarray(self.std, _np.float32),
+                 _DTYPE_CODES[str(dtype).replace("torch.", "")], 0, n)
         self.generator = generator
         self.mixup_enabled = True
         self.boxes = None
