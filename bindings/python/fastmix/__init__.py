@@ -43,8 +43,8 @@ from ._cutmix import cutmix, cutmix_apply, cutmix_sample
 from ._u8 import cutmix_apply_u8, cutmix_u8
 # Outside __all__ but reachable as fastmix.<name>: the library handle, its
 # structs and constants, and the argument helpers.
-from ._lib import LOSS_BINARY_CROSS_ENTROPY, LOSS_CROSS_ENTROPY, LossConfig, check, lib
-from ._lib import raise_invalid
+from ._lib import (LOSS_BINARY_CROSS_ENTROPY, LOSS_CROSS_ENTROPY, LossConfig, check, lib,
+                   raise_invalid)
 from ._args import (LAYOUTS, alpha_value, check_mix_config, check_sampler, layout_code,
                     mix_config, pairing_code, reduction_code)
 
