@@ -16,7 +16,7 @@ import pytest
 
 import fastmix
 import _reference as ref
-from conftest import last_error
+from conftest import edge_boxes, hand_made_draw, last_error
 
 P_MIN = 1e-4  # p-value threshold of the statistical tests
 N_STAT = 20000
@@ -462,23 +462,7 @@ def make_draw(rng, b, h, w):
     """A hand-made draw covering every kind of box: blends, unmixed, full,
     empty (at an edge and inside), single pixels at the corners, edge strips,
     and boxes whose partner is the sample itself."""
-    lam = rng.random(b).astype(np.float32)
-    par = rng.permutation(b).astype(np.int64)
-    kinds = [(-1, -1, -1, -1), (0, 0, 0, 0), (0, 0, h, w), (h, w, h, w), (h // 2, 0, h // 2, w),
-             (0, 0, 1, 1), (h - 1, w - 1, h, w), (0, w - 1, h, w), (h - 1, 0, h, w),
-             (0, 0, h, 1)]
-    boxes = np.zeros((b, 4), np.int32)
-    for i in range(b):
-        if i < len(kinds):
-            boxes[i] = kinds[i]
-        else:
-            y0, y1 = np.sort(rng.integers(0, h + 1, 2))
-            x0, x1 = np.sort(rng.integers(0, w + 1, 2))
-            boxes[i] = (-1, -1, -1, -1) if rng.random() < 0.3 else (y0, x0, y1, x1)
-        if (boxes[i] == 0).all():
-            par[i], lam[i] = i, 1.0
-        elif (boxes[i] >= 0).all():
-            lam[i] = corrected(boxes[i:i + 1], h, w)[0]
+    lam, par, boxes = hand_made_draw(rng, b, h, w, edge_boxes(h, w) + [(0, 0, h, 1)], 0.3)
     if b > 3:
         par[3] = 3  # a cut from itself: a copy
     return lam, par, boxes

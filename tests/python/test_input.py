@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import fastmix
-from conftest import REPO, last_error
+from conftest import REPO, edge_boxes, hand_made_draw, last_error
 
 torch = pytest.importorskip("torch")
 import fastmix.loader as fl  # noqa: E402
@@ -129,24 +129,8 @@ def make_draw(rng, b, h, w):
     """A hand-made draw with every kind of box: blends (lambda 0 and 1
     included), unmixed (0 box, its own partner), full, empty (at an edge and
     inside), single pixels at the corners, edge strips, a cut from itself."""
-    lam = rng.random(b).astype(np.float32)
-    par = rng.permutation(b).astype(np.int64)
-    kinds = [(-1, -1, -1, -1), (0, 0, 0, 0), (0, 0, h, w), (h, w, h, w), (h // 2, 0, h // 2, w),
-             (0, 0, 1, 1), (h - 1, w - 1, h, w), (0, w - 1, h, w), (h - 1, 0, h, w),
-             (-1, -1, -1, -1), (-1, -1, -1, -1), (0, 0, h, 1)]
-    boxes = np.zeros((b, 4), np.int32)
-    for i in range(b):
-        if i < len(kinds):
-            boxes[i] = kinds[i]
-        else:
-            y0, y1 = np.sort(rng.integers(0, h + 1, 2))
-            x0, x1 = np.sort(rng.integers(0, w + 1, 2))
-            boxes[i] = (-1, -1, -1, -1) if rng.random() < 0.4 else (y0, x0, y1, x1)
-        if (boxes[i] == 0).all():
-            par[i], lam[i] = i, 1.0
-        elif (boxes[i] >= 0).all():
-            area = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
-            lam[i] = np.float32(1.0 - area / (h * w))
+    kinds = edge_boxes(h, w) + [(-1, -1, -1, -1), (-1, -1, -1, -1), (0, 0, h, 1)]
+    lam, par, boxes = hand_made_draw(rng, b, h, w, kinds, 0.4)
     if b > 9:
         lam[9] = 0.0  # all partner
     if b > 10:

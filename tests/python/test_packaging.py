@@ -58,27 +58,28 @@ def test_missing_library_names_path(tmp_path):
     assert "ImportError" in r.stderr and str(missing) in r.stderr
 
 
-def test_mismatched_library_names_path(tmp_path):
+def _c_library(tmp_path, name, source):
+    """lib<name>.so built from the C `source` in tmp_path (the test is
+    skipped without a C compiler)."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler to build a fake library")
-    src = tmp_path / "fake.c"
-    src.write_text("int fastmix_version(void) { return 99999; }\n")
-    so = tmp_path / "libfake.so"
+    src = tmp_path / f"{name}.c"
+    src.write_text(source)
+    so = tmp_path / f"lib{name}.so"
     subprocess.run([cc, "-shared", "-fPIC", "-o", str(so), str(src)], check=True)
+    return so
+
+
+def test_mismatched_library_names_path(tmp_path):
+    so = _c_library(tmp_path, "fake", "int fastmix_version(void) { return 99999; }\n")
     r = _run("import fastmix", FASTMIX_LIBRARY=str(so))
     assert r.returncode != 0
     assert "ImportError" in r.stderr and str(so) in r.stderr and "99999" in r.stderr
 
 
 def test_not_a_fastmix_library(tmp_path):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build a fake library")
-    src = tmp_path / "other.c"
-    src.write_text("int something(void) { return 1; }\n")
-    so = tmp_path / "libother.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-o", str(so), str(src)], check=True)
+    so = _c_library(tmp_path, "other", "int something(void) { return 1; }\n")
     r = _run("import fastmix", FASTMIX_LIBRARY=str(so))
     assert r.returncode != 0 and "ImportError" in r.stderr and str(so) in r.stderr
 

@@ -276,8 +276,8 @@ def test_opcheck(gen):
     torch.library.opcheck(torch.ops.fastmix.mixup_.default, (x.detach().clone(), 0.4, True, 0, 3, 1))
     torch.library.opcheck(torch.ops.fastmix.blend.default, (x, lam, par))
     for red in (0, 1, 2):
-        torch.library.opcheck(torch.ops.fastmix.cross_entropy.default,
-                              (z, y, lam, par, red, 0.1, -100, True))
+        torch.library.opcheck(torch.ops.fastmix.loss.default,
+                              (z, y, lam, par, None, None, 0, red, 0.1, -100, -1.0, True))
     torch.library.opcheck(torch.ops.fastmix.soft_targets.default,
                           (y, 7, lam, par, 0.1, torch.float32))
 

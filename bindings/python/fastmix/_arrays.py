@@ -16,6 +16,7 @@ import numpy as np
 from ._lib import raise_invalid
 
 FLOAT_DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
+DEVICE_CPU, DEVICE_CUDA = 0, 1  # fastmix_device
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
@@ -42,22 +43,29 @@ class Desc:
     def where(self) -> str:
         return f"cuda:{self.index}" if self.cuda else "cpu"
 
+    @property
+    def device_code(self) -> int:
+        """The fastmix_device of the array: FASTMIX_DEVICE_CUDA or _CPU."""
+        return DEVICE_CUDA if self.cuda else DEVICE_CPU
 
-def _torch():
+
+def loaded_torch():
+    """The torch module, if something has imported it (else None)."""
     return sys.modules.get("torch")
 
 
-def _cupy():
+def loaded_cupy():
+    """The cupy module, if something has imported it (else None)."""
     return sys.modules.get("cupy")
 
 
-def _is_torch(a) -> bool:
-    t = _torch()
+def is_torch(a) -> bool:
+    t = loaded_torch()
     return t is not None and isinstance(a, t.Tensor)
 
 
-def _is_cupy(a) -> bool:
-    c = _cupy()
+def is_cupy(a) -> bool:
+    c = loaded_cupy()
     return c is not None and isinstance(a, c.ndarray)
 
 
@@ -73,14 +81,14 @@ def _byte_strides(strides, itemsize, func, name):
 
 def describe(a, func: str, name: str) -> Desc:
     """The Desc of an array argument; TypeError for anything that is not one."""
-    if _is_torch(a):
+    if is_torch(a):
         dev = a.device
         if dev.type not in ("cpu", "cuda"):
             raise_invalid(f"{func}: {name} is on device {dev}; fastmix supports cpu and cuda")
         dtype = str(a.dtype).replace("torch.", "")
         return Desc(a, "torch", dev.type == "cuda", dev.index if dev.type == "cuda" else -1,
                     a.data_ptr(), tuple(a.shape), tuple(a.stride()), dtype, a.element_size())
-    if _is_cupy(a):
+    if is_cupy(a):
         return Desc(a, "cupy", True, a.device.id, a.data.ptr, tuple(a.shape),
                     _byte_strides(a.strides, a.itemsize, func, name), a.dtype.name, a.itemsize)
     if isinstance(a, np.ndarray) or hasattr(a, "__array_interface__"):
@@ -131,14 +139,14 @@ def empty(ref: Desc, shape, dtype: str, sample_stride: int | None = None):
         strides = (sample_stride,) + tuple(reversed(inner))
         span = (shape[0] - 1) * sample_stride + row
     if ref.lib == "torch":
-        torch = _torch()
+        torch = loaded_torch()
         tdtype = getattr(torch, dtype)
         dev = torch.device("cuda", ref.index) if ref.cuda else torch.device("cpu")
         if strides is None:
             return torch.empty(shape, dtype=tdtype, device=dev)
         return torch.empty_strided(shape, strides, dtype=tdtype, device=dev)
     if ref.lib == "cupy":
-        cupy = _cupy()
+        cupy = loaded_cupy()
         with cupy.cuda.Device(ref.index):
             if strides is None:
                 return cupy.empty(shape, dtype=dtype)
@@ -162,11 +170,16 @@ def contiguous_1d(d: Desc, dtype: str, n: int, func: str, name: str, kinds) -> D
         raise_invalid(f"{func}: {name} has dtype {d.dtype}; expected one of {', '.join(kinds)}")
     if d.dtype == dtype and (n <= 1 or d.strides[0] == 1):
         return d
+    return contiguous_copy(d, dtype, func, name)
+
+
+def contiguous_copy(d: Desc, dtype: str, func: str, name: str) -> Desc:
+    """d converted to a C-contiguous array of `dtype`, in d's library on d's device."""
     a = d.obj
     if d.lib == "torch":
-        a = a.to(getattr(_torch(), dtype)).contiguous()
+        a = a.to(getattr(loaded_torch(), dtype)).contiguous()
     elif d.lib == "cupy":
-        cupy = _cupy()
+        cupy = loaded_cupy()
         with cupy.cuda.Device(d.index):
             a = cupy.ascontiguousarray(a, dtype=dtype)
     else:
@@ -220,18 +233,18 @@ def on_device(d: Desc):
         yield None
         return
     if d.lib == "torch":
-        torch = _torch()
+        torch = loaded_torch()
         with torch.cuda.device(d.index):
             yield torch.cuda.current_stream(d.index).cuda_stream
     else:
-        cupy = _cupy()
+        cupy = loaded_cupy()
         with cupy.cuda.Device(d.index):
             yield cupy.cuda.get_current_stream().ptr
 
 
 def dtype_name(dtype) -> str:
     """A dtype given as a string, a NumPy dtype or a torch.dtype, by name."""
-    t = _torch()
+    t = loaded_torch()
     if t is not None and isinstance(dtype, t.dtype):
         return str(dtype).replace("torch.", "")
     if isinstance(dtype, str):

@@ -31,7 +31,7 @@ from fastai.losses import BaseLoss, LabelSmoothingCrossEntropy
 
 import fastmix as _fm
 import fastmix.torch as _ft
-from ._lib import PAIRINGS, alpha_value, check_sampler
+from ._args import PAIRINGS, alpha_value, check_sampler
 
 __all__ = ["MixUp"]
 

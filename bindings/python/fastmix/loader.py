@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-import fastmix as _fm
+from ._generators import AnyGenerator as _Generator
 from ._lib import NoDeviceError, Status, raise_invalid
-from .torch import MixedTarget, MixUpU8, _Generator
+from .torch import MixedTarget, MixUpU8
 
 __all__ = ["fast_collate_u8", "PrefetchLoaderU8"]
 

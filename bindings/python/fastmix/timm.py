@@ -13,8 +13,11 @@ from typing import Optional
 from torch import Tensor
 
 import fastmix as _fm
-from ._lib import LAYOUTS, check_mix_config, raise_invalid
-from .torch import _Generator, _images_view
+from ._args import LAYOUTS, check_mix_config
+from ._args import cut_config as _cut_config
+from ._generators import AnyGenerator as _Generator
+from ._lib import raise_invalid
+from ._torch_functional import images_view as _images_view
 
 __all__ = ["Mixup"]
 
@@ -69,7 +72,7 @@ class Mixup:
         self.generator = generator
         self.mixup_enabled = True
         # the values are the C library's to check (and name), when built
-        check_mix_config(func, _fm._config(func, **self._kwargs()))
+        check_mix_config(func, _cut_config(func, **self._kwargs()))
         self.lambdas = self.partners = self.boxes = None
 
     def _kwargs(self):
