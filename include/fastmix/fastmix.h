@@ -181,7 +181,7 @@ FASTMIX_API fastmix_status fastmix_cross_entropy_workspace_size(fastmix_device d
                                                                 fastmix_reduction reduction,
                                                                 size_t *bytes);
 
-/* fastmix_cross_entropy with a caller-provided workspace (no call allocates).
+/* fastmix_cross_entropy with a caller-provided workspace (it allocates nothing).
  * workspace NULL: exactly fastmix_cross_entropy.  With a workspace of at
  * least fastmix_cross_entropy_workspace_size bytes (on `device`, 8-byte
  * aligned, overlapping no other argument), a CUDA MEAN/SUM runs its rows on
