@@ -647,14 +647,7 @@ struct Bench {
     for (const Shape &s : shapes)
       for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_BFLOAT16})
         for (int mixed = 0; mixed < 2; ++mixed) {
-          fastmix_mix_config cfg{};
-          cfg.mixup_alpha = mixed ? 0.8f : 0.0f;
-          cfg.cutmix_alpha = 1.0f;
-          cfg.prob = 1.0f;
-          cfg.switch_prob = 0.5f;
-          cfg.mode = FASTMIX_MIX_ELEM;
-          cfg.pairing = FASTMIX_PAIRING_FLIP;
-          cfg.correct_lam = 1;
+          const fastmix_mix_config cfg = bench::timm_mix_config(mixed ? 0.8f : 0.0f);
           const int64_t elems = s.c * s.h * s.w, total = s.n * elems;
           const size_t es = fm::dtype_size(d), bytes = (size_t)total * es;
           void *x = be.alloc(bytes), *out = be.alloc(bytes), *tmp = be.alloc(bytes);

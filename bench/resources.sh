@@ -8,10 +8,10 @@
 #   - 16-byte memory access: the vector-path kernels (the out-of-place blend
 #     with Vec = true, "Lb1E" in its mangled name, the staged blend (and
 #     CutMix in place) with a vector Layout, the out-of-place CutMix with a
-#     vector CutPath, the loss's ce_kernel and every instance of the uint8
-#     input kernel, u8_tiles_kernel) must
-#     have a 128-bit global load (LDG...128) and a 128-bit global store
-#     (STG...128) inside a loop of their SASS (the hot loops).
+#     vector CutPath, and every instance of the loss kernel, loss_kernel, and
+#     of the uint8 input kernel, u8_tiles_kernel) must have a 128-bit global
+#     load (LDG...128) and a 128-bit global store (STG...128) inside a loop
+#     of their SASS (the hot loops).
 #
 #   bash bench/resources.sh [--lib PATH]
 #
@@ -86,18 +86,25 @@ def dump(*flags):
     return subprocess.run([cuobjdump, *flags, "-arch", "sm_90", lib], capture_output=True,
                           text=True, check=True).stdout
 
+def functions(flag, head):
+    """(kernel, line) for every line of a dump below a kernel's header line
+    (matched by `head`, the name its group 1), and (kernel, None) for the
+    header itself."""
+    name = None
+    for line in dump(flag).splitlines():
+        m = re.match(head, line)
+        if m:
+            name = m.group(1)
+            yield name, None
+        elif name:
+            yield name, line
+
 # Registers, stack, shared, local per kernel.
 res = {}
-name = None
-for line in dump("--dump-resource-usage").splitlines():
-    m = re.match(r"\s*Function (\S+):", line)
+for name, line in functions("--dump-resource-usage", r"\s*Function (\S+):"):
+    m = line and re.match(r"\s*REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", line)
     if m:
-        name = m.group(1)
-        continue
-    m = re.match(r"\s*REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", line)
-    if m and name:
         res[name] = dict(zip(("reg", "stack", "shared", "local"), map(int, m.groups())))
-        name = None
 
 # Threads per block: the __launch_bounds__ the cubin records (EIATTR_MAX_THREADS);
 # kernels without one are launched with a fixed configuration, known here.
@@ -116,16 +123,12 @@ for i, line in enumerate(lines):
 # SASS: per kernel, local-memory instructions and whether a loop (the span
 # from a backward branch's target to the branch) holds 128-bit LDG and STG.
 sass = {}
-name = None
-for line in dump("--dump-sass").splitlines():
-    m = re.match(r"\s*Function : (\S+)", line)
+for name, line in functions("--dump-sass", r"\s*Function : (\S+)"):
+    m = line and re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
     if m:
-        name = m.group(1)
-        sass[name] = []
-        continue
-    m = re.match(r"\s*/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
-    if m and name:
-        sass[name].append((int(m.group(1), 16), m.group(2)))
+        sass.setdefault(name, []).append((int(m.group(1), 16), m.group(2)))
+    elif line is None:
+        sass.setdefault(name, [])
 
 def sass_facts(ins):
     facts = {"ldl": 0, "ldg128_loop": False, "stg128_loop": False, "ldg128": False, "stg128": False}
@@ -180,7 +183,7 @@ def is_vector_path(mangled, base):
         return re.search(r"CutPathE[12]E", mangled) is not None
     if base == "blend_rows_kernel":
         return "Lb1E" in mangled  # template argument Vec = true
-    return base in ("ce_kernel", "u8_tiles_kernel")
+    return base in ("loss_kernel", "u8_tiles_kernel")
 
 rows, failures = [], []
 for k in pretty_in:

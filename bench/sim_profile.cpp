@@ -33,10 +33,12 @@ namespace {
 
 using bench::check;
 using bench::check_cuda;
+using bench::device_alloc;
 using bench::die;
 using bench::dname;
-
-size_t dsize(fastmix_dtype d) { return d == FASTMIX_FLOAT32 ? 4 : 2; }
+using bench::dsize;
+using bench::upload;
+using bench::values;
 
 // --only PREFIX: run only the ops whose name starts with PREFIX.
 std::string g_only;
@@ -53,41 +55,13 @@ void end(const char *what) {
   std::fflush(stdout);
 }
 
-// Values spread over [lo, hi) in the storage type (finite and normal, so no
-// call takes a NaN or subnormal path).
-std::vector<unsigned char> values(fastmix_dtype d, size_t n, float lo, float hi, uint32_t seed) {
-  std::vector<unsigned char> v(n * dsize(d));
-  uint32_t s = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    s = s * 1664525u + 1013904223u;
-    float f = lo + (hi - lo) * (float)(s >> 8) * (1.0f / 16777216.0f);
-    if (f > -1.0f / 1024 && f < 1.0f / 1024) f = 1.0f / 1024;  // normal in float16 too
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if (d == FASTMIX_FLOAT32) {
-      std::memcpy(&v[4 * i], &f, 4);
-      continue;
-    }
-    // Truncation is good enough for inputs: only the value range matters here.
-    const uint16_t h = d == FASTMIX_BFLOAT16 ? (uint16_t)(u >> 16)
-                                             : (uint16_t)(((u >> 16) & 0x8000u) |
-                                                          ((((u >> 23) & 0xffu) - 112u) << 10) |
-                                                          ((u >> 13) & 0x3ffu));
-    std::memcpy(&v[2 * i], &h, 2);
-  }
-  return v;
-}
-
-void *device_alloc(size_t bytes) {
-  void *p = nullptr;
-  check_cuda(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
-  return p;
-}
-
-void *upload(const std::vector<unsigned char> &host) {
-  void *p = device_alloc(host.size());
-  check_cuda(cudaMemcpy(p, host.data(), host.size(), cudaMemcpyHostToDevice), "upload");
-  return p;
+// The profiled call `op` (when --only wants it): announced, run, finished.
+template <class F>
+void profile(const char *op, fastmix_dtype d, int64_t elements, const F &call) {
+  if (!wanted(op)) return;
+  begin(op, d, elements);
+  call();
+  end(op);
 }
 
 int64_t parse(const char *s) {
@@ -175,15 +149,13 @@ int main(int argc, char **argv) {
       "upload");
   end("setup");
 
-  if (wanted("sample")) {
-    begin("sample", FASTMIX_FLOAT32, samples);
+  profile("sample", FASTMIX_FLOAT32, samples, [&] {
     float *l = static_cast<float *>(device_alloc(4 * (size_t)samples));
     int64_t *p = static_cast<int64_t *>(device_alloc(8 * (size_t)samples));
     check(fastmix_sample(dev, alpha, 1, perm, 7, 0, samples, l, p, nullptr), "fastmix_sample");
-    end("sample");
-    cudaFree(l);
+    cudaFree(l);  // waits for the draw, then frees
     cudaFree(p);
-  }
+  });
 
   for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_FLOAT16, FASTMIX_BFLOAT16}) {
     begin("setup", d, 0);
@@ -195,16 +167,12 @@ int main(int argc, char **argv) {
     void *targets = device_alloc((size_t)logits * dsize(d));
     end("setup");
 
-    if (wanted("blend")) {
-      begin("blend", d, total);
+    profile("blend", d, total, [&] {
       check(fastmix_blend(dev, d, x, out, n, elems, elems, lam, part, nullptr), "fastmix_blend");
-      end("blend");
-    }
-    if (wanted("blend-inplace")) {
-      begin("blend-inplace", d, total);
+    });
+    profile("blend-inplace", d, total, [&] {
       check(fastmix_blend(dev, d, y, y, n, elems, elems, lam, part, nullptr), "fastmix_blend");
-      end("blend in place");
-    }
+    });
     if (wanted("blend-odd-stride") || wanted("blend-odd-stride-scalar") ||
         wanted("mixup-odd-stride") || wanted("blend-inplace-odd-stride") ||
         wanted("mixup-inplace-odd-stride")) {
@@ -217,158 +185,123 @@ int main(int argc, char **argv) {
       const size_t es = dsize(d);
       void *xo = upload(values(d, (size_t)span + 8, -1.0f, 1.0f, 13));
       unsigned char *oo = static_cast<unsigned char *>(device_alloc(((size_t)span + 8) * es));
-      if (wanted("blend-odd-stride")) {
-        begin("blend-odd-stride", d, total);
+      profile("blend-odd-stride", d, total, [&] {
         check(fastmix_blend(dev, d, xo, oo, n, elems, stride, lam, part, nullptr), "fastmix_blend");
-        end("blend, odd stride");
-      }
-      if (wanted("blend-odd-stride-scalar")) {
-        begin("blend-odd-stride-scalar", d, total);
+      });
+      profile("blend-odd-stride-scalar", d, total, [&] {
         check(fastmix_blend(dev, d, xo, oo + es, n, elems, stride, lam, part, nullptr),
               "fastmix_blend");
-        end("blend, odd stride, scalar");
-      }
-      if (wanted("mixup-odd-stride")) {
-        begin("mixup-odd-stride", d, total);
+      });
+      profile("mixup-odd-stride", d, total, [&] {
         check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 2, xo, oo, n, elems, stride, lam_draw,
                             part_draw, nullptr),
               "fastmix_mixup");
-        end("mixup, odd stride");
-      }
-      if (wanted("blend-inplace-odd-stride")) {
-        begin("blend-inplace-odd-stride", d, total);
+      });
+      profile("blend-inplace-odd-stride", d, total, [&] {
         check(fastmix_blend(dev, d, xo, xo, n, elems, stride, lam, part, nullptr), "fastmix_blend");
-        end("blend in place, odd stride");
-      }
-      if (wanted("mixup-inplace-odd-stride")) {
-        begin("mixup-inplace-odd-stride", d, total);
+      });
+      profile("mixup-inplace-odd-stride", d, total, [&] {
         check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 3, xo, xo, n, elems, stride, lam_draw,
                             part_draw, nullptr),
               "fastmix_mixup");
-        end("mixup in place, odd stride");
-      }
+      });
       cudaFree(xo);
       cudaFree(oo);
     }
-    if (wanted("mixup")) {
-      begin("mixup", d, total);
+    profile("mixup", d, total, [&] {
       check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 0, x, out, n, elems, elems, lam_draw,
                           part_draw, nullptr),
             "fastmix_mixup");
-      end("mixup");
-    }
-    if (wanted("mixup-inplace")) {
-      begin("mixup-inplace", d, total);
+    });
+    profile("mixup-inplace", d, total, [&] {
       check(fastmix_mixup(dev, d, alpha, 1, perm, 9, 1, y, y, n, elems, elems, lam_draw, part_draw,
                           nullptr),
             "fastmix_mixup");
-      end("mixup in place");
-    }
-    // timm's defaults: mixup 0.8 or CutMix 1.0, half and half, NCHW.
-    fastmix_mix_config cut{};
-    cut.mixup_alpha = 0.8f;
-    cut.cutmix_alpha = 1.0f;
-    cut.prob = 1.0f;
-    cut.switch_prob = 0.5f;
-    cut.mode = FASTMIX_MIX_ELEM;
-    cut.pairing = FASTMIX_PAIRING_FLIP;
-    cut.correct_lam = 1;
-    if (wanted("cutmix")) {
-      begin("cutmix", d, total);
+    });
+    const fastmix_mix_config cut = bench::timm_mix_config();  // NCHW below
+    profile("cutmix", d, total, [&] {
       check(fastmix_cutmix(dev, d, &cut, 9, 0, FASTMIX_LAYOUT_NCHW, x, out, n, c, h, w, elems,
                            lam_draw, part_draw, boxes, nullptr),
             "fastmix_cutmix");
-      end("cutmix");
-    }
-    if (wanted("cutmix-inplace")) {
-      begin("cutmix-inplace", d, total);
+    });
+    profile("cutmix-inplace", d, total, [&] {
       check(fastmix_cutmix(dev, d, &cut, 9, 1, FASTMIX_LAYOUT_NCHW, y, y, n, c, h, w, elems,
                            lam_draw, part_draw, boxes, nullptr),
             "fastmix_cutmix");
-      end("cutmix in place");
-    }
+    });
     if (wanted("input-u8")) {  // uint8 NHWC in, this dtype NCHW out, the same draw
       const std::vector<float> mean((size_t)c, 0.45f), stdv((size_t)c, 0.225f);
       std::vector<unsigned char> bytes((size_t)total);
       for (size_t k = 0; k < bytes.size(); ++k) bytes[k] = (unsigned char)(k * 2654435761u >> 24);
-      void *u8 = upload(bytes);
-      begin("input-u8", d, total);
-      check(fastmix_cutmix_u8(dev, &cut, 9, 2, FASTMIX_LAYOUT_NHWC, static_cast<uint8_t *>(u8), n,
-                              c, h, w, elems, mean.data(), stdv.data(), d, FASTMIX_LAYOUT_NCHW, out,
-                              elems, lam_draw, part_draw, boxes, nullptr),
-            "fastmix_cutmix_u8");
-      end("input u8");
+      uint8_t *u8 = upload(bytes);
+      profile("input-u8", d, total, [&] {
+        check(fastmix_cutmix_u8(dev, &cut, 9, 2, FASTMIX_LAYOUT_NHWC, u8, n, c, h, w, elems,
+                                mean.data(), stdv.data(), d, FASTMIX_LAYOUT_NCHW, out, elems,
+                                lam_draw, part_draw, boxes, nullptr),
+              "fastmix_cutmix_u8");
+      });
       cudaFree(u8);
     }
-    if (wanted("loss-none")) {
-      begin("loss-none", d, logits);
+    profile("loss-none", d, logits, [&] {
       check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,
                                      FASTMIX_REDUCTION_NONE, 0.1f, -100, loss, grad, 1.0f, nullptr,
                                      0, nullptr),
             "fastmix_cross_entropy_ws NONE");
-      end("loss NONE");
-    }
-    if (wanted("loss-mean-ws")) {
-      begin("loss-mean-ws", d, logits);
+    });
+    profile("loss-mean-ws", d, logits, [&] {
       check(fastmix_cross_entropy_ws(dev, d, z, rows, classes, classes, labels, row_lam, row_part,
                                      FASTMIX_REDUCTION_MEAN, 0.1f, -100, loss, grad, 1.0f, ws,
                                      ws_bytes, nullptr),
             "fastmix_cross_entropy_ws MEAN");
-      end("loss MEAN");
-    }
+    });
     // The general loss: plain labels without smoothing (the common case),
     // class weights with smoothing, probability targets, binary
     // cross-entropy on mixed labels; MEAN with a workspace.
-    fastmix_loss_config lc;
-    fastmix_loss_config_init(&lc);
-    if (wanted("loss-plain")) {
-      begin("loss-plain", d, logits);
+    const auto smoothed = [] {
+      fastmix_loss_config lc;
+      fastmix_loss_config_init(&lc);
+      lc.label_smoothing = 0.1f;
+      return lc;
+    };
+    profile("loss-plain", d, logits, [&] {
+      fastmix_loss_config lc;
+      fastmix_loss_config_init(&lc);
       lc.reduction = FASTMIX_REDUCTION_NONE;
       check(fastmix_loss(dev, d, z, rows, classes, classes, labels, nullptr, nullptr, &lc, loss,
                          grad, nullptr, 0, nullptr),
             "fastmix_loss plain");
-      end("loss plain");
-    }
-    fastmix_loss_config_init(&lc);
-    lc.label_smoothing = 0.1f;
-    if (wanted("loss-weighted")) {
-      begin("loss-weighted", d, logits);
-      lc.class_weight = class_weight;
-      check(fastmix_loss(dev, d, z, rows, classes, classes, labels, row_lam, row_part, &lc, loss,
-                         grad, ws, ws_bytes, nullptr),
-            "fastmix_loss weighted");
-      end("loss weighted");
-      lc.class_weight = nullptr;
-    }
-    if (wanted("loss-dense")) {
+    });
+    // fastmix_loss, MEAN with a workspace, on the mixed labels or, with
+    // targets in the config, on those.
+    const auto loss_mean = [&](const char *op, const fastmix_loss_config &lc) {
+      const bool dense = lc.targets != nullptr;
+      profile(op, d, logits, [&] {
+        check(fastmix_loss(dev, d, z, rows, classes, classes, dense ? nullptr : labels,
+                           dense ? nullptr : row_lam, dense ? nullptr : row_part, &lc, loss, grad,
+                           ws, ws_bytes, nullptr),
+              op);
+      });
+    };
+    fastmix_loss_config weighted = smoothed();
+    weighted.class_weight = class_weight;
+    loss_mean("loss-weighted", weighted);
+    if (wanted("loss-dense"))  // its targets: the mixed labels' soft targets
       check(fastmix_soft_targets(dev, d, labels, row_lam, row_part, rows, classes, 0.0f, targets,
                                  classes, nullptr),
             "fastmix_soft_targets");
-      begin("loss-dense", d, logits);
-      lc.targets = targets;
-      lc.targets_dtype = d;
-      lc.targets_stride = classes;
-      check(fastmix_loss(dev, d, z, rows, classes, classes, nullptr, nullptr, nullptr, &lc, loss,
-                         grad, ws, ws_bytes, nullptr),
-            "fastmix_loss dense");
-      end("loss dense");
-      lc.targets = nullptr;
-    }
-    if (wanted("bce")) {
-      begin("bce", d, logits);
-      lc.kind = FASTMIX_LOSS_BINARY_CROSS_ENTROPY;
-      check(fastmix_loss(dev, d, z, rows, classes, classes, labels, row_lam, row_part, &lc, loss,
-                         grad, ws, ws_bytes, nullptr),
-            "fastmix_loss bce");
-      end("bce");
-    }
-    if (wanted("soft-targets")) {
-      begin("soft-targets", d, logits);
+    fastmix_loss_config dense = smoothed();
+    dense.targets = targets;
+    dense.targets_dtype = d;
+    dense.targets_stride = classes;
+    loss_mean("loss-dense", dense);
+    fastmix_loss_config bce = smoothed();
+    bce.kind = FASTMIX_LOSS_BINARY_CROSS_ENTROPY;
+    loss_mean("bce", bce);
+    profile("soft-targets", d, logits, [&] {
       check(fastmix_soft_targets(dev, d, labels, row_lam, row_part, rows, classes, 0.1f, targets,
                                  classes, nullptr),
             "fastmix_soft_targets");
-      end("soft targets");
-    }
+    });
     for (void *p : {x, y, out, z, grad, targets}) cudaFree(p);
   }
   for (void *p :

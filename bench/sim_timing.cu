@@ -41,7 +41,11 @@ namespace {
 using bench::check;
 using bench::check_cuda;
 using bench::die;
+using bench::device_alloc;
 using bench::dname;
+using bench::dsize;
+using bench::upload;
+using bench::values;
 
 // The yardstick: a grid-stride copy of 16-byte vectors, as simple as a copy
 // can be, launched with kCopyBlocksPerSm blocks of 256 threads per SM (the
@@ -80,47 +84,6 @@ int sm_count() {
   int sms = 0;
   check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "SM count");
   return sms;
-}
-
-size_t dsize(fastmix_dtype d) { return d == FASTMIX_FLOAT32 ? 4 : 2; }
-
-// Finite values in [lo, hi) in the storage type (a float16/bfloat16 value is
-// the float's truncation: only the range matters for timing).
-std::vector<unsigned char> values(fastmix_dtype d, size_t n, float lo, float hi, uint32_t seed) {
-  std::vector<unsigned char> v(n * dsize(d));
-  uint32_t s = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    s = s * 1664525u + 1013904223u;
-    float f = lo + (hi - lo) * (float)(s >> 8) * (1.0f / 16777216.0f);
-    if (f > -1.0f / 1024 && f < 1.0f / 1024) f = 1.0f / 1024;  // normal in float16 too
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if (d == FASTMIX_FLOAT32) {
-      std::memcpy(&v[4 * i], &f, 4);
-      continue;
-    }
-    const uint16_t h = d == FASTMIX_BFLOAT16
-                           ? (uint16_t)(u >> 16)
-                           : (uint16_t)(((u >> 16) & 0x8000u) |
-                                        ((((u >> 23) & 0xffu) - 112u) << 10) |
-                                        ((u >> 13) & 0x3ffu));
-    std::memcpy(&v[2 * i], &h, 2);
-  }
-  return v;
-}
-
-void *device_alloc(size_t bytes) {
-  void *p = nullptr;
-  check_cuda(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
-  return p;
-}
-
-template <class T>
-T *upload(const std::vector<T> &host) {
-  void *p = device_alloc(host.size() * sizeof(T));
-  check_cuda(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice),
-             "upload");
-  return static_cast<T *>(p);
 }
 
 enum class Op {
@@ -176,19 +139,6 @@ const fastmix_pairing kPerm = FASTMIX_PAIRING_PERMUTATION;
 const float kAlpha = 0.4f;
 const uint64_t kSeed = 9, kOffset = 0;
 
-// timm's defaults: mixup 0.8 or CutMix 1.0, half and half, per sample.
-fastmix_mix_config cutmix_config() {
-  fastmix_mix_config m{};
-  m.mixup_alpha = 0.8f;
-  m.cutmix_alpha = 1.0f;
-  m.prob = 1.0f;
-  m.switch_prob = 0.5f;
-  m.mode = FASTMIX_MIX_ELEM;
-  m.pairing = FASTMIX_PAIRING_FLIP;
-  m.correct_lam = 1;
-  return m;
-}
-
 struct Draw {
   std::vector<float> lam;
   std::vector<int64_t> part;
@@ -202,7 +152,7 @@ Draw host_draw(const Case &k) {
   d.lam.resize((size_t)k.n);
   d.part.resize((size_t)k.n);
   if (k.op == Op::kCutmix || k.op == Op::kCutmixInPlace || k.op == Op::kU8) {
-    const fastmix_mix_config m = cutmix_config();
+    const fastmix_mix_config m = bench::timm_mix_config();
     d.box.resize(4 * (size_t)k.n);
     check(fastmix_cutmix_sample(FASTMIX_DEVICE_CPU, &m, kSeed, kOffset, k.n, k.h, k.w,
                                 d.lam.data(), d.part.data(), d.box.data(), nullptr),
@@ -325,7 +275,7 @@ void run_case(const Case &k) {
   float *lam = upload(d.lam);
   int64_t *part = upload(d.part);
   int32_t *box = static_cast<int32_t *>(device_alloc(16 * (size_t)n));
-  const fastmix_mix_config cm = cutmix_config();
+  const fastmix_mix_config cm = bench::timm_mix_config();
   if (k.op == Op::kSample) {
     begin(k.name);
     check(fastmix_sample(dev, kAlpha, 1, kPerm, kSeed, kOffset, n, lam, part, nullptr),
