@@ -77,8 +77,8 @@ int main(int argc, char **argv) {
   // The smallest sizes at which the per-element figures have converged (each
   // thread of every launch handles many elements, and the fixed cost per
   // block is under 2% of the figure), to keep the simulated run to minutes:
-  // 64x3x128x128 images (at 16x3x128x128 the out-of-place figures are still
-  // 6% higher); 8x32000 logits (the loss kernel's figure is the same at
+  // 64x3x128x128 images (at 16x3x128x128 the out-of-place figures were
+  // 6% higher, 2026-12-02); 8x32000 logits (the loss kernel's figure is the same at
   // 32x32000: one block per row, so its cost is per row); 65536 samples.
   int64_t n = 64, c = 3, h = 128, w = 128, rows = 8, classes = 32000, samples = 1 << 16;
   for (int i = 1; i < argc; ++i) {
