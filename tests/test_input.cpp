@@ -211,9 +211,7 @@ fastmix_mix_config timm_config() {
 
 TEST_CASE("uint8 input: mixed and normalized output equals the reference, every layout pair",
           "[input][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x0a81);
+  FMT_SEEDED_RNG(0x0a81);
   struct Geo {
     int64_t n, c, h, w, x_gap, out_gap;
   };
@@ -253,9 +251,7 @@ U8Draw edge_draw(int64_t n, const std::vector<std::array<int64_t, 4>> &boxes) {
 
 TEST_CASE("uint8 input: CutMix boxes at the edges and corners, every layout pair and dtype",
           "[input][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x0a84);
+  FMT_SEEDED_RNG(0x0a84);
   struct Geo {
     int64_t c, h, w;
   };
@@ -291,9 +287,7 @@ TEST_CASE("uint8 input: CutMix boxes at the edges and corners, every layout pair
 
 TEST_CASE("uint8 input: on CUDA a bad partner or box makes that sample NaN, the others intact",
           "[input][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x0a85);
+  FMT_SEEDED_RNG(0x0a85);
   struct Geo {
     int64_t c, h, w;
   };
@@ -329,9 +323,7 @@ TEST_CASE("uint8 input: on CUDA a bad partner or box makes that sample NaN, the 
 
 TEST_CASE("uint8 input: fused is draw + apply bitwise, device seed is value seed",
           "[input][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x0a82);
+  FMT_SEEDED_RNG(0x0a82);
   const fastmix_mix_config cfg = timm_config();
   const int64_t n = 7, c = 3, h = 6, w = 10, elems = c * h * w;
   const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
