@@ -37,12 +37,17 @@ std::vector<int64_t> class_counts() {
 }
 
 // The four kinds of fastmix_loss call: the cross-entropy and the binary
-// loss, each with labels (kinds 0, 2) and with dense targets (1, 3).
+// loss, each with labels (kinds 0, 2) and with dense targets (1, 3); with
+// mixup where there are labels, `classes` logits and targets a row, packed
+// (randomize() spreads them).
 constexpr int kKinds = 4;
-Case kind_case(int kind) {
+Case kind_case(int kind, fastmix_reduction red, int64_t classes) {
   Case c;
   c.kind = kind < 2 ? CE : BCE;
   c.dense = kind % 2 == 1;
+  c.mix = !c.dense;
+  c.red = red;
+  c.classes = c.stride = c.tstride = classes;
   return c;
 }
 
@@ -54,16 +59,14 @@ Case kind_case(int kind) {
 void sweep(int kind, std::mt19937_64 &rng, double ignored,
            const std::function<void(Case &)> &setup) {
   const int64_t max_batch = on_simulator() ? 5 : 40;
-  const bool dense = kind_case(kind).dense;
+  const bool dense = kind % 2 == 1;
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
       for (int variant = 0; variant < (dense ? 3 : 2); ++variant)
         for (fastmix_reduction red : kReductions)
           for (int64_t C : class_counts()) {
-            Case c = kind_case(kind);
+            Case c = kind_case(kind, red, C);
             c.dtype = d;
-            c.red = red;
-            c.classes = C;
             if (dense)
               c.tdtype = kAllDtypes[variant];
             else
@@ -173,11 +176,9 @@ TEST_CASE("loss: in-place gradient (grad_logits == logits) for every kind", "[lo
     for (fastmix_dtype d : kAllDtypes)
       for (int kind = 0; kind < kKinds; ++kind)
         for (int64_t C : {7, 1001, 2069}) {
-          Case c = kind_case(kind);
+          Case c = kind_case(kind, FASTMIX_REDUCTION_MEAN, C);
           c.dtype = d;
-          c.classes = C;
           c.weights = true;
-          c.mix = !c.dense;
           c.pos = c.kind == BCE;
           randomize(c, rng, 5);
           c.grad = true;
@@ -192,15 +193,10 @@ TEST_CASE("loss: the gradient matches a central finite difference of the float64
   for (fastmix_device dev : test_devices())
     for (int kind = 0; kind < kKinds; ++kind)
       for (fastmix_reduction red : kReductions) {
-        Case c = kind_case(kind);
-        c.red = red;
+        Case c = kind_case(kind, red, 5);
         c.batch = 3;
-        c.classes = 5;
-        c.stride = 5;
-        c.tstride = 5;
         c.eps = 0.1f;
         c.weights = true;
-        c.mix = !c.dense;
         c.pos = c.kind == BCE;
         c.grad_scale = 0.7f;
         const Inputs in = make_inputs(c, rng, 2.0);
@@ -262,12 +258,9 @@ TEST_CASE("loss: batch 0 writes only the reduced loss (NaN for MEAN, 0 for SUM),
     for (int kind = 0; kind < kKinds; ++kind)
       for (fastmix_reduction red : kReductions) {
         std::mt19937_64 rng = make_rng(0x105b);
-        Case c = kind_case(kind);
-        c.red = red;
+        Case c = kind_case(kind, red, 1000);
+        c.mix = false;
         c.batch = 0;
-        c.classes = 1000;
-        c.stride = 1000;
-        c.tstride = 1000;
         c.weights = true;
         const Inputs in = make_inputs(c, rng);
         CAPTURE(device_name(dev), describe(c));
@@ -282,11 +275,8 @@ TEST_CASE(
   for (fastmix_device dev : test_devices())
     for (int kind = 0; kind < kKinds; ++kind)
       for (fastmix_reduction red : kReductions) {
-        Case c = kind_case(kind);
-        c.red = red;
-        c.classes = 1001;
+        Case c = kind_case(kind, red, 1001);
         c.weights = c.dense;
-        c.mix = !c.dense;
         randomize(c, rng, 9);
         c.grad = true;
         const Inputs in = make_inputs(c, rng, 3.0, 0.1);
