@@ -54,9 +54,10 @@ TEST_CASE(
     "[cross_entropy][devices][racecheck]") {
   FMT_SEEDED_RNG(0xce01);
   const bool sim = on_simulator();
-  // Warp per row up to 1027 fp32 / 2049 fp16 classes (1027 and 2049: the
-  // longest warp rows), block per row above (2049 fp32, 4097, 9000), rows
-  // shorter than one 16-byte vector (1, 2, 7).
+  // Warp per row up to 1027 fp32 / 2055 fp16 classes (1027: the longest
+  // fp32 warp row; 2049: a fp16 warp row of 256 vectors), block per row
+  // above (2049 fp32, 4097, 9000), rows shorter than one 16-byte vector
+  // (1, 2, 7).
   const std::vector<int64_t> classes =
       sim ? std::vector<int64_t>{1, 7, 1001, 1027, 2049, 4097}
           : std::vector<int64_t>{1, 2, 7, 33, 129, 1001, 1027, 2049, 4097, 9000};
@@ -157,8 +158,8 @@ TEST_CASE(
     for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_BFLOAT16})
       for (fastmix_reduction red : {FASTMIX_REDUCTION_MEAN, FASTMIX_REDUCTION_SUM}) {
         // Many warp rows (more than the summing block's 512 threads, and on
-        // the simulator 33 blocks of 16 warp rows, more than its 30 SMs), and a few long
-        // rows (70000: block rows, streamed in fp32 everywhere;
+        // the simulator 33 blocks of 16 warp rows, more than its 30 SMs), and
+        // a few long rows (70000: block rows, streamed in fp32 everywhere;
         // streamed_classes(): streamed).  The simulator takes the many short
         // rows in fp32 only: the summing kernel does not depend on the dtype,
         // and the per-row kernel runs in bf16 with the long rows.
