@@ -362,6 +362,13 @@ std::string run_apply(fastmix_device dev, const ApplyCase &a, std::mt19937_64 &r
   return err.str();
 }
 
+// run_apply; a problem fails the case.
+void check_apply(fastmix_device dev, const ApplyCase &a, std::mt19937_64 &rng) {
+  INFO(describe(dev, a));
+  const std::string problem = run_apply(dev, a, rng);
+  if (!problem.empty()) FAIL(problem);
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -402,9 +409,7 @@ TEST_CASE(
                                                                                     : 1);
               const ApplyCase a{d,  layout, g.n,     g.c, g.h, g.w, g.c * g.h * g.w + g.gap,
                                 xm, om,     in_place};
-              INFO(describe(dev, a));
-              const std::string problem = run_apply(dev, a, rng);
-              if (!problem.empty()) FAIL(problem);
+              check_apply(dev, a, rng);
             }
 }
 
@@ -426,9 +431,7 @@ TEST_CASE("cutmix apply of batches that take the walk along the partner chains",
           const int64_t mis = at16 + (aligned ? 0 : 1);
           const ApplyCase a{d, layout, s.batch, c, h, w, c * h * w + (aligned ? 0 : 1), mis, mis,
                             false};
-          INFO(describe(dev, a));
-          const std::string problem = run_apply(dev, a, rng);
-          if (!problem.empty()) FAIL(problem);
+          check_apply(dev, a, rng);
         }
 }
 

@@ -207,6 +207,15 @@ fastmix_mix_config timm_config() {
   return c;
 }
 
+// run_u8 with out 0 to 2 and x 0 to 15 elements past alignment, at random;
+// a problem fails the case.
+void check_u8(fastmix_device dev, U8Case k, std::mt19937_64 &rng, const U8Draw *draw = nullptr) {
+  k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
+  INFO(describe(dev, k));
+  const std::string problem = run_u8(dev, k, rng, draw);
+  if (!problem.empty()) FAIL(problem);
+}
+
 }  // namespace
 
 TEST_CASE("uint8 input: mixed and normalized output equals the reference, every layout pair",
@@ -229,10 +238,7 @@ TEST_CASE("uint8 input: mixed and normalized output equals the reference, every 
         for (fastmix_layout outl : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
           for (const Geo &g : geos) {
             U8Case k{d, in, outl, g.n, g.c, g.h, g.w, g.x_gap, g.out_gap, 0, 0};
-            k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
-            INFO(describe(dev, k));
-            const std::string problem = run_u8(dev, k, rng);
-            if (!problem.empty()) FAIL(problem);
+            check_u8(dev, k, rng);
           }
 }
 
@@ -277,10 +283,7 @@ TEST_CASE("uint8 input: CutMix boxes at the edges and corners, every layout pair
         for (fastmix_layout in : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
           for (fastmix_layout outl : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC}) {
             U8Case k{dt, in, outl, n, g.c, h, w, (int64_t)(rng() % 3), (int64_t)(rng() % 3), 0, 0};
-            k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
-            INFO(describe(dev, k));
-            const std::string problem = run_u8(dev, k, rng, &d);
-            if (!problem.empty()) FAIL(problem);
+            check_u8(dev, k, rng, &d);
           }
     }
 }
@@ -312,10 +315,7 @@ TEST_CASE("uint8 input: on CUDA a bad partner or box makes that sample NaN, the 
         for (fastmix_layout in : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
           for (fastmix_layout outl : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC}) {
             U8Case k{dt, in, outl, n, g.c, g.h, g.w, 1, 2, 0, 0};
-            k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
-            INFO(describe(dev, k));
-            const std::string problem = run_u8(dev, k, rng, &d);
-            if (!problem.empty()) FAIL(problem);
+            check_u8(dev, k, rng, &d);
           }
     }
   }
