@@ -137,7 +137,10 @@ TEST_CASE("blend of larger batches (several chunks and strips, the grid-stride l
                                Shape{64, 3 * 32 * 32, 3 * 32 * 32 + 1}, Shape{300, 2001, 2001},
                                Shape{5, 3 * 112 * 112 + 7, 3 * 112 * 112 + 9},
                                Shape{2, 200003, 200003}};
-  if (on_simulator())  // several 16 KiB chunks per sample, several strips, more items than blocks
+  // On the simulator: several chunks of 8192 elements per sample (32 KiB of
+  // float32, 16 KiB of the 16-bit types), several strips, more items than
+  // blocks.
+  if (on_simulator())
     shapes = {Shape{64, 3 * 16 * 16 + 1, 3 * 16 * 16 + 1}, Shape{64, 3 * 16 * 16, 3 * 16 * 16},
               Shape{300, 61, 61}, Shape{3, 20011, 20013}};
   check_blends(rng, [&](fastmix_dtype) { return shapes; }, {1}, {false, true});
