@@ -28,6 +28,9 @@
 
 namespace fmt_test {
 
+constexpr fastmix_device kCpu = FASTMIX_DEVICE_CPU;
+constexpr fastmix_device kCuda = FASTMIX_DEVICE_CUDA;
+
 inline const char *device_name(fastmix_device d) {
   return d == FASTMIX_DEVICE_CPU ? "cpu" : "cuda";
 }
@@ -110,27 +113,14 @@ inline void finish(fastmix_device d) {
 
 // `size` bytes on device `d` whose data() lies `misalign` bytes past a
 // 256-byte boundary, every byte set to `fill` (poison, NaN in every dtype, by
-// default).  Host memory for the CPU, cudaMalloc'd memory for CUDA.
+// default).  Host memory for the CPU, cudaMalloc'd memory for CUDA (or
+// cudaMallocManaged'd, from Buffer::managed).
 class Buffer {
  public:
   Buffer(fastmix_device d, size_t size, size_t misalign = 0, unsigned char fill = kPoison)
-      : dev_(d), size_(size) {
-    if (d == FASTMIX_DEVICE_CPU) {
-      host_ = std::vector<unsigned char>(size + misalign + 256);
-      const uintptr_t base = (uintptr_t)host_.data();
-      ptr_ = host_.data() + (256 - base % 256) % 256 + misalign;
-    } else {
-#if FASTMIX_TEST_CUDA
-      void *p = nullptr;
-      FMT_CUDA(cudaMalloc(&p, size + misalign + 256));
-      base_ = p;
-      ptr_ = static_cast<unsigned char *>(p) + misalign;
-#else
-      FAIL("CUDA buffer asked for in a test build without CUDA");
-#endif
-    }
-    set(fill);
-  }
+      : Buffer(d, size, misalign, fill, false) {}
+  // CUDA managed memory, poisoned.
+  static Buffer managed(size_t size) { return Buffer(FASTMIX_DEVICE_CUDA, size, 0, kPoison, true); }
   ~Buffer() {
 #if FASTMIX_TEST_CUDA
     if (base_) (void)cudaFree(base_);
@@ -179,24 +169,40 @@ class Buffer {
   void poison() { set(kPoison); }
 
  private:
-  void copy_in(const void *src, size_t n) {
-    if (n == 0) return;
-    if (dev_ == FASTMIX_DEVICE_CPU) {
-      std::memcpy(ptr_, src, n);
-      return;
-    }
+  Buffer(fastmix_device d, size_t size, size_t misalign, unsigned char fill, bool managed)
+      : dev_(d), size_(size) {
+    if (d == FASTMIX_DEVICE_CPU) {
+      host_ = std::vector<unsigned char>(size + misalign + 256);
+      const uintptr_t base = (uintptr_t)host_.data();
+      ptr_ = host_.data() + (256 - base % 256) % 256 + misalign;
+    } else {
 #if FASTMIX_TEST_CUDA
-    FMT_CUDA(cudaMemcpy(ptr_, src, n, cudaMemcpyHostToDevice));
+      void *p = nullptr;
+      FMT_CUDA(managed ? cudaMallocManaged(&p, size + misalign + 256)
+                       : cudaMalloc(&p, size + misalign + 256));
+      base_ = p;
+      ptr_ = static_cast<unsigned char *>(p) + misalign;
+#else
+      (void)managed;
+      FAIL("CUDA buffer asked for in a test build without CUDA");
 #endif
+    }
+    set(fill);
   }
-  void copy_out(void *dst, size_t n) const {
+  void copy_in(const void *src, size_t n) { transfer(ptr_, src, n, true); }
+  void copy_out(void *dst, size_t n) const { transfer(dst, ptr_, n, false); }
+  // n bytes from src to dst, one of them host memory and the other this
+  // buffer's (to_buffer: dst is the buffer).
+  void transfer(void *dst, const void *src, size_t n, bool to_buffer) const {
     if (n == 0) return;
     if (dev_ == FASTMIX_DEVICE_CPU) {
-      std::memcpy(dst, ptr_, n);
+      std::memcpy(dst, src, n);
       return;
     }
 #if FASTMIX_TEST_CUDA
-    FMT_CUDA(cudaMemcpy(dst, ptr_, n, cudaMemcpyDeviceToHost));
+    FMT_CUDA(cudaMemcpy(dst, src, n, to_buffer ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost));
+#else
+    (void)to_buffer;
 #endif
   }
 

@@ -10,6 +10,7 @@
 #include <fastmix/fastmix.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -70,14 +71,30 @@ std::string run_blend(fastmix_device dev, const BlendCase &c, std::mt19937_64 &r
                      bytes, kGuard, lam.data(), par.data());
 }
 
+// run_blend on every device and dtype, for each of shapes(dtype), offset of x
+// and out (the same, in elements), placement and partner map (a permutation
+// and a random map).
+void check_blends(std::mt19937_64 &rng,
+                  const std::function<std::vector<Shape>(fastmix_dtype)> &shapes,
+                  const std::vector<int64_t> &offsets, const std::vector<bool> &placements) {
+  for (fastmix_device dev : test_devices())
+    for (fastmix_dtype d : kAllDtypes)
+      for (const Shape &s : shapes(d))
+        for (int64_t mis : offsets)
+          for (bool in_place : placements)
+            for (PartnerKind kind : {PartnerKind::permutation, PartnerKind::random_map}) {
+              const BlendCase c{d, s, mis, mis, in_place, kind};
+              INFO(describe(dev, c));
+              CHECK(run_blend(dev, c, rng) == "");
+            }
+}
+
 }  // namespace
 
 TEST_CASE(
     "blend equals the float32 reference: dtypes, odd shapes, strides, alignment, in/out of place",
     "[blend][devices][racecheck]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xb1e4d);
+  FMT_SEEDED_RNG(0xb1e4d);
   const bool sim = on_simulator();
   // On the simulator: every path still, with fewer batch sizes and partner maps.
   const std::vector<int64_t> batches =
@@ -115,46 +132,30 @@ TEST_CASE(
 
 TEST_CASE("blend of larger batches (several chunks and strips, the grid-stride loops)",
           "[blend][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xb1e4e);
+  FMT_SEEDED_RNG(0xb1e4e);
   std::vector<Shape> shapes = {Shape{64, 3 * 32 * 32, 3 * 32 * 32},
                                Shape{64, 3 * 32 * 32, 3 * 32 * 32 + 1}, Shape{300, 2001, 2001},
                                Shape{5, 3 * 112 * 112 + 7, 3 * 112 * 112 + 9},
                                Shape{2, 200003, 200003}};
-  if (on_simulator())  // several 16 KiB chunks per sample, several strips, more items than blocks
+  // On the simulator: several chunks of 8192 elements per sample (32 KiB of
+  // float32, 16 KiB of the 16-bit types), several strips, more items than
+  // blocks.
+  if (on_simulator())
     shapes = {Shape{64, 3 * 16 * 16 + 1, 3 * 16 * 16 + 1}, Shape{64, 3 * 16 * 16, 3 * 16 * 16},
               Shape{300, 61, 61}, Shape{3, 20011, 20013}};
-  for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kAllDtypes)
-      for (const Shape &s : shapes)
-        for (bool in_place : {false, true})
-          for (PartnerKind kind : {PartnerKind::permutation, PartnerKind::random_map}) {
-            const BlendCase c{d, s, 1, 1, in_place, kind};
-            INFO(describe(dev, c));
-            CHECK(run_blend(dev, c, rng) == "");
-          }
+  check_blends(rng, [&](fastmix_dtype) { return shapes; }, {1}, {false, true});
 }
 
 TEST_CASE("blend of batches that take the walk along the partner chains", "[blend][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xb1e53);
-  for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kAllDtypes)
-      for (PartnerKind kind : {PartnerKind::permutation, PartnerKind::random_map}) {
-        const BlendCase c{d, walk_shape(d), 1, 1, false, kind};
-        INFO(describe(dev, c));
-        CHECK(run_blend(dev, c, rng) == "");
-      }
+  FMT_SEEDED_RNG(0xb1e53);
+  check_blends(rng, [](fastmix_dtype d) { return std::vector<Shape>{walk_shape(d)}; }, {1},
+               {false});
 }
 
 TEST_CASE(
     "blend with sample strides off 16-byte alignment: every partner offset, full and last chunks",
     "[blend][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xb1e52);
+  FMT_SEEDED_RNG(0xb1e52);
   // A stride of 1 mod 8 elements puts sample i at i mod 8 elements past a
   // 16-byte boundary (relative to sample 0): 9 samples see every offset of
   // every dtype, and each partner one of them.  9001 elements: a full chunk
@@ -164,24 +165,13 @@ TEST_CASE(
   std::vector<Shape> shapes = {{9, 9001, 9001}, {9, 9001, 9009}, {9, 33, 41}, {17, 20, 25}};
   std::vector<int64_t> offsets = {0, 1, 5};  // of x and out, in elements
   if (on_simulator()) shapes.erase(shapes.begin() + 1), offsets.pop_back();
-  for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kAllDtypes)
-      for (const Shape &s : shapes)
-        for (int64_t mis : offsets)
-          for (bool in_place : {false, true})
-            for (PartnerKind kind : {PartnerKind::permutation, PartnerKind::random_map}) {
-              const BlendCase c{d, s, mis, mis, in_place, kind};
-              INFO(describe(dev, c));
-              CHECK(run_blend(dev, c, rng) == "");
-            }
+  check_blends(rng, [&](fastmix_dtype) { return shapes; }, offsets, {false, true});
 }
 
 TEST_CASE(
     "blend in place is bitwise the same as out of place, also for partners that are no permutation",
     "[blend][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xb1e4f);
+  FMT_SEEDED_RNG(0xb1e4f);
   std::vector<Shape> shapes = {Shape{1, 5, 5}, Shape{7, 33, 40}, Shape{33, 1001, 1001},
                                Shape{16, 40000, 40003}};
   if (on_simulator()) shapes.pop_back();
@@ -222,9 +212,7 @@ TEST_CASE(
 }
 
 TEST_CASE("blend with lambda 1 gives x, with lambda 0 the partner (by value)", "[blend][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xb1e50);
+  FMT_SEEDED_RNG(0xb1e50);
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
       for (float l : {1.0f, 0.0f}) {
@@ -268,16 +256,13 @@ TEST_CASE("blend with batch 0 or sample_elems 0 succeeds and writes nothing", "[
       CHECK(fastmix_blend(dev, d, x.data(), out.data(), 4, 0, 3, l, p, nullptr) == FASTMIX_SUCCESS);
       CHECK(fastmix_blend(dev, d, x.data(), x.data(), 0, 4, 4, l, p, nullptr) == FASTMIX_SUCCESS);
       finish(dev);
-      const std::vector<unsigned char> os = out.copy(), xs = x.copy();
-      CHECK(all_poison(os.data(), os.size()));
-      CHECK(std::all_of(xs.begin(), xs.end(), [](unsigned char c) { return c == 0x3c; }));
+      CHECK(all_poison(out.copy()));
+      CHECK(all_bytes(x.copy(), 0x3c));
     }
 }
 
 TEST_CASE("blend accepts out right next to x (touching is no overlap)", "[blend][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xb1e51);
+  FMT_SEEDED_RNG(0xb1e51);
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
       for (bool out_first : {false, true}) {

@@ -191,9 +191,7 @@ void run_together(const std::function<void(int)> &fn) {
 
 TEST_CASE("concurrency: each entry point from many threads equals the single-threaded result",
           "[concurrency]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xc0c0);
+  FMT_SEEDED_RNG(0xc0c0);
   const Calls calls(rng);
   for (const auto &entry : calls.all) {
     INFO(entry.first);
@@ -215,9 +213,7 @@ TEST_CASE("concurrency: each entry point from many threads equals the single-thr
 
 TEST_CASE("concurrency: all entry points at once, in a different order on each thread",
           "[concurrency]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xc0c1);
+  FMT_SEEDED_RNG(0xc0c1);
   const Calls calls(rng);
   const size_t n = calls.all.size();
   std::vector<std::vector<std::vector<unsigned char>>> ref(n);

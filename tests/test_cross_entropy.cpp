@@ -1,6 +1,7 @@
-// fastmix_cross_entropy and fastmix_soft_targets on every device, against the
-// float64 reference of ce_cases.hpp (written there from the decoded inputs,
-// with no library code; the tolerances are explained at its top).  Every call
+// fastmix_cross_entropy, fastmix_cross_entropy_ws and fastmix_soft_targets on
+// every device, against the float64 reference of tests/loss_cases.hpp (the
+// one of fastmix_loss, written there from the decoded inputs with no library
+// code; the tolerances are explained at its top).  Every call
 // gets fresh random inputs and poisoned outputs; the cases take odd class
 // counts, strides with gaps and pointers off 16-byte alignment.
 //
@@ -22,8 +23,8 @@
 // smaller sizes, still one on each side of every threshold.
 #include <catch2/catch.hpp>
 
-#include "ce_cases.hpp"
 #include "device.hpp"
+#include "loss_cases.hpp"
 
 #include <fastmix/fastmix.h>
 
@@ -37,7 +38,7 @@
 #include <vector>
 
 using namespace fmt_test;
-using namespace ce_test;
+using namespace loss_test;
 
 namespace {
 
@@ -51,37 +52,27 @@ TEST_CASE(
     "cross-entropy matches a float64 reference: every dtype, reduction (MEAN/SUM in one block), "
     "smoothing, plain and two-term, with and without grad, warp and block per row",
     "[cross_entropy][devices][racecheck]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce01);
+  FMT_SEEDED_RNG(0xce01);
   const bool sim = on_simulator();
-  // Warp per row up to 1027 fp32 / 2049 fp16 classes (1027 and 2049: the
-  // longest warp rows), block per row above (2049 fp32, 4097, 9000), rows
-  // shorter than one 16-byte vector (1, 2, 7).
+  // Warp per row up to 1027 fp32 / 2055 fp16 classes (1027: the longest
+  // fp32 warp row; 2049: a fp16 warp row of 256 vectors), block per row
+  // above (2049 fp32, 4097, 9000), rows shorter than one 16-byte vector
+  // (1, 2, 7).
   const std::vector<int64_t> classes =
       sim ? std::vector<int64_t>{1, 7, 1001, 1027, 2049, 4097}
           : std::vector<int64_t>{1, 2, 7, 33, 129, 1001, 1027, 2049, 4097, 9000};
   const int64_t max_batch = sim ? 5 : 40;
   for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kDtypes)
+    for (fastmix_dtype d : kAllDtypes)
       for (fastmix_reduction red : kReductions)
         for (float eps : {0.0f, 0.1f})
           for (bool mix : {false, true})
             for (int64_t C : classes) {
-              Case c;
-              c.dtype = d;
-              c.red = red;
-              c.eps = eps;
+              Case c = ce_case(d, red, 0, C, C);  // randomize(): the batch and stride
               c.mix = mix;
-              c.classes = C;
-              c.batch = 1 + (int64_t)(rng() % (uint64_t)max_batch);
-              c.stride = C + (int64_t)(rng() % 3);  // gaps between rows, sometimes none
-              c.grad_scale = rng() % 2 ? 1.0f : 0.37f;
-              c.offset = (int64_t)(rng() % 3);  // 0 or misaligned by 1 or 2 elements
-              c.grad_misalign = (int64_t)(rng() % 2);
-              c.grad = rng() % 4 != 0;
-              const Inputs in = make_inputs(c, rng, 3.0, 0.2);
-              run_and_check(dev, c, in);
+              randomize(c, rng, max_batch);
+              c.eps = eps;
+              run_and_check(dev, c, make_inputs(c, rng, 3.0, 0.2));
             }
 }
 
@@ -89,25 +80,18 @@ TEST_CASE(
     "cross-entropy: long rows, block per row, cached in shared memory and streamed (longer than "
     "the opt-in shared memory)",
     "[cross_entropy][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce02);
+  FMT_SEEDED_RNG(0xce02);
   const bool sim = on_simulator();
   for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kDtypes) {
+    for (fastmix_dtype d : kAllDtypes) {
       // 4097: a cached block row in every dtype; streamed_classes(): streamed.
       std::vector<int64_t> classes = {4097, 49999, 120001, 262144, streamed_classes(d)};
       if (sim) classes = {4097, streamed_classes(d)};
       for (int64_t C : classes)
         for (fastmix_reduction red : {FASTMIX_REDUCTION_NONE, FASTMIX_REDUCTION_MEAN})
           for (bool grad : {true, false}) {
-            Case c;
-            c.dtype = d;
-            c.classes = C;
-            c.stride = C + 3;
-            c.batch = sim ? 2 : 5;
+            Case c = ce_case(d, red, sim ? 2 : 5, C, C + 3);
             c.eps = 0.1f;
-            c.red = red;
             c.offset = 1;
             c.grad = grad;  // without a gradient nothing is cached: one length is enough
             if (!grad && C != classes.back()) continue;
@@ -118,31 +102,24 @@ TEST_CASE(
 
 TEST_CASE("cross-entropy: many rows (NONE over many blocks, the MEAN/SUM block walking every row)",
           "[cross_entropy][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce03);
+  FMT_SEEDED_RNG(0xce03);
   const bool sim = on_simulator();
   struct Size {
     fastmix_dtype dtype;
     int64_t classes, batch;
   };
-  // The simulated GPU's wave is 30 blocks (30 SMs, one block of 512 threads
-  // each, as its registers allow): 480 warp rows or 30 block rows at a time,
-  // fewer than these rows, so the kernels' loops over rows take more than
-  // one turn there.
+  // Warp rows go 16 to a block of 512 threads (kTeamThreads), block rows one
+  // to a block of 256 (kBlockThreads): on the simulator these sizes are 32
+  // blocks of rows either way, more than its 30 SMs, and the MEAN/SUM block
+  // walks every row in 32 turns.
   const std::vector<Size> sizes =
       sim ? std::vector<Size>{{FASTMIX_BFLOAT16, 100, 500}, {FASTMIX_FLOAT32, 2049, 32}}
           : std::vector<Size>{{FASTMIX_BFLOAT16, 1000, 3000}, {FASTMIX_FLOAT32, 2049, 700}};
   for (fastmix_device dev : test_devices())
     for (const Size &s : sizes)
       for (fastmix_reduction red : kReductions) {
-        Case c;
-        c.dtype = s.dtype;
-        c.classes = s.classes;
-        c.stride = s.classes;
-        c.batch = s.batch;
+        Case c = ce_case(s.dtype, red, s.batch, s.classes, s.classes);
         c.eps = 0.1f;
-        c.red = red;
         run_and_check(dev, c, make_inputs(c, rng, 3.0, 0.05));
       }
 }
@@ -151,14 +128,12 @@ TEST_CASE(
     "cross-entropy with a workspace (MEAN/SUM rows over the grid, then a summing block): every "
     "dtype and reduction, warp and block per row",
     "[cross_entropy][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce04);
+  FMT_SEEDED_RNG(0xce04);
   for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kDtypes)
+    for (fastmix_dtype d : kAllDtypes)
       for (fastmix_reduction red : kReductions)
         for (bool block_rows : {false, true}) {
-          Case c;
+          Case c = ce_case();
           c.dtype = d;
           c.red = red;
           c.eps = 0.1f;
@@ -168,7 +143,7 @@ TEST_CASE(
           c.batch = 1 + (int64_t)(rng() % 9);
           c.offset = (int64_t)(rng() % 2);
           c.grad = rng() % 4 != 0;
-          c.ws = true;
+          c.entry = Entry::cross_entropy_ws;
           run_and_check(dev, c, make_inputs(c, rng, 3.0, 0.2));
         }
 }
@@ -177,16 +152,14 @@ TEST_CASE(
     "cross-entropy with a workspace: many rows and streamed rows match the reference, "
     "bitwise the same from run to run",
     "[cross_entropy][devices][racecheck]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce05);
+  FMT_SEEDED_RNG(0xce05);
   const bool sim = on_simulator();
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : {FASTMIX_FLOAT32, FASTMIX_BFLOAT16})
       for (fastmix_reduction red : {FASTMIX_REDUCTION_MEAN, FASTMIX_REDUCTION_SUM}) {
         // Many warp rows (more than the summing block's 512 threads, and on
-        // the simulator more than its wave of 480 warp rows), and a few long
-        // rows (70000: block rows, streamed in fp32 everywhere;
+        // the simulator 33 blocks of 16 warp rows, more than its 30 SMs), and
+        // a few long rows (70000: block rows, streamed in fp32 everywhere;
         // streamed_classes(): streamed).  The simulator takes the many short
         // rows in fp32 only: the summing kernel does not depend on the dtype,
         // and the per-row kernel runs in bf16 with the long rows.
@@ -195,42 +168,27 @@ TEST_CASE(
         if (sim) sizes = {{streamed_classes(d), 2}};
         if (sim && d == FASTMIX_FLOAT32) sizes.insert(sizes.begin(), {33, 520});
         for (const auto &s : sizes) {
-          Case c;
-          c.dtype = d;
-          c.red = red;
-          c.classes = s.first;
-          c.stride = s.first + 3;
-          c.batch = s.second;
+          Case c = ce_case(d, red, s.second, s.first, s.first + 3);
           c.eps = 0.1f;
-          c.ws = true;
-          const Inputs in = make_inputs(c, rng, 3.0, 0.1);
-          const Out a = run_and_check(dev, c, in), b = run(dev, c, in);
-          CHECK(std::memcmp(a.loss.data(), b.loss.data(), a.loss.size() * 4) == 0);
-          CHECK(a.grad == b.grad);
+          c.entry = Entry::cross_entropy_ws;
+          check_deterministic(dev, c, make_inputs(c, rng, 3.0, 0.1));
         }
       }
 }
 
 TEST_CASE("cross-entropy: in-place gradient (warp rows, cached and streamed block rows)",
           "[cross_entropy][devices][racecheck]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce06);
+  FMT_SEEDED_RNG(0xce06);
   const bool sim = on_simulator();
   for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kDtypes)
+    for (fastmix_dtype d : kAllDtypes)
       for (fastmix_reduction red : kReductions) {
         // 301: warp rows; 5000: cached block rows; 70001 (streamed in fp32
         // on a GPU) and streamed_classes(): streamed block rows.
         std::vector<int64_t> classes = {301, 5000, 70001, streamed_classes(d)};
         if (sim) classes = {301, 5000, streamed_classes(d)};
         for (int64_t C : classes) {
-          Case c;
-          c.dtype = d;
-          c.red = red;
-          c.classes = C;
-          c.stride = C + 4;
-          c.batch = sim && C > 5000 ? 2 : 6;
+          Case c = ce_case(d, red, sim && C > 5000 ? 2 : 6, C, C + 4);
           c.eps = 0.2f;
           c.grad_scale = 2.5f;
           c.offset = 1;
@@ -240,19 +198,12 @@ TEST_CASE("cross-entropy: in-place gradient (warp rows, cached and streamed bloc
 }
 
 TEST_CASE("cross-entropy: extreme logits stay finite", "[cross_entropy][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce07);
+  FMT_SEEDED_RNG(0xce07);
   for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kDtypes)
+    for (fastmix_dtype d : kAllDtypes)
       for (fastmix_reduction red : kReductions) {
-        Case c;
-        c.dtype = d;
-        c.classes = 100;
-        c.stride = 100;
-        c.batch = 4;
+        Case c = ce_case(d, red, 4, 100, 100);
         c.eps = 0.1f;
-        c.red = red;
         Inputs in = make_inputs(c, rng);
         for (size_t j = 0; j < buf_elems(c); ++j)
           encode(d, in.logits.data(), (int64_t)j, rng() % 2 ? 1e4 : -1e4);
@@ -263,20 +214,13 @@ TEST_CASE("cross-entropy: extreme logits stay finite", "[cross_entropy][devices]
 }
 
 TEST_CASE("cross-entropy: -inf logits as a mask", "[cross_entropy][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce08);
+  FMT_SEEDED_RNG(0xce08);
   for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kDtypes)
+    for (fastmix_dtype d : kAllDtypes)
       for (fastmix_reduction red : kReductions) {
         {
-          Case c;
-          c.dtype = d;
-          c.classes = 5;
-          c.stride = 5;
-          c.batch = 2;
+          Case c = ce_case(d, red, 2, 5, 5);
           c.mix = false;
-          c.red = red;
           Inputs in;
           in.logits.assign(buf_elems(c) * dtype_size(d), 0);
           const double z[10] = {1.0,       -INFINITY, 0.5,  2.0, -1.0,
@@ -294,12 +238,7 @@ TEST_CASE("cross-entropy: -inf logits as a mask", "[cross_entropy][devices]") {
         }
         {
           // Every third class masked but the label, in a row of 16-byte vectors.
-          Case c;
-          c.dtype = d;
-          c.red = red;
-          c.classes = 40;
-          c.stride = 40;
-          c.batch = 3;
+          Case c = ce_case(d, red, 3, 40, 40);
           c.mix = false;
           Inputs in = make_inputs(c, rng);
           for (int64_t i = 0; i < c.batch; ++i)
@@ -313,21 +252,14 @@ TEST_CASE("cross-entropy: -inf logits as a mask", "[cross_entropy][devices]") {
 
 TEST_CASE("cross-entropy: ignore_index, and every row ignored (warp and block rows)",
           "[cross_entropy][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce09);
+  FMT_SEEDED_RNG(0xce09);
   for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kDtypes)
+    for (fastmix_dtype d : kAllDtypes)
       for (fastmix_reduction red : kReductions)
         for (bool mix : {false, true})
           for (int64_t C : {17, 3000}) {
-            Case c;
-            c.dtype = d;
-            c.red = red;
+            Case c = ce_case(d, red, C > 1000 ? 7 : 5, C, C + 2);
             c.mix = mix;
-            c.classes = C;
-            c.stride = C + 2;
-            c.batch = C > 1000 ? 7 : 5;
             c.ignore = 3;  // an ignore_index inside [0, classes)
             c.eps = 0.05f;
             Inputs in = make_inputs(c, rng, 3.0, 0.4);
@@ -348,31 +280,22 @@ TEST_CASE("cross-entropy: batch 0 writes only the reduced loss: NaN for MEAN, 0 
       for (bool ws : {false, true}) {
         INFO(device_name(dev) << " reduction " << (int)red << (ws ? " with" : " without")
                               << " a workspace");
-        Case c;
+        Case c = ce_case();
         c.batch = 0;
         c.red = red;
-        c.ws = ws;
+        c.entry = ws ? Entry::cross_entropy_ws : Entry::cross_entropy;
         Inputs in;
         in.logits.assign(buf_elems(c) * 4, 0);
         in.labels = {0};
         in.lambdas = {0.5f};
         in.partners = {0};
-        const Out o = run(dev, c, in);
-        REQUIRE(o.status == FASTMIX_SUCCESS);
-        if (red == FASTMIX_REDUCTION_MEAN) CHECK(std::isnan(o.loss[0]));
-        if (red == FASTMIX_REDUCTION_SUM) CHECK(o.loss[0] == 0.0f);
-        const size_t written = red == FASTMIX_REDUCTION_NONE ? 0 : 1;
-        CHECK(poisoned(reinterpret_cast<const unsigned char *>(o.loss.data() + written),
-                       (o.loss.size() - written) * 4));
-        CHECK(poisoned(o.grad.data(), o.grad.size()));
+        check_batch0(run(dev, c, in), red);
       }
 }
 
 TEST_CASE("cross-entropy: deterministic (warp, cached and streamed block rows)",
           "[cross_entropy][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce0a);
+  FMT_SEEDED_RNG(0xce0a);
   const bool sim = on_simulator();
   std::vector<std::pair<int64_t, int64_t>> sizes = {
       {100, 700}, {257, 300}, {5000, 700}, {100000, 20}};
@@ -380,16 +303,9 @@ TEST_CASE("cross-entropy: deterministic (warp, cached and streamed block rows)",
   for (fastmix_device dev : test_devices())
     for (const auto &s : sizes)
       for (fastmix_reduction red : kReductions) {
-        Case c;
-        c.classes = s.first;
-        c.stride = s.first;
-        c.batch = s.second;
+        Case c = ce_case(FASTMIX_FLOAT32, red, s.second, s.first, s.first);
         c.eps = 0.1f;
-        c.red = red;
-        const Inputs in = make_inputs(c, rng);
-        const Out a = run_and_check(dev, c, in), b = run(dev, c, in);
-        CHECK(std::memcmp(a.loss.data(), b.loss.data(), a.loss.size() * 4) == 0);
-        CHECK(a.grad == b.grad);
+        check_deterministic(dev, c, make_inputs(c, rng));
       }
 }
 
@@ -400,44 +316,15 @@ TEST_CASE("cross-entropy: gradient matches a finite difference", "[cross_entropy
   // cancellation error ~1e-16 / h ~ 1e-11, far below the float32 error of
   // the library's gradient (~1e-7 relative), so 1e-5 relative + 1e-6 * |k|
   // absolute holds.
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce0b);
+  FMT_SEEDED_RNG(0xce0b);
   for (fastmix_device dev : test_devices())
     for (fastmix_reduction red : kReductions)
       for (float eps : {0.0f, 0.3f}) {
-        Case c;
-        c.red = red;
+        Case c = ce_case(FASTMIX_FLOAT32, red, 3, 6, 6);
         c.eps = eps;
-        c.classes = 6;
-        c.stride = 6;
-        c.batch = 3;
         c.grad_scale = 1.5f;
         const Inputs in = make_inputs(c, rng, 2.0, 0.0);
-        const Out o = run(dev, c, in);
-        REQUIRE(o.status == FASTMIX_SUCCESS);
-        std::vector<double> z = decode_rows(c, in);
-        const double k = reference(c, z, in).k;
-        auto total = [&](const std::vector<double> &zz) {
-          const Ref r = reference(c, zz, in);
-          double l = red == FASTMIX_REDUCTION_NONE
-                         ? std::accumulate(r.row_loss.begin(), r.row_loss.end(), 0.0)
-                         : r.reduced;
-          return (double)c.grad_scale * l;
-        };
-        const double h = 1e-5;
-        for (size_t e = 0; e < z.size(); ++e) {
-          const double z0 = z[e];
-          z[e] = z0 + h;
-          const double up = total(z);
-          z[e] = z0 - h;
-          const double down = total(z);
-          z[e] = z0;
-          const double fd = (up - down) / (2 * h);
-          const double got = decode(c.dtype, o.grad.data(), (int64_t)e);
-          CAPTURE(device_name(dev), e, got, fd, (int)red, eps);
-          CHECK(close(got, fd, 1e-5 * std::fabs(fd) + 1e-6 * std::fabs(k)));
-        }
+        check_finite_difference(c, in, run(dev, c, in), 1e-5, 1e-5, 1e-6);
       }
 }
 
@@ -477,7 +364,7 @@ TEST_CASE("cross-entropy workspace size: CUDA's is a double and a float per row,
 TEST_CASE("cross-entropy with a workspace: a bad CUDA workspace is refused first",
           "[cross_entropy]") {
   std::mt19937_64 rng(test_seed() + 22);
-  Case c;
+  Case c = ce_case();
   c.batch = 3;
   const Inputs in = make_inputs(c, rng);
   std::vector<float> loss(4, 0.0f);
@@ -515,15 +402,6 @@ TEST_CASE("cross-entropy with a workspace: a bad CUDA workspace is refused first
 
 // ---- errors -------------------------------------------------------------------
 namespace {
-
-// An enum holding a value outside its enumerators, as a C caller can pass.
-template <class E>
-E bad_enum(int v) {
-  static_assert(sizeof(E) == sizeof(int), "enum size");
-  E e;
-  std::memcpy(&e, &v, sizeof e);
-  return e;
-}
 
 // Calls with one argument changed at a time; the outputs must stay poisoned.
 void expect_error(const char *name, fastmix_status want, const char *needle, fastmix_device device,
@@ -615,27 +493,21 @@ TEST_CASE("cross-entropy: bad arguments write nothing", "[cross_entropy]") {
     expect_error("label < 0", FASTMIX_ERROR_LABEL_OUT_OF_RANGE, "labels[1]", CPU, F32, z, n, C, C,
                  bad_l.data(), nullptr, nullptr, FASTMIX_REDUCTION_NONE, 0, loss, grad);
   }
-  CHECK(poisoned(loss_buf.data(), loss_buf.size()));
-  CHECK(poisoned(grad_buf.data(), grad_buf.size()));
+  CHECK(all_poison(loss_buf.data(), loss_buf.size()));
+  CHECK(all_poison(grad_buf.data(), grad_buf.size()));
 }
 
 // ---- soft targets -----------------------------------------------------------------
 TEST_CASE("soft targets match the formula, and are bitwise the CPU's on every device",
           "[cross_entropy][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce0c);
+  FMT_SEEDED_RNG(0xce0c);
   for (fastmix_device dev : test_devices())
-    for (fastmix_dtype d : kDtypes)
+    for (fastmix_dtype d : kAllDtypes)
       for (bool mix : {false, true})
         for (float eps : {0.0f, 0.1f})
           for (int64_t C : {1, 5, 1000, 10000}) {  // 10000: several 4096-class chunks per row
-            Case c;
-            c.dtype = d;
+            Case c = ce_case(d, FASTMIX_REDUCTION_MEAN, 9, C, C + 2);
             c.mix = mix;
-            c.classes = C;
-            c.stride = C + 2;
-            c.batch = 9;
             c.offset = 1;
             const Inputs in = make_inputs(c, rng);
             const size_t es = dtype_size(d);
@@ -651,7 +523,7 @@ TEST_CASE("soft targets match the formula, and are bitwise the CPU's on every de
             for (size_t e = 0; e < t.size() / es; ++e) {
               const int64_t rel = (int64_t)e - 1;
               if (rel < 0 || rel / c.stride >= c.batch || rel % c.stride >= C) {
-                if (!poisoned(t.data() + e * es, es)) ++bad;
+                if (!all_poison(t.data() + e * es, es)) ++bad;
                 continue;
               }
               const int64_t i = rel / c.stride, j = rel % c.stride;
@@ -663,7 +535,7 @@ TEST_CASE("soft targets match the formula, and are bitwise the CPU's on every de
               // One rounding to the storage type of a float32 value within a
               // few float32 ulps of `want`.
               const double tol =
-                  (d == FASTMIX_FLOAT32 ? 4e-7 * std::fabs(want) : ulp(d, want)) + 1e-9;
+                  (d == FASTMIX_FLOAT32 ? 4e-7 * std::fabs(want) : dtype_ulp(d, want)) + 1e-9;
               if (!close(decode(d, t.data(), (int64_t)e), want, tol)) ++bad;
             }
             CAPTURE(device_name(dev), dtype_name(d), mix, eps, C);
@@ -719,5 +591,5 @@ TEST_CASE("soft targets: bad arguments write nothing", "[cross_entropy]") {
   CHECK(call(labels.data(), nullptr, nullptr, C, C, 0, t.data() + 1) ==
         FASTMIX_ERROR_INVALID_VALUE);
   CHECK(has("targets"));
-  CHECK(poisoned(t.data(), t.size()));
+  CHECK(all_poison(t.data(), t.size()));
 }

@@ -170,9 +170,7 @@ std::string check_draw(const fastmix_mix_config &c, uint64_t seed, uint64_t offs
 
 TEST_CASE("cutmix draw follows its definition: modes, pairings, mixup/CutMix/min-max, prob",
           "[cutmix][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xc07a1);
+  FMT_SEEDED_RNG(0xc07a1);
   const bool sim = on_simulator();
   struct Hw {
     int64_t h, w;
@@ -222,9 +220,7 @@ TEST_CASE("cutmix draw follows its definition: modes, pairings, mixup/CutMix/min
 
 TEST_CASE("cutmix draw: all-mixup with prob 1 is fastmix_sample's draw, bitwise",
           "[cutmix][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xc07a2);
+  FMT_SEEDED_RNG(0xc07a2);
   for (fastmix_device dev : test_devices())
     for (fastmix_pairing pr : kAllPairings)
       for (int fold : {0, 1}) {
@@ -366,15 +362,20 @@ std::string run_apply(fastmix_device dev, const ApplyCase &a, std::mt19937_64 &r
   return err.str();
 }
 
+// run_apply; a problem fails the case.
+void check_apply(fastmix_device dev, const ApplyCase &a, std::mt19937_64 &rng) {
+  INFO(describe(dev, a));
+  const std::string problem = run_apply(dev, a, rng);
+  if (!problem.empty()) FAIL(problem);
+}
+
 }  // namespace
 
 TEST_CASE(
     "cutmix apply equals the reference: dtypes, layouts, odd sizes, boxes, strides, "
     "alignment, in/out of place",
     "[cutmix][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xc07a3);
+  FMT_SEEDED_RNG(0xc07a3);
   const bool sim = on_simulator();
   struct Geo {
     int64_t n, c, h, w, gap;
@@ -408,17 +409,13 @@ TEST_CASE(
                                                                                     : 1);
               const ApplyCase a{d,  layout, g.n,     g.c, g.h, g.w, g.c * g.h * g.w + g.gap,
                                 xm, om,     in_place};
-              INFO(describe(dev, a));
-              const std::string problem = run_apply(dev, a, rng);
-              if (!problem.empty()) FAIL(problem);
+              check_apply(dev, a, rng);
             }
 }
 
 TEST_CASE("cutmix apply of batches that take the walk along the partner chains",
           "[cutmix][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xc07a5);
+  FMT_SEEDED_RNG(0xc07a5);
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
       for (fastmix_layout layout : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
@@ -434,17 +431,13 @@ TEST_CASE("cutmix apply of batches that take the walk along the partner chains",
           const int64_t mis = at16 + (aligned ? 0 : 1);
           const ApplyCase a{d, layout, s.batch, c, h, w, c * h * w + (aligned ? 0 : 1), mis, mis,
                             false};
-          INFO(describe(dev, a));
-          const std::string problem = run_apply(dev, a, rng);
-          if (!problem.empty()) FAIL(problem);
+          check_apply(dev, a, rng);
         }
 }
 
 TEST_CASE("cutmix fused is draw + apply bitwise; device seed is value seed, and advances",
           "[cutmix][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xc07a4);
+  FMT_SEEDED_RNG(0xc07a4);
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
       for (fastmix_layout layout : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
@@ -552,9 +545,7 @@ TEST_CASE(
 
 TEST_CASE("cutmix then the fused loss: the two-term cross-entropy of the effective lambdas",
           "[cutmix][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xc07a5);
+  FMT_SEEDED_RNG(0xc07a5);
   for (fastmix_device dev : test_devices()) {
     const int64_t n = 9, classes = 7;
     const fastmix_mix_config cfg =
@@ -602,13 +593,6 @@ struct CutArgs {
   bool null_boxes = false, overlap = false;
 };
 
-template <class E>
-E int_enum(int v) {  // an enum value outside the enumeration, as C may pass one
-  E e;
-  std::memcpy(&e, &v, sizeof e);
-  return e;
-}
-
 struct CutCase {
   const char *what, *param;
   void (*set)(CutArgs &);
@@ -630,15 +614,15 @@ const CutCase kCutCases[] = {
     {"prob 1.5", "prob", [](CutArgs &a) { a.config.prob = 1.5f; }},
     {"prob NaN", "prob", [](CutArgs &a) { a.config.prob = NAN; }},
     {"switch_prob -0.1", "switch_prob", [](CutArgs &a) { a.config.switch_prob = -0.1f; }},
-    {"mode 3", "mode", [](CutArgs &a) { a.config.mode = int_enum<fastmix_mix_mode>(3); }},
-    {"pairing 4", "pairing", [](CutArgs &a) { a.config.pairing = int_enum<fastmix_pairing>(4); }},
+    {"mode 3", "mode", [](CutArgs &a) { a.config.mode = bad_enum<fastmix_mix_mode>(3); }},
+    {"pairing 4", "pairing", [](CutArgs &a) { a.config.pairing = bad_enum<fastmix_pairing>(4); }},
     {"pair mode, permutation", "pairing",
      [](CutArgs &a) {
        a.config.mode = FASTMIX_MIX_PAIR, a.config.pairing = FASTMIX_PAIRING_PERMUTATION;
      }},
-    {"device 2", "device", [](CutArgs &a) { a.device = int_enum<fastmix_device>(2); }},
-    {"dtype 3", "dtype", [](CutArgs &a) { a.dtype = int_enum<fastmix_dtype>(3); }},
-    {"layout 2", "layout", [](CutArgs &a) { a.layout = int_enum<fastmix_layout>(2); }},
+    {"device 2", "device", [](CutArgs &a) { a.device = bad_enum<fastmix_device>(2); }},
+    {"dtype 3", "dtype", [](CutArgs &a) { a.dtype = bad_enum<fastmix_dtype>(3); }},
+    {"layout 2", "layout", [](CutArgs &a) { a.layout = bad_enum<fastmix_layout>(2); }},
     {"batch -1", "batch", [](CutArgs &a) { a.batch = -1; }},
     {"channels 0", "channels", [](CutArgs &a) { a.channels = 0; }},
     {"height 0", "height", [](CutArgs &a) { a.height = 0; }},

@@ -19,13 +19,6 @@ using namespace fmt_test;
 
 namespace {
 
-template <class E>
-E bad_enum(int v) {
-  E e;
-  std::memcpy(&e, &v, sizeof e);
-  return e;
-}
-
 // seed_offset in a buffer of `dev` (device memory on CUDA).
 Buffer seed_offset_on(fastmix_device dev, uint64_t seed, uint64_t offset) {
   return to_device(dev, std::vector<uint64_t>{seed, offset});
@@ -36,9 +29,7 @@ Buffer seed_offset_on(fastmix_device dev, uint64_t seed, uint64_t offset) {
 TEST_CASE(
     "device seed: sample equals fastmix_sample with the stored seed and offset, then advances",
     "[device_seed][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xd5ee);
+  FMT_SEEDED_RNG(0xd5ee);
   int round = 0;
   for (fastmix_device dev : test_devices())
     for (fastmix_pairing pr : kAllPairings)
@@ -74,9 +65,7 @@ TEST_CASE(
     "device seed: mixup equals fastmix_mixup bitwise and the blend reference, every dtype, in and "
     "out of place",
     "[device_seed][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xd5ef);
+  FMT_SEEDED_RNG(0xd5ef);
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
       for (bool in_place : {false, true})
@@ -129,9 +118,7 @@ TEST_CASE(
 
 TEST_CASE("device seed: repeated calls walk the offsets (what a replayed graph does)",
           "[device_seed][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xd5f0);
+  FMT_SEEDED_RNG(0xd5f0);
   const int64_t batch = 24, elems = 50;
   for (fastmix_device dev : test_devices()) {
     INFO(device_name(dev));

@@ -4,7 +4,7 @@
 // is against an independent float64 computation or an exact property.
 #include <catch2/catch.hpp>
 
-#include "test_util.hpp"
+#include "device.hpp"
 
 #include <fastmix/fastmix.h>
 
@@ -96,9 +96,7 @@ void million_classes(double tol) {
 
 TEST_CASE("edge: extreme alphas give lambdas in [0, 1], never NaN, with Beta's mean and variance",
           "[edge][sample]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xed01);
+  FMT_SEEDED_RNG(0xed01);
   const int64_t n = 20000;
   for (float alpha : {1e-3f, 1e-2f, 1e2f, 1e3f}) {
     const uint64_t s = rng(), off = rng();
@@ -135,9 +133,7 @@ TEST_CASE("edge: extreme alphas give lambdas in [0, 1], never NaN, with Beta's m
 
 TEST_CASE("edge: NaN and +inf logits make only their own row's loss NaN; -inf is a mask",
           "[edge][cross_entropy]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xed02);
+  FMT_SEEDED_RNG(0xed02);
   const int64_t batch = 7, C = 13;
   std::normal_distribution<float> normal(0.0f, 3.0f);
   for (bool mix : {false, true})
@@ -199,9 +195,7 @@ TEST_CASE("edge: NaN and +inf logits make only their own row's loss NaN; -inf is
 
 TEST_CASE("edge: rows of equal logits give log(classes), and one class gives loss 0 and gradient 0",
           "[edge][cross_entropy]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xed03);
+  FMT_SEEDED_RNG(0xed03);
   for (fastmix_dtype d : kAllDtypes)
     for (int64_t C : {int64_t{1}, int64_t{2}, int64_t{10}, int64_t{1000}})
       for (float eps : {0.0f, 0.1f}) {
@@ -257,9 +251,7 @@ TEST_CASE(
     "edge: blends of the largest finite values stay finite and exact (blend in float32, round "
     "once)",
     "[edge][blend]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xed05);
+  FMT_SEEDED_RNG(0xed05);
   // float16 65504 with lambda 0.3: 0.3 * 65504 + 0.7 * 65504 rounds to 65504, not inf.
   {
     uint16_t x[2] = {0x7bff, 0x7bff}, out[2] = {0, 0};
@@ -279,7 +271,7 @@ TEST_CASE(
     // lengths reach the portable tail of the vector paths.
     const Shape s{64, 37, 37};
     const size_t bytes = (size_t)span(s) * dtype_size(d);
-    Bytes x(bytes, 0, 0), out(bytes);
+    Buffer x(kCpu, bytes, 0, 0), out(kCpu, bytes);
     for (int64_t i = 0; i < s.batch; ++i)
       for (int64_t j = 0; j < s.elems; ++j) {
         const int k = (int)((i + j) % 4);
@@ -303,9 +295,7 @@ TEST_CASE(
 }
 
 TEST_CASE("edge: subnormal inputs blend exactly as the float64 reference says", "[edge][blend]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xed06);
+  FMT_SEEDED_RNG(0xed06);
   for (fastmix_dtype d : kAllDtypes)
     for (bool in_place : {false, true}) {
       INFO(dtype_name(d) << (in_place ? " in place" : ""));
@@ -315,7 +305,7 @@ TEST_CASE("edge: subnormal inputs blend exactly as the float64 reference says", 
       const int sub_bits = d == FASTMIX_FLOAT32 ? 23 : d == FASTMIX_FLOAT16 ? 10 : 7;
       const Shape s{40, 45, 47};
       const size_t bytes = (size_t)span(s) * dtype_size(d);
-      Bytes x(bytes, 0, 0), out(bytes);
+      Buffer x(kCpu, bytes, 0, 0), out(kCpu, bytes);
       for (int64_t k = 0; k < span(s); ++k) {
         const uint64_t r = rng();
         double v =

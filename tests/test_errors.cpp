@@ -23,15 +23,6 @@ namespace {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// An enum value outside the enumeration, as a C caller may pass one (a cast
-// from a constant would be diagnosed: the value is outside the enum's range).
-template <class E>
-E bad_enum(int v) {
-  static_assert(sizeof(E) == sizeof(int), "C enums are ints here");
-  E e;
-  std::memcpy(&e, &v, sizeof e);
-  return e;
-}
 const float kInf = std::numeric_limits<float>::infinity();
 
 // Makes the thread's last error a message that does not name `param`, so
@@ -168,10 +159,10 @@ void run_image_case(Api api, const ImageCase &c, fastmix_device device, fastmix_
   const fastmix_dtype storage = a.dtype == FASTMIX_FLOAT16 ? FASTMIX_FLOAT16 : FASTMIX_FLOAT32;
   const size_t es = dtype_size(storage);
   const int64_t span_elems = 6 * 6 + 5;  // of the default geometry
-  Bytes buf((size_t)(3 * span_elems) * es, es, 0);
+  Buffer buf(kCpu, (size_t)(3 * span_elems) * es, es, 0);
   fill_random(storage, buf.data(), 3 * span_elems, rng);
   const std::vector<unsigned char> buf_before = buf.copy();
-  Bytes other((size_t)span_elems * es, 0);
+  Buffer other(kCpu, (size_t)span_elems * es, 0);
   unsigned char *x = buf.data() + (size_t)span_elems * es;
   unsigned char *out = a.in_place         ? x
                        : a.out_shift != 0 ? x + a.out_shift * (int64_t)es
@@ -226,9 +217,7 @@ TEST_CASE("errors: fastmix_sample rejects bad arguments, names them and writes n
 
 TEST_CASE("errors: fastmix_blend rejects bad arguments, names them and writes nothing",
           "[errors]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xe4404);
+  FMT_SEEDED_RNG(0xe4404);
   for (const ImageCase &c : image_cases()) {
     INFO(c.what);
     const fastmix_device device =
@@ -242,9 +231,7 @@ TEST_CASE("errors: fastmix_blend rejects bad arguments, names them and writes no
 
 TEST_CASE("errors: fastmix_mixup rejects bad arguments, names them and writes nothing",
           "[errors]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xe4405);
+  FMT_SEEDED_RNG(0xe4405);
   for (const ImageCase &c : image_cases()) {
     if (c.blend_only) continue;
     INFO(c.what);
@@ -259,7 +246,7 @@ TEST_CASE("errors: fastmix_mixup rejects bad arguments, names them and writes no
     INFO(c.what);
     SampleArgs s;
     c.set(s);
-    Bytes x(41 * 4, 0, 0), out(41 * 4);
+    Buffer x(kCpu, 41 * 4, 0, 0), out(kCpu, 41 * 4);
     std::vector<float> lam(7);
     std::vector<int64_t> par(7);
     poison(lam), poison(par);

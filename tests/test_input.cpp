@@ -207,13 +207,20 @@ fastmix_mix_config timm_config() {
   return c;
 }
 
+// run_u8 with out 0 to 2 and x 0 to 15 elements past alignment, at random;
+// a problem fails the case.
+void check_u8(fastmix_device dev, U8Case k, std::mt19937_64 &rng, const U8Draw *draw = nullptr) {
+  k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
+  INFO(describe(dev, k));
+  const std::string problem = run_u8(dev, k, rng, draw);
+  if (!problem.empty()) FAIL(problem);
+}
+
 }  // namespace
 
 TEST_CASE("uint8 input: mixed and normalized output equals the reference, every layout pair",
           "[input][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x0a81);
+  FMT_SEEDED_RNG(0x0a81);
   struct Geo {
     int64_t n, c, h, w, x_gap, out_gap;
   };
@@ -231,10 +238,7 @@ TEST_CASE("uint8 input: mixed and normalized output equals the reference, every 
         for (fastmix_layout outl : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
           for (const Geo &g : geos) {
             U8Case k{d, in, outl, g.n, g.c, g.h, g.w, g.x_gap, g.out_gap, 0, 0};
-            k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
-            INFO(describe(dev, k));
-            const std::string problem = run_u8(dev, k, rng);
-            if (!problem.empty()) FAIL(problem);
+            check_u8(dev, k, rng);
           }
 }
 
@@ -253,9 +257,7 @@ U8Draw edge_draw(int64_t n, const std::vector<std::array<int64_t, 4>> &boxes) {
 
 TEST_CASE("uint8 input: CutMix boxes at the edges and corners, every layout pair and dtype",
           "[input][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x0a84);
+  FMT_SEEDED_RNG(0x0a84);
   struct Geo {
     int64_t c, h, w;
   };
@@ -281,19 +283,14 @@ TEST_CASE("uint8 input: CutMix boxes at the edges and corners, every layout pair
         for (fastmix_layout in : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
           for (fastmix_layout outl : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC}) {
             U8Case k{dt, in, outl, n, g.c, h, w, (int64_t)(rng() % 3), (int64_t)(rng() % 3), 0, 0};
-            k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
-            INFO(describe(dev, k));
-            const std::string problem = run_u8(dev, k, rng, &d);
-            if (!problem.empty()) FAIL(problem);
+            check_u8(dev, k, rng, &d);
           }
     }
 }
 
 TEST_CASE("uint8 input: on CUDA a bad partner or box makes that sample NaN, the others intact",
           "[input][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x0a85);
+  FMT_SEEDED_RNG(0x0a85);
   struct Geo {
     int64_t c, h, w;
   };
@@ -318,10 +315,7 @@ TEST_CASE("uint8 input: on CUDA a bad partner or box makes that sample NaN, the 
         for (fastmix_layout in : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC})
           for (fastmix_layout outl : {FASTMIX_LAYOUT_NCHW, FASTMIX_LAYOUT_NHWC}) {
             U8Case k{dt, in, outl, n, g.c, g.h, g.w, 1, 2, 0, 0};
-            k.out_mis = (int64_t)(rng() % 3), k.x_mis = (int64_t)(rng() % 16);
-            INFO(describe(dev, k));
-            const std::string problem = run_u8(dev, k, rng, &d);
-            if (!problem.empty()) FAIL(problem);
+            check_u8(dev, k, rng, &d);
           }
     }
   }
@@ -329,9 +323,7 @@ TEST_CASE("uint8 input: on CUDA a bad partner or box makes that sample NaN, the 
 
 TEST_CASE("uint8 input: fused is draw + apply bitwise, device seed is value seed",
           "[input][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x0a82);
+  FMT_SEEDED_RNG(0x0a82);
   const fastmix_mix_config cfg = timm_config();
   const int64_t n = 7, c = 3, h = 6, w = 10, elems = c * h * w;
   const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};

@@ -20,9 +20,7 @@ constexpr int64_t kGuard = 3;
 
 TEST_CASE("mixup is sample + blend, bitwise, draws the CPU's lambdas and equals the reference",
           "[mixup][devices][racecheck]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x313c5);
+  FMT_SEEDED_RNG(0x313c5);
   const float alphas[] = {0.2f, 1.0f, 5.0f, 0.01f};
   std::vector<Shape> shapes = {Shape{1, 1, 1},
                                Shape{1, 17, 20},
@@ -116,19 +114,15 @@ TEST_CASE("mixup with batch 0 succeeds and writes nothing", "[mixup][devices]") 
         CHECK(fastmix_mixup(dev, d, 0.4f, 1, pairing, 1, 2, x.data(), x.data(), 0, 3, 3,
                             lam.as<float>(), par.as<int64_t>(), nullptr) == FASTMIX_SUCCESS);
         finish(dev);
-        const std::vector<unsigned char> os = out.copy(), ls = lam.copy(), ps = par.copy(),
-                                         xs = x.copy();
-        CHECK(all_poison(os.data(), os.size()));
-        CHECK(all_poison(ls.data(), ls.size()));
-        CHECK(all_poison(ps.data(), ps.size()));
-        CHECK(std::all_of(xs.begin(), xs.end(), [](unsigned char c) { return c == 0x11; }));
+        CHECK(all_poison(out.copy()));
+        CHECK(all_poison(lam.copy()));
+        CHECK(all_poison(par.copy()));
+        CHECK(all_bytes(x.copy(), 0x11));
       }
 }
 
 TEST_CASE("mixup with batch 1 and odd batches works in every pairing", "[mixup][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x313c6);
+  FMT_SEEDED_RNG(0x313c6);
   for (fastmix_device dev : test_devices())
     for (fastmix_dtype d : kAllDtypes)
       for (fastmix_pairing pairing : kAllPairings)
@@ -161,9 +155,7 @@ TEST_CASE("mixup with batch 1 and odd batches works in every pairing", "[mixup][
 TEST_CASE(
     "in place with batches too large for a tile of vectors: blend, mixup and device-seed mixup",
     "[mixup][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x313c7);
+  FMT_SEEDED_RNG(0x313c7);
   // In place, CUDA stages a strip of every sample in shared memory: a tile of
   // vectors takes at least 8 bytes of lambda and partner and four 16-byte
   // vectors per sample (72 bytes).  A batch past opt-in / 40 leaves room only
@@ -222,9 +214,7 @@ TEST_CASE(
 
 TEST_CASE("mixup of a batch that takes the walk along the partner chains is sample + blend",
           "[mixup][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x313c6);
+  FMT_SEEDED_RNG(0x313c6);
   const fastmix_dtype d = FASTMIX_FLOAT32;
   const Shape s = walk_shape(d);
   const size_t es = dtype_size(d);

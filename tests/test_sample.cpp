@@ -44,9 +44,7 @@ Draw draw(float alpha, int fold, fastmix_pairing pairing, uint64_t seed, uint64_
 
 TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundary batch sizes",
           "[sample][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x5a3);
+  FMT_SEEDED_RNG(0x5a3);
   const bool sim = on_simulator();
   std::vector<int64_t> batches;
   for (int64_t n = 1; n <= 70; ++n) batches.push_back(n);
@@ -89,9 +87,7 @@ TEST_CASE("sample: every pairing gives partners of its kind, for odd and boundar
 
 TEST_CASE("sample: lambdas lie in [0, 1] ([1/2, 1] folded) and are never NaN, for any alpha",
           "[sample][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x5a4);
+  FMT_SEEDED_RNG(0x5a4);
   const float alphas[] = {std::numeric_limits<float>::denorm_min(),
                           1e-30f,
                           1e-6f,
@@ -120,9 +116,7 @@ TEST_CASE("sample: lambdas lie in [0, 1] ([1/2, 1] folded) and are never NaN, fo
 }
 
 TEST_CASE("sample: the same arguments give bitwise the same draw", "[sample]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x5a5);
+  FMT_SEEDED_RNG(0x5a5);
   for (fastmix_pairing pairing : kAllPairings)
     for (int64_t n : {1, 7, 1000, 300001}) {
       const uint64_t s = rng(), off = rng();
@@ -135,9 +129,7 @@ TEST_CASE("sample: the same arguments give bitwise the same draw", "[sample]") {
 }
 
 TEST_CASE("sample: lambdas depend only on (seed, offset, i): not on batch or pairing", "[sample]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x5a6);
+  FMT_SEEDED_RNG(0x5a6);
   for (float alpha : {0.01f, 0.4f, 1.0f, 7.5f})
     for (int fold : {0, 1}) {
       const uint64_t s = rng(), off = rng();
@@ -153,9 +145,7 @@ TEST_CASE("sample: lambdas depend only on (seed, offset, i): not on batch or pai
 }
 
 TEST_CASE("sample: folding maps lambda to max(lambda, 1 - lambda)", "[sample]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x5a7);
+  FMT_SEEDED_RNG(0x5a7);
   for (float alpha : {0.05f, 0.4f, 1.0f, 4.0f, 300.0f}) {
     const uint64_t s = rng(), off = rng();
     INFO("alpha " << alpha);
@@ -175,9 +165,7 @@ TEST_CASE("sample: folding maps lambda to max(lambda, 1 - lambda)", "[sample]") 
 
 TEST_CASE("sample: different seeds or offsets give different draws (all 64 bits count)",
           "[sample]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x5a8);
+  FMT_SEEDED_RNG(0x5a8);
   const uint64_t s = rng(), off = rng();
   CAPTURE(s, off);
   const int64_t n = 4096;
@@ -215,9 +203,7 @@ TEST_CASE("sample with batch 0 succeeds and writes nothing", "[sample][devices]"
 
 TEST_CASE("sample on every device is bitwise the CPU's draw, grid-stride sizes included",
           "[sample][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xc0a1);
+  FMT_SEEDED_RNG(0xc0a1);
   // On CUDA, sizes past one grid of 480 blocks of 256 threads run the
   // kernel's grid-stride loop; 130001 does so on the simulator's 30 SMs.
   // The big sizes run for a quarter of the settings, and on the simulator
@@ -285,9 +271,7 @@ uint32_t most_trials(const fm::BetaParams &bp, uint64_t seed, uint64_t offset, i
 
 TEST_CASE("sample: draws whose trials run past the first round are bitwise the CPU's",
           "[sample][devices]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x5a9);
+  FMT_SEEDED_RNG(0x5a9);
   std::vector<int64_t> sizes = {1, 2, 3, 33, 1000, 1025, 4097, 8000};
   if (!on_simulator())
     for (int64_t n : {6000, 20000, 40000}) sizes.push_back(n);

@@ -242,9 +242,7 @@ TEST_CASE("stats: the reference CDFs are right", "[stats]") {
 
 TEST_CASE("stats: lambdas follow Beta(alpha, alpha), and folded ones its fold (Kolmogorov-Smirnov)",
           "[stats]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x57a7);
+  FMT_SEEDED_RNG(0x57a7);
   // 200000 draws: the critical D is 0.006, so alpha off by 5% fails (tried).
   const int64_t n = 200000;
   for (float alpha : {1e-3f, 0.01f, 0.1f, 0.4f, 1.0f, 2.0f, 10.0f, 100.0f, 1000.0f}) {
@@ -266,9 +264,7 @@ TEST_CASE("stats: lambdas follow Beta(alpha, alpha), and folded ones its fold (K
 }
 
 TEST_CASE("stats: alpha = 1e-3 puts half the mass at each end and never NaN", "[stats]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x57a8);
+  FMT_SEEDED_RNG(0x57a8);
   const int64_t n = 100000;
   const double a = 1e-3;
   const std::vector<float> lam = draw_lambdas(1e-3f, 0, rng(), rng(), n);
@@ -289,9 +285,7 @@ TEST_CASE("stats: alpha = 1e-3 puts half the mass at each end and never NaN", "[
 }
 
 TEST_CASE("stats: draws at different offsets, seeds and samples are uncorrelated", "[stats]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x57a9);
+  FMT_SEEDED_RNG(0x57a9);
   const int64_t n = 50000;
   const uint64_t s = rng(), off = rng();
   CAPTURE(s, off);
@@ -307,9 +301,7 @@ TEST_CASE("stats: draws at different offsets, seeds and samples are uncorrelated
 }
 
 TEST_CASE("stats: PERMUTATION partners are uniformly random permutations", "[stats]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x57aa);
+  FMT_SEEDED_RNG(0x57aa);
   std::vector<float> lam(1000);
   std::vector<int64_t> par(1000);
   for (int64_t n : {7, 16}) {
@@ -368,9 +360,7 @@ TEST_CASE("stats: PERMUTATION partners are uniformly random permutations", "[sta
 }
 
 TEST_CASE("stats: every permutation of 3, 4, 5 samples is equally likely", "[stats]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x57ab);
+  FMT_SEEDED_RNG(0x57ab);
   std::vector<float> lam(8);
   std::vector<int64_t> par(8);
   for (int64_t n : {2, 3, 4, 5}) {
@@ -392,9 +382,7 @@ TEST_CASE("stats: every permutation of 3, 4, 5 samples is equally likely", "[sta
 }
 
 TEST_CASE("stats: CYCLE partners are uniformly random single cycles", "[stats]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x57ac);
+  FMT_SEEDED_RNG(0x57ac);
   std::vector<float> lam(16);
   std::vector<int64_t> par(16);
   // p(i) uniform over the other n - 1 samples

@@ -1,7 +1,7 @@
 // Helpers for the tests: independent float64 views of the storage types,
-// random inputs, poisoning, and (in CUDA tests) device buffers.  Nothing here
-// uses fastmix's own conversion code: the tests must not share the library's
-// bugs.
+// random inputs and poisoning (the buffers, on any device, are in
+// tests/device.hpp).  Nothing here uses fastmix's own conversion code: the
+// tests must not share the library's bugs.
 #pragma once
 
 #include <fastmix/fastmix.h>
@@ -149,6 +149,14 @@ inline void fill_random(fastmix_dtype d, void *base, int64_t count, std::mt19937
   for (int64_t i = 0; i < count; ++i) encode(d, base, i, random_value(d, rng));
 }
 
+// The start of a test case that draws random inputs: `seed`, CAPTUREd so
+// that a failure prints it (FASTMIX_TEST_SEED=seed repeats the inputs), and
+// `rng`, the case's own generator, from make_rng(salt).
+#define FMT_SEEDED_RNG(salt)                     \
+  const uint64_t seed = ::fmt_test::test_seed(); \
+  CAPTURE(seed);                                 \
+  std::mt19937_64 rng = ::fmt_test::make_rng(salt)
+
 // Mixing weights: uniform floats in [0, 1) with the edge cases 0, 1, 1/2,
 // tiny and almost-1 values at fixed places.
 inline std::vector<float> random_lambdas(int64_t n, std::mt19937_64 &rng) {
@@ -206,36 +214,12 @@ inline std::vector<int64_t> make_partners(PartnerKind kind, int64_t n, std::mt19
 }
 
 // ---------------------------------------------------------------------------
-// Buffers
+// Poison
 // ---------------------------------------------------------------------------
-// Bytes whose data() lies `misalign` bytes past a 64-byte boundary (so an odd
-// number of elements makes a pointer that is not 16-byte aligned).  Filled
-// with `fill` (poison by default).  Not copyable: a copy would move the data.
-class Bytes {
- public:
-  Bytes() = default;
-  explicit Bytes(size_t size, size_t misalign = 0, unsigned char fill = kPoison)
-      : store_(size + 128, fill), size_(size) {
-    const uintptr_t base = (uintptr_t)store_.data();
-    off_ = (size_t)((64 - base % 64) % 64) + misalign;
-  }
-  Bytes(const Bytes &) = delete;
-  Bytes &operator=(const Bytes &) = delete;
-  Bytes(Bytes &&) = default;
-  Bytes &operator=(Bytes &&) = default;
-  unsigned char *data() { return store_.data() + off_; }
-  const unsigned char *data() const { return store_.data() + off_; }
-  size_t size() const { return size_; }
-  std::vector<unsigned char> copy() const {
-    return std::vector<unsigned char>(data(), data() + size_);
-  }
-  void poison() { std::memset(data(), kPoison, size_); }
-
- private:
-  std::vector<unsigned char> store_;
-  size_t off_ = 0, size_ = 0;
-};
-
+// Whether every byte of `v` is `value`.
+inline bool all_bytes(const std::vector<unsigned char> &v, unsigned char value) {
+  return std::all_of(v.begin(), v.end(), [&](unsigned char c) { return c == value; });
+}
 inline bool all_poison(const void *p, size_t bytes) {
   const unsigned char *c = static_cast<const unsigned char *>(p);
   for (size_t i = 0; i < bytes; ++i)
@@ -249,6 +233,17 @@ bool all_poison(const std::vector<T> &v) {
 template <class T>
 void poison(std::vector<T> &v) {
   std::memset(static_cast<void *>(v.data()), kPoison, v.size() * sizeof(T));
+}
+
+// An enum holding a value outside its enumerators, as a C caller can pass
+// (a cast from a constant would be diagnosed: the value is outside the
+// enum's range).
+template <class E>
+E bad_enum(int v) {
+  static_assert(sizeof(E) == sizeof(int), "enum size");
+  E e;
+  std::memcpy(&e, &v, sizeof e);
+  return e;
 }
 
 // Whether `word` occurs in `text` as a whole identifier (not inside a longer one).

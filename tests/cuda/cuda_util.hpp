@@ -1,4 +1,5 @@
-// Device buffers and CUDA error checks for the CUDA tests.
+// What the CUDA tests share beyond tests/device.hpp (whose Buffer holds
+// their device and managed memory): streams and graph capture and replay.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -8,6 +9,7 @@
 
 #include <fastmix/fastmix.h>
 
+#include <exception>
 #include <functional>
 #include <string>
 #include <utility>
@@ -15,64 +17,30 @@
 
 namespace fmt_test {
 
-// Device memory (or managed memory) whose data() lies `misalign` bytes past
-// cudaMalloc's 256-byte alignment; poisoned (0xff, NaN in every dtype) on
-// creation.
-class DeviceBytes {
+// A non-blocking stream for a test case's lifetime.
+class Stream {
  public:
-  explicit DeviceBytes(size_t size, size_t misalign = 0, bool managed = false) : size_(size) {
-    void *p = nullptr;
-    FMT_CUDA(managed ? cudaMallocManaged(&p, size + 256) : cudaMalloc(&p, size + 256));
-    base_ = p;
-    ptr_ = static_cast<unsigned char *>(p) + misalign;
-    poison();
+  Stream() { FMT_CUDA(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
+  ~Stream() {
+    const cudaError_t e = cudaStreamDestroy(s_);
+    if (std::uncaught_exceptions() == 0) CHECK(e == cudaSuccess);
   }
-  ~DeviceBytes() {
-    if (base_) (void)cudaFree(base_);
-  }
-  DeviceBytes(const DeviceBytes &) = delete;
-  DeviceBytes &operator=(const DeviceBytes &) = delete;
-  DeviceBytes(DeviceBytes &&o) noexcept
-      : base_(std::exchange(o.base_, nullptr)), ptr_(o.ptr_), size_(o.size_) {}
-
-  unsigned char *data() { return ptr_; }
-  size_t size() const { return size_; }
-  template <class T>
-  T *as() {
-    return reinterpret_cast<T *>(ptr_);
-  }
-  void poison() {
-    FMT_CUDA(cudaMemset(ptr_, kPoison, size_));
-    FMT_CUDA(cudaDeviceSynchronize());
-  }
-  void upload(const void *src) { FMT_CUDA(cudaMemcpy(ptr_, src, size_, cudaMemcpyHostToDevice)); }
-  std::vector<unsigned char> download() const {
-    std::vector<unsigned char> h(size_);
-    FMT_CUDA(cudaMemcpy(h.data(), ptr_, size_, cudaMemcpyDeviceToHost));
-    return h;
-  }
-  template <class T>
-  std::vector<T> download_as() const {
-    std::vector<T> h(size_ / sizeof(T));
-    FMT_CUDA(cudaMemcpy(h.data(), ptr_, h.size() * sizeof(T), cudaMemcpyDeviceToHost));
-    return h;
-  }
+  Stream(const Stream &) = delete;
+  Stream &operator=(const Stream &) = delete;
+  operator cudaStream_t() const { return s_; }
 
  private:
-  void *base_ = nullptr;
-  unsigned char *ptr_ = nullptr;
-  size_t size_ = 0;
+  cudaStream_t s_ = nullptr;
 };
 
-template <class T>
-DeviceBytes to_device(const std::vector<T> &v) {
-  DeviceBytes d(v.size() * sizeof(T));
-  if (!v.empty()) d.upload(v.data());
-  return d;
+// For every dtype, out of place and in place (INFO names them): body(d, in_place).
+inline void each_dtype_and_place(const std::function<void(fastmix_dtype, bool)> &body) {
+  for (fastmix_dtype d : kAllDtypes)
+    for (bool in_place : {false, true}) {
+      INFO(dtype_name(d) << (in_place ? " in place" : " out of place"));
+      body(d, in_place);
+    }
 }
-
-// After a fastmix call on the GPU: the queue ran without a (sticky) error.
-inline void sync_ok() { finish(FASTMIX_DEVICE_CUDA); }
 
 // Captures `call` on `stream` into an executable graph; REQUIREs success.
 inline cudaGraphExec_t capture(cudaStream_t stream, const std::function<fastmix_status()> &call) {
@@ -88,6 +56,22 @@ inline cudaGraphExec_t capture(cudaStream_t stream, const std::function<fastmix_
   FMT_CUDA(cudaGraphInstantiate(&exec, graph, 0));
   FMT_CUDA(cudaGraphDestroy(graph));
   return exec;
+}
+
+// Captures `call` on `stream` and launches the graph `launches` times, each
+// after `prepare` (inputs restored, outputs poisoned) and followed, once the
+// stream is idle, by `check(launch)`.
+inline void replay(cudaStream_t stream, const std::function<fastmix_status()> &call, int launches,
+                   const std::function<void()> &prepare, const std::function<void(int)> &check) {
+  cudaGraphExec_t exec = capture(stream, call);
+  for (int launch = 0; launch < launches; ++launch) {
+    CAPTURE(launch);
+    prepare();
+    FMT_CUDA(cudaGraphLaunch(exec, stream));
+    FMT_CUDA(cudaStreamSynchronize(stream));
+    check(launch);
+  }
+  FMT_CUDA(cudaGraphExecDestroy(exec));
 }
 
 }  // namespace fmt_test

@@ -3,10 +3,10 @@
 // returns, so a bad one makes its row NaN (never a fault, nothing outside the
 // row), and host pointers are refused.  Everything both backends share runs
 // on every device in tests/test_cross_entropy.cpp; the cases, the float64
-// reference and the checks come from tests/ce_cases.hpp.
+// reference and the checks come from tests/loss_cases.hpp.
 #include "cuda_util.hpp"
 
-#include "../ce_cases.hpp"
+#include "../loss_cases.hpp"
 
 #include <fastmix/fastmix.h>
 
@@ -17,17 +17,15 @@
 #include <vector>
 
 using namespace fmt_test;
-using namespace ce_test;
+using namespace loss_test;
 
 TEST_CASE("cuda cross-entropy: a bad label or partner on the device makes its row NaN",
           "[cross_entropy]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce21);
+  FMT_SEEDED_RNG(0xce21);
   const fastmix_device cuda = FASTMIX_DEVICE_CUDA;
   for (int64_t C : {10, 5000}) {  // a warp row and a block row
     CAPTURE(C);
-    Case c;
+    Case c = ce_case();
     c.classes = C;
     c.stride = C;
     c.batch = 4;
@@ -45,11 +43,11 @@ TEST_CASE("cuda cross-entropy: a bad label or partner on the device makes its ro
     g = run(cuda, c, in);
     REQUIRE(g.status == FASTMIX_SUCCESS);
     CHECK(std::isnan(g.loss[0]));
-    c.ws = true;  // the same through the workspace path
+    c.entry = Entry::cross_entropy_ws;  // the same through the workspace path
     g = run(cuda, c, in);
     REQUIRE(g.status == FASTMIX_SUCCESS);
     CHECK(std::isnan(g.loss[0]));
-    c.ws = false;
+    c.entry = Entry::cross_entropy;
     // A partner out of range.
     c.mix = true;
     c.red = FASTMIX_REDUCTION_NONE;
@@ -70,9 +68,7 @@ TEST_CASE(
     "cuda fastmix_loss: a bad device label or partner makes its row NaN for class weights and the "
     "binary loss",
     "[cross_entropy]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce31);
+  FMT_SEEDED_RNG(0xce31);
   std::uniform_real_distribution<float> unif(-3.0f, 3.0f);
   const int64_t n = 4;
   for (fastmix_loss_kind kind : {FASTMIX_LOSS_CROSS_ENTROPY, FASTMIX_LOSS_BINARY_CROSS_ENTROPY})
@@ -83,9 +79,9 @@ TEST_CASE(
       for (float &v : cw) v = 0.5f + 0.5f * std::fabs(unif(rng));
       std::vector<int64_t> labels = {1, C, 2, 3};    // row 1: out of range, not ignore_index
       std::vector<int64_t> partners = {0, 0, n, 2};  // row 2: partner out of range
-      DeviceBytes dz = to_device(z), dcw = to_device(cw), dlam = to_device(lam);
-      DeviceBytes dlab = to_device(labels), dpart = to_device(partners);
-      DeviceBytes dloss(4 * n), dgrad(4 * n * C);
+      Buffer dz = to_device(kCuda, z), dcw = to_device(kCuda, cw), dlam = to_device(kCuda, lam);
+      Buffer dlab = to_device(kCuda, labels), dpart = to_device(kCuda, partners);
+      Buffer dloss(kCuda, 4 * n), dgrad(kCuda, 4 * n * C);
       fastmix_loss_config cfg;
       fastmix_loss_config_init(&cfg);
       cfg.kind = kind;
@@ -96,9 +92,9 @@ TEST_CASE(
                            dlab.as<int64_t>(), dlam.as<float>(), dpart.as<int64_t>(), &cfg,
                            dloss.as<float>(), dgrad.data(), nullptr, 0,
                            nullptr) == FASTMIX_SUCCESS);
-      sync_ok();
-      const std::vector<float> loss = dloss.download_as<float>();
-      const std::vector<float> grad = dgrad.download_as<float>();
+      finish(kCuda);
+      const std::vector<float> loss = dloss.copy_as<float>();
+      const std::vector<float> grad = dgrad.copy_as<float>();
       for (int64_t i = 0; i < n; ++i) {
         CAPTURE(i);
         const bool bad = i == 1 || i == 2;
@@ -126,15 +122,13 @@ TEST_CASE("cuda cross-entropy: host pointers are refused", "[cross_entropy]") {
                               nullptr, 1.0f, nullptr) == FASTMIX_ERROR_INVALID_VALUE);
   CHECK(std::string(fastmix_last_error()).find("loss") != std::string::npos);
   finish(cuda);
-  CHECK(poisoned(dloss.copy().data(), 4));
+  CHECK(all_poison(dloss.copy()));
 }
 
 TEST_CASE("cuda soft targets: a bad label on the device makes its row NaN", "[cross_entropy]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0xce22);
+  FMT_SEEDED_RNG(0xce22);
   const fastmix_device cuda = FASTMIX_DEVICE_CUDA;
-  Case c;
+  Case c = ce_case();
   c.classes = 8;
   c.stride = 8;
   c.batch = 3;

@@ -15,13 +15,11 @@ using namespace fmt_test;
 
 TEST_CASE("cuda: an error the caller left pending is not blamed on fastmix, nor cleared",
           "[cuda][errors]") {
-  const uint64_t seed = test_seed();
-  CAPTURE(seed);
-  std::mt19937_64 rng = make_rng(0x7e01);
+  FMT_SEEDED_RNG(0x7e01);
   const Shape s{6, 37, 37};
   std::vector<float> hx((size_t)span(s));
   for (float &v : hx) v = (float)random_value(FASTMIX_FLOAT32, rng);
-  DeviceBytes x = to_device(hx), out(hx.size() * 4), lam(6 * 4), par(6 * 8);
+  Buffer x = to_device(kCuda, hx), out(kCuda, hx.size() * 4), lam(kCuda, 6 * 4), par(kCuda, 6 * 8);
   for (bool in_place : {false, true}) {
     INFO((in_place ? "in place" : "out of place"));
     x.upload(hx.data());
@@ -42,10 +40,10 @@ TEST_CASE("cuda: an error the caller left pending is not blamed on fastmix, nor 
            << cudaGetErrorName(left) << ")");
     else
       CHECK(left == cudaErrorInvalidDevice);
-    sync_ok();
-    const std::vector<float> l = lam.download_as<float>();
-    const std::vector<int64_t> p = par.download_as<int64_t>();
-    const std::vector<unsigned char> got = in_place ? x.download() : out.download();
+    finish(kCuda);
+    const std::vector<float> l = lam.copy_as<float>();
+    const std::vector<int64_t> p = par.copy_as<int64_t>();
+    const std::vector<unsigned char> got = in_place ? x.copy() : out.copy();
     const std::vector<unsigned char> before(
         reinterpret_cast<const unsigned char *>(hx.data()),
         reinterpret_cast<const unsigned char *>(hx.data()) + hx.size() * 4);

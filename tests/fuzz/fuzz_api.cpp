@@ -255,6 +255,22 @@ bool is_permutation(const int64_t *p, int64_t n) {
   return true;
 }
 
+// A row stride for rows of `row` elements: mostly `row`, or too small by 1
+// to 3, any value, or `row` plus a gap of up to max_gap.
+int64_t pick_stride(FuzzedDataProvider &f, int64_t row, int64_t max_gap) {
+  switch (f.ConsumeIntegralInRange(0, 7)) {
+    case 0:
+      return wrap_add(row, -f.ConsumeIntegralInRange<int64_t>(1, 3));  // too small
+    case 1:
+      return f.ConsumeIntegral<int64_t>();
+    case 2:
+    case 3:
+      return wrap_add(row, f.ConsumeIntegralInRange<int64_t>(0, max_gap));
+    default:
+      return row;
+  }
+}
+
 void check_status(fastmix_status s, const char *func) {
   FUZZ_ASSERT((int)s >= 0 && (int)s <= 6, "%s returned %d", func, (int)s);
   FUZZ_ASSERT(s != FASTMIX_ERROR_INTERNAL, "%s reported an internal error", func);
@@ -379,21 +395,7 @@ void fuzz_images(FuzzedDataProvider &f, int which /* 0 blend, 1 mixup, 2 mixup_d
   const int dtype = pick_enum(f, 3);
   const int64_t batch = pick_size(f, kMaxBatch);
   const int64_t elems = pick_size(f, kMaxElems);
-  int64_t stride = elems;
-  switch (f.ConsumeIntegralInRange(0, 7)) {
-    case 0:
-      stride = wrap_add(elems, -f.ConsumeIntegralInRange<int64_t>(1, 3));
-      break;  // too small
-    case 1:
-      stride = f.ConsumeIntegral<int64_t>();
-      break;
-    case 2:
-    case 3:
-      stride = wrap_add(elems, f.ConsumeIntegralInRange<int64_t>(0, 70));
-      break;
-    default:
-      break;
-  }
+  int64_t stride = pick_stride(f, elems, 70);
   const float alpha = which ? pick_float(f, 1e-4f, 1e4f) : 1.0f;
   const int fold = which ? f.ConsumeIntegralInRange(0, 1) : 0;
   const int pairing = which ? pick_enum(f, 4) : 0;
@@ -539,21 +541,7 @@ void fuzz_loss(FuzzedDataProvider &f, int which) {
   const int64_t batch = pick_size(f, kMaxBatch);
   const int64_t classes =
       f.ConsumeIntegralInRange(0, 15) == 0 ? pick_size(f, 1) : pick_size(f, kMaxClasses);
-  int64_t stride = classes;
-  switch (f.ConsumeIntegralInRange(0, 7)) {
-    case 0:
-      stride = wrap_add(classes, -f.ConsumeIntegralInRange<int64_t>(1, 3));
-      break;
-    case 1:
-      stride = f.ConsumeIntegral<int64_t>();
-      break;
-    case 2:
-    case 3:
-      stride = wrap_add(classes, f.ConsumeIntegralInRange<int64_t>(0, 40));
-      break;
-    default:
-      break;
-  }
+  int64_t stride = pick_stride(f, classes, 40);
   const int mix =
       f.ConsumeIntegralInRange(0, 7);  // 0: lambdas only, 1: partners only, 2-4: plain, else mixup
   const int red = pick_enum(f, 3);
@@ -1213,44 +1201,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzedDataProvider f(data, size);
   // 16 values: the seeds of tests/fuzz/corpus keep the entry point their last
   // byte chose when there were 15 (each seed's byte gives the same one).
-  switch (f.ConsumeIntegralInRange(0, 15)) {
-    case 0:
-      fuzz_sample(f, false);
-      break;
-    case 1:
-      fuzz_sample(f, true);
-      break;
-    case 2:
-      fuzz_images(f, 0);
-      break;
-    case 3:
-      fuzz_images(f, 1);
-      break;
-    case 4:
-      fuzz_images(f, 2);
-      break;
-    case 5:
-      fuzz_loss(f, 0);
-      break;
-    case 6:
-      fuzz_loss(f, 1);
-      break;
-    case 7:
-    case 8:
-    case 9:
-    case 10:
-      fuzz_cutmix(f, f.ConsumeIntegralInRange(0, 3));
-      break;
-    case 11:
-    case 12:
-      fuzz_u8(f, f.ConsumeBool());
-      break;
-    case 15:
-      fuzz_loss_general(f);
-      break;
-    default:
-      fuzz_misc(f);
-      break;
-  }
+  const int k = f.ConsumeIntegralInRange(0, 15);
+  if (k < 2)
+    fuzz_sample(f, k == 1);
+  else if (k < 5)
+    fuzz_images(f, k - 2);
+  else if (k < 7)
+    fuzz_loss(f, k - 5);
+  else if (k < 11)
+    fuzz_cutmix(f, f.ConsumeIntegralInRange(0, 3));
+  else if (k < 13)
+    fuzz_u8(f, f.ConsumeBool());
+  else if (k == 15)
+    fuzz_loss_general(f);
+  else
+    fuzz_misc(f);
   return 0;
 }
