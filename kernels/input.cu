@@ -370,20 +370,9 @@ __global__ void __launch_bounds__(kThreads) u8_tiles_kernel(const U8Params p) {
     if (mode != kNan) load_tile<InNhwc>(p, t, a, buf_a, two ? b : nullptr, buf_b);
     __syncthreads();
     const uint8_t *bb = two ? buf_b : buf_a;
-    switch (mode) {
-      case kNan:
-        store_tile<T, InNhwc, OutNhwc, kNan>(p, t, box, lam, a, buf_a, b, bb);
-        break;
-      case kOne:
-        store_tile<T, InNhwc, OutNhwc, kOne>(p, t, box, lam, a, buf_a, b, bb);
-        break;
-      case kBlend:
-        store_tile<T, InNhwc, OutNhwc, kBlend>(p, t, box, lam, a, buf_a, b, bb);
-        break;
-      case kCut:
-        store_tile<T, InNhwc, OutNhwc, kCut>(p, t, box, lam, a, buf_a, b, bb);
-        break;
-    }
+    with_constant<kNan, kCut + 1>(mode, [&](auto m) {
+      store_tile<T, InNhwc, OutNhwc, (Mode) decltype(m)::value>(p, t, box, lam, a, buf_a, b, bb);
+    });
     if (tt + gridDim.x < p.tiles) __syncthreads();  // the buffers are reloaded
   }
 }
