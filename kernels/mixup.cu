@@ -113,9 +113,8 @@ fastmix_status launch_rows(const char *func, const Device &dev, const Images &im
   // the blocks cover one window of the walk.
   unsigned grid = 0;
   FM_TRY(one_wave(func, dev, kernel, kThreads, smem, n * chunks, &grid));
-  const RowsParams<T, Source> p{
-      static_cast<const raw *>(x), static_cast<raw *>(out), n, elems, stride, chunks, walk, src};
-  return launch(func, kernel, grid, kThreads, (size_t)smem, stream, p);
+  return launch(func, kernel, grid, kThreads, (size_t)smem, stream, static_cast<const raw *>(x),
+                static_cast<raw *>(out), n, elems, stride, chunks, walk, src);
 }
 
 // In place: the staged kernel, lambda and partner read (a fused draw would
