@@ -20,6 +20,28 @@ fastmix_status fail(fastmix_status status, const char *fmt, ...) {
   return status;
 }
 
+namespace {
+
+// fastmix_mixup and its device-seed form: the images checked after the
+// draw's arguments, a seed in memory then against every buffer, and the
+// run.
+fastmix_status mixup_entry(const char *func, fastmix_device device, fastmix_dtype dtype,
+                           float alpha, int fold, fastmix_pairing pairing, const Seed &seed,
+                           const void *x, void *out, int64_t batch, int64_t sample_elems,
+                           int64_t sample_stride, float *lambdas, int64_t *partners, void *stream) {
+  FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
+  FM_TRY(check_dtype(func, dtype));
+  FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
+  const Images images{dtype, x, out, batch, sample_elems, sample_stride};
+  if (seed.kind == Seed::kMemory)
+    FM_TRY(check_seed_offset(func, seed.ptr, batch, lambdas, partners, x, out, image_span(images)));
+  const Draw draw{alpha, fold, pairing, seed};
+  return run(device, cpu_mixup, cuda_mixup, MixupArgs{func, draw, images, lambdas, partners},
+             stream);
+}
+
+}  // namespace
+
 }  // namespace fm
 
 using namespace fm;
@@ -86,13 +108,8 @@ fastmix_status fastmix_mixup(fastmix_device device, fastmix_dtype dtype, float a
                              float *lambdas, int64_t *partners, void *stream) {
   static const char *func = "fastmix_mixup";
   return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
-    FM_TRY(check_dtype(func, dtype));
-    FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
-    const Draw draw{alpha, fold, pairing, Seed::value(seed, offset)};
-    const Images images{dtype, x, out, batch, sample_elems, sample_stride};
-    return run(device, cpu_mixup, cuda_mixup, MixupArgs{func, draw, images, lambdas, partners},
-               stream);
+    return mixup_entry(func, device, dtype, alpha, fold, pairing, Seed::value(seed, offset), x, out,
+                       batch, sample_elems, sample_stride, lambdas, partners, stream);
   });
 }
 
@@ -122,15 +139,9 @@ fastmix_status fastmix_mixup_device_seed(fastmix_device device, fastmix_dtype dt
                                          float *lambdas, int64_t *partners, void *stream) {
   static const char *func = "fastmix_mixup_device_seed";
   return guarded(func, [&]() -> fastmix_status {
-    FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
-    FM_TRY(check_dtype(func, dtype));
-    FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));
-    const Images images{dtype, x, out, batch, sample_elems, sample_stride};
-    FM_TRY(
-        check_seed_offset(func, seed_offset, batch, lambdas, partners, x, out, image_span(images)));
-    const Draw draw{alpha, fold, pairing, Seed::memory(seed_offset, offset_increment)};
-    return run(device, cpu_mixup, cuda_mixup, MixupArgs{func, draw, images, lambdas, partners},
-               stream);
+    return mixup_entry(func, device, dtype, alpha, fold, pairing,
+                       Seed::memory(seed_offset, offset_increment), x, out, batch, sample_elems,
+                       sample_stride, lambdas, partners, stream);
   });
 }
 

@@ -168,21 +168,28 @@ struct CutmixSampleArgs {
   int32_t *boxes;
 };
 
-// fastmix_cutmix_apply: lambdas, partners and boxes given.
-struct CutmixApplyArgs {
+// A CutMix apply to `Images` (CutImages or U8Images): lambdas, partners and
+// boxes given.
+template <class Images>
+struct ApplyArgs {
   const char *func;
-  CutImages images;
+  Images images;
   const float *lambdas;
   const int64_t *partners;
   const int32_t *boxes;
 };
 
-// fastmix_cutmix and its device-seed form: the draw, then the apply.
-struct CutmixArgs {
+// A CutMix draw, then its apply to `Images`.
+template <class Images>
+struct DrawApplyArgs {
   const char *func;
   CutmixSampleArgs draw;  // batch, height, width those of `images`
-  CutImages images;
+  Images images;
 };
+
+// fastmix_cutmix_apply; fastmix_cutmix and its device-seed form.
+using CutmixApplyArgs = ApplyArgs<CutImages>;
+using CutmixArgs = DrawApplyArgs<CutImages>;
 
 // uint8 images in, normalized `dtype` images out (never in place).  scale
 // and shift per channel: 1 / (255 std), -mean / std, computed in double and
@@ -197,21 +204,9 @@ struct U8Images {
   float scale[FASTMIX_MAX_NORM_CHANNELS], shift[FASTMIX_MAX_NORM_CHANNELS];
 };
 
-// fastmix_cutmix_apply_u8.
-struct U8ApplyArgs {
-  const char *func;
-  U8Images images;
-  const float *lambdas;
-  const int64_t *partners;
-  const int32_t *boxes;
-};
-
-// fastmix_cutmix_u8 and its device-seed form: the draw, then the apply.
-struct U8Args {
-  const char *func;
-  CutmixSampleArgs draw;
-  U8Images images;
-};
+// fastmix_cutmix_apply_u8; fastmix_cutmix_u8 and its device-seed form.
+using U8ApplyArgs = ApplyArgs<U8Images>;
+using U8Args = DrawApplyArgs<U8Images>;
 
 // The MEAN denominator of a loss when the shapes alone give it: batch *
 // classes for the binary loss (PyTorch's mean over elements), batch for

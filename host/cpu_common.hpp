@@ -2,13 +2,20 @@
 // on draws and labels in host memory that the entry points cannot read (on
 // CUDA they live on the device, where a bad value makes its sample or row
 // NaN instead), each before any output is written so that a refused call
-// writes nothing; and a draw's seed read from, and advanced in, host memory.
+// writes nothing; a draw's seed read from, and advanced in, host memory; a
+// CutMix apply's checks and dtype dispatch; and the in-place strips of
+// blend and CutMix.
 #pragma once
 
 #include "../kernels/math/cutmix.cuh"
+#include "../kernels/math/dtype.cuh"
 #include "backend.hpp"
+#include "cpu_simd.hpp"
 
 #include <stdint.h>
+
+#include <algorithm>
+#include <vector>
 
 namespace fm {
 
@@ -31,11 +38,11 @@ inline fastmix_status check_draws_host(const char *func, const int64_t *partners
                                        int64_t width) {
   FM_TRY(check_partners_host(func, partners, batch));
   for (int64_t i = 0; i < batch; ++i) {
-    const int32_t *b = boxes + 4 * i;
-    FM_CHECK(box_valid(b, height, width),
+    const Box b = Box::at(boxes, i);
+    FM_CHECK(b.valid(height, width),
              "%s: boxes[%lld] = (%d, %d, %d, %d) is neither (-1, -1, -1, -1) nor a box with 0 <= "
              "y0 <= y1 <= height (%lld) and 0 <= x0 <= x1 <= width (%lld)",
-             func, (long long)i, b[0], b[1], b[2], b[3], (long long)height, (long long)width);
+             func, (long long)i, b.y0, b.x0, b.y1, b.x1, (long long)height, (long long)width);
   }
   return FASTMIX_SUCCESS;
 }
@@ -67,6 +74,47 @@ inline SeedValue read_seed(const Seed &s) {
 // (unsigned: wraps mod 2^64).
 inline void advance_seed(const Seed &s, uint64_t offset) {
   if (s.kind == Seed::kMemory) s.ptr[1] = offset + s.increment;
+}
+
+// A CutMix apply (images of any kind): the draws checked, then
+// f(T{}) with T the images' storage type (nothing for an empty batch).
+template <class Images, class F>
+fastmix_status checked_apply(const char *func, const Images &im, const int64_t *partners,
+                             const int32_t *boxes, const F &f) {
+  FM_TRY(check_draws_host(func, partners, boxes, im.batch, im.height, im.width));
+  if (im.batch == 0) return FASTMIX_SUCCESS;
+  dispatch_dtype(im.dtype, f);
+  return FASTMIX_SUCCESS;
+}
+
+// In place over `batch` samples of `rows` rows of `len` elements each, x[i *
+// stride] the first: a segment of one row position (at most about 256 KiB
+// for the whole batch) is copied aside for every sample before any sample's
+// segment is written, so that every partner is read before it changes; the
+// partners may be any map into [0, batch).  write(i, own, theirs, dst, r,
+// s0, s1) then writes elements [s0, s1) of row r of sample i at dst from
+// the copies of its own segment and its partner's.
+template <class raw, class Write>
+void in_place_segments(raw *x, int64_t batch, int64_t stride, int64_t rows, int64_t len,
+                       const int64_t *partners, const Write &write) {
+  const int64_t width =
+      std::max<int64_t>(1, std::min<int64_t>(len, (256 << 10) / (batch * (int64_t)sizeof(raw))));
+  const int64_t segs = (len + width - 1) / width;
+  [[maybe_unused]] const int64_t total = batch * rows * len;  // OpenMP: worth a team?
+#pragma omp parallel if (total > kParallelGrain)
+  {
+    std::vector<raw> copy((size_t)(batch * width));
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < rows * segs; ++item) {
+      const int64_t r = item / segs, s0 = (item % segs) * width;
+      const int64_t s1 = std::min(len, s0 + width), at = r * len + s0;
+      for (int64_t i = 0; i < batch; ++i)
+        std::copy(x + i * stride + at, x + i * stride + at + (s1 - s0), copy.data() + i * width);
+      for (int64_t i = 0; i < batch; ++i)
+        write(i, copy.data() + i * width, copy.data() + partners[i] * width, x + i * stride + at, r,
+              s0, s1);
+    }
+  }
 }
 
 }  // namespace fm

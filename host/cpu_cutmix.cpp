@@ -1,14 +1,12 @@
 // The CPU backend of CutMix: the shared draw (kernels/math/cutmix.cuh) and
-// the apply, row by row.  An image is a list of rows (kernels/math/cutmix.cuh,
+// the apply, row by row.  An image is a list of rows (kernels/math/geometry.cuh,
 // RowShape), so a CutMix sample's row is at most three spans: its own
 // elements, the partner's inside the box, its own again.
 #include "../kernels/math/cutmix.cuh"
-#include "../kernels/math/dtype.cuh"
 #include "cpu_blend.hpp"
 #include "cpu_common.hpp"
 
 #include <algorithm>
-#include <vector>
 
 namespace fm {
 namespace {
@@ -19,15 +17,15 @@ namespace {
 // (out of place); in place they are left alone.
 template <class T>
 void apply_span(const typename T::raw *a, const typename T::raw *b, typename T::raw *o, int64_t s0,
-                int64_t s1, int64_t hr, int64_t k, float lam, const int32_t *box, bool copy_own) {
-  if (box_blends(box)) {
+                int64_t s1, int64_t hr, int64_t k, float lam, const Box &box, bool copy_own) {
+  if (box.blends()) {
     blend_span<T>(a, b, o, s1 - s0, lam, 1.0f - lam);
     return;
   }
   int64_t lo = s0, hi = s0;
-  if (hr >= box[0] && hr < box[2]) {
-    lo = std::clamp<int64_t>(box[1] * k, s0, s1);
-    hi = std::clamp<int64_t>(box[3] * k, lo, s1);
+  if (hr >= box.y0 && hr < box.y1) {
+    lo = std::clamp<int64_t>(box.x0 * k, s0, s1);
+    hi = std::clamp<int64_t>(box.x1 * k, lo, s1);
   }
   if (copy_own) {
     std::copy(a, a + (lo - s0), o);
@@ -56,48 +54,31 @@ void apply_typed(const CutImages &im, const float *lambdas, const int64_t *partn
       const int64_t i = item % n, r0 = (item / n) * per, r1 = std::min(rs.rows, r0 + per);
       const raw *a = x + i * im.stride, *b = x + partners[i] * im.stride;
       raw *o = out + i * im.stride;
-      if (box_blends(boxes + 4 * i)) {  // the rows are one span
+      const Box box = Box::at(boxes, i);
+      if (box.blends()) {  // the rows are one span
         blend_span<T>(a + r0 * rs.len, b + r0 * rs.len, o + r0 * rs.len, (r1 - r0) * rs.len,
                       lambdas[i], 1.0f - lambdas[i]);
         continue;
       }
       for (int64_t r = r0; r < r1; ++r)
         apply_span<T>(a + r * rs.len, b + r * rs.len, o + r * rs.len, 0, rs.len, rs.image_row(r),
-                      rs.k, lambdas[i], boxes + 4 * i, true);
+                      rs.k, lambdas[i], box, true);
     }
     return;
   }
-  // In place: a segment of one row position is copied aside for the whole
-  // batch before any sample's segment is written, so that every partner is
-  // read before it changes.
-  raw *x = static_cast<raw *>(im.out);
-  const int64_t width =
-      std::max<int64_t>(1, std::min<int64_t>(rs.len, (256 << 10) / (n * (int64_t)sizeof(raw))));
-  const int64_t segs = (rs.len + width - 1) / width;
-#pragma omp parallel if (total > kParallelGrain)
-  {
-    std::vector<raw> copy((size_t)(n * width));
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < rs.rows * segs; ++item) {
-      const int64_t r = item / segs, s0 = (item % segs) * width;
-      const int64_t s1 = std::min(rs.len, s0 + width), at = r * rs.len + s0;
-      for (int64_t i = 0; i < n; ++i)
-        std::copy(x + i * im.stride + at, x + i * im.stride + at + (s1 - s0),
-                  copy.data() + i * width);
-      for (int64_t i = 0; i < n; ++i)
-        apply_span<T>(copy.data() + i * width, copy.data() + partners[i] * width,
-                      x + i * im.stride + at, s0, s1, rs.image_row(r), rs.k, lambdas[i],
-                      boxes + 4 * i, false);
-    }
-  }
+  // In place: a blend writes its whole segment, a cut only what its box takes.
+  in_place_segments(static_cast<raw *>(im.out), n, im.stride, rs.rows, rs.len, partners,
+                    [&](int64_t i, const raw *own, const raw *theirs, raw *dst, int64_t r,
+                        int64_t s0, int64_t s1) {
+                      apply_span<T>(own, theirs, dst, s0, s1, rs.image_row(r), rs.k, lambdas[i],
+                                    Box::at(boxes, i), false);
+                    });
 }
 
 fastmix_status apply(const char *func, const CutImages &im, const float *lambdas,
                      const int64_t *partners, const int32_t *boxes) {
-  FM_TRY(check_draws_host(func, partners, boxes, im.batch, im.height, im.width));
-  if (im.batch == 0) return FASTMIX_SUCCESS;
-  dispatch_dtype(im.dtype, [&](auto t) { apply_typed<decltype(t)>(im, lambdas, partners, boxes); });
-  return FASTMIX_SUCCESS;
+  return checked_apply(func, im, partners, boxes,
+                       [&](auto t) { apply_typed<decltype(t)>(im, lambdas, partners, boxes); });
 }
 
 // The draw; a seed in memory is host memory here, read before the draw and
@@ -112,7 +93,7 @@ void draw(const CutmixSampleArgs &a) {
     const MixDraw d = mix_draw(mp, pr, seed, offset, (uint64_t)i, (uint64_t)a.batch);
     a.lambdas[i] = d.lam;
     a.partners[i] = d.partner;
-    std::copy(d.box, d.box + 4, a.boxes + 4 * i);
+    d.box.store(a.boxes, i);
   }
   advance_seed(a.seed, offset);
 }

@@ -1,9 +1,9 @@
 // The CPU backend of the uint8 input path over (row block, sample) items,
 // each output row cut into at most three spans (own pixels, the partner's
-// box, own pixels), the draw of host/cpu_cutmix.cpp.  The arithmetic is
-// the CUDA kernel's u8_value (kernels/math/input.cuh) written into the row
-// loops: the blend of common.cuh, then v * scale + shift, rounded once.
-#include "../kernels/math/dtype.cuh"
+// box, own pixels), the draw of host/cpu_cutmix.cpp.  Each value is the
+// CUDA kernel's u8_value (kernels/math/input.cuh), rounded once; the rows
+// are the output layout's (kernels/math/geometry.cuh, RowShape).
+#include "../kernels/math/input.cuh"
 #include "cpu_common.hpp"
 #include "cpu_simd.hpp"
 
@@ -27,8 +27,8 @@ void u8_span(const U8Images &im, const uint8_t *s, const uint8_t *t, float *o, i
     for (int64_t k = 0; k < (OutNhwc ? c : 1); ++k) {
       const int64_t ch = OutNhwc ? k : ch0;
       const int64_t off = InNhwc ? (y * w + x) * c + ch : (ch * h + y) * w + x;
-      const float v = Blend ? blend(lam, mu, (float)s[off], (float)t[off]) : (float)s[off];
-      o[OutNhwc ? x * c + k : x] = v * im.scale[ch] + im.shift[ch];
+      o[OutNhwc ? x * c + k : x] =
+          u8_value(s[off], t[off], !Blend, false, lam, mu, im.scale[ch], im.shift[ch]);
     }
 }
 
@@ -37,7 +37,8 @@ void apply_layouts(const U8Images &im, const float *lambdas, const int64_t *part
                    const int32_t *boxes) {
   using raw = typename T::raw;
   const int64_t n = im.batch, h = im.height, w = im.width;
-  const int64_t rows = OutNhwc ? h : im.channels * h, len = OutNhwc ? w * im.channels : w;
+  const RowShape rs = row_shape(im.out_layout, im.channels, h, w);
+  const int64_t rows = rs.rows, len = rs.len;
   const int64_t per = std::max<int64_t>(1, std::min<int64_t>(rows, 16384 / len));
   const int64_t blocks = (rows + per - 1) / per;
   raw *out = static_cast<raw *>(im.out);
@@ -51,19 +52,19 @@ void apply_layouts(const U8Images &im, const float *lambdas, const int64_t *part
     for (int64_t item = 0; item < n * blocks; ++item) {
       const int64_t i = item % n, r0 = (item / n) * per, r1 = std::min(rows, r0 + per);
       const uint8_t *a = im.x + i * im.x_stride, *b = im.x + partners[i] * im.x_stride;
-      const int32_t *box = boxes + 4 * i;
-      const bool cut = !(box[0] == -1 && box[1] == -1 && box[2] == -1 && box[3] == -1);
+      const Box box = Box::at(boxes, i);
+      const bool cut = !box.blends();
       const float lam = lambdas[i], mu = 1.0f - lam;
       for (int64_t r = r0; r < r1; ++r) {
         raw *dst = out + i * im.out_stride + r * len;
         float *o = row.empty() ? reinterpret_cast<float *>(dst) : row.data();
-        const int64_t y = OutNhwc ? r : r % h, ch0 = OutNhwc ? 0 : r / h;
+        const int64_t y = rs.image_row(r), ch0 = OutNhwc ? 0 : r / h;
         if (!cut) {
           u8_span<InNhwc, OutNhwc, true>(im, a, b, o, y, ch0, 0, w, lam, mu);
-        } else if (y >= box[0] && y < box[2]) {  // own, the partner's box, own
-          u8_span<InNhwc, OutNhwc, false>(im, a, a, o, y, ch0, 0, box[1], lam, mu);
-          u8_span<InNhwc, OutNhwc, false>(im, b, b, o, y, ch0, box[1], box[3], lam, mu);
-          u8_span<InNhwc, OutNhwc, false>(im, a, a, o, y, ch0, box[3], w, lam, mu);
+        } else if (y >= box.y0 && y < box.y1) {  // own, the partner's box, own
+          u8_span<InNhwc, OutNhwc, false>(im, a, a, o, y, ch0, 0, box.x0, lam, mu);
+          u8_span<InNhwc, OutNhwc, false>(im, b, b, o, y, ch0, box.x0, box.x1, lam, mu);
+          u8_span<InNhwc, OutNhwc, false>(im, a, a, o, y, ch0, box.x1, w, lam, mu);
         } else {
           u8_span<InNhwc, OutNhwc, false>(im, a, a, o, y, ch0, 0, w, lam, mu);
         }
@@ -85,10 +86,8 @@ void apply_typed(const U8Images &im, const float *lambdas, const int64_t *partne
 
 fastmix_status apply(const char *func, const U8Images &im, const float *lambdas,
                      const int64_t *partners, const int32_t *boxes) {
-  FM_TRY(check_draws_host(func, partners, boxes, im.batch, im.height, im.width));
-  if (im.batch == 0) return FASTMIX_SUCCESS;
-  dispatch_dtype(im.dtype, [&](auto t) { apply_typed<decltype(t)>(im, lambdas, partners, boxes); });
-  return FASTMIX_SUCCESS;
+  return checked_apply(func, im, partners, boxes,
+                       [&](auto t) { apply_typed<decltype(t)>(im, lambdas, partners, boxes); });
 }
 
 }  // namespace

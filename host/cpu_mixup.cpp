@@ -7,8 +7,6 @@
 #include "cpu_common.hpp"
 
 #include <algorithm>
-#include <type_traits>
-#include <vector>
 
 namespace fm {
 namespace {
@@ -38,38 +36,15 @@ void blend_out_of_place(const typename T::raw *x, typename T::raw *out, int64_t 
   }
 }
 
-// out == x: a strip of columns of every sample is copied aside first, so that
-// every partner is read before any sample is overwritten.  The partners may
-// be any map into [0, batch), not only a permutation.
-template <class T>
-void blend_in_place(typename T::raw *x, int64_t batch, int64_t elems, int64_t stride,
-                    const float *lambdas, const int64_t *partners) {
-  using raw = typename T::raw;
-  const int64_t width =
-      std::max<int64_t>(1, std::min<int64_t>(elems, (256 << 10) / (batch * (int64_t)sizeof(raw))));
-  const int64_t strips = (elems + width - 1) / width;
-#pragma omp parallel if (batch * elems > kParallelGrain)
-  {
-    std::vector<raw> copy((size_t)(batch * width));
-#pragma omp for schedule(static)
-    for (int64_t s = 0; s < strips; ++s) {
-      const int64_t j0 = s * width, w = std::min(width, elems - j0);
-      for (int64_t i = 0; i < batch; ++i)
-        std::copy(x + i * stride + j0, x + i * stride + j0 + w, copy.data() + i * width);
-      for (int64_t i = 0; i < batch; ++i) {
-        const float lam = lambdas[i], mu = 1.0f - lam;
-        blend_span<T>(copy.data() + i * width, copy.data() + partners[i] * width,
-                      x + i * stride + j0, w, lam, mu);
-      }
-    }
-  }
-}
-
 template <class T>
 void blend_typed(const Images &im, const float *lambdas, const int64_t *partners) {
   using raw = typename T::raw;
-  if (im.x == im.out)
-    blend_in_place<T>(static_cast<raw *>(im.out), im.batch, im.elems, im.stride, lambdas, partners);
+  if (im.x == im.out)  // a sample is one row
+    in_place_segments(static_cast<raw *>(im.out), im.batch, im.stride, 1, im.elems, partners,
+                      [&](int64_t i, const raw *own, const raw *theirs, raw *dst, int64_t,
+                          int64_t s0, int64_t s1) {
+                        blend_span<T>(own, theirs, dst, s1 - s0, lambdas[i], 1.0f - lambdas[i]);
+                      });
   else
     blend_out_of_place<T>(static_cast<const raw *>(im.x), static_cast<raw *>(im.out), im.batch,
                           im.elems, im.stride, lambdas, partners);

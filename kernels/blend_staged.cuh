@@ -42,28 +42,25 @@ enum Layout { kElements, kAligned, kShifted };
 
 // Per sample, in shared memory: lambda and where the partner's staged data is
 // (vector layouts: the tile's byte offset of the partner element that pairs
-// with the sample's tile element 0; kElements: the partner's row), or
-// kNoPartner when the partner is out of range and the sample becomes NaN.
+// with the sample's tile element 0, which may be negative but is never
+// kBadPartner; kElements: the partner's row), or kBadPartner when the partner
+// is out of range and the sample becomes NaN.
 struct __align__(8) StagedRow {
   float lam;
   int32_t partner;
 };
-constexpr int32_t kNoPartner = INT32_MIN;
 
 // What the staged kernel writes.  BlendRule: every sample blended with its
 // partner.  CutRule: CutMix, each sample's box (staged as an int4 (y0, x0,
 // y1, x1) before the StagedRows) from its partner, the blend where the box
 // is (-1, -1, -1, -1), NaN where partner or box is out of range; the
-// image's rows are `len` elements, h image rows of w pixels, k elements per
-// pixel column (rows at least two vectors long: see staged_strip).
+// image's rows are rs (rows at least two vectors long: see staged_strip).
 struct BlendRule {
   GivenSource src;
 };
 struct CutRule {
-  const float *lambdas;
-  const int64_t *partners;
-  const int32_t *boxes;
-  int64_t h, w, k, len;
+  CutDraws draws;
+  RowShape rs;
 };
 template <class Rule>
 constexpr bool kCut = std::is_same<Rule, CutRule>::value;
@@ -184,8 +181,9 @@ __device__ __forceinline__ void staged_strip(typename T::raw *x, const StagedRow
     FM_UNROLL
     for (int u = 0; u < (int)kRowVecs; ++u) {
       const int64_t f = col0 + u * u_elems;
-      const int64_t row = f < 0 ? -1 : div_fast(f, rule.len);
-      pos[u] = Pos{f - row * rule.len, row < 0 ? -1 : row - div_fast(row, rule.h) * rule.h};
+      const int64_t row = f < 0 ? -1 : div_fast(f, rule.rs.len);
+      pos[u] =
+          Pos{f - row * rule.rs.len, row < 0 ? -1 : row - div_fast(row, rule.rs.h) * rule.rs.h};
     }
   }
 
@@ -196,9 +194,10 @@ __device__ __forceinline__ void staged_strip(typename T::raw *x, const StagedRow
     const StagedRow rw = *row;
     if constexpr (kCut<Rule>) {
       const int4 bx = boxes[r];
-      if (rw.partner != kNoPartner && bx.x >= 0) {  // CutMix: only what the box changes
-        const RowBox box{(int64_t)bx.y * rule.k, (int64_t)bx.w * rule.k, rule.len, rule.h, bx.x,
-                         (uint32_t)(bx.z - bx.x)};
+      if (rw.partner != kBadPartner && bx.x >= 0) {  // CutMix: only what the box changes
+        const RowBox box{
+            (int64_t)bx.y * rule.rs.k, (int64_t)bx.w * rule.rs.k, rule.rs.len, rule.rs.h, bx.x,
+            (uint32_t)(bx.z - bx.x)};
         const int o = offset(g);
         const unsigned char *pt = tile + rw.partner + th.kc * kVecBytes;
         FM_UNROLL
@@ -206,7 +205,7 @@ __device__ __forceinline__ void staged_strip(typename T::raw *x, const StagedRow
           Pos p = pos[u];
           if (Shifted) {
             p.col -= o;
-            if (p.col < 0) p.col += rule.len, p.y = p.y == 0 ? rule.h - 1 : p.y - 1;
+            if (p.col < 0) p.col += rule.rs.len, p.y = p.y == 0 ? rule.rs.h - 1 : p.y - 1;
           }
           const VecHit hit = vec_hit<V, true>(box, p.col, p.y);
           if (!hit.touch) continue;
@@ -267,7 +266,7 @@ __device__ __forceinline__ void staged_strip(typename T::raw *x, const StagedRow
         }
       }
     };
-    bool_switch(rw.partner == kNoPartner, put);
+    bool_switch(rw.partner == kBadPartner, put);
   }
 }
 
@@ -302,10 +301,29 @@ __device__ __forceinline__ void staged_strip_elements(typename T::raw *x, const 
     const float lam = row.lam, mu = 1.0f - lam;
     x[r * stride + c0 + c] = blend_one<T>(
         tile[(int64_t)r * width + c],
-        row.partner == kNoPartner ? nullptr : &tile[(int64_t)row.partner * width + c], lam, mu);
+        row.partner == kBadPartner ? nullptr : &tile[(int64_t)row.partner * width + c], lam, mu);
     walk.next(r, c);
   }
 }
+
+// The geometry of a staged launch: the layout, the strip width in elements,
+// x's offset from 16-byte alignment in elements (vector layouts), the tile
+// width in vectors, shared memory and the strips.
+struct Staged {
+  Layout layout = kElements;
+  int64_t width = 0, h = 0, smem = 0, strips = 0;
+  uint32_t tile_w = 0;
+};
+
+// What the staged kernel reads: n samples of `elems` elements, `stride`
+// apart, at x; the launch's geometry; and the rule.
+template <class T, class Rule>
+struct StagedParams {
+  typename T::raw *x;
+  int64_t n, elems, stride;
+  Staged geo;
+  Rule rule;
+};
 
 // Shared memory: (CutRule: n boxes, then) n StagedRows, then the tile
 // (16-byte aligned): n rows of
@@ -316,10 +334,13 @@ __device__ __forceinline__ void staged_strip_elements(typename T::raw *x, const 
 // Two blocks per SM, as the tile is sized for.  (With no minimum, ptxas held
 // one instance to 40 registers and spilled.)
 template <class T, Layout L, class Rule>
-__global__ void __launch_bounds__(kThreads, 2)
-    blend_staged_kernel(typename T::raw *x, int64_t n, int64_t elems, int64_t stride, int64_t h,
-                        int64_t width, uint32_t tile_w, int64_t strips, Rule rule) {
+__global__ void __launch_bounds__(kThreads, 2) blend_staged_kernel(const StagedParams<T, Rule> p) {
   using raw = typename T::raw;
+  raw *const x = p.x;
+  const int64_t n = p.n, elems = p.elems, stride = p.stride, h = p.geo.h, width = p.geo.width;
+  const uint32_t tile_w = p.geo.tile_w;
+  const int64_t strips = p.geo.strips;
+  const Rule &rule = p.rule;
   constexpr uint32_t V = kVecBytes / (uint32_t)sizeof(raw);
   extern __shared__ __align__(16) unsigned char smem[];
   int4 *boxes = reinterpret_cast<int4 *>(smem);  // CutRule only
@@ -330,15 +351,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int64_t i = threadIdx.x; i < n; i += kThreads) {
     Sample s;
     if constexpr (kCut<Rule>) {
-      const int32_t b[4] = {rule.boxes[4 * i], rule.boxes[4 * i + 1], rule.boxes[4 * i + 2],
-                            rule.boxes[4 * i + 3]};
-      const int64_t p = rule.partners[i];
-      s = Sample{rule.lambdas[i], p >= 0 && p < n && box_valid(b, rule.h, rule.w) ? p : -1};
-      boxes[i] = make_int4(b[0], b[1], b[2], b[3]);
+      const CutSample c = rule.draws.get(i, n, rule.rs.h, rule.rs.w);
+      s = Sample{c.lam, c.partner};
+      boxes[i] = make_int4(c.box.y0, c.box.x0, c.box.y1, c.box.x1);
     } else {
       s = rule.src.get(i, n);
     }
-    int32_t part = kNoPartner;
+    int32_t part = kBadPartner;
     if (s.partner >= 0) {
       if (L == kElements) {
         part = (int32_t)s.partner;
@@ -382,15 +401,6 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-// The geometry of a staged launch: the layout, the strip width in elements,
-// x's offset from 16-byte alignment in elements (vector layouts), the tile
-// width in vectors, shared memory and the strips.
-struct Staged {
-  Layout layout = kElements;
-  int64_t width = 0, h = 0, smem = 0, strips = 0;
-  uint32_t tile_w = 0;
-};
-
 // A tile of vectors when the batch leaves room for kRowVecs per row
 // (kShifted: one more, the row's pad); false when it does not.  The widest
 // tile that keeps two blocks per SM (each block also costs the SM its
@@ -405,9 +415,7 @@ template <class T>
 bool vector_tile(const Device &dev, const void *x, int64_t n, int64_t elems, int64_t stride,
                  int64_t fixed, Staged *st) {
   const int64_t es = (int64_t)sizeof(typename T::raw), V = kVecBytes / es;
-  const int64_t limit = dev.smem_optin;
-  int64_t half = (int64_t)dev.smem_per_sm / 2 - dev.smem_reserved;
-  if (half > limit) half = limit;
+  const int64_t limit = dev.smem_optin, half = dev.smem_half();
   const bool shifted = (stride * es) % kVecBytes != 0;
   const int64_t pad = shifted ? 1 : 0;
   auto fits = [&](int64_t tile_w, int64_t budget) {
@@ -439,18 +447,12 @@ fastmix_status launch_staged_kernel(const char *func, const Device &dev, const S
   if (st.layout == kShifted) kernel = blend_staged_kernel<T, kShifted, Rule>;
   if constexpr (!kCut<Rule>)  // CutMix is staged on vectors only
     if (st.layout == kElements) kernel = blend_staged_kernel<T, kElements, Rule>;
-  if (st.smem > 48 * 1024)
-    FM_TRY(
-        allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)dev.smem_optin));
-  int per_sm = 0;
-  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)st.smem,
-                       &per_sm));
-  const int64_t wave = (int64_t)dev.sms * per_sm;
+  unsigned grid = 0;
+  FM_TRY(one_wave(func, dev, kernel, kThreads, st.smem, st.strips, &grid));
   FM_TRY(before());
   if (st.strips == 0) return FASTMIX_SUCCESS;  // no elements
-  return launch(func, kernel, (unsigned)(st.strips < wave ? st.strips : wave), kThreads,
-                (size_t)st.smem, stream, static_cast<typename T::raw *>(x), n, elems, stride, st.h,
-                st.width, st.tile_w, st.strips, rule);
+  const StagedParams<T, Rule> p{static_cast<typename T::raw *>(x), n, elems, stride, st, rule};
+  return launch(func, kernel, grid, kThreads, (size_t)st.smem, stream, p);
 }
 
 }  // namespace

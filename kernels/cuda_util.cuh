@@ -50,6 +50,13 @@ struct Device {
   int smem_per_sm;    // shared memory of one SM, shared by its blocks
   int smem_reserved;  // taken from the SM's shared memory by every block
   int l2_bytes;       // the L2 cache
+  // The dynamic shared memory one block may take while two fit on an SM
+  // (each also costs the SM its reserved shared memory), at most what one
+  // block may opt in to.
+  int64_t smem_half() const {
+    const int64_t half = (int64_t)smem_per_sm / 2 - smem_reserved;
+    return half < smem_optin ? half : smem_optin;
+  }
 };
 
 inline fastmix_status current_device(const char *func, Device *dev) {
@@ -153,6 +160,47 @@ inline fastmix_status blocks_per_sm(const char *func, const void *kernel, int th
   if (err != cudaSuccess) return cuda_error(func, err);
   if (*blocks < 1) *blocks = 1;
   return FASTMIX_SUCCESS;
+}
+
+// Lets `kernel` launch with `smem` bytes of dynamic shared memory: beyond the
+// 48 KiB every kernel may take, the device's opt-in maximum is asked for.
+inline fastmix_status allow_smem(const char *func, const void *kernel, const Device &dev,
+                                 int64_t smem) {
+  if (smem <= 48 * 1024) return FASTMIX_SUCCESS;
+  return allow_dynamic_smem(func, kernel, dev, dev.smem_optin);
+}
+
+// How many blocks of `kernel` (`threads` threads, `smem` bytes of dynamic
+// shared memory, allowed beyond 48 KiB) are resident at once on `dev`: one
+// wave.
+template <class Kernel>
+fastmix_status wave_blocks(const char *func, const Device &dev, Kernel kernel, int threads,
+                           int64_t smem, int64_t *wave) {
+  const void *k = reinterpret_cast<const void *>(kernel);
+  FM_TRY(allow_smem(func, k, dev, smem));
+  int per_sm = 0;
+  FM_TRY(blocks_per_sm(func, k, threads, (size_t)smem, &per_sm));
+  *wave = (int64_t)dev.sms * per_sm;
+  return FASTMIX_SUCCESS;
+}
+
+// The grid of a kernel whose blocks stride over `items` work items: one
+// block per item, at most one wave (wave_blocks), so that every block is in
+// flight from the start.
+template <class Kernel>
+fastmix_status one_wave(const char *func, const Device &dev, Kernel kernel, int threads,
+                        int64_t smem, int64_t items, unsigned *grid) {
+  int64_t wave = 0;
+  FM_TRY(wave_blocks(func, dev, kernel, threads, smem, &wave));
+  *grid = (unsigned)(items < wave ? items : wave);
+  return FASTMIX_SUCCESS;
+}
+
+// The grid of a draw kernel with one thread per sample of n in a
+// grid-stride loop: at most 16 blocks of kThreads per SM.
+inline unsigned draw_grid(const Device &dev, int64_t n) {
+  const int64_t blocks = (n + kThreads - 1) / kThreads, most = (int64_t)dev.sms * 16;
+  return (unsigned)(blocks < most ? blocks : most);
 }
 
 template <class Tuple, size_t... I>

@@ -2,7 +2,7 @@
 // per sample, and the apply, one pass over the images.  The math is
 // kernels/math/cutmix.cuh, shared with the CPU backend.
 //
-// The apply sees each image as rows (RowShape: NCHW rows of `width`
+// The apply sees each image as rows (RowShape, kernels/math/geometry.cuh: NCHW rows of `width`
 // elements, NHWC rows of width * channels), so a CutMix sample's row is its
 // own elements with at most one span of its partner's, and the box costs a
 // few comparisons per 16-byte vector (a lane's row and column advance by
@@ -30,6 +30,8 @@
 #include "cuda_util.cuh"
 #include "math/cutmix.cuh"
 #include "math/dtype.cuh"
+#include "mixup_source.cuh"
+#include "static_switch.cuh"
 #include "walk.cuh"
 
 #include <cuda_runtime.h>
@@ -40,57 +42,61 @@ namespace fm {
 namespace {
 
 constexpr int kWarps = kThreads / 32;
-constexpr uint32_t kBadPartner = 0xffffffffu;
 
 // ---- the draw -----------------------------------------------------------------
-// seed_offset != NULL: seed and offset read from it when the kernel runs and
-// the pairing keyed here (make_pairing is the host's code), so the draw is
-// bitwise that of the same values given directly.
-__global__ void __launch_bounds__(kThreads, 1)
-    cutmix_sample_kernel(int64_t n, MixParams mp, Pairing pr, uint64_t seed, uint64_t offset,
-                         const uint64_t *seed_offset, int pairing, float *lambdas,
-                         int64_t *partners, int32_t *boxes) {
-  if (seed_offset) {
-    seed = seed_offset[0];
-    offset = seed_offset[1];
-    pr = make_pairing(pairing, seed, offset, (uint64_t)n);
+// The draw of n samples: seed and offset as given, or (seed_offset != NULL)
+// read from it when the kernel runs and the pairing keyed there
+// (make_pairing is the host's code), so that the draw is bitwise that of
+// the same values given directly.
+struct DrawParams {
+  int64_t n;
+  MixParams mp;
+  Pairing pr;
+  uint64_t seed, offset;
+  const uint64_t *seed_offset;
+  int pairing;
+  float *lambdas;
+  int64_t *partners;
+  int32_t *boxes;
+};
+
+__global__ void __launch_bounds__(kThreads, 1) cutmix_sample_kernel(const DrawParams p) {
+  Pairing pr = p.pr;
+  uint64_t seed = p.seed, offset = p.offset;
+  if (p.seed_offset) {
+    seed = p.seed_offset[0];
+    offset = p.seed_offset[1];
+    pr = make_pairing(p.pairing, seed, offset, (uint64_t)p.n);
   }
-  for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < n;
+  for (int64_t i = blockIdx.x * (int64_t)kThreads + threadIdx.x; i < p.n;
        i += (int64_t)gridDim.x * kThreads) {
-    const MixDraw d = mix_draw(mp, pr, seed, offset, (uint64_t)i, (uint64_t)n);
-    lambdas[i] = d.lam;
-    partners[i] = d.partner;
-    FM_UNROLL
-    for (int k = 0; k < 4; ++k) boxes[4 * i + k] = d.box[k];
+    const MixDraw d = mix_draw(p.mp, pr, seed, offset, (uint64_t)i, (uint64_t)p.n);
+    p.lambdas[i] = d.lam;
+    p.partners[i] = d.partner;
+    d.box.store(p.boxes, i);
   }
 }
 
 // ---- the apply ------------------------------------------------------------------
-// A sample's lambda, partner and box as the apply uses them (24 bytes): the
-// partner kBadPartner when it or the box is out of range (the output becomes
-// NaN); y0 < 0 (the box (-1, -1, -1, -1), once validated) blends.
-struct CutSample {
-  float lam;
-  uint32_t partner;
-  int32_t y0, x0, y1, x1;
-  __device__ bool blends() const { return y0 < 0; }
-};
 static_assert(sizeof(CutSample) == 24, "the shared-memory budget of the header counts 24 bytes");
 
-__device__ __forceinline__ CutSample load_sample(int64_t i, int64_t n, int64_t h, int64_t w,
-                                                 const float *lambdas, const int64_t *partners,
-                                                 const int32_t *boxes) {
-  CutSample s;
-  s.y0 = boxes[4 * i], s.x0 = boxes[4 * i + 1], s.y1 = boxes[4 * i + 2], s.x1 = boxes[4 * i + 3];
-  const int32_t b[4] = {s.y0, s.x0, s.y1, s.x1};
-  const int64_t p = partners[i];
-  s.lam = lambdas[i];
-  s.partner = (p >= 0 && p < n && box_valid(b, h, w)) ? (uint32_t)p : kBadPartner;
-  return s;
-}
-
-struct ApplyShape {
-  int64_t n, rows, len, k, h, w, stride;
+// What both apply kernels read: n samples of rows `rs`, `stride` elements
+// apart, from x into out (the same pointer in place), and the draws.  Out
+// of place, `parts` is the chunks of a sample and `walk` says whether the
+// items go along the partner chains; in place, `parts` is the segments of
+// a row position, each 2^log2_pitch elements of the tile.
+template <class T>
+struct CutParams {
+  const typename T::raw *__restrict__ x;
+  typename T::raw *__restrict__ out;
+  RowShape rs;
+  int64_t n, stride, parts;
+  int log2_pitch;
+  bool walk;
+  CutDraws draws;
+  __device__ __forceinline__ CutSample sample(int64_t i) const {
+    return draws.get(i, n, rs.h, rs.w);
+  }
 };
 
 // Out of place: warp items of 32 x kLaneVecs vectors or 32 x kLaneElems
@@ -111,7 +117,7 @@ constexpr int kLaneVecs = 16, kLaneElems = 8;
 // Where a cell's first element is in the image (the row modulo the height:
 // NCHW rows run through the channels; NHWC rows are image rows, and a lane
 // past a sample's end computes positions it never uses).
-__device__ __forceinline__ Pos pos_of(const ApplyShape &sh, int64_t f) {
+__device__ __forceinline__ Pos pos_of(const RowShape &sh, int64_t f) {
   const int64_t row = div_fast(f, sh.len);
   return Pos{f - row * sh.len, row - div_fast(row, sh.h) * sh.h};
 }
@@ -120,22 +126,22 @@ __device__ __forceinline__ Pos pos_of(const ApplyShape &sh, int64_t f) {
 // elements: dcol columns and dy image rows; found once per thread.
 struct Step {
   int64_t dcol, dy;
-  __device__ Step(const ApplyShape &sh, int64_t by) {
+  __device__ Step(const RowShape &sh, int64_t by) {
     const int64_t drow = by / sh.len;
     dcol = by - drow * sh.len;
     dy = drow % sh.h;
   }
 };
 
-__device__ __forceinline__ void advance(Pos &p, const Step &st, const ApplyShape &sh) {
+__device__ __forceinline__ void advance(Pos &p, const Step &st, const RowShape &sh) {
   p.col += st.dcol, p.y += st.dy;
   if (p.col >= sh.len) p.col -= sh.len, ++p.y;
   if (p.y >= sh.h) p.y -= sh.h;
 }
 
-__device__ __forceinline__ RowBox row_box(const CutSample &s, const ApplyShape &sh) {
-  const int64_t lo = (int64_t)s.x0 * sh.k, hi = (int64_t)s.x1 * sh.k;
-  return RowBox{lo, hi, sh.len, sh.h, s.y0, (uint32_t)(s.y1 - s.y0)};
+__device__ __forceinline__ RowBox row_box(const Box &b, const RowShape &sh) {
+  const int64_t lo = (int64_t)b.x0 * sh.k, hi = (int64_t)b.x1 * sh.k;
+  return RowBox{lo, hi, sh.len, sh.h, b.y0, (uint32_t)(b.y1 - b.y0)};
 }
 
 // Element f of a sample, the way a scalar cell is done: NaN for a bad
@@ -175,7 +181,7 @@ __device__ __forceinline__ V partner_vec(const V *bv, int c) {
 template <class T, int Shift, bool Wraps>
 __device__ __forceinline__ void cut_vectors(const CutSample &s, const typename T::raw *a,
                                             const typename T::raw *b, typename T::raw *o,
-                                            const RowVectors &r, const ApplyShape &sh,
+                                            const RowVectors &r, const RowShape &sh,
                                             const RowBox &box, const Step &st, int64_t c0) {
   using raw = typename T::raw;
   using vec = typename Vec16<T>::type;
@@ -232,38 +238,38 @@ enum CutPath { kCutElements, kCutAligned, kCutFlat };
 // At least two blocks per SM: without the bound ptxas held the float32
 // vector instances to 80 registers and spilled.
 template <class T, CutPath P>
-__global__ void __launch_bounds__(kThreads, 2)
-    cutmix_chunks_kernel(const typename T::raw *__restrict__ x, typename T::raw *__restrict__ out,
-                         ApplyShape sh, int64_t chunks, bool walk, const float *lambdas,
-                         const int64_t *partners, const int32_t *boxes) {
+__global__ void __launch_bounds__(kThreads, 2) cutmix_chunks_kernel(const CutParams<T> p) {
   using raw = typename T::raw;
   using vec = typename Vec16<T>::type;
   extern __shared__ int32_t walk_s[];  // [n] the walk, then [n] the partners while finding it
+  const RowShape &sh = p.rs;
+  const int64_t n = p.n, chunks = p.parts;
+  const bool walk = p.walk;
   const int lane = threadIdx.x & 31;
   const int64_t warp = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
-  const int64_t warps = (int64_t)gridDim.x * kWarps, items = sh.n * chunks;
+  const int64_t warps = (int64_t)gridDim.x * kWarps, items = n * chunks;
   const int64_t elems = sh.rows * sh.len;
   constexpr int E = P == kCutElements ? 1 : kVecBytes / (int)sizeof(raw);  // elements per cell
   const Step st(sh, 32 * E);
   if (walk)
-    find_walk(sh.n, walk_s, walk_s + sh.n, [&](int64_t j) {
-      const int64_t p = partners[j];
-      return p >= 0 && p < sh.n ? p : int64_t{-1};
+    find_walk(n, walk_s, walk_s + n, [&](int64_t j) {
+      const int64_t q = p.draws.partners[j];
+      return q >= 0 && q < n ? q : int64_t{kBadPartner};
     });
   // Item t: along the walk, chunk t % chunks of the sample at position
   // t / chunks; else sample t % n's chunk t / n.  A warp carries its
   // (minor, major) pair along instead of dividing per item.
-  const int64_t minors = walk ? chunks : sh.n;
+  const int64_t minors = walk ? chunks : n;
   const int64_t dminor = warps % minors, dmajor = warps / minors;
   int64_t minor = warp % minors, major = warp / minors;
   for (int64_t item = warp; item < items; item += warps) {
     const int64_t i = walk ? walk_s[major] : minor, k = walk ? minor : major;
-    const CutSample s = load_sample(i, sh.n, sh.h, sh.w, lambdas, partners, boxes);
-    const raw *a = x + i * sh.stride;
-    const raw *b = s.partner == kBadPartner ? nullptr : x + (int64_t)s.partner * sh.stride;
-    raw *o = out + i * sh.stride;
+    const CutSample s = p.sample(i);
+    const raw *a = p.x + i * p.stride;
+    const raw *b = s.partner == kBadPartner ? nullptr : p.x + (int64_t)s.partner * p.stride;
+    raw *o = p.out + i * p.stride;
     const int64_t c0 = k * (32 * (P == kCutElements ? kLaneElems : kLaneVecs)) + lane;
-    const RowBox box = row_box(s, sh);
+    const RowBox box = row_box(s.box, sh);
     if constexpr (P != kCutElements) {
       const RowVectors r =
           P == kCutAligned ? RowVectors{0, 0, elems / E} : row_vectors<T>(a, b, elems);
@@ -283,8 +289,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         const int64_t head = r.nvec ? r.head : elems, tail0 = head + r.nvec * E;
         for (int64_t j = lane; j < head + (elems - tail0); j += 32) {
           const int64_t f = j < head ? j : tail0 + (j - head);
-          const Pos p = pos_of(sh, f);
-          o[f] = cut_one<T>(s, a, b, f, p.col, p.y, box);
+          const Pos at = pos_of(sh, f);
+          o[f] = cut_one<T>(s, a, b, f, at.col, at.y, box);
         }
       }
     } else if (!b || s.blends()) {
@@ -294,12 +300,12 @@ __global__ void __launch_bounds__(kThreads, 2)
         if (f < elems) o[f] = cut_one<T>(s, a, b, f, 0, 0, box);
       }
     } else {
-      Pos p = pos_of(sh, c0 < elems ? c0 : 0);
+      Pos at = pos_of(sh, c0 < elems ? c0 : 0);
       FM_UNROLL
       for (int q = 0; q < kLaneElems; ++q) {
         const int64_t f = c0 + 32 * q;
-        if (f < elems) o[f] = cut_one<T>(s, a, b, f, p.col, p.y, box);
-        advance(p, st, sh);
+        if (f < elems) o[f] = cut_one<T>(s, a, b, f, at.col, at.y, box);
+        advance(at, st, sh);
       }
     }
     minor += dminor, major += dmajor;
@@ -313,43 +319,44 @@ __global__ void __launch_bounds__(kThreads, 2)
 // CutSample per sample, then the tile, n x pitch elements (pitch a power of
 // two).  Item t is segment t % segs of row position t / segs.
 template <class T>
-__global__ void __launch_bounds__(kThreads)
-    cutmix_staged_kernel(typename T::raw *x, ApplyShape sh, int log2_pitch, int64_t segs,
-                         const float *lambdas, const int64_t *partners, const int32_t *boxes) {
+__global__ void __launch_bounds__(kThreads) cutmix_staged_kernel(const CutParams<T> p) {
   using raw = typename T::raw;
   extern __shared__ __align__(16) unsigned char smem[];
+  const RowShape &sh = p.rs;
+  const int64_t n = p.n, segs = p.parts, stride = p.stride;
+  const int log2_pitch = p.log2_pitch;
   CutSample *info = reinterpret_cast<CutSample *>(smem);
   raw *tile =
-      reinterpret_cast<raw *>(smem + ((sh.n * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15)));
-  for (int64_t q = threadIdx.x; q < sh.n; q += kThreads)
-    info[q] = load_sample(q, sh.n, sh.h, sh.w, lambdas, partners, boxes);
+      reinterpret_cast<raw *>(smem + ((n * (int64_t)sizeof(CutSample) + 15) & ~int64_t(15)));
+  for (int64_t q = threadIdx.x; q < n; q += kThreads) info[q] = p.sample(q);
   __syncthreads();
 
   const int64_t pitch = int64_t(1) << log2_pitch;
-  const uint32_t total = (uint32_t)(sh.n << log2_pitch), mask = (uint32_t)pitch - 1;
+  const uint32_t total = (uint32_t)(n << log2_pitch), mask = (uint32_t)pitch - 1;
   for (int64_t t = blockIdx.x; t < sh.rows * segs; t += gridDim.x) {
     const int64_t r = t / segs, c0 = (t % segs) * pitch;
     const int64_t w = sh.len - c0 < pitch ? sh.len - c0 : pitch;
-    const int64_t hr = sh.k == 1 ? r % sh.h : r;
-    raw *base = x + r * sh.len + c0;
+    const int64_t hr = sh.image_row(r);
+    raw *base = p.out + r * sh.len + c0;
     for (uint32_t e = threadIdx.x; e < total; e += kThreads) {
       const uint32_t q = e >> log2_pitch, c = e & mask;
-      if (c < w) tile[e] = base[q * sh.stride + c];
+      if (c < w) tile[e] = base[q * stride + c];
     }
     __syncthreads();
     for (uint32_t e = threadIdx.x; e < total; e += kThreads) {
       const uint32_t q = e >> log2_pitch, c = e & mask;
       if (c >= w) continue;
       const CutSample &s = info[q];
-      raw *o = base + q * sh.stride + c;
+      raw *o = base + q * stride + c;
       if (s.partner == kBadPartner) {
         *o = T::store(quiet_nan());
         continue;
       }
-      const raw *pe = &tile[(s.partner << log2_pitch) | c];
+      const raw *pe = &tile[((uint32_t)s.partner << log2_pitch) | c];
+      const Box &bx = s.box;
       if (s.blends())
         *o = blend_one<T>(tile[e], pe, s.lam, 1.0f - s.lam);
-      else if (hr >= s.y0 && hr < s.y1 && c0 + c >= s.x0 * sh.k && c0 + c < s.x1 * sh.k)
+      else if (hr >= bx.y0 && hr < bx.y1 && c0 + c >= bx.x0 * sh.k && c0 + c < bx.x1 * sh.k)
         *o = *pe;
     }
     __syncthreads();  // the tile is reused by the next item
@@ -367,23 +374,24 @@ fastmix_status launch_cutmix_draw(const CutmixSampleArgs &a, const Device &dev,
   const bool mem = a.seed.kind == Seed::kMemory;
   const Pairing pr = make_pairing(a.config.pairing, mem ? 0 : a.seed.seed, mem ? 0 : a.seed.offset,
                                   (uint64_t)a.batch);
-  const int64_t blocks = (a.batch + kThreads - 1) / kThreads;
-  const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-  return launch(a.func, cutmix_sample_kernel, (unsigned)grid, kThreads, 0, stream, a.batch, mp, pr,
-                a.seed.seed, a.seed.offset, mem ? a.seed.ptr : nullptr, (int)a.config.pairing,
-                a.lambdas, a.partners, a.boxes);
+  DrawParams p{};
+  p.n = a.batch, p.mp = mp, p.pr = pr, p.seed = a.seed.seed, p.offset = a.seed.offset;
+  p.seed_offset = mem ? a.seed.ptr : nullptr, p.pairing = (int)a.config.pairing;
+  p.lambdas = a.lambdas, p.partners = a.partners, p.boxes = a.boxes;
+  return launch(a.func, cutmix_sample_kernel, draw_grid(dev, a.batch), kThreads, 0, stream, p);
 }
 
 namespace {
 
 template <class T>
 fastmix_status launch_apply_typed(const char *func, const Device &dev, const CutImages &im,
-                                  const float *lambdas, const int64_t *partners,
-                                  const int32_t *boxes, cudaStream_t stream) {
+                                  const CutDraws &draws, cudaStream_t stream) {
   using raw = typename T::raw;
   const int64_t es = (int64_t)sizeof(raw);
   const RowShape rs = row_shape(im.layout, im.channels, im.height, im.width);
-  const ApplyShape sh{im.batch, rs.rows, rs.len, rs.k, im.height, im.width, im.stride};
+  CutParams<T> p{};
+  p.x = static_cast<const raw *>(im.x), p.out = static_cast<raw *>(im.out);
+  p.rs = rs, p.n = im.batch, p.stride = im.stride, p.draws = draws;
   // Rows of whole 16-byte vectors in x: x aligned, row and sample strides
   // multiples of 16 bytes.
   const bool rows_aligned = (uintptr_t)im.x % kVecBytes == 0 && (rs.len * es) % kVecBytes == 0 &&
@@ -395,21 +403,18 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
         (uintptr_t)im.x % kVecBytes == (uintptr_t)im.out % kVecBytes && rs.len * es >= kVecBytes;
     const int64_t cells = rs.rows * rs.len / (aligned || flat ? kVecBytes / es : 1);
     const int64_t per_chunk = 32 * (aligned || flat ? kLaneVecs : kLaneElems);
-    const int64_t chunks = (cells + per_chunk - 1) / per_chunk;
+    p.parts = (cells + per_chunk - 1) / per_chunk;
     auto kernel = aligned ? cutmix_chunks_kernel<T, kCutAligned>
                   : flat  ? cutmix_chunks_kernel<T, kCutFlat>
                           : cutmix_chunks_kernel<T, kCutElements>;
     // The walk along the partner chains, where it pays; one wave of
     // resident blocks, so that the blocks in flight cover one window of it.
-    const bool walk = walk_pays(dev, sh.n, rs.rows * rs.len * es);
-    const size_t smem = walk ? walk_smem(sh.n) : 0;
-    int per_sm = 0;
-    FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, smem, &per_sm));
-    const int64_t blocks = (sh.n * chunks + kWarps - 1) / kWarps;
-    const int64_t wave = (int64_t)dev.sms * per_sm;
-    return launch(func, kernel, (unsigned)(blocks < wave ? blocks : wave), kThreads, smem, stream,
-                  static_cast<const raw *>(im.x), static_cast<raw *>(im.out), sh, chunks, walk,
-                  lambdas, partners, boxes);
+    p.walk = walk_pays(dev, p.n, rs.rows * rs.len * es);
+    const int64_t smem = p.walk ? (int64_t)walk_smem(p.n) : 0;
+    const int64_t blocks = (p.n * p.parts + kWarps - 1) / kWarps;
+    unsigned grid = 0;
+    FM_TRY(one_wave(func, dev, kernel, kThreads, smem, blocks, &grid));
+    return launch(func, kernel, grid, kThreads, (size_t)smem, stream, p);
   }
   // In place where the staged blend kernel cannot take it (image rows
   // shorter than two vectors, or batches too large for a tile of vectors):
@@ -423,27 +428,20 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
                 "%s: in place on CUDA needs batch * (%d + %d) <= %lld bytes of shared memory, "
                 "batch is %lld; apply out of place instead",
                 func, (int)sizeof(CutSample), (int)es, (long long)limit, (long long)im.batch);
-  int64_t half = (int64_t)dev.smem_per_sm / 2 - dev.smem_reserved;
-  if (half > limit) half = limit;
+  const int64_t half = dev.smem_half();
   const int64_t budget = fixed + im.batch * cell_bytes * 8 <= half ? half : limit;
   const int64_t cells = rs.len;
-  int log2_pitch = 0;
-  while ((int64_t(2) << log2_pitch) <= cells * 2 - 1 && (int64_t(2) << log2_pitch) <= 1024 &&
-         fixed + im.batch * cell_bytes * (int64_t(2) << log2_pitch) <= budget &&
-         (im.batch << (log2_pitch + 1)) <= INT32_MAX)
-    ++log2_pitch;
-  const int64_t pitch = int64_t(1) << log2_pitch;
-  const int64_t segs = (cells + pitch - 1) / pitch;
+  while ((int64_t(2) << p.log2_pitch) <= cells * 2 - 1 && (int64_t(2) << p.log2_pitch) <= 1024 &&
+         fixed + im.batch * cell_bytes * (int64_t(2) << p.log2_pitch) <= budget &&
+         (im.batch << (p.log2_pitch + 1)) <= INT32_MAX)
+    ++p.log2_pitch;
+  const int64_t pitch = int64_t(1) << p.log2_pitch;
+  p.parts = (cells + pitch - 1) / pitch;
   const int64_t smem = fixed + im.batch * cell_bytes * pitch;
   auto kernel = cutmix_staged_kernel<T>;
-  if (smem > 48 * 1024)
-    FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)limit));
-  int per_sm = 0;
-  FM_TRY(
-      blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, (size_t)smem, &per_sm));
-  const int64_t items = sh.rows * segs, wave = (int64_t)dev.sms * per_sm;
-  return launch(func, kernel, (unsigned)(items < wave ? items : wave), kThreads, (size_t)smem,
-                stream, static_cast<raw *>(im.out), sh, log2_pitch, segs, lambdas, partners, boxes);
+  unsigned grid = 0;
+  FM_TRY(one_wave(func, dev, kernel, kThreads, smem, rs.rows * p.parts, &grid));
+  return launch(func, kernel, grid, kThreads, (size_t)smem, stream, p);
 }
 
 // CutMix in place on the blend's staged kernel (kernels/blend_staged.cuh).
@@ -451,8 +449,7 @@ fastmix_status launch_apply_typed(const char *func, const Device &dev, const Cut
 // 16-byte vectors or no tile of vectors fits the batch: the caller then runs
 // the element kernel.
 fastmix_status launch_cutmix_staged(const char *func, const Device &dev, const CutImages &im,
-                                    const float *lambdas, const int64_t *partners,
-                                    const int32_t *boxes, cudaStream_t stream, bool *done) {
+                                    const CutDraws &draws, cudaStream_t stream, bool *done) {
   *done = false;
   return dispatch_dtype(im.dtype, [&](auto t) {
     using T = decltype(t);
@@ -465,23 +462,22 @@ fastmix_status launch_cutmix_staged(const char *func, const Device &dev, const C
         !vector_tile<T>(dev, im.out, n, elems, im.stride, fixed, &st))
       return FASTMIX_SUCCESS;
     *done = true;
-    const CutRule rule{lambdas, partners, boxes, im.height, im.width, rs.k, rs.len};
+    const CutRule rule{draws, rs};
     return launch_staged_kernel<T>(func, dev, st, im.out, n, elems, im.stride, rule, stream,
                                    [] { return FASTMIX_SUCCESS; });
   });
 }
 
 fastmix_status launch_apply(const char *func, const Device &dev, const CutImages &im,
-                            const float *lambdas, const int64_t *partners, const int32_t *boxes,
-                            cudaStream_t stream) {
+                            const CutDraws &draws, cudaStream_t stream) {
   if (im.batch == 0) return FASTMIX_SUCCESS;
   if (im.x == im.out) {
     bool done = false;
-    FM_TRY(launch_cutmix_staged(func, dev, im, lambdas, partners, boxes, stream, &done));
+    FM_TRY(launch_cutmix_staged(func, dev, im, draws, stream, &done));
     if (done) return FASTMIX_SUCCESS;
   }
   return dispatch_dtype(im.dtype, [&](auto t) {
-    return launch_apply_typed<decltype(t)>(func, dev, im, lambdas, partners, boxes, stream);
+    return launch_apply_typed<decltype(t)>(func, dev, im, draws, stream);
   });
 }
 
@@ -505,7 +501,7 @@ fastmix_status cuda_cutmix_apply(const CutmixApplyArgs &a, void *stream) {
   FM_TRY(current_device(a.func, &dev));
   FM_TRY(
       check_apply_pointers(a.func, dev, a.images.x, a.images.out, a.lambdas, a.partners, a.boxes));
-  return launch_apply(a.func, dev, a.images, a.lambdas, a.partners, a.boxes,
+  return launch_apply(a.func, dev, a.images, CutDraws{a.lambdas, a.partners, a.boxes},
                       static_cast<cudaStream_t>(stream));
 }
 
@@ -513,7 +509,7 @@ fastmix_status cuda_cutmix(const CutmixArgs &a, void *stream) {
   const CutmixSampleArgs &d = a.draw;
   return cutmix_draw_then(
       a.func, d, a.images.x, a.images.out, stream, [&](const Device &dev, cudaStream_t s) {
-        return launch_apply(a.func, dev, a.images, d.lambdas, d.partners, d.boxes, s);
+        return launch_apply(a.func, dev, a.images, CutDraws{d.lambdas, d.partners, d.boxes}, s);
       });
 }
 

@@ -108,9 +108,7 @@ __device__ __forceinline__ int64_t div_big(int64_t n, int64_t d, double inv) {
 struct U8Params {
   const uint8_t *x;
   void *out;
-  const float *lambdas;
-  const int64_t *partners;
-  const int32_t *boxes;
+  CutDraws draws;
   int64_t n, x_stride, out_stride;
   int64_t hw;        // pixels of an image
   int64_t tiles;     // n * tiles of a sample
@@ -129,38 +127,39 @@ struct U8Params {
 // Where pixels are against a CutMix box.
 enum Where { kOut, kIn, kStraddles };
 
-// A CutMix box, not empty.  Pixels are numbered y * w + x.
-struct Box {
-  int32_t y0, x0, y1, x1;
-  __device__ __forceinline__ static void yx(const U8Params &p, int64_t pix, int32_t &y,
-                                            int32_t &x) {
-    const int64_t q = p.small ? (int64_t)p.by_w.div((uint32_t)pix) : div_big(pix, p.w, p.inv_w);
-    y = (int32_t)q, x = (int32_t)(pix - q * p.w);
+// Pixel pix of an image (pixels are numbered y * w + x): its row y and
+// column x.
+__device__ __forceinline__ void pixel_yx(const U8Params &p, int64_t pix, int32_t &y, int32_t &x) {
+  const int64_t q = p.small ? (int64_t)p.by_w.div((uint32_t)pix) : div_big(pix, p.w, p.inv_w);
+  y = (int32_t)q, x = (int32_t)(pix - q * p.w);
+}
+
+// Whether pixel pix is in box b (a CutMix box, not empty).
+__device__ __forceinline__ bool in_box(const U8Params &p, const Box &b, int64_t pix) {
+  int32_t y, x;
+  pixel_yx(p, pix, y, x);
+  return y >= b.y0 && y < b.y1 && x >= b.x0 && x < b.x1;
+}
+
+// Where the pixels [pa, pa + span] (span >= 0) are against box b (a CutMix
+// box, not empty).
+__device__ Where where(const U8Params &p, const Box &b, int64_t pa, int32_t span) {
+  int32_t ya, xa;
+  pixel_yx(p, pa, ya, xa);
+  if ((int64_t)xa + span < p.w) {  // one image row
+    if (ya < b.y0 || ya >= b.y1 || xa + span < b.x0 || xa >= b.x1) return kOut;
+    return xa >= b.x0 && xa + span < b.x1 ? kIn : kStraddles;
   }
-  __device__ __forceinline__ bool in(const U8Params &p, int64_t pix) const {
-    int32_t y, x;
-    yx(p, pix, y, x);
-    return y >= y0 && y < y1 && x >= x0 && x < x1;
-  }
-  // The pixels [pa, pa + span] (span >= 0).
-  __device__ Where where(const U8Params &p, int64_t pa, int32_t span) const {
-    int32_t ya, xa;
-    yx(p, pa, ya, xa);
-    if ((int64_t)xa + span < p.w) {  // one image row
-      if (ya < y0 || ya >= y1 || xa + span < x0 || xa >= x1) return kOut;
-      return xa >= x0 && xa + span < x1 ? kIn : kStraddles;
-    }
-    int32_t yb, xb;
-    yx(p, pa + span, yb, xb);
-    if (yb < y0 || ya >= y1) return kOut;
-    // Rows ya .. yb, the first from column xa on, the last up to column xb:
-    // all in the box only when the box takes whole rows; some when a middle
-    // row is in the box's rows, or the first or the last meets its columns.
-    if (ya >= y0 && yb < y1 && x0 == 0 && x1 == p.w) return kIn;
-    const int32_t m0 = ya + 1 > y0 ? ya + 1 : y0, m1 = yb - 1 < y1 - 1 ? yb - 1 : y1 - 1;
-    return m0 <= m1 || (ya >= y0 && xa < x1) || (yb < y1 && xb >= x0) ? kStraddles : kOut;
-  }
-};
+  int32_t yb, xb;
+  pixel_yx(p, pa + span, yb, xb);
+  if (yb < b.y0 || ya >= b.y1) return kOut;
+  // Rows ya .. yb, the first from column xa on, the last up to column xb:
+  // all in the box only when the box takes whole rows; some when a middle
+  // row is in the box's rows, or the first or the last meets its columns.
+  if (ya >= b.y0 && yb < b.y1 && b.x0 == 0 && b.x1 == p.w) return kIn;
+  const int32_t m0 = ya + 1 > b.y0 ? ya + 1 : b.y0, m1 = yb - 1 < b.y1 - 1 ? yb - 1 : b.y1 - 1;
+  return m0 <= m1 || (ya >= b.y0 && xa < b.x1) || (yb < b.y1 && xb >= b.x0) ? kStraddles : kOut;
+}
 
 // What a tile's store phase does: NaN; the values of one buffer; the blend
 // of two; CutMix, the second buffer inside the box.
@@ -322,7 +321,7 @@ __device__ __forceinline__ void store_tile(const U8Params &p, const Tile &t, con
       const int32_t qa = q0 < 0 ? 0 : q0, qb = (q0 + V < len ? q0 + V : len) - 1;
       const int32_t pa = OutNhwc ? (int32_t)p.by_c.div((uint32_t)qa) : qa;
       const int32_t pb = OutNhwc ? (int32_t)p.by_c.div((uint32_t)qb) : qb;
-      const Where w = box.where(p, t.p0 + pa, pb - pa);
+      const Where w = where(p, box, t.p0 + pa, pb - pa);
       if (w == kOut) {
         one(ba, ua);
       } else if (w == kIn) {
@@ -330,7 +329,7 @@ __device__ __forceinline__ void store_tile(const U8Params &p, const Tile &t, con
       } else {
         emit_each<T, V>(dst, q0, len, [&](int e) {
           const int32_t ch = chan(e);
-          const bool in = box.in(p, t.p0 + pix(e));
+          const bool in = in_box(p, box, t.p0 + pix(e));
           const uint8_t x = in ? bb[at(e, ub)] : ba[at(e, ua)];
           return u8_value(x, x, true, false, lam, mu, p.scale[ch], p.shift[ch]);
         });
@@ -351,22 +350,18 @@ __global__ void __launch_bounds__(kThreads) u8_tiles_kernel(const U8Params p) {
     t.i = (s & 1) ? p.n - 1 - (s >> 1) : s >> 1;
     t.p0 = k * p.px;
     t.np = (int32_t)(p.hw - t.p0 < p.px ? p.hw - t.p0 : p.px);
-    const Box box{p.boxes[4 * t.i], p.boxes[4 * t.i + 1], p.boxes[4 * t.i + 2],
-                  p.boxes[4 * t.i + 3]};
-    const int64_t pi = p.partners[t.i];
-    const float lam = p.lambdas[t.i];
-    // box_valid of math/cutmix.cuh, spelled out on scalars.
-    const bool blends = box.y0 == -1 && box.x0 == -1 && box.y1 == -1 && box.x1 == -1;
-    const bool ok = pi >= 0 && pi < p.n &&
-                    (blends || (box.y0 >= 0 && box.y0 <= box.y1 && box.y1 <= p.h && box.x0 >= 0 &&
-                                box.x0 <= box.x1 && box.x1 <= p.w));
+    const Box box = Box::at(p.draws.boxes, t.i);
+    const int64_t pi = p.draws.partners[t.i];
+    const float lam = p.draws.lambdas[t.i];
+    const bool blends = box.blends();
+    const bool ok = pi >= 0 && pi < p.n && box.valid(p.h, p.w);
     const uint8_t *a = p.x + t.i * p.x_stride, *b = p.x + (ok ? pi : t.i) * p.x_stride;
     Mode mode = kNan;
     if (ok && blends) {
       mode = kBlend;
       if (pi == t.i || lam == 1.0f) b = a;  // lam == 1: lam * a + 0 * b is a for any b
     } else if (ok) {
-      const Where w = box.y0 == box.y1 || box.x0 == box.x1 ? kOut : box.where(p, t.p0, t.np - 1);
+      const Where w = box.y0 == box.y1 || box.x0 == box.x1 ? kOut : where(p, box, t.p0, t.np - 1);
       mode = w == kStraddles ? kCut : kOne;
       if (w == kIn) a = b;
     }
@@ -375,20 +370,9 @@ __global__ void __launch_bounds__(kThreads) u8_tiles_kernel(const U8Params p) {
     if (mode != kNan) load_tile<InNhwc>(p, t, a, buf_a, two ? b : nullptr, buf_b);
     __syncthreads();
     const uint8_t *bb = two ? buf_b : buf_a;
-    switch (mode) {
-      case kNan:
-        store_tile<T, InNhwc, OutNhwc, kNan>(p, t, box, lam, a, buf_a, b, bb);
-        break;
-      case kOne:
-        store_tile<T, InNhwc, OutNhwc, kOne>(p, t, box, lam, a, buf_a, b, bb);
-        break;
-      case kBlend:
-        store_tile<T, InNhwc, OutNhwc, kBlend>(p, t, box, lam, a, buf_a, b, bb);
-        break;
-      case kCut:
-        store_tile<T, InNhwc, OutNhwc, kCut>(p, t, box, lam, a, buf_a, b, bb);
-        break;
-    }
+    with_constant<kNan, kCut + 1>(mode, [&](auto m) {
+      store_tile<T, InNhwc, OutNhwc, (Mode) decltype(m)::value>(p, t, box, lam, a, buf_a, b, bb);
+    });
     if (tt + gridDim.x < p.tiles) __syncthreads();  // the buffers are reloaded
   }
 }
@@ -424,7 +408,7 @@ fastmix_status launch_apply(const char *func, const U8Images &im, const float *l
                             const int64_t *partners, const int32_t *boxes, cudaStream_t stream) {
   if (im.batch == 0) return FASTMIX_SUCCESS;
   U8Params p{};
-  p.x = im.x, p.out = im.out, p.lambdas = lambdas, p.partners = partners, p.boxes = boxes;
+  p.x = im.x, p.out = im.out, p.draws = CutDraws{lambdas, partners, boxes};
   p.n = im.batch, p.x_stride = im.x_stride, p.out_stride = im.out_stride;
   p.hw = im.height * im.width, p.h = (int32_t)im.height, p.w = (int32_t)im.width;
   p.c = (int32_t)im.channels;
@@ -441,11 +425,11 @@ fastmix_status launch_apply(const char *func, const U8Images &im, const float *l
   const bool out_nhwc = im.out_layout == FASTMIX_LAYOUT_NHWC;
   return dispatch_dtype(im.dtype, [&](auto t) {
     using T = decltype(t);
-    if (in_nhwc)
-      return out_nhwc ? launch_tiles<T, true, true>(func, p, stream)
-                      : launch_tiles<T, true, false>(func, p, stream);
-    return out_nhwc ? launch_tiles<T, false, true>(func, p, stream)
-                    : launch_tiles<T, false, false>(func, p, stream);
+    return bool_switch(in_nhwc, [&](auto in) {
+      return bool_switch(out_nhwc, [&](auto o) {
+        return launch_tiles<T, decltype(in)::value, decltype(o)::value>(func, p, stream);
+      });
+    });
   });
 }
 

@@ -104,22 +104,17 @@ fastmix_status launch_rows(const char *func, const Device &dev, const Images &im
   const int64_t per_chunk = kChunkVecs<T> * (vec ? 1 : V);
   const int64_t body = vec ? elems / V : elems;
   const int64_t chunks = body > 0 ? (body + per_chunk - 1) / per_chunk : 1;
-  const int64_t items = n * chunks;
-  const raw *xs = static_cast<const raw *>(x);
-  raw *os = static_cast<raw *>(out);
   auto kernel =
       bool_switch(vec, [](auto v) { return blend_rows_kernel<T, decltype(v)::value, Source>; });
   // The walk along the partner chains, where it pays.
   const bool walk = walk_pays(dev, n, elems * (int64_t)sizeof(raw));
-  const size_t smem = walk ? walk_smem(n) : 0;
+  const int64_t smem = walk ? (int64_t)walk_smem(n) : 0;
   // One wave of resident blocks: every block is in flight from the start, so
   // the blocks cover one window of the walk.
-  int per_sm = 0;
-  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kThreads, smem, &per_sm));
-  const int64_t wave = (int64_t)dev.sms * per_sm;
-  const int64_t grid = items < wave ? items : wave;
-  return launch(func, kernel, (unsigned)grid, kThreads, smem, stream, xs, os, n, elems, stride,
-                chunks, walk, src);
+  unsigned grid = 0;
+  FM_TRY(one_wave(func, dev, kernel, kThreads, smem, n * chunks, &grid));
+  return launch(func, kernel, grid, kThreads, (size_t)smem, stream, static_cast<const raw *>(x),
+                static_cast<raw *>(out), n, elems, stride, chunks, walk, src);
 }
 
 // In place: the staged kernel, lambda and partner read (a fused draw would
@@ -188,10 +183,10 @@ template <int G, class Source>
 fastmix_status launch_sample_lanes(const char *func, const Device &dev, int64_t batch,
                                    const Source &src, cudaStream_t stream, bool *done) {
   auto kernel = sample_kernel<Source, G>;
-  int per_sm = 0;
-  FM_TRY(blocks_per_sm(func, reinterpret_cast<const void *>(kernel), kSampleThreads, 0, &per_sm));
+  int64_t wave = 0;
+  FM_TRY(wave_blocks(func, dev, kernel, kSampleThreads, 0, &wave));
   const int64_t blocks = (batch + kTrialLanes / G - 1) / (kTrialLanes / G);
-  *done = blocks <= (int64_t)dev.sms * per_sm;
+  *done = blocks <= wave;
   if (!*done) return FASTMIX_SUCCESS;
   return launch(func, kernel, (unsigned)blocks, kSampleThreads, 0, stream, batch, src);
 }
@@ -217,9 +212,8 @@ fastmix_status launch_sample(const char *func, const Device &dev, const Draw &dr
         : g == 8 ? launch_sample_lanes<8>(func, dev, batch, src, stream, &done)
                  : launch_sample_lanes<4>(func, dev, batch, src, stream, &done);
     if (st != FASTMIX_SUCCESS || done) return st;
-    const int64_t blocks = (batch + kThreads - 1) / kThreads;
-    const int64_t grid = blocks < (int64_t)dev.sms * 16 ? blocks : (int64_t)dev.sms * 16;
-    return launch(func, sample_kernel<Source, 1>, (unsigned)grid, kThreads, 0, stream, batch, src);
+    return launch(func, sample_kernel<Source, 1>, draw_grid(dev, batch), kThreads, 0, stream, batch,
+                  src);
   });
 }
 

@@ -2,8 +2,10 @@
 // (the rows kernel, the staged kernel and the draw): read from arrays
 // (GivenSource), drawn from a seed given by value (DrawSource), or drawn from
 // a seed read from device memory when the kernel runs (DeviceSeedSource).
+// (The CutMix apply kernels read theirs with math/geometry.cuh's CutDraws.)
 #pragma once
 
+#include "math/geometry.cuh"
 #include "math/sampler.cuh"
 
 #include <stdint.h>
@@ -16,7 +18,7 @@ namespace {
 
 struct Sample {
   float lam;
-  int64_t partner;  // -1: out of range, the sample's output becomes NaN
+  int64_t partner;  // kBadPartner: out of range, the sample's output becomes NaN
 };
 
 struct GivenSource {
@@ -24,13 +26,13 @@ struct GivenSource {
   const int64_t *partners;
   __device__ Sample get(int64_t i, int64_t n) const {
     const int64_t p = partners[i];
-    return {lambdas[i], (p >= 0 && p < n) ? p : -1};
+    return {lambdas[i], (p >= 0 && p < n) ? p : kBadPartner};
   }
   __device__ void publish(int64_t, const Sample &) const {}
   __device__ GivenSource resolve() const { return *this; }
   __device__ int64_t partner_of(int64_t i, int64_t n) const {
     const int64_t p = partners[i];
-    return (p >= 0 && p < n) ? p : -1;
+    return (p >= 0 && p < n) ? p : kBadPartner;
   }
 };
 

@@ -41,10 +41,10 @@ inline bool walk_pays(const Device &dev, int64_t n, int64_t sample_bytes) {
 // Shared memory the walk takes: the walk and, while it is found, the partners.
 inline size_t walk_smem(int64_t n) { return 2 * sizeof(int32_t) * (size_t)n; }
 
-constexpr int32_t kPlaced = -2;  // a sample already in the walk (-1: no partner)
+constexpr int32_t kPlaced = -2;  // a sample already in the walk (kBadPartner: no partner)
 
 // The block's walk into walk[0, n), by one thread following the partner
-// chains through next[] (partner_of(j) for each sample j, -1 for none, staged
+// chains through next[] (partner_of(j) for each sample j, kBadPartner for none, staged
 // by the whole block): about 2n shared-memory accesses in sequence, a few
 // thousand cycles for 64 samples, once per block.
 template <class PartnerOf>

@@ -14,6 +14,7 @@
 // from integers, so both backends give the same bits.
 #pragma once
 
+#include "geometry.cuh"
 #include "sampler.cuh"
 
 #include <fastmix/fastmix.h>
@@ -69,7 +70,7 @@ FM_HD int32_t clamp_int(int64_t v, int32_t hi) { return (int32_t)(v < 0 ? 0 : v 
 struct MixDraw {
   float lam;
   int64_t partner;
-  int32_t box[4];  // y0, x0, y1, x1; (-1, -1, -1, -1) for a mixup sample
+  Box box;  // (-1, -1, -1, -1) for a mixup sample
 };
 
 // The draw unit of sample i in a batch of n.
@@ -87,14 +88,14 @@ FM_HD MixDraw mix_draw(const MixParams &p, const Pairing &pr, uint64_t seed, uin
   if (!(uniform01(w.x) < p.prob)) {  // not mixed: itself, an empty cut
     d.lam = 1.0f;
     d.partner = (int64_t)i;
-    d.box[0] = d.box[1] = d.box[2] = d.box[3] = 0;
+    d.box = Box{0, 0, 0, 0};
     return d;
   }
   d.partner = partner(pr, i);
   const bool cut = p.use_cut && (!p.use_mix || uniform01(w.y) < p.switch_prob);
   if (!cut) {
     d.lam = beta_lambda(p.mix, seed, offset, u);
-    d.box[0] = d.box[1] = d.box[2] = d.box[3] = -1;
+    d.box = Box{-1, -1, -1, -1};
     return d;
   }
   int32_t y0, x0, y1, x1;
@@ -121,34 +122,8 @@ FM_HD MixDraw mix_draw(const MixParams &p, const Pairing &pr, uint64_t seed, uin
     const double area = (double)(y1 - y0) * (double)(x1 - x0);
     d.lam = (float)(1.0 - area / ((double)p.h * (double)p.w));
   }
-  d.box[0] = y0;
-  d.box[1] = x0;
-  d.box[2] = y1;
-  d.box[3] = x1;
+  d.box = Box{y0, x0, y1, x1};
   return d;
-}
-
-// A box as fastmix_cutmix_apply takes it: (-1, -1, -1, -1) blends, a box
-// inside the image cuts (an empty one copies the sample).
-FM_HD bool box_blends(const int32_t *b) {
-  return b[0] == -1 && b[1] == -1 && b[2] == -1 && b[3] == -1;
-}
-FM_HD bool box_valid(const int32_t *b, int64_t h, int64_t w) {
-  return box_blends(b) ||
-         (b[0] >= 0 && b[0] <= b[2] && b[2] <= h && b[1] >= 0 && b[1] <= b[3] && b[3] <= w);
-}
-
-// A sample's images seen as rows: NCHW has channels * height rows of `width`
-// elements, row r at image row r % height; NHWC has `height` rows of
-// width * channels elements.  A box's columns [x0, x1) are the row elements
-// [x0 * k, x1 * k) with k = 1 (NCHW) or channels (NHWC).
-struct RowShape {
-  int64_t rows, len, k, h;
-  FM_HD int64_t image_row(int64_t r) const { return k == 1 ? r % h : r; }
-};
-
-inline RowShape row_shape(fastmix_layout layout, int64_t c, int64_t h, int64_t w) {
-  return layout == FASTMIX_LAYOUT_NHWC ? RowShape{h, w * c, c, h} : RowShape{c * h, w, 1, h};
 }
 
 }  // namespace fm

@@ -1,10 +1,11 @@
 // The uint8 input path's arithmetic: a mixed pixel from uint8 values,
 // normalized (the caller rounds it once to the output type).  The CUDA
-// kernel calls it; the CPU backend (host/cpu_input.cpp) computes the same
-// expression in its vectorised row loops.
+// kernel (kernels/input.cu) and the CPU backend's row loops
+// (host/cpu_input.cpp) both call it.
 #pragma once
 
 #include "common.cuh"
+#include "geometry.cuh"
 
 #include <fastmix/fastmix.h>
 
