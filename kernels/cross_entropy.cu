@@ -198,14 +198,12 @@ fastmix_status launch_rows(const char *func, const Device &dev, LossParams p, cu
       }
     }
   }
-  if (smem > 48 * 1024)
-    FM_TRY(allow_dynamic_smem(func, reinterpret_cast<const void *>(kernel), dev, (int)smem_room));
-  int per_sm = 0;
-  FM_TRY(
-      blocks_per_sm(func, reinterpret_cast<const void *>(kernel), threads, (size_t)smem, &per_sm));
+  int64_t wave = 0;
+  FM_TRY(wave_blocks(func, dev, kernel, threads, smem, &wave));
   // The grid itself keeps the cache's blocks per SM (not only the occupancy
   // query, which a simulator may answer without shared memory).
-  const int64_t wave = (int64_t)dev.sms * (per_sm < per_sm_cap ? per_sm : per_sm_cap);
+  const int64_t cap = (int64_t)dev.sms * per_sm_cap;
+  if (wave > cap) wave = cap;
   const int64_t blocks = (p.batch + teams - 1) / teams;
   const int64_t grid = blocks < wave ? blocks : wave;
   return launch(func, kernel, (unsigned)grid, (unsigned)threads, (size_t)smem, stream, p);
@@ -232,8 +230,7 @@ fastmix_status launch_workspace(const Device &dev, const LossArgs &a, cudaStream
 template <class T, Kind K>
 fastmix_status launch_kind(const Device &dev, const LossArgs &a, cudaStream_t stream) {
   if (a.reduction == FASTMIX_REDUCTION_NONE)
-    return a.batch == 0 ? FASTMIX_SUCCESS
-                        : launch_rows<T, K>(a.func, dev, make_params(a), stream);
+    return a.batch == 0 ? FASTMIX_SUCCESS : launch_rows<T, K>(a.func, dev, make_params(a), stream);
   if (a.batch > 0) return launch_workspace<T, K>(dev, a, stream);
   // An empty batch still writes the reduced loss (MEAN: NaN, SUM: 0).
   return launch(a.func, loss_sum_kernel, 1, kTeamThreads, 0, stream, (const float *)nullptr,

@@ -163,11 +163,15 @@ inline fastmix_status blocks_per_sm(const char *func, const void *kernel, int th
 }
 
 // Lets `kernel` launch with `smem` bytes of dynamic shared memory: beyond the
-// 48 KiB every kernel may take, the device's opt-in maximum is asked for.
+// 48 KiB every kernel may take, the most the device lets one block opt in to,
+// less the kernel's static shared memory (the two together may not exceed it).
 inline fastmix_status allow_smem(const char *func, const void *kernel, const Device &dev,
                                  int64_t smem) {
   if (smem <= 48 * 1024) return FASTMIX_SUCCESS;
-  return allow_dynamic_smem(func, kernel, dev, dev.smem_optin);
+  cudaFuncAttributes attr;
+  const cudaError_t err = cudaFuncGetAttributes(&attr, kernel);
+  if (err != cudaSuccess) return cuda_error(func, err);
+  return allow_dynamic_smem(func, kernel, dev, dev.smem_optin - (int)attr.sharedSizeBytes);
 }
 
 // How many blocks of `kernel` (`threads` threads, `smem` bytes of dynamic

@@ -110,8 +110,8 @@ struct CutParams {
 //
 // 16 vectors per lane: an item's fixed cost (the sample's draw read and
 // checked, its vectors and the lane's position found) is then spread over
-// 64 float32 elements per lane; with 8 it added about 1.5 instructions per
-// element.
+// 64 float32 elements per lane; with 8 vectors per lane an element costs
+// about 1.5 instructions more.
 constexpr int kLaneVecs = 16, kLaneElems = 8;
 
 // Where a cell's first element is in the image (the row modulo the height:
@@ -177,7 +177,8 @@ __device__ __forceinline__ V partner_vec(const V *bv, int c) {
 // block per SM; this way every instance fits two).  A partner vector is
 // loaded after its box test, so a lane has few loads in flight; issuing a
 // group's loads first (all of them, or the box's) was slower on the cycle
-// model and read more from DRAM (docs/performance.md, CutMix).
+// model and read more from DRAM (docs/performance.md: the cycle model's
+// "CutMix out of place").
 template <class T, int Shift, bool Wraps>
 __device__ __forceinline__ void cut_vectors(const CutSample &s, const typename T::raw *a,
                                             const typename T::raw *b, typename T::raw *o,
