@@ -24,11 +24,13 @@ namespace {
 
 // fastmix_mixup and its device-seed form: the images checked after the
 // draw's arguments, a seed in memory then against every buffer, and the
-// run.
-fastmix_status mixup_entry(const char *func, fastmix_device device, fastmix_dtype dtype,
-                           float alpha, int fold, fastmix_pairing pairing, const Seed &seed,
-                           const void *x, void *out, int64_t batch, int64_t sample_elems,
-                           int64_t sample_stride, float *lambdas, int64_t *partners, void *stream) {
+// run.  The enums by reference: a C caller may pass any int, so they are
+// read through their bytes by the checks, never loaded as the enum type.
+fastmix_status mixup_entry(const char *func, const fastmix_device &device,
+                           const fastmix_dtype &dtype, float alpha, int fold,
+                           const fastmix_pairing &pairing, const Seed &seed, const void *x,
+                           void *out, int64_t batch, int64_t sample_elems, int64_t sample_stride,
+                           float *lambdas, int64_t *partners, void *stream) {
   FM_TRY(check_sample_args(func, device, alpha, pairing, batch, lambdas, partners));
   FM_TRY(check_dtype(func, dtype));
   FM_TRY(check_images(func, dtype, x, out, batch, sample_elems, sample_stride));

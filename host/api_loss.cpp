@@ -157,14 +157,16 @@ fastmix_status check_config_values(const char *func, const fastmix_loss_config &
 }
 
 // fastmix_cross_entropy and _ws: fastmix_loss's labelled cross-entropy
-// without class weights, its arguments checked under the entry point's names.
-fastmix_status cross_entropy(const char *func, fastmix_device device, fastmix_dtype dtype,
-                             const void *logits, int64_t batch, int64_t classes,
-                             int64_t logits_stride, const int64_t *labels, const float *lambdas,
-                             const int64_t *partners, fastmix_reduction reduction,
-                             float label_smoothing, int64_t ignore_index, float *loss,
-                             void *grad_logits, float grad_scale, void *workspace,
-                             size_t workspace_bytes, void *stream) {
+// without class weights, its arguments checked under the entry point's names
+// (the enums by reference, read through their bytes: a C caller may pass any
+// int).
+fastmix_status cross_entropy(const char *func, const fastmix_device &device,
+                             const fastmix_dtype &dtype, const void *logits, int64_t batch,
+                             int64_t classes, int64_t logits_stride, const int64_t *labels,
+                             const float *lambdas, const int64_t *partners,
+                             const fastmix_reduction &reduction, float label_smoothing,
+                             int64_t ignore_index, float *loss, void *grad_logits, float grad_scale,
+                             void *workspace, size_t workspace_bytes, void *stream) {
   return guarded(func, [&]() -> fastmix_status {
     FM_TRY(check_ce_enums(func, device, dtype, reduction));
     // The CPU uses no workspace, so it is neither checked nor passed on.
@@ -179,7 +181,7 @@ fastmix_status cross_entropy(const char *func, fastmix_device device, fastmix_dt
 }
 
 // fastmix_loss_workspace_size under the name of the entry point that asks.
-fastmix_status loss_workspace_size(const char *func, fastmix_device device, int64_t batch,
+fastmix_status loss_workspace_size(const char *func, const fastmix_device &device, int64_t batch,
                                    const fastmix_loss_config *config, size_t *bytes) {
   FM_TRY(check_device(func, device));
   FM_TRY(check_batch(func, batch));
