@@ -275,11 +275,11 @@ fastmix_status cuda_loss(const LossArgs &a, void *stream) {
                          {"grad_logits", a.grad, true},
                          {"workspace", a.workspace, true}}));
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
-  const auto run = [&](const LossArgs &args) {
+  const auto launch_all = [&](const LossArgs &args) {
     return dispatch_dtype(args.dtype,
                           [&](auto t) { return launch_loss<decltype(t)>(dev, args, s); });
   };
-  if (a.workspace || a.reduction == FASTMIX_REDUCTION_NONE || a.batch == 0) return run(a);
+  if (a.workspace || a.reduction == FASTMIX_REDUCTION_NONE || a.batch == 0) return launch_all(a);
   // MEAN or SUM without the caller's workspace (fastmix_cross_entropy): one
   // from the device's stream-ordered pool, freed on the stream after the
   // launches.  Both are stream work: nothing waits, and a graph captures them.
@@ -293,7 +293,7 @@ fastmix_status cuda_loss(const LossArgs &a, void *stream) {
                 "(%s); fastmix_cross_entropy_ws takes the caller's",
                 func, bytes, cudaGetErrorName(err), cudaGetErrorString(err));
   }
-  const fastmix_status st = run(own);
+  const fastmix_status st = launch_all(own);
   err = cudaFreeAsync(own.workspace, s);
   if (st != FASTMIX_SUCCESS) return st;
   return err == cudaSuccess ? FASTMIX_SUCCESS : cuda_error(func, err);
