@@ -3,8 +3,8 @@
 // CUDA they live on the device, where a bad value makes its sample or row
 // NaN instead), each before any output is written so that a refused call
 // writes nothing; a draw's seed read from, and advanced in, host memory; a
-// CutMix apply's checks and dtype dispatch; and the in-place strips of
-// blend and CutMix.
+// CutMix apply's checks and dtype dispatch; and the in-place strips of the
+// blend.
 #pragma once
 
 #include "../kernels/math/cutmix.cuh"

@@ -7,6 +7,7 @@
 #include "cpu_common.hpp"
 
 #include <algorithm>
+#include <vector>
 
 namespace fm {
 namespace {
@@ -66,13 +67,31 @@ void apply_typed(const CutImages &im, const float *lambdas, const int64_t *partn
     }
     return;
   }
-  // In place: a blend writes its whole segment, a cut only what its box takes.
-  in_place_segments(static_cast<raw *>(im.out), n, im.stride, rs.rows, rs.len, partners,
-                    [&](int64_t i, const raw *own, const raw *theirs, raw *dst, int64_t r,
-                        int64_t s0, int64_t s1) {
-                      apply_span<T>(own, theirs, dst, s0, s1, rs.image_row(r), rs.k, lambdas[i],
-                                    Box::at(boxes, i), false);
-                    });
+  // In place: a segment of one row position is copied aside for the whole
+  // batch before any sample's segment is written (as in_place_segments does
+  // for the blend; through its callback this loop measured 7-8% slower in
+  // bfloat16), then a blend writes its whole segment, a cut only what its
+  // box takes.
+  raw *x = static_cast<raw *>(im.out);
+  const int64_t width =
+      std::max<int64_t>(1, std::min<int64_t>(rs.len, (256 << 10) / (n * (int64_t)sizeof(raw))));
+  const int64_t segs = (rs.len + width - 1) / width;
+#pragma omp parallel if (total > kParallelGrain)
+  {
+    std::vector<raw> copy((size_t)(n * width));
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < rs.rows * segs; ++item) {
+      const int64_t r = item / segs, s0 = (item % segs) * width;
+      const int64_t s1 = std::min(rs.len, s0 + width), at = r * rs.len + s0;
+      for (int64_t i = 0; i < n; ++i)
+        std::copy(x + i * im.stride + at, x + i * im.stride + at + (s1 - s0),
+                  copy.data() + i * width);
+      for (int64_t i = 0; i < n; ++i)
+        apply_span<T>(copy.data() + i * width, copy.data() + partners[i] * width,
+                      x + i * im.stride + at, s0, s1, rs.image_row(r), rs.k, lambdas[i],
+                      Box::at(boxes, i), false);
+    }
+  }
 }
 
 fastmix_status apply(const char *func, const CutImages &im, const float *lambdas,
