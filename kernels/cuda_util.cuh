@@ -133,24 +133,6 @@ inline const uint64_t *seed_pointer(const Seed &s) {
   return s.kind == Seed::kMemory ? s.ptr : nullptr;
 }
 
-// Lets `kernel` use up to `bytes` of dynamic shared memory on `dev`: asked
-// once per kernel and device, always with the same value (the most any call
-// uses, the device's opt-in maximum less the kernel's static shared memory),
-// so that a call from another thread never lowers the limit under a launch
-// that needs more.
-inline fastmix_status allow_dynamic_smem(const char *func, const void *kernel, const Device &dev,
-                                         int bytes) {
-  static std::mutex mutex;
-  static std::set<std::pair<const void *, int>> done;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (done.count({kernel, dev.id})) return FASTMIX_SUCCESS;
-  const cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  if (err != cudaSuccess) return cuda_error(func, err);
-  done.insert({kernel, dev.id});
-  return FASTMIX_SUCCESS;
-}
-
 // How many blocks of `kernel` with `threads` threads and `smem` bytes of
 // dynamic shared memory run at once on one SM (at least 1).
 inline fastmix_status blocks_per_sm(const char *func, const void *kernel, int threads, size_t smem,
@@ -162,16 +144,27 @@ inline fastmix_status blocks_per_sm(const char *func, const void *kernel, int th
   return FASTMIX_SUCCESS;
 }
 
-// Lets `kernel` launch with `smem` bytes of dynamic shared memory: beyond the
-// 48 KiB every kernel may take, the most the device lets one block opt in to,
-// less the kernel's static shared memory (the two together may not exceed it).
+// Lets `kernel` launch with `smem` bytes of dynamic shared memory.  Beyond the
+// 48 KiB every kernel may take, the limit is raised once per kernel and
+// device, always to the same value (the device's opt-in maximum less the
+// kernel's static shared memory: the two together may not exceed it), so
+// that a call from another thread never lowers it under a launch that needs
+// more.
 inline fastmix_status allow_smem(const char *func, const void *kernel, const Device &dev,
                                  int64_t smem) {
   if (smem <= 48 * 1024) return FASTMIX_SUCCESS;
+  static std::mutex mutex;
+  static std::set<std::pair<const void *, int>> done;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (done.count({kernel, dev.id})) return FASTMIX_SUCCESS;
   cudaFuncAttributes attr;
-  const cudaError_t err = cudaFuncGetAttributes(&attr, kernel);
+  cudaError_t err = cudaFuncGetAttributes(&attr, kernel);
+  if (err == cudaSuccess)
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               dev.smem_optin - (int)attr.sharedSizeBytes);
   if (err != cudaSuccess) return cuda_error(func, err);
-  return allow_dynamic_smem(func, kernel, dev, dev.smem_optin - (int)attr.sharedSizeBytes);
+  done.insert({kernel, dev.id});
+  return FASTMIX_SUCCESS;
 }
 
 // How many blocks of `kernel` (`threads` threads, `smem` bytes of dynamic
